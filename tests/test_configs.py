@@ -1,0 +1,48 @@
+import importlib.util
+import pathlib
+
+import pytest
+
+CONFIGS = sorted((pathlib.Path(__file__).parent.parent / "configs").glob("*.py"))
+# Keys that CONTRACT.md promises in every config.
+CONTRACT_KEYS = [
+    "data.train", "data.dev", "train.epochs", "train.batch_size", "loss.ctc_weight", "model.attention", "seed",
+]
+
+
+def load(path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
+
+
+def lookup(config, dotted):
+    for part in dotted.split("."):
+        config = config[part]
+    return config
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_every_config_has_the_contract_keys(path):
+    config = load(path)
+    for key in CONTRACT_KEYS:
+        lookup(config, key)
+    assert config.model.attention in ("location", "content")
+    assert 0.0 <= config.loss.ctc_weight <= 1.0
+
+
+def test_the_four_contract_configs_exist():
+    assert {"demo", "wsj_si284", "wsj_si84", "chime4"} <= {p.stem for p in CONFIGS}
+
+
+@pytest.mark.parametrize("name", ["wsj_si284", "wsj_si84", "chime4"])
+def test_paper_configs_carry_section_3_2(name):
+    config = load(pathlib.Path(__file__).parent.parent / "configs" / f"{name}.py")
+    encoder = config.model.encoder
+    assert (encoder.num_layers, encoder.units, tuple(encoder.subsample)) == (4, 320, (1, 1, 2, 2))
+    assert (config.model.attention_filters, config.model.attention_width, config.model.sharpening) == (10, 100, 2.0)
+    assert config.model.decoder_units == 320 and config.model.init_scale == 0.1
+    assert config.optimizer.name == "adadelta" and config.decode.beam == 20
+    assert config.loss.ctc_weight == 0.2
+    assert config.decode.length_penalty == (0.3 if name == "chime4" else 0.1)

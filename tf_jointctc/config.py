@@ -1,0 +1,63 @@
+"""Typed defaults shared by every config in `configs/` (the paper's section 3.2 unless noted).
+
+Each config file calls `base_config()` and overrides what differs, so every key exists in every config.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+
+def base_config() -> ml_collections.ConfigDict:
+    """The paper's WSJ system (section 3.2) with data paths left for the user to set."""
+    config = ml_collections.ConfigDict()
+    config.seed = 1
+
+    config.data = ml_collections.ConfigDict()
+    config.data.train = ""  # JSONL manifest or Kaldi data dir (CONTRACT.md)
+    config.data.dev = ""
+    config.data.cache_dir = ""  # TFRecord shards; "" -> <workdir>/cache
+    config.data.num_shards = 8
+    config.data.max_seconds = 30.0  # longer utterances are skipped with a logged count
+    config.data.subsampling = 4  # encoder frame rate reduction, used to drop labels too long for CTC
+
+    config.model = ml_collections.ConfigDict()
+    config.model.encoder = ml_collections.ConfigDict()
+    config.model.encoder.num_layers = 4  # 4-layer BLSTM
+    config.model.encoder.units = 320  # cells per layer and direction
+    config.model.encoder.projection_units = 320  # linear projection after each BLSTM layer
+    # Per-layer input subsampling: the paper's top two layers read every second frame of the layer below
+    # (layer inputs T, T, T/2, T/4). ESPnet's blstmp subsamples after layers 1 and 2: (1, 2, 2, 1).
+    config.model.encoder.subsample = (1, 1, 2, 2)
+    config.model.attention = "location"  # "location" (eq. 9, location-based) or "content"
+    config.model.attention_dim = 320
+    config.model.attention_filters = 10  # 10 convolution filters ...
+    config.model.attention_width = 100  # ... of width 100 (ESPnet: 2 * 100 + 1 = 201 taps)
+    config.model.sharpening = 2.0  # gamma in eq. 10
+    config.model.decoder_units = 320  # 1-layer LSTM decoder
+    config.model.init_scale = 0.1  # uniform in [-0.1, 0.1]
+
+    config.loss = ml_collections.ConfigDict()
+    config.loss.ctc_weight = 0.2  # lambda in eq. 14; 0.2 was the paper's best; 1 = CTC, 0 = attention
+
+    config.optimizer = ml_collections.ConfigDict()
+    config.optimizer.name = "adadelta"  # AdaDelta with gradient clipping (section 3.2)
+    config.optimizer.learning_rate = 1.0
+    config.optimizer.rho = 0.95
+    config.optimizer.epsilon = 1e-8
+    config.optimizer.clip_norm = 5.0  # global gradient-norm clipping; the paper gives no value, ESPnet uses 5
+
+    config.train = ml_collections.ConfigDict()
+    config.train.epochs = 15  # the paper gives none; ESPnet's WSJ recipe trains 15
+    config.train.batch_size = 30  # ESPnet's WSJ recipe
+    config.train.max_non_finite_steps = 20  # consecutive non-finite losses that stop training
+    config.train.alignment_images = 3  # dev utterances whose attention alignment is logged every epoch
+    config.train.shuffle_buffer = 2000
+
+    config.decode = ml_collections.ConfigDict()
+    config.decode.beam = 20
+    config.decode.length_penalty = 0.1  # per output token; paper: 0.1 for WSJ, 0.3 for CHiME-4
+    config.decode.ctc_weight = 0.3  # joint decoding weight (ESPnet's WSJ recipe)
+    config.decode.max_length_ratio = 1.0  # max output tokens per encoder frame
+    config.decode.min_length_ratio = 0.0
+    return config
