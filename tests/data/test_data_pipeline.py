@@ -1,0 +1,149 @@
+"""make_dataset: the documented batch dict, eval order, bucketing, determinism and padding invariance."""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_jointctc import features
+from tf_jointctc.data.audio import read_audio
+from tf_jointctc.data.pipeline import bucket_batch_sizes, make_dataset, resolve_shards
+from tf_jointctc.data.tfrecord import prepare_dataset
+from tf_jointctc.text import Vocabulary
+
+VOCAB = Vocabulary()
+SECONDS = [0.7, 1.4, 0.9, 1.9, 0.75, 1.2, 1.6]
+TEXTS = ["one", "two words", "three", "four and more", "five", "six six", "seven things"]
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    import json
+
+    import soundfile
+
+    root = tmp_path_factory.mktemp("pipeline")
+    entries, expected = [], {}
+    for i, (seconds, text) in enumerate(zip(SECONDS, TEXTS)):
+        t = np.arange(round(seconds * 16000)) / 16000
+        samples = (0.3 * np.sin(2 * np.pi * (200 + 50 * i) * t)).astype(np.float32)
+        path = str(root / f"utt{i}.wav")
+        soundfile.write(path, samples, 16000, subtype="PCM_16")
+        entries.append({"id": f"utt{i}", "audio": path, "text": text})
+        expected[f"utt{i}"] = (read_audio(path), text)
+    with open(root / "m.jsonl", "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(e) + "\n" for e in entries)
+    summary = prepare_dataset(str(root / "m.jsonl"), str(root / "cache"), VOCAB, num_shards=3)
+    assert summary["num_utterances"] == len(SECONDS)
+    return summary["shards"], expected
+
+
+def _ids(batch) -> list[str]:
+    return [i.decode() for i in batch["ids"].numpy()]
+
+
+def test_eval_batches_have_the_documented_dict_in_file_order(prepared):
+    paths, expected = prepared
+    dataset = make_dataset(paths, batch_size=3, training=False)
+    spec = dataset.element_spec
+    assert set(spec) == {"features", "feature_lengths", "labels", "label_lengths", "ids"}
+    assert spec["features"].dtype == tf.float32 and spec["features"].shape.as_list() == [None, None, 120]
+    assert spec["feature_lengths"].dtype == tf.int32 and spec["labels"].dtype == tf.int32
+    assert spec["label_lengths"].dtype == tf.int32 and spec["ids"].dtype == tf.string
+
+    seen = []
+    batches = list(dataset)
+    assert [len(_ids(b)) for b in batches] == [3, 3, 1]  # no dropped remainder
+    for batch in batches:
+        ids = _ids(batch)
+        seen += ids
+        feats, lengths = batch["features"].numpy(), batch["feature_lengths"].numpy()
+        labels, label_lengths = batch["labels"].numpy(), batch["label_lengths"].numpy()
+        assert feats.shape[0] == len(ids) and feats.shape[1] == lengths.max()
+        for row, utt_id in enumerate(ids):
+            pcm, text = expected[utt_id]
+            assert lengths[row] == features.num_frames(pcm.shape[0])
+            assert not feats[row, lengths[row] :].any()
+            encoded = VOCAB.encode(text)
+            assert label_lengths[row] == len(encoded)
+            assert labels[row, : len(encoded)].tolist() == encoded
+            assert not labels[row, len(encoded) :].any()
+    assert seen == [f"utt{i}" for i in range(len(SECONDS))]
+
+
+def test_features_do_not_depend_on_batch_padding(prepared):
+    paths, expected = prepared
+    extractor = features.FeatureExtractor()
+    for batch in make_dataset(paths, batch_size=4, training=False):
+        for row, utt_id in enumerate(_ids(batch)):
+            pcm = expected[utt_id][0]
+            alone, num = extractor(tf.constant(pcm[None].astype(np.float32) / 32768.0), tf.constant([pcm.shape[0]]))
+            n = int(num[0])
+            assert n == int(batch["feature_lengths"][row])
+            np.testing.assert_allclose(batch["features"][row, :n].numpy(), alone[0].numpy(), rtol=1e-4, atol=2e-3)
+
+
+def test_optional_keys(prepared):
+    paths, expected = prepared
+    batch = next(iter(make_dataset(paths, batch_size=2, training=False, include_waveform=True, include_text=True)))
+    assert [t.decode() for t in batch["texts"].numpy()] == [TEXTS[0], TEXTS[1]]
+    assert batch["waveform"].dtype == tf.float32 and batch["num_samples"].dtype == tf.int32
+    pcm = expected["utt0"][0]
+    np.testing.assert_array_equal(np.rint(batch["waveform"][0, : pcm.shape[0]].numpy() * 32768), pcm)
+    assert not batch["waveform"][0, pcm.shape[0] :].numpy().any()
+    assert batch["num_samples"].numpy().tolist() == [expected["utt0"][0].shape[0], expected["utt1"][0].shape[0]]
+
+
+def _epoch_ids(dataset) -> list[list[str]]:
+    return [_ids(batch) for batch in dataset]
+
+
+def test_training_bucketing_is_complete_and_deterministic(prepared):
+    paths, _ = prepared
+    boundaries = [100, 160]  # frames: 0.7-0.9 s | 1.2-1.6 s | 1.9 s
+
+    def build(seed):
+        return make_dataset(
+            paths,
+            batch_size=4,
+            training=True,
+            seed=seed,
+            shuffle_buffer=16,
+            bucket_boundaries=boundaries,
+            max_frames_per_batch=320,
+        )
+
+    dataset = build(seed=1)
+    first_epoch, second_epoch = _epoch_ids(dataset), _epoch_ids(dataset)
+    for epoch in (first_epoch, second_epoch):
+        assert collections.Counter(i for batch in epoch for i in batch) == {f"utt{i}": 1 for i in range(7)}
+    assert _epoch_ids(build(seed=1)) == first_epoch  # the same seed gives the same batches
+    for batch in dataset:
+        frames = batch["feature_lengths"].numpy()
+        buckets = {int(np.searchsorted(boundaries, f, side="right")) for f in frames}
+        assert len(buckets) == 1  # one length bucket per batch
+        assert len(frames) <= bucket_batch_sizes(boundaries, 4, 320)[buckets.pop()]
+
+
+def test_bucket_batch_sizes():
+    assert bucket_batch_sizes([100, 200], 8) == [8, 8, 8]
+    assert bucket_batch_sizes([100, 200, 1000], 8, 1000) == [8, 5, 1, 1]
+
+
+def test_training_drop_remainder(prepared):
+    paths, _ = prepared
+    sizes = [len(b) for b in _epoch_ids(make_dataset(paths, batch_size=3, training=True, drop_remainder=True))]
+    assert sizes == [3, 3]
+
+
+def test_resolve_shards(prepared, tmp_path):
+    paths, _ = prepared
+    folder = paths[0].rsplit("/", 1)[0]
+    assert resolve_shards(folder) == paths
+    assert resolve_shards(folder + "/shard-*-of-00003.tfrecord") == paths
+    assert resolve_shards(paths[::-1]) == paths[::-1]
+    with pytest.raises(FileNotFoundError):
+        resolve_shards(str(tmp_path / "none-*.tfrecord"))

@@ -1,0 +1,180 @@
+"""Tests of the synthesized corpus builder (real TTS; about 30 s)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+pytest.importorskip("ttspico")
+
+from tf_jointctc.data.synth import SPLITS, SynthConfig, augment, build_corpus, engines, sentences  # noqa: E402
+from tf_jointctc.text import normalize  # noqa: E402
+
+SENTENCE = "The quick brown fox jumps over the lazy dog."
+
+
+@pytest.mark.parametrize("engine", engines.ENGINES)
+def test_engine_speaks_16k_non_silent(engine):
+    if engine not in engines.available_engines():
+        pytest.skip(f"{engine} is not installed")
+    for voice in engines.voices(engine)[:2]:
+        audio = engines.synthesize(engines.Speaker(engine, voice, 1.1, 0.9), SENTENCE)
+        assert audio.dtype == np.float32 and audio.ndim == 1
+        assert 1.0 < len(audio) / engines.SAMPLE_RATE < 8.0
+        assert np.sqrt(np.mean(audio**2)) > 0.01 and np.max(np.abs(audio)) <= 1.0
+
+
+def test_rate_changes_duration():
+    fast = engines.synthesize(engines.Speaker("pico", "en-US", 1.3, 1.0), SENTENCE)
+    slow = engines.synthesize(engines.Speaker("pico", "en-US", 0.8, 1.0), SENTENCE)
+    assert len(slow) > 1.2 * len(fast)
+
+
+@pytest.mark.parametrize("snr_db", [0.0, 7.5, 20.0])
+def test_mix_at_snr(snr_db):
+    rng = np.random.default_rng(0)
+    speech = np.sin(np.arange(16000) * 0.05) * 0.3
+    noise = augment.coloured_noise(rng, 5000, "pink")  # shorter than speech: tiled
+    mixed = augment.mix_at_snr(speech, noise, snr_db)
+    assert mixed.shape == speech.shape
+    measured = 10 * np.log10(augment.power(speech) / augment.power(mixed - speech))
+    assert abs(measured - snr_db) < 0.5
+
+
+def test_coloured_noise_spectra():
+    rng = np.random.default_rng(1)
+    slopes = {}
+    for colour in ("white", "pink", "brown"):
+        x = augment.coloured_noise(rng, 1 << 16, colour)
+        assert np.isfinite(x).all() and abs(augment.power(x) - 1.0) < 1e-6
+        spectrum = np.abs(np.fft.rfft(x)) ** 2
+        low, high = spectrum[100:1000].mean(), spectrum[10000:20000].mean()
+        slopes[colour] = low / high
+    assert slopes["white"] < slopes["pink"] < slopes["brown"]
+
+
+def test_reverb_keeps_length_and_is_finite():
+    rng = np.random.default_rng(2)
+    speech = engines.synthesize(engines.Speaker("pico", "en-GB", 1.0, 1.0), SENTENCE).astype(np.float64)
+    for rt60 in (0.1, 0.4):
+        rir = augment.synthetic_rir(rng, rt60)
+        assert rir[0] == 1.0 and len(rir) == int(rt60 * 16000)
+        wet = augment.reverberate(speech, rir)
+        assert wet.shape == speech.shape and np.isfinite(wet).all()
+        assert abs(augment.power(wet) / augment.power(speech) - 1.0) < 1e-6
+        assert not np.allclose(wet, speech)
+
+
+def test_sentence_pools_are_clean_and_disjoint():
+    pools = {pool: {sentences.transcript(s) for s in sentences.load_pool(pool)} for pool in sentences.POOLS}
+    for pool, texts in pools.items():
+        assert len(texts) == len(sentences.load_pool(pool)), f"{pool} has duplicate transcripts"
+        for text in texts:
+            assert normalize(text) == text and not any(c.isdigit() for c in text)
+            assert 4 <= len(text.split()) <= 20
+    names = list(pools)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            assert not pools[a] & pools[b], f"{a} and {b} share sentences"
+    size = sum(os.path.getsize(os.path.join(sentences.SENTENCE_DIR, f"{p}.txt")) for p in sentences.POOLS)
+    assert size < 1_500_000
+
+
+def _read(folder):
+    with open(os.path.join(folder, "manifest.jsonl"), encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle]
+
+
+def _table(path):
+    with open(path, encoding="utf-8") as handle:
+        return dict(line.rstrip("\n").split(" ", 1) for line in handle)
+
+
+def _digest(out_dir):
+    """Hashes of every manifest and audio file, by relative path."""
+    digests = {}
+    for split in SPLITS:
+        folder = os.path.join(out_dir, split)
+        for name in ["manifest.jsonl", "wav.scp", "text"] + [e["audio"] for e in _read(folder)]:
+            with open(os.path.join(folder, name), "rb") as handle:
+                digests[f"{split}/{name}"] = hashlib.sha256(handle.read()).hexdigest()
+    return digests
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    out_dir = str(tmp_path_factory.mktemp("synth") / "a")
+    summary = build_corpus(out_dir, SynthConfig(minutes=0.5, seed=3), workers=2)
+    return out_dir, summary
+
+
+def test_corpus_layout_and_consistency(corpus):
+    out_dir, summary = corpus
+    assert set(summary["splits"]) == set(SPLITS)
+    for split in SPLITS:
+        folder = os.path.join(out_dir, split)
+        entries = _read(folder)
+        assert entries and summary["splits"][split]["utterances"] == len(entries)
+        assert len({e["id"] for e in entries}) == len(entries)
+        for entry in entries:
+            assert set(entry) >= {"id", "audio", "text", "duration"}
+            assert entry["text"] and normalize(entry["text"]) == entry["text"]
+            info = sf.info(os.path.join(folder, entry["audio"]))
+            assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
+            assert abs(info.frames / 16000 - entry["duration"]) < 1e-3
+        assert _table(os.path.join(folder, "wav.scp")) == {e["id"]: e["audio"] for e in entries}
+        assert _table(os.path.join(folder, "text")) == {e["id"]: e["text"] for e in entries}
+    minutes = {split: summary["splits"][split]["minutes"] for split in SPLITS}
+    assert minutes["train"] > minutes["dev"] and 0.3 < minutes["train"] < 0.6
+
+
+def test_corpus_splits_are_disjoint(corpus):
+    out_dir, _ = corpus
+    data = {split: _read(os.path.join(out_dir, split)) for split in SPLITS}
+    train_texts = {e["text"] for e in data["train"]}
+    train_speakers = {e["speaker"] for e in data["train"]}
+    for split in ("dev", "test_clean", "test_noisy"):
+        assert not train_texts & {e["text"] for e in data[split]}
+        assert not train_speakers & {e["speaker"] for e in data[split]}
+    # Held-out speakers for the whole speaker sets too, not only the ones this tiny build drew.
+    names = engines.available_engines()
+    train_ids = {s.id for s in engines.speakers_for("train", names)}
+    assert len(train_ids) >= 8
+    for split in ("dev", "test"):
+        assert not train_ids & {s.id for s in engines.speakers_for(split, names)}
+
+
+def test_test_noisy_matches_test_clean(corpus):
+    out_dir, _ = corpus
+    clean = _read(os.path.join(out_dir, "test_clean"))
+    noisy = _read(os.path.join(out_dir, "test_noisy"))
+    assert [(e["id"], e["text"]) for e in clean] == [(e["id"], e["text"]) for e in noisy]
+    for entry in noisy:
+        assert entry["noise"] in ("babble", "white", "pink", "brown") and 0.0 <= entry["snr_db"] <= 15.0
+
+
+def test_same_seed_is_byte_identical_and_other_seed_differs(corpus, tmp_path):
+    out_dir, _ = corpus
+    again = str(tmp_path / "b")
+    build_corpus(again, SynthConfig(minutes=0.5, seed=3), workers=1)  # other scheduling, same result
+    assert _digest(out_dir) == _digest(again)
+    other = str(tmp_path / "c")
+    build_corpus(other, SynthConfig(minutes=0.5, seed=4), workers=2)
+    with (
+        open(os.path.join(out_dir, "train", "manifest.jsonl"), "rb") as a,
+        open(os.path.join(other, "train", "manifest.jsonl"), "rb") as b,
+    ):
+        assert a.read() != b.read()
+
+
+def test_rerun_skips_complete_splits(corpus):
+    out_dir, summary = corpus
+    before = os.path.getmtime(os.path.join(out_dir, "train", "manifest.jsonl"))
+    again = build_corpus(out_dir, SynthConfig(minutes=0.5, seed=3), workers=1)
+    assert os.path.getmtime(os.path.join(out_dir, "train", "manifest.jsonl")) == before
+    assert again["splits"] == summary["splits"]

@@ -1,0 +1,186 @@
+"""The tf.data input pipeline: TFRecord shards -> padded batches of features and labels.
+
+parse -> (training: shuffle) -> batch (training: optionally bucketed by length) -> features per batch -> prefetch.
+Features are computed inside the pipeline from the batched waveform with `features.FeatureExtractor`, the same
+layer the exported model runs, so training and serving cannot disagree.
+
+A batch is the dict of docs/interfaces.md:
+  features        float32 [B, T, 120]  zero past feature_lengths (not CMVN-normalized)
+  feature_lengths int32   [B]
+  labels          int32   [B, U]       ids 1..K, padded with 0
+  label_lengths   int32   [B]
+  ids             string  [B]
+and, on request, `texts` string [B] (normalized references), `waveform` float32 [B, S] and `num_samples` int32 [B].
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Sequence
+
+import tensorflow as tf
+from absl import logging
+
+from tf_jointctc import features
+from tf_jointctc.data.tfrecord import parse_example
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def resolve_shards(files: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:
+    """Shard paths from a folder (its `*.tfrecord`), a glob pattern, a file, or a list of those.
+
+    Folders and patterns expand in sorted order (shard index order); a list keeps its order.
+
+    Raises:
+      FileNotFoundError: nothing matches.
+    """
+    items = [files] if isinstance(files, str | os.PathLike) else list(files)
+    paths: list[str] = []
+    for item in items:
+        item = os.fspath(item)
+        if os.path.isdir(item):
+            matches = sorted(glob.glob(os.path.join(item, "*.tfrecord")))
+        elif glob.has_magic(item):
+            matches = sorted(glob.glob(item))
+        else:
+            matches = [item] if os.path.isfile(item) else []
+        if not matches:
+            raise FileNotFoundError(f"no TFRecord shards found at {item!r}")
+        paths.extend(matches)
+    return paths
+
+
+def bucket_batch_sizes(
+    bucket_boundaries: Sequence[int], batch_size: int, max_frames_per_batch: int | None = None
+) -> list[int]:
+    """Batch size per bucket (len(bucket_boundaries) + 1 of them).
+
+    Without `max_frames_per_batch` every bucket uses `batch_size`. With it, bucket i (frames below
+    bucket_boundaries[i]) uses `min(batch_size, max_frames_per_batch // bucket_boundaries[i])`, at least 1; the
+    last, unbounded bucket uses the last boundary's size, so its batches can exceed the frame budget.
+    """
+    if not max_frames_per_batch:
+        return [batch_size] * (len(bucket_boundaries) + 1)
+    sizes = [max(1, min(batch_size, max_frames_per_batch // max(1, int(b)))) for b in bucket_boundaries]
+    return [*sizes, sizes[-1]]
+
+
+def make_dataset(
+    files: str | os.PathLike | Sequence[str | os.PathLike],
+    *,
+    batch_size: int,
+    training: bool,
+    shuffle_buffer: int = 2048,
+    seed: int = 0,
+    bucket_boundaries: Sequence[int] | None = None,
+    drop_remainder: bool = False,
+    max_frames_per_batch: int | None = None,
+    include_waveform: bool = False,
+    include_text: bool = False,
+    feature_extractor: features.FeatureExtractor | None = None,
+) -> tf.data.Dataset:
+    """Batches of the dict in the module docstring, from TFRecord shards written by `write_shards`.
+
+    Training: shard order and records are shuffled (buffer `shuffle_buffer`, reshuffled each epoch,
+    deterministic given `seed`), then, with `bucket_boundaries` (in feature frames), grouped into length buckets
+    before padding. Evaluation (`training=False`): every utterance exactly once, in data set order (shards are
+    read interleaved one record at a time, undoing the round-robin of `write_shards`); no shuffling, no
+    bucketing and no dropped remainder (the two arguments are ignored).
+
+    Args:
+      files: shard paths, a glob pattern, or a folder of shards; keep shard order for evaluation.
+      batch_size: utterances per batch (the upper bound when `max_frames_per_batch` is given).
+      training: see above.
+      shuffle_buffer: records in the shuffle buffer (training).
+      seed: seeds the shuffles.
+      bucket_boundaries: increasing frame counts; bucket i holds utterances with frames in
+        [boundaries[i-1], boundaries[i]) (training).
+      drop_remainder: drop incomplete batches (training; per bucket when bucketing).
+      max_frames_per_batch: with bucket boundaries, caps batch size times the bucket's upper boundary.
+      include_waveform: also give `waveform` [B, S] float32 and `num_samples` [B] int32.
+      include_text: also give `texts` [B] string, the normalized reference transcripts.
+      feature_extractor: defaults to `features.FeatureExtractor()`.
+    """
+    paths = resolve_shards(files)
+    extractor = feature_extractor if feature_extractor is not None else features.FeatureExtractor()
+    # Build the layer eagerly, so nothing is created while tf.data traces the map function.
+    feature_dim = int(extractor(tf.zeros([1, 400], tf.float32), tf.constant([400], tf.int32))[0].shape[-1])
+
+    dataset = tf.data.Dataset.from_tensor_slices(paths)
+    if training and len(paths) > 1:
+        dataset = dataset.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.interleave(
+        tf.data.TFRecordDataset,
+        cycle_length=len(paths),
+        block_length=1,
+        num_parallel_calls=AUTOTUNE,
+        deterministic=True,
+    )
+    if training and shuffle_buffer > 1:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.map(_parse, num_parallel_calls=AUTOTUNE, deterministic=True)
+
+    padded_shapes = {
+        "id": [],
+        "text": [],
+        "waveform": [None],
+        "num_samples": [],
+        "labels": [None],
+        "label_lengths": [],
+    }
+    padding_values = {
+        "id": tf.constant(b"", tf.string),
+        "text": tf.constant(b"", tf.string),
+        "waveform": tf.constant(0.0, tf.float32),
+        "num_samples": tf.constant(0, tf.int32),
+        "labels": tf.constant(0, tf.int32),
+        "label_lengths": tf.constant(0, tf.int32),
+    }
+    if not training and (bucket_boundaries or drop_remainder):
+        logging.info("evaluation pipeline: ignoring bucket_boundaries and drop_remainder to keep every utterance")
+    if training and bucket_boundaries:
+        boundaries = [int(b) for b in bucket_boundaries]
+        if any(b <= a for a, b in zip(boundaries, boundaries[1:])) or boundaries[0] <= 0:
+            raise ValueError(f"bucket_boundaries must be positive and increasing, got {boundaries}")
+        dataset = dataset.bucket_by_sequence_length(
+            element_length_func=lambda element: features.num_frames(element["num_samples"]),
+            bucket_boundaries=boundaries,
+            bucket_batch_sizes=bucket_batch_sizes(boundaries, batch_size, max_frames_per_batch),
+            padded_shapes=padded_shapes,
+            padding_values=padding_values,
+            drop_remainder=drop_remainder,
+        )
+    else:
+        dataset = dataset.padded_batch(
+            batch_size,
+            padded_shapes=padded_shapes,
+            padding_values=padding_values,
+            drop_remainder=bool(training and drop_remainder),
+        )
+
+    def to_batch(batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        feats, lengths = extractor(batch["waveform"], batch["num_samples"])
+        out = {
+            "features": tf.ensure_shape(feats, [None, None, feature_dim]),
+            "feature_lengths": tf.cast(lengths, tf.int32),
+            "labels": batch["labels"],
+            "label_lengths": batch["label_lengths"],
+            "ids": batch["id"],
+        }
+        if include_text:
+            out["texts"] = batch["text"]
+        if include_waveform:
+            out["waveform"] = batch["waveform"]
+            out["num_samples"] = batch["num_samples"]
+        return out
+
+    dataset = dataset.map(to_batch, num_parallel_calls=AUTOTUNE, deterministic=True)
+    return dataset.prefetch(AUTOTUNE)
+
+
+def _parse(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+    example = parse_example(serialized)
+    example["label_lengths"] = tf.size(example["labels"], out_type=tf.int32)
+    return example

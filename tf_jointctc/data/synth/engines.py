@@ -1,0 +1,175 @@
+"""Offline text-to-speech engines and pseudo-speakers (voice x speaking rate x pitch).
+
+- `pico`: SVOX Pico through the pip package `ttspico` (en-US and en-GB voices); always available with pip.
+- `flite`: the `flite` command (Debian `flite`; voices kal16, awb, rms, slt), used when it is on PATH.
+- `espeak`: the `espeak-ng` command, used when it is on PATH.
+
+Every engine returns float32 mono audio at 16 kHz (resampled with soxr when the engine's rate differs),
+with leading and trailing silence trimmed to `EDGE_SILENCE` seconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import io
+import os
+import shutil
+import subprocess
+import tempfile
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+SAMPLE_RATE = 16000
+EDGE_SILENCE = 0.15
+ENGINES = ("pico", "flite", "espeak")
+
+# Base voices per engine: (voice name, nominal f0 in Hz or None if the engine takes a relative pitch).
+_FLITE_F0 = {"kal16": 95.0, "awb": 124.0, "rms": None, "slt": 168.0}  # rms ignores int_f0_target_mean
+_PICO_VOICES = ("en-US", "en-GB")
+_ESPEAK_VOICES = ("en-us", "en-gb", "en-us+f3", "en-gb-scotland")
+
+
+@dataclasses.dataclass(frozen=True)
+class Speaker:
+    """A pseudo-speaker: an engine's voice at a speaking rate and a pitch factor (1.0 = the voice's own)."""
+
+    engine: str
+    voice: str
+    rate: float
+    pitch: float
+
+    @property
+    def id(self) -> str:
+        voice = "".join(c for c in self.voice if c.isalnum()).lower()
+        return f"{self.engine}-{voice}-r{round(self.rate * 100):03d}-p{round(self.pitch * 100):03d}"
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self) | {"id": self.id}
+
+
+def _which(engine: str) -> str | None:
+    return {"flite": shutil.which("flite"), "espeak": shutil.which("espeak-ng")}.get(engine)
+
+
+def available_engines() -> list[str]:
+    """Engines usable here, in preference order."""
+    found = []
+    try:
+        import ttspico  # noqa: F401
+
+        found.append("pico")
+    except ImportError:
+        pass
+    found += [engine for engine in ("flite", "espeak") if _which(engine)]
+    return found
+
+
+def voices(engine: str) -> list[str]:
+    return {"pico": list(_PICO_VOICES), "flite": list(_FLITE_F0), "espeak": list(_ESPEAK_VOICES)}[engine]
+
+
+def varies_pitch(engine: str, voice: str) -> bool:
+    return not (engine == "flite" and _FLITE_F0.get(voice) is None)
+
+
+# Rate/pitch grids. Held-out splits use values that never occur in the train grid, so their pseudo-speakers
+# are disjoint from train's even though the base voices are shared.
+TRAIN_GRID = tuple((r, p) for r in (0.85, 1.0, 1.15) for p in (0.9, 1.1))
+HELDOUT_GRID = {"dev": ((0.93, 1.0), (1.08, 0.82)), "test": ((1.07, 1.0), (0.92, 1.18))}
+
+
+def speakers_for(split: str, engines: list[str]) -> list[Speaker]:
+    """Pseudo-speakers of a split (`train`, `dev`, `test`), for the given engines."""
+    grid = TRAIN_GRID if split == "train" else HELDOUT_GRID[split]
+    result: dict[str, Speaker] = {}
+    for engine in engines:
+        for voice in voices(engine):
+            for rate, pitch in grid:
+                speaker = Speaker(engine, voice, rate, pitch if varies_pitch(engine, voice) else 1.0)
+                result.setdefault(speaker.id, speaker)
+    return list(result.values())
+
+
+def _pico(speaker: Speaker, text: str) -> tuple[np.ndarray, int]:
+    import ttspico
+
+    # A fresh engine per utterance (~1 ms): a reused Pico engine carries state from one utterance to the
+    # next, and its output would then depend on what the worker process said before.
+    engine = ttspico.TtsEngine(speaker.voice)
+    engine.rate = int(round(100 * speaker.rate))
+    engine.pitch = int(round(100 * speaker.pitch))
+    chunks: list[bytes] = []
+    formats: list[tuple] = []
+
+    def callback(fmt, audio, fin):
+        formats.append(fmt)
+        chunks.append(audio)
+        return True
+
+    engine.speak(text, callback)
+    rate = formats[0][0] if formats else SAMPLE_RATE
+    return np.frombuffer(b"".join(chunks), dtype="<i2").astype(np.float32) / 32768.0, rate
+
+
+@functools.cache
+def _scratch_dir() -> str:
+    return tempfile.mkdtemp(prefix=f"jointctc-tts-{os.getpid()}-")
+
+
+def _run_to_wav(command: list[str]) -> tuple[np.ndarray, int]:
+    path = os.path.join(_scratch_dir(), "out.wav")
+    command = [c if c != "{out}" else path for c in command]
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    with open(path, "rb") as handle:
+        audio, rate = sf.read(io.BytesIO(handle.read()), dtype="float32", always_2d=True)
+    os.remove(path)
+    return audio[:, 0], rate
+
+
+def _flite(speaker: Speaker, text: str) -> tuple[np.ndarray, int]:
+    command = [_which("flite") or "flite", "-voice", speaker.voice]
+    command += ["--setf", f"duration_stretch={1.0 / speaker.rate:.4f}"]
+    f0 = _FLITE_F0.get(speaker.voice)
+    if f0 is not None:
+        command += ["--setf", f"int_f0_target_mean={f0 * speaker.pitch:.1f}"]
+    return _run_to_wav(command + ["-t", text, "-o", "{out}"])
+
+
+def _espeak(speaker: Speaker, text: str) -> tuple[np.ndarray, int]:
+    words_per_minute = int(round(165 * speaker.rate))
+    pitch = int(np.clip(round(50 * speaker.pitch), 0, 99))
+    command = [_which("espeak") or "espeak-ng", "-v", speaker.voice, "-s", str(words_per_minute)]
+    return _run_to_wav(command + ["-p", str(pitch), "-w", "{out}", "--", text])
+
+
+def trim_silence(audio: np.ndarray, keep: float = EDGE_SILENCE, rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Trims leading/trailing silence (below -45 dB of the peak, 10 ms frames) to `keep` seconds."""
+    if audio.size == 0:
+        return audio
+    frame = rate // 100
+    n = len(audio) // frame
+    if n == 0:
+        return audio
+    energy = np.sqrt(np.mean(audio[: n * frame].reshape(n, frame) ** 2, axis=1))
+    loud = np.flatnonzero(energy > np.max(np.abs(audio)) * 10 ** (-45 / 20))
+    if loud.size == 0:
+        return audio
+    pad = int(keep * rate)
+    start = max(0, loud[0] * frame - pad)
+    end = min(len(audio), (loud[-1] + 1) * frame + pad)
+    return audio[start:end]
+
+
+def synthesize(speaker: Speaker, text: str) -> np.ndarray:
+    """Speaks `text` with `speaker`: float32 mono at 16 kHz, edge silence trimmed."""
+    fn = {"pico": _pico, "flite": _flite, "espeak": _espeak}[speaker.engine]
+    audio, rate = fn(speaker, text)
+    if rate != SAMPLE_RATE:
+        audio = soxr.resample(audio, rate, SAMPLE_RATE, quality="HQ")
+    audio = np.ascontiguousarray(audio, dtype=np.float32)
+    if audio.size == 0 or not np.any(audio):
+        raise RuntimeError(f"{speaker.id} produced no audio for {text!r}")
+    return trim_silence(audio)
