@@ -1,0 +1,135 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_jointctc.layers.attention import ContentAttention, LocationAwareAttention, initial_weights, make_attention
+
+P, S, A = 6, 5, 7
+
+
+def _make(kind, **kwargs):
+    if kind == "location":
+        return LocationAwareAttention(A, conv_filters=3, conv_width=kwargs.pop("width", 5), **kwargs)
+    kwargs.pop("width", None)
+    return ContentAttention(A, **kwargs)
+
+
+def _inputs(lengths, seed=0, garbage=3.0):
+    rng = np.random.default_rng(seed)
+    h = rng.standard_normal((len(lengths), max(lengths), P)).astype("float32")
+    for i, n in enumerate(lengths):
+        h[i, n:] = garbage
+    mask = tf.sequence_mask(lengths, max(lengths))
+    state = rng.standard_normal((len(lengths), S)).astype("float32")
+    return tf.constant(h), mask, tf.constant(state)
+
+
+def _run(att, h, mask, state, steps=2):
+    h_proj = att.precompute(h)
+    weights = initial_weights(mask)
+    out = []
+    for _ in range(steps):
+        context, weights = att(state, h, h_proj, mask, weights)
+        out.append((context.numpy(), weights.numpy()))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["content", "location"])
+def test_weights_normalized_and_zero_on_padding(kind):
+    att = _make(kind)
+    h, mask, state = _inputs([9, 4, 1])
+    for context, weights in _run(att, h, mask, state):
+        np.testing.assert_allclose(weights.sum(1), 1.0, rtol=1e-6)
+        assert np.all(weights[1, 4:] == 0.0) and np.all(weights[2, 1:] == 0.0)
+        assert np.all(weights[0] > 0)
+        np.testing.assert_allclose(context, np.einsum("bl,blp->bp", weights, h.numpy()), atol=1e-6)
+        assert context.shape == (3, P) and weights.shape == (3, 9)
+
+
+def test_initial_weights_uniform_over_valid_frames():
+    w = initial_weights(tf.sequence_mask([4, 2], 4)).numpy()
+    np.testing.assert_allclose(w, [[0.25] * 4, [0.5, 0.5, 0, 0]])
+
+
+@pytest.mark.parametrize("kind", ["content", "location"])
+def test_sharpening_lowers_entropy(kind):
+    h, mask, state = _inputs([12], seed=3)
+    soft = _make(kind, sharpening=1.0)
+    sharp = _make(kind, sharpening=4.0)
+    w1 = _run(soft, h, mask, state, steps=1)[0][1]
+    _run(sharp, h, mask, state, steps=1)
+    sharp.set_weights(soft.get_weights())
+    w4 = _run(sharp, h, mask, state, steps=1)[0][1]
+
+    def entropy(w):
+        return float(-(w * np.log(w)).sum())
+
+    assert entropy(w4) < entropy(w1) - 1e-3
+    # softmax(4 e) is softmax(e) ** 4 renormalized.
+    expected = w1**4 / (w1**4).sum(-1, keepdims=True)
+    np.testing.assert_allclose(w4, expected, rtol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["content", "location"])
+def test_padding_invariance(kind):
+    att = _make(kind, width=7)
+    h, mask, state = _inputs([11, 6], seed=5, garbage=10.0)
+    batch = _run(att, h, mask, state, steps=3)
+    alone = _run(att, h[1:, :6], mask[1:, :6], state[1:], steps=3)
+    for (cb, wb), (ca, wa) in zip(batch, alone):
+        np.testing.assert_allclose(wb[1, :6], wa[0], atol=1e-6)
+        assert np.all(wb[1, 6:] == 0.0)
+        np.testing.assert_allclose(cb[1], ca[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("width", [7, 100, 201])
+def test_location_kernel_width(width):
+    att = LocationAwareAttention(A, conv_filters=4, conv_width=width)
+    att.build((None, S), (None, None, P))
+    assert tuple(att.conv_kernel.shape) == (1, width, 1, 4)
+    length = 2 * width + 1
+    impulse = np.zeros((1, length), "float32")
+    impulse[0, width] = 1.0
+    f = att.location_features(tf.constant(impulse)).numpy()
+    assert f.shape == (1, length, 4)
+    support = np.nonzero(np.abs(f[0]).sum(-1))[0]
+    assert len(support) == width  # one output frame per tap
+    assert abs((support[0] + support[-1]) / 2 - width) <= 0.5  # centered on the impulse
+
+
+def test_content_ignores_previous_weights_location_uses_them():
+    h, mask, state = _inputs([8], seed=7)
+    rng = np.random.default_rng(0)
+    other = rng.uniform(size=(1, 8)).astype("float32")
+    other /= other.sum()
+    for kind, should_change in [("content", False), ("location", True)]:
+        att = _make(kind)
+        h_proj = att.precompute(h)
+        _, w_uniform = att(state, h, h_proj, mask, initial_weights(mask))
+        _, w_other = att(state, h, h_proj, mask, tf.constant(other))
+        changed = not np.allclose(w_uniform.numpy(), w_other.numpy(), atol=1e-7)
+        assert changed == should_change, kind
+    content, location = _make("content"), _make("location")
+    _run(content, h, mask, state, 1)
+    _run(location, h, mask, state, 1)
+    assert len(location.trainable_weights) == len(content.trainable_weights) + 2  # F and U
+
+
+@pytest.mark.parametrize("kind", ["content", "location"])
+def test_config_round_trip(kind):
+    att = make_attention(kind, A, conv_filters=3, conv_width=9, sharpening=1.5, init_scale=0.05)
+    h, mask, state = _inputs([5, 3])
+    expected = _run(att, h, mask, state)
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(att))
+    assert type(restored) is type(att)
+    assert restored.get_config() == att.get_config()
+    _run(restored, h, mask, state)
+    restored.set_weights(att.get_weights())
+    for (c1, w1), (c2, w2) in zip(expected, _run(restored, h, mask, state)):
+        np.testing.assert_array_equal(c1, c2)
+        np.testing.assert_array_equal(w1, w2)
+    for w in att.weights:
+        assert np.max(np.abs(w.numpy())) <= 0.05 + 1e-7
+    with pytest.raises(ValueError):
+        make_attention("monotonic", A)

@@ -1,0 +1,87 @@
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from tf_jointctc.layers.encoder import PyramidalBLSTM
+
+
+def _inputs(lengths, dim=6, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((len(lengths), max(lengths), dim)).astype("float32")
+    for i, n in enumerate(lengths):
+        x[i, n:] = 0.0
+    return x, np.asarray(lengths, "int32")
+
+
+@pytest.mark.parametrize(
+    "subsample, layer_inputs",
+    [((1, 1, 2, 2), [13, 13, 7, 4]), ((1, 2, 2, 1), [13, 7, 4, 4])],
+)
+def test_shapes_lengths_and_zero_padding(subsample, layer_inputs):
+    enc = PyramidalBLSTM(num_layers=4, units=8, projection_units=5, subsample=subsample)
+    x, lengths = _inputs([13, 9, 5])
+    seen = []
+    for blstm in enc.blstms:  # record the number of frames each BLSTM reads
+        original = blstm.call
+
+        def spy(inputs, *args, _original=original, **kwargs):
+            seen.append(int(inputs.shape[1]))
+            return _original(inputs, *args, **kwargs)
+
+        blstm.call = spy
+    h, out_lengths = enc(x, lengths)
+    assert seen == layer_inputs
+    assert h.shape == (3, 4, 5)
+    expected = [math.ceil(math.ceil(n / 2) / 2) for n in (13, 9, 5)]
+    assert out_lengths.numpy().tolist() == expected == [4, 3, 2]
+    assert PyramidalBLSTM.output_lengths(np.array([13, 9, 5]), subsample).tolist() == expected
+    assert PyramidalBLSTM.output_lengths(1, subsample) == 1
+    h = h.numpy()
+    for i, n in enumerate(expected):
+        assert np.all(h[i, n:] == 0.0)
+        assert np.all(np.abs(h[i, :n]).sum(-1) > 0)
+
+
+def test_no_subsampling_keeps_length():
+    enc = PyramidalBLSTM(num_layers=2, units=4, projection_units=3, subsample=(1, 1))
+    h, out_lengths = enc(*_inputs([7, 3]))
+    assert h.shape == (2, 7, 3)
+    assert out_lengths.numpy().tolist() == [7, 3]
+
+
+@pytest.mark.parametrize("subsample", [(1, 1, 2, 2), (1, 2, 2, 1)])
+def test_padding_invariance(subsample):
+    enc = PyramidalBLSTM(num_layers=4, units=8, projection_units=6, subsample=subsample)
+    x, lengths = _inputs([17, 10], seed=1)
+    # Garbage in the padding must not matter either.
+    x[1, 10:] = 5.0
+    h_batch, l_batch = enc(x, lengths)
+    h_alone, l_alone = enc(x[1:2, :10], lengths[1:2])
+    n = int(l_alone[0])
+    assert int(l_batch[1]) == n
+    np.testing.assert_allclose(h_batch[1, :n].numpy(), h_alone[0, :n].numpy(), atol=1e-5)
+
+
+def test_config_round_trip_and_init_scale():
+    enc = PyramidalBLSTM(num_layers=2, units=4, projection_units=3, subsample=(2, 1), init_scale=0.05, name="enc")
+    x, lengths = _inputs([6, 4])
+    h, _ = enc(x, lengths)
+    for w in enc.weights:
+        assert np.max(np.abs(w.numpy())) <= 0.05 + 1e-7
+    config = enc.get_config()
+    clone = PyramidalBLSTM.from_config(config)
+    assert clone.get_config() == config
+    clone(x, lengths)
+    clone.set_weights(enc.get_weights())
+    np.testing.assert_array_equal(clone(x, lengths)[0].numpy(), h.numpy())
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(enc))
+    assert isinstance(restored, PyramidalBLSTM) and restored.subsample == (2, 1)
+
+
+def test_rejects_bad_schedule():
+    with pytest.raises(ValueError):
+        PyramidalBLSTM(num_layers=3, subsample=(1, 2))
+    with pytest.raises(ValueError):
+        PyramidalBLSTM(num_layers=2, subsample=(1, 3))

@@ -1,0 +1,304 @@
+import keras
+import ml_collections
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_jointctc import model as model_lib
+from tf_jointctc.model import JointCTCAttention, build_model, make_optimizer
+from tf_jointctc.text import Vocabulary
+
+D = 120
+
+
+def _small(ctc_weight=0.5, units=16, **kwargs):
+    return JointCTCAttention(
+        vocab_size=33,
+        ctc_weight=ctc_weight,
+        encoder_layers=2,
+        encoder_units=units,
+        encoder_projection_units=units,
+        encoder_subsample=(1, 2),
+        attention_dim=units,
+        attention_filters=4,
+        attention_width=5,
+        decoder_units=units,
+        **kwargs,
+    )
+
+
+def _batch(seed=0):
+    rng = np.random.default_rng(seed)
+    lengths = np.array([24, 20, 15, 10], "int32")
+    features = rng.standard_normal((4, 24, D)).astype("float32")
+    for i, n in enumerate(lengths):
+        features[i, n:] = 0.0
+    labels = np.array([[3, 4, 5, 6], [7, 8, 8, 0], [9, 10, 0, 0], [11, 0, 0, 0]], "int32")
+    return {
+        "features": features,
+        "feature_lengths": lengths,
+        "labels": labels,
+        "label_lengths": (labels > 0).sum(1).astype("int32"),
+    }
+
+
+def _select(batch, i):
+    n, u = int(batch["feature_lengths"][i]), int(batch["label_lengths"][i])
+    return {
+        "features": batch["features"][i : i + 1, :n],
+        "feature_lengths": batch["feature_lengths"][i : i + 1],
+        "labels": batch["labels"][i : i + 1, :u],
+        "label_lengths": batch["label_lengths"][i : i + 1],
+    }
+
+
+def test_lambda_zero_is_attention_only(monkeypatch):
+    model = _small(ctc_weight=0.0)
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("CTC loss computed with ctc_weight=0")
+
+    monkeypatch.setattr(model_lib.ctc_lib, "ctc_loss", forbidden)
+    out = model.compute_losses(_batch())
+    assert "ctc" not in out
+    assert float(out["loss"]) == float(tf.reduce_mean(out["attention"]))
+    assert "ctc_loss" not in [m.name for m in model.metrics]
+
+
+def test_lambda_one_is_ctc_only(monkeypatch):
+    model = _small(ctc_weight=1.0)
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("attention branch computed with ctc_weight=1")
+
+    monkeypatch.setattr(model.decoder, "teacher_forcing", forbidden)
+    out = model.compute_losses(_batch())
+    assert "attention" not in out
+    assert float(out["loss"]) == float(tf.reduce_mean(out["ctc"]))
+    assert "attention_loss" not in [m.name for m in model.metrics]
+
+
+def test_mixed_loss_is_the_weighted_sum_of_the_branches():
+    batch = _batch()
+    mixed = _small(ctc_weight=0.3)
+    out = mixed.compute_losses(batch)
+    expected = 0.3 * np.mean(out["ctc"]) + 0.7 * np.mean(out["attention"])
+    np.testing.assert_allclose(float(out["loss"]), expected, rtol=1e-6)
+    ctc_only, att_only = _small(ctc_weight=1.0), _small(ctc_weight=0.0)
+    ctc_only.set_weights(mixed.get_weights())
+    att_only.set_weights(mixed.get_weights())
+    np.testing.assert_allclose(ctc_only.compute_losses(batch)["ctc"], out["ctc"], rtol=1e-6)
+    np.testing.assert_allclose(att_only.compute_losses(batch)["attention"], out["attention"], rtol=1e-6)
+
+
+def test_targets_add_sos_and_eos():
+    model = _small()
+    inputs, targets, mask = model.decoder_targets(tf.constant([[3, 4, 0], [5, 0, 0]]), tf.constant([2, 1]))
+    assert inputs.numpy().tolist() == [[32, 3, 4, 0], [32, 5, 0, 0]]
+    assert targets.numpy().tolist() == [[3, 4, 32, 0], [5, 32, 0, 0]]
+    assert mask.numpy().tolist() == [[True, True, True, False], [True, True, False, False]]
+
+
+def test_gradients_finite_and_nonzero():
+    model = _small(ctc_weight=0.5)
+    with tf.GradientTape() as tape:
+        loss = model.compute_losses(_batch(), training=True)["loss"]
+    grads = tape.gradient(loss, model.trainable_variables)
+    assert len(grads) == len(model.trainable_variables) > 0
+    for g, v in zip(grads, model.trainable_variables):
+        g = tf.convert_to_tensor(g).numpy()
+        assert np.all(np.isfinite(g)), v.path
+        assert np.any(g != 0), v.path
+    assert not any("cmvn" in v.path for v in model.trainable_variables)
+
+
+def test_per_utterance_losses_are_padding_invariant():
+    model = _small(ctc_weight=0.5)
+    batch = _batch(seed=3)
+    together = model.compute_losses(batch)
+    for i in (1, 3):
+        alone = model.compute_losses(_select(batch, i))
+        np.testing.assert_allclose(alone["ctc"][0], together["ctc"][i], rtol=1e-5)
+        np.testing.assert_allclose(alone["attention"][0], together["attention"][i], rtol=1e-5)
+
+
+def test_keras_save_load_round_trip(tmp_path):
+    model = _small(ctc_weight=0.2, cmvn_mean=np.full(D, 0.5), cmvn_std=np.full(D, 2.0))
+    batch = _batch()
+    expected = model(batch)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    restored = keras.models.load_model(path)
+    assert isinstance(restored, JointCTCAttention)
+    assert restored.get_config() == model.get_config()
+    np.testing.assert_allclose(restored.cmvn.mean.numpy(), 0.5)
+    got = restored(batch)
+    assert set(got) == {"ctc_logits", "encoder_lengths", "attention_logits", "attention_weights"}
+    for key, value in expected.items():
+        np.testing.assert_array_equal(got[key].numpy(), value.numpy(), err_msg=key)
+    h, lengths = restored.encode(batch["features"], batch["feature_lengths"])
+    np.testing.assert_array_equal(restored.ctc_logits(h).numpy(), expected["ctc_logits"].numpy())
+
+
+def test_cmvn_is_applied_first():
+    mean, std = np.linspace(-1, 1, D), np.linspace(0.5, 2, D)
+    normalized = _small(cmvn_mean=mean, cmvn_std=std)
+    identity = _small()
+    identity.set_weights(normalized.get_weights())
+    identity.cmvn.set_weights([np.zeros(D), np.ones(D)])
+    batch = _batch()
+    features = (batch["features"] - mean) / std
+    features[np.arange(24)[None, :] >= batch["feature_lengths"][:, None]] = 0.0
+    h1, _ = normalized.encode(batch["features"], batch["feature_lengths"])
+    h2, _ = identity.encode(features.astype("float32"), batch["feature_lengths"])
+    np.testing.assert_allclose(h1.numpy(), h2.numpy(), atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A units-32 model trained on one fixed batch until the loss fell by 90% (at most 300 steps)."""
+    keras.utils.set_random_seed(0)
+    model = _small(ctc_weight=0.5, units=32)
+    model.compile(optimizer=make_optimizer({"name": "adam", "learning_rate": 1e-2, "clip_norm": 5.0}))
+    batch = _batch(seed=1)
+    first = float(model.compute_losses(batch)["loss"])
+    history = []
+    for _ in range(300):
+        history.append(model.train_on_batch(batch, return_dict=True))
+        if history[-1]["loss"] < 0.1 * first:
+            break
+    return model, batch, first, history
+
+
+def test_overfits_a_fixed_batch(trained):
+    model, batch, first, history = trained
+    final = float(model.compute_losses(batch)["loss"])
+    assert final < 0.1 * first, (first, final, len(history))
+    assert history[-1]["non_finite_steps"] == 0
+    assert history[-1]["attention_accuracy"] > 0.9
+    assert int(model.optimizer.iterations.numpy()) == len(history)
+
+
+def test_non_finite_batch_is_skipped(trained):
+    model, batch, _, _ = trained
+    bad = dict(batch)
+    bad["features"] = batch["features"].copy()
+    bad["features"][0, 3, 5] = np.inf
+    before = [v.numpy().copy() for v in model.variables]
+    slots = [v.numpy().copy() for v in model.optimizer.variables]
+    logs = model.train_on_batch(bad, return_dict=True)
+    assert logs["non_finite_steps"] == 1.0
+    for old, var in zip(before, model.variables):
+        np.testing.assert_array_equal(old, var.numpy())
+        assert np.all(np.isfinite(var.numpy()))
+    for old, var in zip(slots, model.optimizer.variables):  # a real skip: iterations and Adam moments untouched
+        np.testing.assert_array_equal(old, var.numpy())
+    logs = model.train_on_batch(batch, return_dict=True)
+    assert logs["non_finite_steps"] == 0.0 and np.isfinite(logs["loss"])
+
+
+def test_fit_and_evaluate_on_a_dataset_of_batch_dicts(trained):
+    model, batch, _, _ = trained
+    with_ids = dict(batch, ids=np.array([b"a", b"b", b"c", b"d"]))
+    dataset = tf.data.Dataset.from_tensors(with_ids).repeat(2)
+    history = model.fit(dataset, epochs=1, verbose=0)
+    assert set(history.history) == {"loss", "ctc_loss", "attention_loss", "attention_accuracy", "non_finite_steps"}
+    logs = model.evaluate(dataset, return_dict=True, verbose=0)
+    assert np.isfinite(logs["loss"]) and logs["attention_accuracy"] > 0.5
+
+
+def test_build_model_and_make_optimizer_from_config():
+    config = ml_collections.ConfigDict()
+    config.model = ml_collections.ConfigDict(
+        {
+            "encoder": {"num_layers": 2, "units": 8, "projection_units": 6, "subsample": (1, 2)},
+            "attention": "content",
+            "attention_dim": 5,
+            "attention_filters": 3,
+            "attention_width": 7,
+            "sharpening": 1.5,
+            "decoder_units": 9,
+            "init_scale": 0.05,
+        }
+    )
+    config.loss = ml_collections.ConfigDict({"ctc_weight": 0.2})
+    config.optimizer = ml_collections.ConfigDict(
+        {"name": "adadelta", "learning_rate": 1.0, "rho": 0.95, "epsilon": 1e-8, "clip_norm": 5.0}
+    )
+    vocab = Vocabulary()
+    model = build_model(config, config, vocab, cmvn=(np.zeros(D), np.full(D, 3.0)))
+    assert model.ctc_weight == 0.2 and model.attention_type == "content" and model.sos_id == vocab.sos_id == 32
+    assert model.decoder.units == 9 and model.encoder.subsample == (1, 2) and model.vocab_size == 33
+    np.testing.assert_allclose(model.cmvn.std.numpy(), 3.0)
+    same = build_model(config.model, config.loss, vocab)
+    assert same.get_config()["encoder_projection_units"] == 6
+    optimizer = make_optimizer(config)
+    assert isinstance(optimizer, keras.optimizers.Adadelta)
+    assert optimizer.global_clipnorm == 5.0 and optimizer.rho == 0.95
+    assert isinstance(make_optimizer({"name": "adam", "clip_norm": 0}), keras.optimizers.Adam)
+    with pytest.raises(ValueError):
+        make_optimizer({"name": "sgd"})
+    with pytest.raises(ValueError):
+        model.compile(optimizer="adam", jit_compile=True)
+
+
+def test_trained_model_reloads_with_optimizer_state(trained, tmp_path):
+    model, batch, _, _ = trained
+    path = tmp_path / "trained.keras"
+    model.save(path)
+    restored = keras.models.load_model(path)
+    assert int(restored.optimizer.iterations.numpy()) == int(model.optimizer.iterations.numpy()) > 0
+    np.testing.assert_allclose(
+        float(restored.compute_losses(batch)["loss"]), float(model.compute_losses(batch)["loss"]), rtol=1e-6
+    )
+
+
+_MIRRORED_SCRIPT = """
+import sys
+import numpy as np
+import tensorflow as tf
+from tf_jointctc.training.strategy import make_strategy, split_cpu
+split_cpu(2)
+import keras
+sys.path.insert(0, sys.argv[1])
+from test_model import _batch, _small
+batch = _batch(1)
+keras.utils.set_random_seed(0)
+single = _small(units=16)
+w0 = single.get_weights()
+single.compile(optimizer=keras.optimizers.SGD(0.1))
+single.fit(tf.data.Dataset.from_tensors(batch), epochs=1, verbose=0)
+strategy = make_strategy("mirrored")
+assert strategy.num_replicas_in_sync == 2
+with strategy.scope():
+    multi = _small(units=16)
+    multi.set_weights(w0)
+    multi.compile(optimizer=keras.optimizers.SGD(0.1))
+multi.fit(tf.data.Dataset.from_tensors(batch), epochs=1, verbose=0)
+for s, m, w in zip(single.get_weights(), multi.get_weights(), w0):
+    np.testing.assert_allclose(m - w, s - w, atol=1e-6)
+before = multi.get_weights()
+bad = dict(batch, features=batch["features"].copy())
+bad["features"][0, 0, 0] = np.inf
+history = multi.fit(tf.data.Dataset.from_tensors(bad), epochs=1, verbose=0).history
+assert history["non_finite_steps"] == [1.0], history
+for b, a in zip(before, multi.get_weights()):
+    np.testing.assert_array_equal(a, b)
+print("MIRRORED OK")
+"""
+
+
+def test_mirrored_strategy_matches_single_device(tmp_path):
+    """Two logical CPUs (needs a fresh process): same update as one device, non-finite step skipped."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "mirrored.py"
+    script.write_text(_MIRRORED_SCRIPT)
+    tests_dir = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(tests_dir), TF_CPP_MIN_LOG_LEVEL="2")
+    result = subprocess.run(
+        [sys.executable, str(script), tests_dir], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert result.returncode == 0 and "MIRRORED OK" in result.stdout, result.stderr[-3000:]

@@ -1,0 +1,192 @@
+"""Content-based and location-aware attention (paper eq. 9-11).
+
+Both layers share one step-wise API, designed for beam search:
+
+- `precompute(h [B, L, P]) -> h_proj [B, L, A]` = `V h + b`, computed once per utterance;
+- `call(decoder_state [B, S], h [B, L, P], h_proj [B, L, A], mask [B, L] bool, previous_weights [B, L])
+  -> (context [B, P], weights [B, L])`.
+
+Scores: `e_l = w^T tanh(W s + V h_l + b)` (content) or `w^T tanh(W s + V h_l + U f_l + b)` with
+`f = F * a_prev` (location). Weights `a = softmax(gamma * e)` over the valid frames only: padded frames get
+exactly zero weight. Context `c = sum_l a_l h_l`.
+
+Initial previous weights (`initial_weights`): uniform over the valid frames (1 / length), as ESPnet's AttLoc.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from tf_jointctc.layers.encoder import uniform_initializer
+
+_NEG = -1e9
+
+
+def initial_weights(mask: tf.Tensor) -> tf.Tensor:
+    """Uniform weights over the valid frames of `mask` [B, L] (zero on padded frames) -> [B, L] float32."""
+    mask = tf.cast(mask, tf.float32)
+    return mask / tf.maximum(tf.reduce_sum(mask, axis=1, keepdims=True), 1.0)
+
+
+def masked_softmax(scores: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """Softmax over axis 1 restricted to `mask`; masked entries are exactly 0 (all-masked rows are all 0)."""
+    mask = tf.cast(mask, tf.bool)
+    scores = tf.where(mask, scores, tf.cast(_NEG, scores.dtype))
+    weights = tf.nn.softmax(scores, axis=1)
+    return weights * tf.cast(mask, weights.dtype)
+
+
+@keras.saving.register_keras_serializable(package="tf_jointctc")
+class ContentAttention(keras.layers.Layer):
+    """Content-based attention, eq. 9 (first case) with sharpening gamma (eq. 10).
+
+    Args:
+      attention_dim: A, the width of W s, V h (and U f).
+      sharpening: gamma in `softmax(gamma * e)` (paper: 2).
+      init_scale: weights uniform in [-init_scale, init_scale].
+
+    `previous_weights` is accepted and ignored so that both attention types share a signature.
+    """
+
+    def __init__(self, attention_dim: int, sharpening: float = 2.0, init_scale: float = 0.1, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.attention_dim = int(attention_dim)
+        self.sharpening = float(sharpening)
+        self.init_scale = float(init_scale)
+        init = uniform_initializer(self.init_scale)
+        self.state_dense = keras.layers.Dense(self.attention_dim, use_bias=False, kernel_initializer=init, name="W")
+        self.encoder_dense = keras.layers.Dense(
+            self.attention_dim, use_bias=True, kernel_initializer=init, bias_initializer=init, name="V"
+        )
+        self.score_dense = keras.layers.Dense(1, use_bias=False, kernel_initializer=init, name="w")
+
+    def build(self, decoder_state_shape: Sequence[int | None], h_shape: Sequence[int | None]) -> None:
+        if not self.state_dense.built:
+            self.state_dense.build((None, decoder_state_shape[-1]))
+        if not self.encoder_dense.built:
+            self.encoder_dense.build((None, None, h_shape[-1]))
+        if not self.score_dense.built:
+            self.score_dense.build((None, None, self.attention_dim))
+        self.built = True
+
+    def precompute(self, h: tf.Tensor) -> tf.Tensor:
+        """`V h + b`: [B, L, P] -> [B, L, A]. Call once per utterance, before stepping."""
+        return self.encoder_dense(h)
+
+    def initial_weights(self, mask: tf.Tensor) -> tf.Tensor:
+        """Previous weights for the first step: uniform over valid frames, [B, L]."""
+        return initial_weights(mask)
+
+    def _location_term(self, previous_weights: tf.Tensor) -> tf.Tensor | None:
+        return None
+
+    def call(
+        self,
+        decoder_state: tf.Tensor,
+        h: tf.Tensor,
+        h_proj: tf.Tensor,
+        mask: tf.Tensor,
+        previous_weights: tf.Tensor,
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """Returns (context [B, P], weights [B, L])."""
+        energy = h_proj + tf.expand_dims(self.state_dense(decoder_state), 1)  # [B, L, A]
+        location = self._location_term(previous_weights)
+        if location is not None:
+            energy = energy + location
+        scores = tf.squeeze(self.score_dense(tf.tanh(energy)), -1)  # [B, L]
+        weights = masked_softmax(self.sharpening * scores, mask)
+        context = tf.reduce_sum(tf.expand_dims(weights, -1) * h, axis=1)  # [B, P]
+        return context, weights
+
+    def compute_output_shape(self, decoder_state_shape: Sequence[int | None], h_shape: Sequence[int | None]) -> tuple:
+        return (h_shape[0], h_shape[-1]), (h_shape[0], h_shape[1])
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(attention_dim=self.attention_dim, sharpening=self.sharpening, init_scale=self.init_scale)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tf_jointctc")
+class LocationAwareAttention(ContentAttention):
+    """Location-aware attention, eq. 9 (second case): adds `U f_l` with `f = F * a_prev`.
+
+    `F` is `conv_filters` 1-D filters of `conv_width` taps convolved over l with SAME zero padding
+    (centered; for an even width the extra tap is on the right). The paper uses 10 filters of width 100;
+    ESPnet's AttLoc uses `2 * 100 + 1 = 201` taps. The convolution is `tf.nn.conv2d` on `[B, 1, L, 1]`, which
+    converts to a TFLite CONV_2D builtin.
+
+    Args:
+      attention_dim: A.
+      conv_filters: number of location filters (paper: 10).
+      conv_width: taps per filter (paper: 100).
+      sharpening: gamma (paper: 2).
+      init_scale: weights uniform in [-init_scale, init_scale].
+    """
+
+    def __init__(
+        self,
+        attention_dim: int,
+        conv_filters: int = 10,
+        conv_width: int = 100,
+        sharpening: float = 2.0,
+        init_scale: float = 0.1,
+        **kwargs: Any,
+    ):
+        super().__init__(attention_dim, sharpening=sharpening, init_scale=init_scale, **kwargs)
+        self.conv_filters = int(conv_filters)
+        self.conv_width = int(conv_width)
+        self.location_dense = keras.layers.Dense(
+            self.attention_dim, use_bias=False, kernel_initializer=uniform_initializer(self.init_scale), name="U"
+        )
+        self.conv_kernel = None
+
+    def build(self, decoder_state_shape: Sequence[int | None], h_shape: Sequence[int | None]) -> None:
+        if self.conv_kernel is None:
+            # [filter_height=1, filter_width, in_channels=1, out_channels] for tf.nn.conv2d.
+            self.conv_kernel = self.add_weight(
+                name="F",
+                shape=(1, self.conv_width, 1, self.conv_filters),
+                initializer=uniform_initializer(self.init_scale),
+                trainable=True,
+            )
+        if not self.location_dense.built:
+            self.location_dense.build((None, None, self.conv_filters))
+        super().build(decoder_state_shape, h_shape)
+
+    def location_features(self, previous_weights: tf.Tensor) -> tf.Tensor:
+        """`f = F * a_prev`: [B, L] -> [B, L, conv_filters]."""
+        x = tf.expand_dims(tf.expand_dims(tf.cast(previous_weights, self.compute_dtype), 1), -1)  # [B, 1, L, 1]
+        f = tf.nn.conv2d(x, tf.convert_to_tensor(self.conv_kernel), strides=1, padding="SAME")  # [B, 1, L, F]
+        return tf.squeeze(f, 1)
+
+    def _location_term(self, previous_weights: tf.Tensor) -> tf.Tensor | None:
+        return self.location_dense(self.location_features(previous_weights))
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(conv_filters=self.conv_filters, conv_width=self.conv_width)
+        return config
+
+
+def make_attention(
+    attention_type: str,
+    attention_dim: int,
+    conv_filters: int = 10,
+    conv_width: int = 100,
+    sharpening: float = 2.0,
+    init_scale: float = 0.1,
+    name: str = "attention",
+) -> ContentAttention:
+    """Returns LocationAwareAttention for "location", ContentAttention for "content"."""
+    if attention_type == "location":
+        return LocationAwareAttention(
+            attention_dim, conv_filters, conv_width, sharpening=sharpening, init_scale=init_scale, name=name
+        )
+    if attention_type == "content":
+        return ContentAttention(attention_dim, sharpening=sharpening, init_scale=init_scale, name=name)
+    raise ValueError(f"attention type must be 'location' or 'content', got {attention_type!r}")

@@ -1,0 +1,133 @@
+"""Pyramidal BLSTM encoder with linear projections (paper section 3.2, eq. 6)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+
+def uniform_initializer(init_scale: float) -> keras.initializers.Initializer:
+    """The paper's initialization: uniform in [-init_scale, init_scale] (section 3.2: 0.1)."""
+    return keras.initializers.RandomUniform(-init_scale, init_scale)
+
+
+@keras.saving.register_keras_serializable(package="tf_jointctc")
+class PyramidalBLSTM(keras.layers.Layer):
+    """Stack of BLSTM layers, each followed by a Dense projection, with frame skipping between layers.
+
+    Layer i: if `subsample[i] == 2`, keep every second frame of the layer below (`h[:, ::2]`, lengths
+    `ceil(len / 2)`), *then* run `Bidirectional(LSTM(units))` (called with the padding mask, so padding does
+    not leak into the backward direction), then a Dense projection to `projection_units` (linear by default).
+
+    Schedules: the paper's `(1, 1, 2, 2)` (layer inputs T, T, T/2, T/4: "the top two layers read every second
+    hidden state in the network below", L = T/4); ESPnet's blstmp `(1, 2, 2, 1)` (T, T/2, T/4, T/4).
+
+    All weights (LSTM kernels, recurrent kernels, biases, projections) are initialized uniformly in
+    `[-init_scale, init_scale]` (no unit forget bias), as in the paper.
+
+    call(x [B, T, D] float32, lengths [B] int32) -> (h [B, L, projection_units], out_lengths [B] int32),
+    padded frames of `h` are exactly zero.
+    """
+
+    def __init__(
+        self,
+        num_layers: int = 4,
+        units: int = 320,
+        projection_units: int = 320,
+        subsample: Sequence[int] = (1, 1, 2, 2),
+        projection_activation: str | None = None,
+        init_scale: float = 0.1,
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        subsample = tuple(int(s) for s in subsample)
+        if len(subsample) != num_layers:
+            raise ValueError(f"subsample {subsample} must have one entry per layer ({num_layers})")
+        if any(s not in (1, 2) for s in subsample):
+            raise ValueError(f"subsample factors must be 1 or 2, got {subsample}")
+        self.num_layers = int(num_layers)
+        self.units = int(units)
+        self.projection_units = int(projection_units)
+        self.subsample = subsample
+        self.projection_activation = projection_activation
+        self.init_scale = float(init_scale)
+        # The caller's Keras mask (e.g. from GlobalCMVN) is superseded by `lengths`; outputs carry no mask.
+        self.supports_masking = True
+        self.blstms: list[keras.layers.Bidirectional] = []
+        self.projections: list[keras.layers.Dense] = []
+        for i in range(self.num_layers):
+            init = uniform_initializer(self.init_scale)
+            lstm = keras.layers.LSTM(
+                self.units,
+                return_sequences=True,
+                kernel_initializer=init,
+                recurrent_initializer=init,
+                bias_initializer=init,
+                unit_forget_bias=False,
+                name=f"lstm_{i}",
+            )
+            self.blstms.append(keras.layers.Bidirectional(lstm, merge_mode="concat", name=f"blstm_{i}"))
+            self.projections.append(
+                keras.layers.Dense(
+                    self.projection_units,
+                    activation=self.projection_activation,
+                    kernel_initializer=init,
+                    bias_initializer=init,
+                    name=f"projection_{i}",
+                )
+            )
+
+    def build(self, x_shape: Sequence[int | None], lengths_shape: Sequence[int | None] | None = None) -> None:
+        dim = x_shape[-1]
+        for blstm, projection in zip(self.blstms, self.projections):
+            if not blstm.built:
+                blstm.build((None, None, dim))
+            if not projection.built:
+                projection.build((None, None, 2 * self.units))
+            dim = self.projection_units
+        self.built = True
+
+    @staticmethod
+    def output_lengths(lengths: Any, subsample: Sequence[int]) -> Any:
+        """Encoder output lengths: `ceil(len / 2)` per factor-2 layer. Works on ints, numpy and tf tensors."""
+        for factor in subsample:
+            if int(factor) == 2:
+                lengths = (lengths + 1) // 2
+        return lengths
+
+    def call(self, x: tf.Tensor, lengths: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        h = tf.convert_to_tensor(x)
+        lengths = tf.cast(lengths, tf.int32)
+        for factor, blstm, projection in zip(self.subsample, self.blstms, self.projections):
+            if factor == 2:
+                h = h[:, ::2]
+                lengths = (lengths + 1) // 2
+            mask = tf.sequence_mask(lengths, maxlen=tf.shape(h)[1])
+            h = blstm(h, mask=mask)
+            h = projection(h)
+            h = h * tf.expand_dims(tf.cast(mask, h.dtype), -1)
+        return h, lengths
+
+    def compute_mask(self, x: Any, mask: Any = None) -> None:
+        return None
+
+    def compute_output_shape(self, x_shape: Sequence[int | None], lengths_shape: Sequence[int | None]) -> tuple:
+        steps = x_shape[1]
+        if steps is not None:
+            steps = self.output_lengths(steps, self.subsample)
+        return (x_shape[0], steps, self.projection_units), tuple(lengths_shape)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            num_layers=self.num_layers,
+            units=self.units,
+            projection_units=self.projection_units,
+            subsample=list(self.subsample),
+            projection_activation=self.projection_activation,
+            init_scale=self.init_scale,
+        )
+        return config

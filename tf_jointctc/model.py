@@ -1,0 +1,438 @@
+"""Joint CTC-attention model (Kim, Hori & Watanabe, ICASSP 2017, eq. 14) and its training step.
+
+The caller compiles: `model.compile(optimizer=make_optimizer(config))`. XLA must stay off (there is no XLA
+kernel for CTCLoss): `compile` here defaults `jit_compile` to False and refuses True.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tf_jointctc.features import GlobalCMVN
+from tf_jointctc.layers import ctc as ctc_lib
+from tf_jointctc.layers.ctc import CTCHead
+from tf_jointctc.layers.decoder import AttentionDecoder, DecoderState
+from tf_jointctc.layers.encoder import PyramidalBLSTM
+
+DEFAULT_FEATURE_DIM = 120
+
+
+@keras.saving.register_keras_serializable(package="tf_jointctc")
+class JointCTCAttention(keras.Model):
+    """Shared pyramidal BLSTM encoder, CTC head and location/content attention decoder.
+
+    Loss (eq. 14): `ctc_weight * L_CTC + (1 - ctc_weight) * L_Attention`, each the per-utterance sum of token
+    negative log likelihoods averaged over the batch. Attention targets are `labels + eos`, decoder inputs
+    `sos + labels`; padded positions are masked out. `ctc_weight` is a constructor constant: with 1 the
+    attention branch is never built into the loss graph, with 0 the CTC loss is never computed.
+
+    Inputs (the batch dict of docs/interfaces.md): features [B, T, D] float32 (not CMVN-normalized),
+    feature_lengths [B] int32, labels [B, U] int32 padded with 0, label_lengths [B] int32.
+
+    Metrics: loss, ctc_loss (if ctc_weight > 0), attention_loss and attention_accuracy (teacher-forced argmax
+    token accuracy, the paper's Fig. 2; if ctc_weight < 1), non_finite_steps (skipped updates).
+    """
+
+    def __init__(
+        self,
+        vocab_size: int = 33,
+        ctc_weight: float = 0.2,
+        encoder_layers: int = 4,
+        encoder_units: int = 320,
+        encoder_projection_units: int = 320,
+        encoder_subsample: Sequence[int] = (1, 1, 2, 2),
+        attention: str = "location",
+        attention_dim: int = 320,
+        attention_filters: int = 10,
+        attention_width: int = 100,
+        sharpening: float = 2.0,
+        decoder_units: int = 320,
+        embedding_dim: int | None = None,
+        cmvn_mean: Sequence[float] | None = None,
+        cmvn_std: Sequence[float] | None = None,
+        init_scale: float = 0.1,
+        sos_id: int | None = None,
+        eos_id: int | None = None,
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        if not 0.0 <= float(ctc_weight) <= 1.0:
+            raise ValueError(f"ctc_weight must be in [0, 1], got {ctc_weight}")
+        self.vocab_size = int(vocab_size)
+        self.ctc_weight = float(ctc_weight)
+        self.encoder_layers = int(encoder_layers)
+        self.encoder_units = int(encoder_units)
+        self.encoder_projection_units = int(encoder_projection_units)
+        self.encoder_subsample = tuple(int(s) for s in encoder_subsample)
+        self.attention_type = attention
+        self.attention_dim = int(attention_dim)
+        self.attention_filters = int(attention_filters)
+        self.attention_width = int(attention_width)
+        self.sharpening = float(sharpening)
+        self.decoder_units = int(decoder_units)
+        self.embedding_dim = int(embedding_dim) if embedding_dim is not None else None
+        self.init_scale = float(init_scale)
+        self.sos_id = int(sos_id) if sos_id is not None else self.vocab_size - 1
+        self.eos_id = int(eos_id) if eos_id is not None else self.vocab_size - 1
+        if cmvn_mean is None:
+            cmvn_mean = np.zeros(DEFAULT_FEATURE_DIM if cmvn_std is None else len(cmvn_std), np.float32)
+        if cmvn_std is None:
+            cmvn_std = np.ones(len(cmvn_mean), np.float32)
+        self.feature_dim = int(np.asarray(cmvn_mean).reshape(-1).shape[0])
+
+        self.cmvn = GlobalCMVN(cmvn_mean, cmvn_std, name="cmvn")
+        self.encoder = PyramidalBLSTM(
+            num_layers=self.encoder_layers,
+            units=self.encoder_units,
+            projection_units=self.encoder_projection_units,
+            subsample=self.encoder_subsample,
+            init_scale=self.init_scale,
+            name="encoder",
+        )
+        self.ctc_head = CTCHead(self.vocab_size, init_scale=self.init_scale, name="ctc_head")
+        self.decoder = AttentionDecoder(
+            self.vocab_size,
+            units=self.decoder_units,
+            embedding_dim=self.embedding_dim,
+            attention=self.attention_type,
+            attention_dim=self.attention_dim,
+            attention_filters=self.attention_filters,
+            attention_width=self.attention_width,
+            sharpening=self.sharpening,
+            init_scale=self.init_scale,
+            name="decoder",
+        )
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.ctc_loss_tracker = keras.metrics.Mean(name="ctc_loss")
+        self.attention_loss_tracker = keras.metrics.Mean(name="attention_loss")
+        self.accuracy_tracker = keras.metrics.Mean(name="attention_accuracy")
+        self.non_finite_tracker = keras.metrics.Sum(name="non_finite_steps")
+        # All variables exist from construction on: nothing is created inside a traced loop, and `.keras`
+        # loading and distribution strategies see a fully built model.
+        self.build()
+
+    # ------------------------------------------------------------------ structure
+
+    def build(self, input_shape: Any = None) -> None:
+        encoder_shape = (None, None, self.encoder_projection_units)
+        self.encoder.build((None, None, self.feature_dim))
+        self.ctc_head.build(encoder_shape)
+        self.decoder.build(encoder_shape)
+        self.built = True
+
+    @property
+    def compute_ctc(self) -> bool:
+        return self.ctc_weight > 0.0
+
+    @property
+    def compute_attention(self) -> bool:
+        return self.ctc_weight < 1.0
+
+    def compile(self, *args: Any, jit_compile: bool | str = False, **kwargs: Any) -> None:
+        """`keras.Model.compile` with XLA off: CTCLoss has no XLA kernel ("auto" is mapped to False)."""
+        if jit_compile is True:
+            raise ValueError("jit_compile=True is not supported: there is no XLA kernel for CTCLoss")
+        super().compile(*args, jit_compile=False, **kwargs)
+
+    def compile_from_config(self, config: dict[str, Any]) -> None:
+        """Restores the compile state on `.keras` loading (Keras skips it for an overridden `compile`)."""
+        config = keras.saving.deserialize_keras_object(config)
+        config.pop("jit_compile", None)
+        self.compile(**config)
+        if self.optimizer is not None and self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    # ------------------------------------------------------------------ forward
+
+    def encode(
+        self, features: tf.Tensor, feature_lengths: tf.Tensor, training: bool | None = None
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """CMVN then the encoder: (features [B, T, D], lengths [B]) -> (h [B, L, P], encoder_lengths [B])."""
+        features = tf.convert_to_tensor(features, tf.float32)
+        feature_lengths = tf.cast(feature_lengths, tf.int32)
+        mask = tf.sequence_mask(feature_lengths, maxlen=tf.shape(features)[1])
+        x = self.cmvn(features, mask=mask)
+        return self.encoder(x, feature_lengths, training=training)
+
+    def ctc_logits(self, h: tf.Tensor) -> tf.Tensor:
+        """[B, L, P] -> CTC logits [B, L, V]."""
+        return self.ctc_head(h)
+
+    @staticmethod
+    def encoder_mask(h: tf.Tensor, encoder_lengths: tf.Tensor) -> tf.Tensor:
+        """[B, L] bool, True on valid encoder frames."""
+        return tf.sequence_mask(encoder_lengths, maxlen=tf.shape(h)[1])
+
+    def decoder_targets(self, labels: tf.Tensor, label_lengths: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """(labels [B, U] padded with 0, lengths [B]) -> (inputs = sos + labels [B, U+1], targets = labels + eos
+        [B, U+1], mask [B, U+1] bool over the len+1 valid positions)."""
+        labels = tf.cast(labels, tf.int32)
+        label_lengths = tf.cast(label_lengths, tf.int32)
+        batch = tf.shape(labels)[0]
+        sos = tf.fill(tf.stack([batch, 1]), self.sos_id)
+        inputs = tf.concat([sos, labels], axis=1)
+        padded = tf.concat([labels, tf.zeros(tf.stack([batch, 1]), tf.int32)], axis=1)
+        positions = tf.expand_dims(tf.range(tf.shape(padded)[1]), 0)
+        lengths = tf.expand_dims(label_lengths, 1)
+        targets = tf.where(positions == lengths, self.eos_id, padded)
+        mask = positions <= lengths
+        return inputs, targets, mask
+
+    def call(self, inputs: Mapping[str, tf.Tensor], training: bool | None = None) -> dict[str, tf.Tensor]:
+        """Returns dict(ctc_logits [B, L, V], encoder_lengths [B]) plus, when `inputs` has labels and
+        label_lengths, attention_logits [B, U+1, V] and attention_weights [B, U+1, L] (teacher forcing)."""
+        h, lengths = self.encode(inputs["features"], inputs["feature_lengths"], training=training)
+        outputs = {"ctc_logits": self.ctc_logits(h), "encoder_lengths": lengths}
+        if "labels" in inputs and "label_lengths" in inputs:
+            targets_in, _, _ = self.decoder_targets(inputs["labels"], inputs["label_lengths"])
+            logits, weights = self.decoder.teacher_forcing(
+                h, self.encoder_mask(h, lengths), targets_in, training=training
+            )
+            outputs["attention_logits"] = logits
+            outputs["attention_weights"] = weights
+        return outputs
+
+    # ------------------------------------------------------------------ decoding API (beam search)
+
+    def decoder_initial_state(self, h: tf.Tensor, encoder_lengths: tf.Tensor) -> tuple[tf.Tensor, DecoderState]:
+        """-> (h_proj [B, L, A], initial decoder state). See `AttentionDecoder.initial_state`."""
+        mask = self.encoder_mask(h, encoder_lengths)
+        return self.decoder.precompute(h), self.decoder.initial_state(h, mask)
+
+    def decoder_step(
+        self,
+        prev_token: tf.Tensor,
+        state: DecoderState,
+        h: tf.Tensor,
+        h_proj: tf.Tensor,
+        encoder_lengths: tf.Tensor,
+    ) -> tuple[tf.Tensor, DecoderState]:
+        """-> (log_probs [B, V], new_state). See `AttentionDecoder.step`."""
+        return self.decoder.step(prev_token, state, h, h_proj, self.encoder_mask(h, encoder_lengths))
+
+    # ------------------------------------------------------------------ losses
+
+    def compute_losses(self, batch: Mapping[str, tf.Tensor], training: bool | None = None) -> dict[str, tf.Tensor]:
+        """Per-utterance losses and the total.
+
+        Returns a dict with `loss` (scalar, eq. 14 averaged over the batch) and, for the branches that are
+        computed, `ctc` [B], `attention` [B] (summed token NLL), `correct` [B, U+1] float and `token_mask`
+        [B, U+1] float (for teacher-forced accuracy).
+        """
+        h, lengths = self.encode(batch["features"], batch["feature_lengths"], training=training)
+        labels = tf.cast(batch["labels"], tf.int32)
+        label_lengths = tf.cast(batch["label_lengths"], tf.int32)
+        out: dict[str, tf.Tensor] = {}
+        loss = tf.constant(0.0, tf.float32)
+        if self.compute_ctc:
+            ctc = ctc_lib.ctc_loss(self.ctc_logits(h), lengths, labels, label_lengths)
+            out["ctc"] = ctc
+            loss += self.ctc_weight * tf.reduce_mean(ctc)
+        if self.compute_attention:
+            targets_in, targets, mask = self.decoder_targets(labels, label_lengths)
+            logits, _ = self.decoder.teacher_forcing(h, self.encoder_mask(h, lengths), targets_in, training=training)
+            nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=tf.cast(logits, tf.float32))
+            token_mask = tf.cast(mask, tf.float32)
+            attention = tf.reduce_sum(nll * token_mask, axis=1)
+            out["attention"] = attention
+            out["correct"] = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), targets), tf.float32)
+            out["token_mask"] = token_mask
+            loss += (1.0 - self.ctc_weight) * tf.reduce_mean(attention)
+        out["loss"] = loss
+        return out
+
+    @property
+    def metrics(self) -> list[keras.metrics.Metric]:
+        metrics = [self.loss_tracker]
+        if self.compute_ctc:
+            metrics.append(self.ctc_loss_tracker)
+        if self.compute_attention:
+            metrics += [self.attention_loss_tracker, self.accuracy_tracker]
+        metrics.append(self.non_finite_tracker)
+        return metrics
+
+    def _update_metrics(self, out: dict[str, tf.Tensor], finite: tf.Tensor) -> dict[str, tf.Tensor]:
+        weight = tf.cast(finite, tf.float32)
+
+        def safe(x: tf.Tensor) -> tf.Tensor:
+            return tf.where(finite, x, tf.zeros_like(x))
+
+        self.loss_tracker.update_state(safe(out["loss"]), sample_weight=weight)
+        if self.compute_ctc:
+            self.ctc_loss_tracker.update_state(safe(tf.reduce_mean(out["ctc"])), sample_weight=weight)
+        if self.compute_attention:
+            self.attention_loss_tracker.update_state(safe(tf.reduce_mean(out["attention"])), sample_weight=weight)
+            self.accuracy_tracker.update_state(safe(out["correct"]), sample_weight=out["token_mask"] * weight)
+        # Summed over replicas when reading the metric: count each skipped step once.
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        self.non_finite_tracker.update_state((1.0 - weight) / replicas)
+        return {m.name: m.result() for m in self.metrics}
+
+    @staticmethod
+    def _unpack(data: Any) -> Mapping[str, tf.Tensor]:
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        return x
+
+    def train_step(self, data: Any) -> dict[str, tf.Tensor]:
+        """One update on eq. 14.
+
+        Non-finite loss or gradients on one device: no update at all (optimizer slots and iteration count
+        untouched) and `non_finite_steps` += 1. Under a multi-replica strategy the loss is divided by
+        `num_replicas_in_sync` before the gradients (replica gradients are summed); a non-finite step there is
+        a zero-gradient step on every replica (variables unchanged, optimizer slots still move)."""
+        batch = self._unpack(data)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        with tf.GradientTape() as tape:
+            out = self.compute_losses(batch, training=True)
+            scaled_loss = out["loss"] / replicas if replicas > 1 else out["loss"]
+        variables = self.trainable_variables
+        grads = tape.gradient(scaled_loss, variables)
+        pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
+        grads = [g for g, _ in pairs]
+        variables = [v for _, v in pairs]
+        finite = tf.reduce_all([tf.math.is_finite(out["loss"])] + [tf.reduce_all(tf.math.is_finite(g)) for g in grads])
+        if not self.optimizer.built:
+            with tf.init_scope():
+                self.optimizer.build(self.trainable_variables)
+        if replicas > 1:
+            # A tf.cond around the optimizer's cross-replica merge_call is not allowed. All replicas agree on
+            # the flag, then zero their gradients: the variables do not move, but the optimizer still takes a
+            # zero step (iterations and adaptive slots such as AdaDelta's accumulators still change).
+            bad = tf.distribute.get_replica_context().all_reduce(
+                tf.distribute.ReduceOp.SUM, 1.0 - tf.cast(finite, tf.float32)
+            )
+            finite = tf.equal(bad, 0.0)
+            grads = [tf.where(finite, g, tf.zeros_like(g)) for g in grads]
+            self.optimizer.apply(grads, variables)
+        else:
+
+            def apply() -> tf.Tensor:
+                self.optimizer.apply(grads, variables)
+                return tf.constant(True)
+
+            tf.cond(finite, apply, lambda: tf.constant(False))
+        return self._update_metrics(out, finite)
+
+    def test_step(self, data: Any) -> dict[str, tf.Tensor]:
+        batch = self._unpack(data)
+        out = self.compute_losses(batch, training=False)
+        return self._update_metrics(out, tf.math.is_finite(out["loss"]))
+
+    # ------------------------------------------------------------------ serialization
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            vocab_size=self.vocab_size,
+            ctc_weight=self.ctc_weight,
+            encoder_layers=self.encoder_layers,
+            encoder_units=self.encoder_units,
+            encoder_projection_units=self.encoder_projection_units,
+            encoder_subsample=list(self.encoder_subsample),
+            attention=self.attention_type,
+            attention_dim=self.attention_dim,
+            attention_filters=self.attention_filters,
+            attention_width=self.attention_width,
+            sharpening=self.sharpening,
+            decoder_units=self.decoder_units,
+            embedding_dim=self.embedding_dim,
+            cmvn_mean=[float(v) for v in keras.ops.convert_to_numpy(self.cmvn.mean)],
+            cmvn_std=[float(v) for v in keras.ops.convert_to_numpy(self.cmvn.std)],
+            init_scale=self.init_scale,
+            sos_id=self.sos_id,
+            eos_id=self.eos_id,
+        )
+        return config
+
+
+def _section(config: Any, key: str) -> Any:
+    """`config.key` if present (a full experiment config), else `config` itself (already the section)."""
+    try:
+        return config[key] if key in config else config
+    except TypeError:
+        return config
+
+
+def _cmvn_arrays(cmvn: Any) -> tuple[Any, Any]:
+    if cmvn is None:
+        return None, None
+    if hasattr(cmvn, "mean") and hasattr(cmvn, "std"):
+        return np.asarray(cmvn.mean, np.float32), np.asarray(cmvn.std, np.float32)
+    if isinstance(cmvn, Mapping):
+        return np.asarray(cmvn["mean"], np.float32), np.asarray(cmvn["std"], np.float32)
+    mean, std = cmvn
+    return np.asarray(mean, np.float32), np.asarray(std, np.float32)
+
+
+def build_model(model_config: Any, loss_config: Any, vocab: Any, cmvn: Any = None) -> JointCTCAttention:
+    """Builds the model from ml_collections configs.
+
+    Args:
+      model_config: ConfigDict with (or being) `model`: encoder.{num_layers, units, projection_units,
+        subsample}, attention ("location"|"content"), attention_dim, attention_filters, attention_width,
+        sharpening, decoder_units, init_scale.
+      loss_config: ConfigDict with (or being) `loss`: ctc_weight (lambda of eq. 14).
+      vocab: a `text.Vocabulary` (size, sos_id, eos_id).
+      cmvn: None (identity normalization), a `CMVNStats`-like object with `.mean`/`.std`, a dict with
+        "mean"/"std", or a (mean, std) pair.
+    """
+    model = _section(model_config, "model")
+    loss = _section(loss_config, "loss")
+    encoder = model["encoder"]
+    mean, std = _cmvn_arrays(cmvn)
+    return JointCTCAttention(
+        vocab_size=vocab.size,
+        ctc_weight=float(loss["ctc_weight"]),
+        encoder_layers=int(encoder["num_layers"]),
+        encoder_units=int(encoder["units"]),
+        encoder_projection_units=int(encoder["projection_units"]),
+        encoder_subsample=tuple(encoder["subsample"]),
+        attention=str(model.get("attention", "location")),
+        attention_dim=int(model.get("attention_dim", 320)),
+        attention_filters=int(model.get("attention_filters", 10)),
+        attention_width=int(model.get("attention_width", 100)),
+        sharpening=float(model.get("sharpening", 2.0)),
+        decoder_units=int(model.get("decoder_units", 320)),
+        init_scale=float(model.get("init_scale", 0.1)),
+        cmvn_mean=mean,
+        cmvn_std=std,
+        sos_id=vocab.sos_id,
+        eos_id=vocab.eos_id,
+    )
+
+
+def make_optimizer(optimizer_config: Any) -> keras.optimizers.Optimizer:
+    """Optimizer from config keys optimizer.{name, learning_rate, rho, epsilon, clip_norm}.
+
+    "adadelta" (paper; defaults learning_rate 1.0, rho 0.95, epsilon 1e-8) or "adam" (defaults learning_rate
+    1e-3, epsilon 1e-7). `clip_norm` > 0 sets `global_clipnorm` (gradient-norm clipping, paper [20]); None or
+    <= 0 disables it.
+    """
+    config = _section(optimizer_config, "optimizer")
+
+    def get(key: str, default: Any) -> Any:
+        value = config.get(key, default) if hasattr(config, "get") else getattr(config, key, default)
+        return default if value is None else value
+
+    name = str(get("name", "adadelta")).lower()
+    clip = get("clip_norm", None)
+    clip = float(clip) if clip is not None and float(clip) > 0 else None
+    if name == "adadelta":
+        return keras.optimizers.Adadelta(
+            learning_rate=float(get("learning_rate", 1.0)),
+            rho=float(get("rho", 0.95)),
+            epsilon=float(get("epsilon", 1e-8)),
+            global_clipnorm=clip,
+        )
+    if name == "adam":
+        return keras.optimizers.Adam(
+            learning_rate=float(get("learning_rate", 1e-3)),
+            epsilon=float(get("epsilon", 1e-7)),
+            global_clipnorm=clip,
+        )
+    raise ValueError(f"unknown optimizer {name!r}: expected 'adadelta' or 'adam'")
