@@ -24,7 +24,7 @@ install: $(STAMP)
 # after an interruption continues where it stopped.
 demo: $(STAMP)
 	$(VENV)/bin/jointctc-synth --out_dir $(CORPUS) --minutes $(MINUTES) --seed $(SEED)
-	$(PY) -m tf_jointctc.cli.inspect_corpus --corpus $(CORPUS)
+	$(PY) -m tf_jointctc.cli.inspect_corpus --corpus $(CORPUS) --config configs/demo.py
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -10,6 +10,7 @@ def get_config():
     config = base_config()
     config.data.train = "data/corpus/train/manifest.jsonl"
     config.data.dev = "data/corpus/dev/manifest.jsonl"
+    config.data.cache_dir = "data/cache"  # shared with `make demo`'s inspect_corpus stage
     config.data.num_shards = 4
     config.data.max_seconds = 20.0
     config.model.encoder.units = 128

@@ -133,6 +133,15 @@ class JointCTCAttention(keras.Model):
     def compute_attention(self) -> bool:
         return self.ctc_weight < 1.0
 
+    def _maybe_symbolic_build(self, iterator: Any = None, data_batch: Any = None) -> None:
+        """Keras 3.15 (pinned) first reduces a data batch across replicas and traces a symbolic build when a
+        strategy is set; `MultiWorkerMirroredStrategy` cannot reduce a dict batch (ValueError in `fit`). Every
+        variable of this model exists from `__init__` on and it compiles no loss or metric objects, so the only
+        thing left to build is the optimizer."""
+        if self.optimizer is not None and not self.optimizer.built:
+            with self.distribute_strategy.scope():
+                self.optimizer.build(self.trainable_variables)
+
     def compile(self, *args: Any, jit_compile: bool | str = False, **kwargs: Any) -> None:
         """`keras.Model.compile` with XLA off: CTCLoss has no XLA kernel ("auto" is mapped to False)."""
         if jit_compile is True:
@@ -316,12 +325,12 @@ class JointCTCAttention(keras.Model):
                 return tf.constant(True)
 
             tf.cond(finite, apply, lambda: tf.constant(False))
-        return self._update_metrics(out, finite)
+        return _for_keras_reduction(self._update_metrics(out, finite))
 
     def test_step(self, data: Any) -> dict[str, tf.Tensor]:
         batch = self._unpack(data)
         out = self.compute_losses(batch, training=False)
-        return self._update_metrics(out, tf.math.is_finite(out["loss"]))
+        return _for_keras_reduction(self._update_metrics(out, tf.math.is_finite(out["loss"])))
 
     # ------------------------------------------------------------------ serialization
 
@@ -348,6 +357,15 @@ class JointCTCAttention(keras.Model):
             eos_id=self.eos_id,
         )
         return config
+
+
+def _for_keras_reduction(logs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    """Keras 3.15 (pinned) reduces step outputs under `MultiWorkerMirroredStrategy` with
+    `strategy.reduce("MEAN", v, axis=0)`, which fails on scalars: give it shape [1] there, so the logs become
+    the mean over all workers (scalars again). Other strategies reduce scalars themselves."""
+    if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+        return {name: tf.reshape(value, [1]) for name, value in logs.items()}
+    return logs
 
 
 def _section(config: Any, key: str) -> Any:

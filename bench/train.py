@@ -1,0 +1,81 @@
+"""Frames per second of one full training step (forward, CTC + attention losses, backward, update) of the
+paper's WSJ architecture on random data. Prints one JSON line.
+
+  python bench/train.py [--batch 16] [--frames 800] [--labels 100] [--threads 2] [--subsample 1,1,2,2]
+                        [--ctc_weight 0.2] [--steps 5] [--config configs/wsj_si284.py]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import pathlib
+import platform
+import time
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+
+
+def load_config(path: str):
+    spec = importlib.util.spec_from_file_location("bench_config", REPO / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--frames", type=int, default=800)
+    parser.add_argument("--labels", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=2, help="intra-op threads (inter-op: same)")
+    parser.add_argument("--subsample", default="1,1,2,2", help="per-layer encoder subsampling; ESPnet: 1,2,2,1")
+    parser.add_argument("--ctc_weight", type=float, default=0.2)
+    parser.add_argument("--steps", type=int, default=5, help="timed steps after two warm-up steps")
+    parser.add_argument("--config", default="configs/wsj_si284.py")
+    args = parser.parse_args()
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import numpy as np
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    from tf_jointctc.model import build_model, make_optimizer
+    from tf_jointctc.text import Vocabulary
+
+    config = load_config(args.config)
+    config.model.encoder.subsample = tuple(int(x) for x in args.subsample.split(","))
+    config.loss.ctc_weight = args.ctc_weight
+    vocab = Vocabulary()
+    model = build_model(config.model, config.loss, vocab)
+    model.compile(optimizer=make_optimizer(config.optimizer))
+
+    rng = np.random.default_rng(0)
+    batch = {
+        "features": tf.constant(rng.normal(size=(args.batch, args.frames, 120)).astype(np.float32)),
+        "feature_lengths": tf.fill([args.batch], args.frames),
+        "labels": tf.constant(rng.integers(1, vocab.sos_id, size=(args.batch, args.labels)).astype(np.int32)),
+        "label_lengths": tf.fill([args.batch], args.labels),
+    }
+    step = tf.function(model.train_step)
+    for _ in range(2):
+        step(batch)["loss"].numpy()
+    started = time.perf_counter()
+    for _ in range(args.steps):
+        step(batch)["loss"].numpy()
+    seconds = (time.perf_counter() - started) / args.steps
+    print(json.dumps({
+        "benchmark": "train",
+        "frames_per_second": round(args.batch * args.frames / seconds, 1),
+        "seconds_per_step": round(seconds, 3),
+        "batch": args.batch, "frames": args.frames, "labels": args.labels, "threads": args.threads,
+        "subsample": args.subsample, "ctc_weight": args.ctc_weight, "config": args.config,
+        "parameters": int(model.count_params()), "machine": f"{platform.machine()} {os.cpu_count()} cpus",
+    }))
+
+
+if __name__ == "__main__":
+    main()

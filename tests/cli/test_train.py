@@ -1,0 +1,135 @@
+"""jointctc-train end to end: work dir contents, TensorBoard, resume after SIGKILL, multi-worker."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from tests.helpers import REPO, last_json_line, tiny_config, write_config_file
+
+
+def test_train_fills_the_workdir_and_prints_json(trained_workdir):
+    workdir, summary = trained_workdir
+    assert summary["epochs"] == 2
+    for key in ("loss", "ctc_loss", "attention_loss", "attention_accuracy", "dev_cer", "best_dev_cer"):
+        assert np.isfinite(summary[key]), key
+    assert 0.0 <= summary["dev_cer"] <= 100.0 or summary["dev_cer"] > 100.0  # insertions can exceed 100 %
+    for name in ("config.json", "vocab.json", "cmvn.json", "history.json"):
+        assert (workdir / name).is_file(), name
+    assert tf.train.latest_checkpoint(str(workdir / "checkpoints" / "latest")).endswith("ckpt-2")
+    assert tf.train.latest_checkpoint(str(workdir / "checkpoints" / "best")) is not None
+    history = json.loads((workdir / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert all("dev_cer" in h and "val_loss" in h for h in history)
+    # The training loss is logged per epoch (the paper's Fig. 2) and decreases on this tiny set.
+    assert history[1]["loss"] < history[0]["loss"]
+    alignments = np.load(workdir / "alignments" / "epoch_002.npz")
+    assert len(alignments.files) == 2
+    for name in alignments.files:
+        weights = alignments[name]
+        np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-4)
+
+
+def _event_tags(folder):
+    tags = set()
+    for root, _, files in os.walk(folder):
+        for name in files:
+            if name.startswith("events.out.tfevents"):
+                for event in tf.compat.v1.train.summary_iterator(os.path.join(root, name)):
+                    tags.update(v.tag for v in event.summary.value)
+    return tags
+
+
+def test_tensorboard_has_learning_curves_cer_and_alignment_images(trained_workdir):
+    workdir, _ = trained_workdir
+    tags = _event_tags(workdir / "tensorboard")
+    assert any(t.startswith("epoch_loss") for t in tags), tags
+    assert "cer" in tags
+    assert sum(t.startswith("alignment/") for t in tags) == 2
+
+
+def _popen_train(workdir, config):
+    config_file = write_config_file(config, workdir.parent)
+    args = [sys.executable, "-m", "tf_jointctc.cli.train", f"--config={config_file}", f"--workdir={workdir}",
+            "--verbose=0"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_resume_after_sigkill_continues_the_epoch_count(trained_workdir, tiny_corpus, tmp_path):
+    source, _ = trained_workdir
+    workdir = tmp_path / "work"
+    shutil.copytree(source, workdir)
+    config = tiny_config(tiny_corpus, **{"train.epochs": 4})
+    process = _popen_train(workdir, config)
+    # Kill it as soon as epoch 3's checkpoint index appears, i.e. possibly mid-way through writing it.
+    deadline = time.time() + 400
+    latest = workdir / "checkpoints" / "latest"
+    while time.time() < deadline and process.poll() is None:
+        if any(name.startswith("ckpt-3") for name in os.listdir(latest)):
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, process.communicate()[1][-3000:]
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    # Whatever was on disk at the kill, the newest named checkpoint restores completely.
+    restored = tf.train.latest_checkpoint(str(latest))
+    assert restored.endswith(("ckpt-2", "ckpt-3"))
+    for name in os.listdir(workdir):
+        assert not name.startswith(".tmp-"), name
+    history = json.loads((workdir / "history.json").read_text())
+    assert len(history) in (2, 3)
+
+    process = _popen_train(workdir, config)
+    stdout, stderr = process.communicate(timeout=600)
+    assert process.returncode == 0, stderr[-3000:]
+    assert "resuming from" in stdout + stderr
+    summary = last_json_line(stdout)
+    assert summary["epochs"] == 4
+    history = json.loads((workdir / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+    assert tf.train.latest_checkpoint(str(latest)).endswith("ckpt-4")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_multi_worker_processes_train_on_loopback(tiny_corpus, tmp_path):
+    config = tiny_config(tiny_corpus, **{"train.epochs": 1})
+    workers = [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]
+    processes = []
+    for index in range(2):
+        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        args = [sys.executable, "-m", "tf_jointctc.cli.train", f"--config={write_config_file(config, tmp_path)}",
+                f"--workdir={tmp_path / 'work'}", "--strategy=multi_worker", "--verbose=0"]
+        env = {**os.environ, "TF_CONFIG": json.dumps(tf_config), "TF_CPP_MIN_LOG_LEVEL": "2"}
+        processes.append(subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                          text=True))
+    outputs = [p.communicate(timeout=600) for p in processes]
+    for process, (_, stderr) in zip(processes, outputs):
+        assert process.returncode == 0, stderr[-3000:]
+    chief = last_json_line(outputs[0][0])
+    assert chief["epochs"] == 1 and np.isfinite(chief["loss"])
+    # Both workers end with the same synchronously trained weights: the chief's checkpoint in the work dir,
+    # the other worker's in its private folder.
+    readers = [
+        tf.train.load_checkpoint(tf.train.latest_checkpoint(str(folder / "checkpoints" / "latest")))
+        for folder in (tmp_path / "work", tmp_path / "work" / "workers" / "1")
+    ]
+    # Trainable weights are keyed through the optimizer's variable list in these checkpoints.
+    names = [n for n in readers[0].get_variable_to_shape_map() if n.startswith("optimizer/_trainable_variables/")]
+    assert len(names) > 10
+    for name in names:
+        np.testing.assert_allclose(readers[0].get_tensor(name), readers[1].get_tensor(name), atol=1e-6, err_msg=name)

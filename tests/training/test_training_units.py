@@ -1,0 +1,79 @@
+"""Unit tests of the training helpers: atomic writes, checkpoints and history, non-finite guard, images."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from tf_jointctc.training import atomic
+from tf_jointctc.training.callbacks import NonFiniteGuard, alignment_image
+from tf_jointctc.training.checkpoint import TrainingCheckpoints, restore_weights
+from tf_jointctc.training.strategy import make_strategy
+
+
+def test_atomic_write_replaces_whole_file_and_leaves_no_temporaries(tmp_path):
+    path = tmp_path / "sub" / "state.json"
+    atomic.write_json(str(path), {"a": 1})
+    atomic.write_json(str(path), {"a": 2})
+    assert json.loads(path.read_text()) == {"a": 2}
+    assert [p.name for p in path.parent.iterdir()] == ["state.json"]
+
+
+def _tiny_model():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer=keras.optimizers.Adam(0.1), loss="mse")
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
+def test_checkpoints_restore_epoch_weights_and_truncate_history(tmp_path):
+    model = _tiny_model()
+    checkpoints = TrainingCheckpoints(str(tmp_path), model, model.optimizer)
+    assert checkpoints.restore_latest() == 0
+    checkpoints.save(1, {"loss": 3.0, "dev_cer": 50.0})
+    saved_weights = [w.copy() for w in model.get_weights()]
+    checkpoints.save(2, {"loss": 2.0, "dev_cer": 60.0})  # worse: best stays at epoch 1
+    # A history written after a checkpoint that was then lost (kill between the two writes) is cut back.
+    atomic.write_json(checkpoints.history_path, [*checkpoints.history(), {"epoch": 3, "loss": 1.0}])
+
+    fresh = _tiny_model()
+    restored = TrainingCheckpoints(str(tmp_path), fresh, fresh.optimizer)
+    assert restored.restore_latest() == 2
+    assert [h["epoch"] for h in restored.history()] == [1, 2]
+    assert float(restored.best_dev_cer.numpy()) == 50.0
+    for a, b in zip(fresh.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    best = _tiny_model()
+    assert restore_weights(best, str(tmp_path), "best").endswith("ckpt-1")
+    for a, b in zip(best.get_weights(), saved_weights):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_restore_weights_without_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="train first"):
+        restore_weights(_tiny_model(), str(tmp_path))
+
+
+def test_non_finite_guard_stops_after_consecutive_skips_only():
+    guard = NonFiniteGuard(max_consecutive=3)
+    guard.set_model(_tiny_model())
+    guard.on_epoch_begin(0)
+    for step, count in enumerate([1, 2, 2, 3, 4]):  # skips at steps 0, 1, 3, 4: never 3 in a row
+        guard.on_train_batch_end(step, {"non_finite_steps": count})
+    assert not guard.model.stop_training and guard.total == 4
+    guard.on_train_batch_end(5, {"non_finite_steps": 5})
+    assert guard.model.stop_training and "3 consecutive non-finite" in guard.stopped_reason
+
+
+def test_alignment_image_scales_rows():
+    image = alignment_image(np.array([[0.1, 0.3], [0.5, 0.5]]))
+    assert image.shape == (1, 2, 2, 1) and image.dtype == np.uint8
+    assert image[0, :, :, 0].tolist() == [[85, 255], [255, 255]]
+
+
+def test_unknown_strategy_is_refused():
+    with pytest.raises(ValueError, match="unknown strategy"):
+        make_strategy("horovod")

@@ -1,0 +1,142 @@
+"""Callbacks of jointctc-train: dev CER and attention alignments each epoch, checkpoints, non-finite guard."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from tf_jointctc import metrics
+from tf_jointctc.decoding.attention_greedy import attention_greedy_decode
+from tf_jointctc.decoding.greedy import ctc_greedy_decode
+from tf_jointctc.text import Vocabulary
+from tf_jointctc.training.checkpoint import TrainingCheckpoints
+
+
+def alignment_image(weights: np.ndarray) -> np.ndarray:
+    """[tokens, frames] attention weights -> [1, tokens, frames, 1] uint8 image, each row scaled to its max."""
+    scaled = weights / np.maximum(weights.max(axis=1, keepdims=True), 1e-9)
+    return (255 * scaled).astype(np.uint8)[np.newaxis, :, :, np.newaxis]
+
+
+class DevEvaluation(keras.callbacks.Callback):
+    """At each epoch end: dev CER (CTC greedy, or attention greedy when the model has no CTC branch) into
+    `logs['dev_cer']`, and the attention alignments of a few fixed dev utterances to TensorBoard (as images)
+    and to `<workdir>/alignments/epoch_NNN.npz` (the paper's Fig. 3)."""
+
+    def __init__(self, dev_dataset: tf.data.Dataset, vocab: Vocabulary, workdir: str, num_alignments: int = 3):
+        super().__init__()
+        self.dev_dataset = dev_dataset  # batches with `texts`
+        self.vocab = vocab
+        self.workdir = workdir
+        self.num_alignments = num_alignments
+        self.writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard", "dev"))
+        self._decode_fn = None
+        self._align_fn = None
+        self._align_batch = None
+
+    def _decode(self, batch: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+        model = self.model
+        h, lengths = model.encode(batch["features"], batch["feature_lengths"], training=False)
+        if model.compute_ctc:
+            token_ids, num_tokens, _ = ctc_greedy_decode(model.ctc_logits(h), lengths, blank_id=self.vocab.blank_id)
+        else:
+            token_ids, num_tokens, _ = attention_greedy_decode(model, h, lengths)
+        return token_ids, num_tokens
+
+    def _align(self, batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        return self.model(batch, training=False)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        logs = logs if logs is not None else {}
+        if self._decode_fn is None:
+            self._decode_fn = tf.function(self._decode, reduce_retracing=True)
+            self._align_fn = tf.function(self._align, reduce_retracing=True)
+        references, hypotheses = [], []
+        for batch in self.dev_dataset:
+            if self._align_batch is None:
+                self._align_batch = {k: v[: self.num_alignments] for k, v in batch.items()}
+            token_ids, num_tokens = self._decode_fn({k: batch[k] for k in ("features", "feature_lengths")})
+            for ids, n in zip(token_ids.numpy(), num_tokens.numpy()):
+                hypotheses.append(self.vocab.decode(ids[:n]))
+            references.extend(t.decode() for t in batch["texts"].numpy())
+        rates = metrics.error_rates(references, hypotheses)
+        logs["dev_cer"] = rates["cer"]
+        logs["dev_wer"] = rates["wer"]
+        logging.info("epoch %d: dev CER %.2f%% WER %.2f%% (%d utterances); e.g. ref %r hyp %r", epoch + 1,
+                     rates["cer"], rates["wer"], len(references), references[0], hypotheses[0])
+        with self.writer.as_default(step=epoch + 1):
+            tf.summary.scalar("cer", rates["cer"])
+            tf.summary.scalar("wer", rates["wer"])
+            if self.model.compute_attention and self._align_batch is not None:
+                self._write_alignments(epoch + 1)
+        self.writer.flush()
+
+    def _write_alignments(self, epoch: int) -> None:
+        batch = {k: v for k, v in self._align_batch.items() if k != "texts"}
+        outputs = self._align_fn({k: batch[k] for k in ("features", "feature_lengths", "labels", "label_lengths")})
+        weights = outputs["attention_weights"].numpy()
+        frames = outputs["encoder_lengths"].numpy()
+        tokens = batch["label_lengths"].numpy() + 1  # + eos
+        arrays = {}
+        for i, utt_id in enumerate(batch["ids"].numpy()):
+            name = utt_id.decode()
+            alignment = weights[i, : tokens[i], : frames[i]]
+            arrays[name] = alignment
+            tf.summary.image(f"alignment/{name}", alignment_image(alignment))
+        folder = os.path.join(self.workdir, "alignments")
+        os.makedirs(folder, exist_ok=True)
+        tmp = os.path.join(folder, f".tmp-epoch_{epoch:03d}.npz")
+        np.savez(tmp, **arrays)
+        os.replace(tmp, os.path.join(folder, f"epoch_{epoch:03d}.npz"))
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Saves `TrainingCheckpoints` after every epoch (after DevEvaluation has put `dev_cer` into the logs)."""
+
+    def __init__(self, checkpoints: TrainingCheckpoints):
+        super().__init__()
+        self.checkpoints = checkpoints
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.checkpoints.save(epoch + 1, dict(logs or {}))
+
+
+class NonFiniteGuard(keras.callbacks.Callback):
+    """Stops training after `max_consecutive` skipped (non-finite) steps in a row, with a clear message.
+
+    The model skips each such update itself (weights stay finite); this only decides when to give up.
+    """
+
+    def __init__(self, max_consecutive: int):
+        super().__init__()
+        self.max_consecutive = max_consecutive
+        self.consecutive = 0
+        self.total = 0
+        self._last = 0.0
+        self.stopped_reason: str | None = None
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._last = 0.0  # the model's counter restarts every epoch
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        count = float((logs or {}).get("non_finite_steps", self._last))
+        if count > self._last:
+            self.consecutive += 1
+            self.total += int(round(count - self._last))
+            logging.warning("non-finite loss or gradients at step %d: update skipped (%d in a row, %d in all)",
+                            batch, self.consecutive, self.total)
+        else:
+            self.consecutive = 0
+        self._last = count
+        if self.consecutive >= self.max_consecutive:
+            self.stopped_reason = (
+                f"stopping: {self.consecutive} consecutive non-finite losses; the last checkpoint holds finite "
+                "weights. Check the data (features, transcripts) or lower the learning rate."
+            )
+            logging.error(self.stopped_reason)
+            self.model.stop_training = True

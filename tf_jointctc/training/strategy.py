@@ -1,0 +1,42 @@
+"""`tf.distribute` strategy selected by name (the `--strategy` flag of jointctc-train)."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+
+
+def split_cpu(num_devices: int) -> None:
+    """Splits the CPU into `num_devices` logical devices, so `mirrored` can be exercised without accelerators.
+
+    Must run before TensorFlow initializes its devices (before any op runs).
+    """
+    if num_devices <= 1:
+        return
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * num_devices)
+
+
+def make_strategy(name: str, tpu_address: str = "") -> tf.distribute.Strategy:
+    """Returns the strategy for `name`.
+
+    - default: the current (single-device) strategy.
+    - mirrored: synchronous data parallelism over the local GPUs, or over the logical CPUs of `split_cpu`.
+    - multi_worker: synchronous data parallelism over the workers that `TF_CONFIG` lists.
+    - tpu: a TPU reached through `tpu_address` (empty: the local or environment-configured TPU).
+    """
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices=devices)
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu_address)
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
