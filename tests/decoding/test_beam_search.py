@@ -1,0 +1,361 @@
+import itertools
+import math
+
+import hypothesis.strategies as st
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from hypothesis import given, settings
+
+from tf_jointctc.config import base_config
+from tf_jointctc.decoding import LengthBonus, Scorer, batch_beam_search, beam_search, beam_search_decode
+from tf_jointctc.decoding.attention_greedy import attention_greedy_decode
+from tf_jointctc.model import build_model
+from tf_jointctc.text import Vocabulary
+
+HASH_SIZE = 97
+
+
+class HashScorer(Scorer):
+    """Fake full scorer with history-dependent conditional distributions: log p(. | prefix) is row
+    `hash(prefix)` of a fixed random table per utterance."""
+
+    partial = False
+
+    def __init__(self, table):
+        self.table = tf.constant(table, tf.float32)  # [B, HASH_SIZE, V]
+        self.vocab = table.shape[2]
+
+    def init_state(self, beam):
+        batch = tf.shape(self.table)[0]
+        self._rows = (tf.range(batch * beam) // beam) * HASH_SIZE
+        self._flat = tf.reshape(self.table, [-1, self.vocab])
+        return tf.zeros([batch * beam], tf.int32)
+
+    def score(self, last_tokens, state, candidates=None):
+        return tf.gather(self._flat, self._rows + state), state
+
+    def select(self, new_state, parent_indices, token_ids, candidate_indices):
+        return (tf.gather(new_state, parent_indices) * 7 + token_ids + 1) % HASH_SIZE
+
+
+def hash_of(prefix):
+    value = 0
+    for token in prefix:
+        value = (value * 7 + token + 1) % HASH_SIZE
+    return value
+
+
+def exhaustive(table, eos, max_length, min_length, length_penalty):
+    """All (score, tokens) that the search may output for one utterance, best first."""
+    tokens = [c for c in range(table.shape[1]) if c != eos]
+    results = []
+    for n in range(max_length):
+        if n < min_length and n != max_length - 1:
+            continue
+        for seq in itertools.product(tokens, repeat=n):
+            score = sum(table[hash_of(seq[:i]), c] for i, c in enumerate(seq)) + table[hash_of(seq), eos]
+            results.append((score + length_penalty * n, list(seq)))
+    return sorted(results, key=lambda r: -r[0])
+
+
+def check_against(out, b, expected, nbest):
+    for j in range(nbest):
+        if j < len(expected):
+            score, seq = expected[j]
+            n = int(out["num_tokens"][b, j])
+            assert n == len(seq), (j, expected[: nbest + 1], out)
+            assert out["token_ids"][b, j, :n].tolist() == seq
+            assert (out["token_ids"][b, j, n:] == -1).all()
+            np.testing.assert_allclose(out["score"][b, j], score, rtol=1e-5, atol=1e-4)
+        else:
+            assert out["num_tokens"][b, j] == 0 and out["score"][b, j] == -np.inf
+            assert (out["token_ids"][b, j] == -1).all()
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    vocab=st.integers(2, 4),
+    max_lengths=st.lists(st.integers(1, 4), min_size=2, max_size=2),
+    min_length=st.integers(0, 3),
+    length_penalty=st.floats(-1.0, 1.0),
+    nbest=st.integers(1, 4),
+)
+def test_big_beam_equals_exhaustive_search(seed, vocab, max_lengths, min_length, length_penalty, nbest):
+    # A beam of V * (V-1)^(max_length-2) hypotheses never prunes anything: the search must be exhaustive.
+    rng = np.random.default_rng(seed)
+    eos = vocab - 1
+    table = tf.nn.log_softmax(rng.normal(size=(2, HASH_SIZE, vocab)) * 2.0).numpy()
+    beam = max(nbest, vocab * (vocab - 1) ** max(max(max_lengths) - 2, 0))
+    scorers = [(HashScorer(table), 1.0)]
+    if length_penalty:
+        scorers.append((LengthBonus(vocab, eos), length_penalty))
+    out = batch_beam_search(
+        scorers,
+        batch_size=2,
+        vocab_size=vocab,
+        sos_id=eos,
+        eos_id=eos,
+        max_lengths=max_lengths,
+        min_lengths=[min_length, min_length],
+        beam=beam,
+        nbest=nbest,
+    )
+    out = {k: v.numpy() for k, v in out.items()}
+    assert out["token_ids"].shape == (2, nbest, max(max_lengths))
+    for b in range(2):
+        expected = exhaustive(table[b], eos, max_lengths[b], min_length, length_penalty)
+        check_against(out, b, expected, nbest)
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), penalties=st.lists(st.floats(-2.0, 2.0), min_size=2, max_size=2))
+def test_larger_length_penalty_never_shortens_the_best_hypothesis(seed, penalties):
+    rng = np.random.default_rng(seed)
+    vocab, max_length = 3, 5
+    table = tf.nn.log_softmax(rng.normal(size=(1, HASH_SIZE, vocab)) * 2.0).numpy()
+    lengths = []
+    for penalty in sorted(penalties):
+        out = batch_beam_search(
+            [(HashScorer(table), 1.0), (LengthBonus(vocab, 2), penalty)],
+            batch_size=1,
+            vocab_size=vocab,
+            sos_id=2,
+            eos_id=2,
+            max_lengths=[max_length],
+            min_lengths=[0],
+            beam=vocab * (vocab - 1) ** (max_length - 2),
+        )
+        lengths.append(int(out["num_tokens"][0, 0]))
+    assert lengths[0] <= lengths[1]
+
+
+class UnboundedLengthBonus(LengthBonus):
+    bounds = (0.0, None)  # no known bound: the search cannot stop early
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), penalty=st.floats(0.0, 2.0), beam=st.integers(1, 3))
+def test_early_stop_is_exact(seed, penalty, beam):
+    # Small beams: utterances fill their finished set long before the maximum length, so the stop fires.
+    rng = np.random.default_rng(seed)
+    vocab = 4
+    table = tf.nn.log_softmax(rng.normal(size=(2, HASH_SIZE, vocab)) * 3.0).numpy()
+    outs = []
+    for bonus in (LengthBonus(vocab, 3), UnboundedLengthBonus(vocab, 3)):
+        out = batch_beam_search(
+            [(HashScorer(table), 1.0), (bonus, penalty)],
+            batch_size=2,
+            vocab_size=vocab,
+            sos_id=3,
+            eos_id=3,
+            max_lengths=[8, 5],
+            min_lengths=[0, 0],
+            beam=beam,
+            nbest=beam,
+        )
+        outs.append({k: v.numpy() for k, v in out.items()})
+    for key in ("token_ids", "num_tokens"):
+        np.testing.assert_array_equal(outs[0][key], outs[1][key])
+    np.testing.assert_allclose(outs[0]["score"], outs[1]["score"], rtol=1e-6)
+
+
+# ---------------------------------------------------------------------------- real (tiny, random) models
+
+
+def tiny_model(characters="abc", ctc_weight=0.5, seed=0):
+    config = base_config()
+    config.model.encoder.num_layers = 2
+    config.model.encoder.units = 16
+    config.model.encoder.projection_units = 16
+    config.model.encoder.subsample = (1, 2)
+    config.model.attention_dim = 16
+    config.model.attention_filters = 4
+    config.model.attention_width = 5
+    config.model.decoder_units = 16
+    config.model.init_scale = 0.6  # peaky random distributions: no near-ties
+    config.loss.ctc_weight = ctc_weight
+    keras.utils.set_random_seed(seed)
+    return build_model(config, config, Vocabulary(tuple(characters)))
+
+
+def encode(model, frames, seed=0):
+    rng = np.random.default_rng(seed)
+    features = rng.standard_normal((len(frames), max(frames), 120)).astype(np.float32)
+    for i, n in enumerate(frames):
+        features[i, n:] = 0.0
+    return model.encode(features, np.array(frames, np.int32))
+
+
+def attention_log_prob(model, h, lengths, sequences):
+    """log p_att(seq + eos | x) for every sequence, utterance 0 of h."""
+    m = len(sequences)
+    width = max(len(s) for s in sequences) + 1
+    rows = tf.zeros([m], tf.int32)
+    h1, l1 = tf.gather(h, rows), tf.gather(lengths, rows)
+    h_proj, state = model.decoder_initial_state(h1, l1)
+    prev = np.full(m, model.sos_id, np.int32)
+    total = np.zeros(m)
+    for u in range(width):
+        log_probs, state = model.decoder_step(prev, state, h1, h_proj, l1)
+        target = np.array([s[u] if u < len(s) else (model.eos_id if u == len(s) else 0) for s in sequences])
+        picked = log_probs.numpy()[np.arange(m), target]
+        total += np.where(np.array([u <= len(s) for s in sequences]), picked, 0.0)
+        prev = target.astype(np.int32)
+    return total
+
+
+def ctc_log_prob(log_probs, labels):
+    """Plain forward algorithm (log space) for one utterance: log P(labels | x)."""
+    ext = [0]
+    for c in labels:
+        ext += [c, 0]
+    alpha = np.full(len(ext), -np.inf)
+    alpha[0] = log_probs[0, 0]
+    if len(ext) > 1:
+        alpha[1] = log_probs[0, ext[1]]
+    for t in range(1, len(log_probs)):
+        new = np.full(len(ext), -np.inf)
+        for s, c in enumerate(ext):
+            terms = [alpha[s]] + ([alpha[s - 1]] if s >= 1 else [])
+            if s >= 2 and c != 0 and ext[s - 2] != c:
+                terms.append(alpha[s - 2])
+            new[s] = np.logaddexp.reduce(terms) + log_probs[t, c]
+        alpha = new
+    return np.logaddexp.reduce(alpha[-2:]) if len(ext) > 1 else alpha[-1]
+
+
+@pytest.fixture(scope="module")
+def small_vocab_model():
+    return tiny_model("abc", ctc_weight=0.5, seed=1)
+
+
+@pytest.mark.parametrize("ctc_weight,length_penalty", [(0.0, 0.0), (0.0, 0.7), (0.4, 0.0), (0.4, 0.5)])
+def test_model_big_beam_equals_exhaustive_search(small_vocab_model, ctc_weight, length_penalty):
+    model = small_vocab_model
+    h, lengths = encode(model, [12], seed=5)  # 6 encoder frames; max length ratio 0.5 -> 3 steps (2 tokens)
+    max_steps, nbest = 3, 4
+    eos = model.eos_id
+    out = beam_search(
+        model,
+        h,
+        lengths,
+        beam=20,
+        ctc_weight=ctc_weight,
+        length_penalty=length_penalty,
+        max_length_ratio=0.5,
+        nbest=nbest,
+    )
+    out = {k: v.numpy() for k, v in out.items()}
+    tokens = [c for c in range(model.vocab_size) if c != eos]
+    sequences = [list(s) for n in range(max_steps) for s in itertools.product(tokens, repeat=n)]
+    scores = (1 - ctc_weight) * attention_log_prob(model, h, lengths, sequences)
+    scores += length_penalty * np.array([len(s) for s in sequences])
+    if ctc_weight:
+        ctc = tf.nn.log_softmax(model.ctc_logits(h))[0, : int(lengths[0])].numpy()
+        scores += ctc_weight * np.array([ctc_log_prob(ctc, s) if 0 not in s else -np.inf for s in sequences])
+    expected = sorted([(s, q) for s, q in zip(scores, sequences) if np.isfinite(s)], key=lambda r: -r[0])
+    check_against(out, 0, expected, nbest)
+
+
+@pytest.fixture(scope="module")
+def paper_vocab_model():
+    return tiny_model(Vocabulary().tokens[1:-1], ctc_weight=0.5, seed=2)
+
+
+def test_beam_one_equals_attention_greedy(paper_vocab_model):
+    model = paper_vocab_model
+    h, lengths = encode(model, [30, 22, 9], seed=1)
+    greedy = attention_greedy_decode(model, h, lengths)
+    beam = beam_search_decode(model, h, lengths, beam=1)
+    n = greedy[1].numpy()
+    np.testing.assert_array_equal(beam[1].numpy(), n)
+    for b in range(3):
+        assert beam[0].numpy()[b, : n[b]].tolist() == greedy[0].numpy()[b, : n[b]].tolist()
+    np.testing.assert_allclose(beam[2].numpy(), greedy[2].numpy(), rtol=1e-5)
+
+
+def test_batch_and_padding_do_not_change_results(paper_vocab_model):
+    model = paper_vocab_model
+    kwargs = dict(beam=4, ctc_weight=0.3, length_penalty=0.2, nbest=3)
+    spec = [tf.TensorSpec([None, None, 16], tf.float32), tf.TensorSpec([None], tf.int32)]
+    search = tf.function(lambda h, lengths: beam_search(model, h, lengths, **kwargs), input_signature=spec)
+    frames = [30, 22, 9]
+    h, lengths = encode(model, frames, seed=2)
+    batch = {k: v.numpy() for k, v in search(h, lengths).items()}
+    rng = np.random.default_rng(0)
+    for b, n in enumerate(lengths.numpy()):
+        # Alone, with garbage padding after its valid frames.
+        alone_h = np.concatenate([h[b : b + 1, :n].numpy(), 50 * rng.standard_normal((1, 5, 16))], axis=1)
+        alone = {k: v.numpy() for k, v in search(alone_h.astype(np.float32), lengths[b : b + 1]).items()}
+        np.testing.assert_array_equal(alone["num_tokens"][0], batch["num_tokens"][b])
+        for j in range(3):
+            k = alone["num_tokens"][0, j]
+            np.testing.assert_array_equal(alone["token_ids"][0, j, :k], batch["token_ids"][b, j, :k])
+        np.testing.assert_allclose(alone["score"][0], batch["score"][b], rtol=1e-5)
+    assert (np.diff(batch["score"], axis=1) <= 0).all()
+    # The n-best hypotheses are distinct.
+    for b in range(3):
+        seqs = {tuple(batch["token_ids"][b, j, : batch["num_tokens"][b, j]]) for j in range(3)}
+        assert len(seqs) == 3
+
+
+def test_length_limits_and_forced_length(paper_vocab_model):
+    model = paper_vocab_model
+    h, lengths = encode(model, [20, 14], seed=3)  # 10 and 7 encoder frames
+    out = beam_search(model, h, lengths, beam=3, ctc_weight=0.3, min_length_ratio=0.5, nbest=3)
+    minimum = np.ceil(0.5 * lengths.numpy())[:, None]
+    assert (out["num_tokens"].numpy() >= minimum).all()
+    assert (out["num_tokens"].numpy() <= lengths.numpy()[:, None] - 1).all()
+
+    # A huge length bonus outweighs any log-probability: every utterance reaches the maximum length.
+    out = beam_search(model, h, lengths, beam=3, length_penalty=100.0, max_length_ratio=0.6)
+    np.testing.assert_array_equal(out["num_tokens"].numpy()[:, 0], np.ceil(0.6 * lengths.numpy()) - 1)
+
+    out = beam_search(model, h, lengths, beam=2, ctc_weight=0.3, force_length=4, nbest=2)
+    assert (out["num_tokens"].numpy() == 4).all()
+    assert (out["token_ids"].numpy()[:, :, :4] >= 0).all() and (out["token_ids"].numpy()[:, :, 4:] == -1).all()
+
+
+def test_refuses_unsupported_models():
+    attention_only = tiny_model("abc", ctc_weight=0.0)
+    h, lengths = encode(attention_only, [8])
+    with pytest.raises(ValueError, match="compute_ctc"):
+        beam_search(attention_only, h, lengths, ctc_weight=0.3)
+    assert math.isfinite(float(beam_search(attention_only, h, lengths, beam=2)["score"][0, 0]))
+    ctc_only = tiny_model("abc", ctc_weight=1.0)
+    with pytest.raises(ValueError, match="ctc_greedy_decode"):
+        beam_search(ctc_only, h, lengths)
+    with pytest.raises(ValueError, match="nbest"):
+        beam_search(attention_only, h, lengths, beam=2, nbest=3)
+
+
+@pytest.mark.slow
+def test_converts_to_tflite_builtins_and_matches(paper_vocab_model, tmp_path):
+    """The whole joint decoder (encoder + beam search) exports to TFLite with built-in ops only. The batch must
+    be static: TFLite lowers the TensorLists of `tf.scan`/LSTM loops only with static element shapes."""
+    interpreter_lib = pytest.importorskip("ai_edge_litert.interpreter")
+    model = paper_vocab_model
+
+    def serve(features, lengths):
+        h, encoder_lengths = model.encode(features, lengths)
+        return beam_search(model, h, encoder_lengths, beam=3, ctc_weight=0.3, length_penalty=0.1, nbest=2)
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    spec = [tf.TensorSpec([1, None, 120], tf.float32), tf.TensorSpec([1], tf.int32)]
+    archive.add_endpoint("serve", serve, input_signature=spec)
+    archive.write_out(str(tmp_path / "saved_model"))
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(tmp_path / "saved_model"))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    interpreter = interpreter_lib.Interpreter(model_content=converter.convert())
+    runner = interpreter.get_signature_runner(next(iter(interpreter.get_signature_list())))
+    features = np.random.default_rng(4).standard_normal((1, 26, 120)).astype(np.float32)
+    lengths = np.array([26], np.int32)
+    expected = {k: v.numpy() for k, v in serve(features, lengths).items()}
+    got = runner(features=features, lengths=lengths)
+    np.testing.assert_array_equal(got["num_tokens"], expected["num_tokens"])
+    np.testing.assert_array_equal(got["token_ids"], expected["token_ids"])
+    np.testing.assert_allclose(got["score"], expected["score"], rtol=1e-4)

@@ -1,0 +1,126 @@
+import itertools
+
+import hypothesis.strategies as st
+import numpy as np
+import tensorflow as tf
+from hypothesis import given, settings
+
+from tf_jointctc.decoding import ctc_prefix_score as cps
+from tf_jointctc.decoding.scorers import IMPOSSIBLE, CTCPrefixScorer
+
+BLANK = 0
+
+
+def collapse(path):
+    return tuple(k for k, _ in itertools.groupby(path) if k != BLANK)
+
+
+def brute_force(log_probs, length, prefix, complete):
+    """Sum over all CTC paths of `length` frames whose collapse starts with (or, if complete, equals) prefix."""
+    probs = np.exp(log_probs[:length].astype(np.float64))
+    total = 0.0
+    for path in itertools.product(range(probs.shape[1]), repeat=length):
+        labels = collapse(path)
+        match = labels == tuple(prefix) if complete else labels[: len(prefix)] == tuple(prefix)
+        if match:
+            total += np.prod(probs[np.arange(length), path])
+    return total
+
+
+def random_log_probs(rng, n, frames, vocab, scale=1.5):
+    logits = rng.normal(size=(n, frames, vocab)) * scale
+    return tf.nn.log_softmax(tf.constant(logits, tf.float32)).numpy()
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**31 - 1))
+def test_prefix_and_full_sequence_probabilities_match_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    vocab, eos, max_frames = 3, 3, 5  # blank 0, labels 1 and 2; eos lies outside the CTC vocabulary
+    n = 2
+    lengths = rng.integers(1, max_frames + 1, size=n).astype(np.int32)
+    log_probs = random_log_probs(rng, n, max_frames, vocab)
+    # Frames past each length hold garbage that must not matter.
+    for i in range(n):
+        log_probs[i, lengths[i] :] = rng.normal(size=(max_frames - lengths[i], vocab)) * 50
+    depth = int(rng.integers(0, 5))  # up to longer than the shortest utterances allow
+    prefixes = rng.integers(1, vocab, size=(n, depth)).astype(np.int32)
+    candidates = np.tile(np.array([[1, 2, BLANK, eos]], np.int32), (n, 1))
+
+    state = cps.initial_state(log_probs, lengths)
+    for k in range(depth + 1):
+        log_psi, r_n, r_b = cps.extend(log_probs, lengths, state, candidates, blank_id=BLANK, eos_id=eos)
+        psi = np.exp(log_psi.numpy().astype(np.float64))
+        for i in range(n):
+            prefix = list(prefixes[i, :k])
+            for j, c in enumerate(candidates[i]):
+                if c == BLANK:
+                    assert log_psi.numpy()[i, j] <= IMPOSSIBLE
+                    continue
+                if c == eos:
+                    expected = brute_force(log_probs[i], lengths[i], prefix, complete=True)
+                else:
+                    expected = brute_force(log_probs[i], lengths[i], [*prefix, c], complete=False)
+                np.testing.assert_allclose(psi[i, j], expected, rtol=2e-4, atol=1e-7, err_msg=f"{prefix}+{c}")
+        if k == depth:
+            break
+        slots = prefixes[:, k] - 1  # label c sits in column c - 1
+        state = cps.select(log_psi, r_n, r_b, tf.range(n), slots, prefixes[:, k], state.length)
+        np.testing.assert_allclose(state.log_psi.numpy(), log_psi.numpy()[np.arange(n), slots], rtol=1e-6)
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(0, 2**31 - 1))
+def test_eos_score_equals_ctc_loss_on_longer_utterances(seed):
+    rng = np.random.default_rng(seed)
+    vocab, frames, n = 6, 30, 3
+    eos = vocab - 1  # like the model: the CTC head has an (unused) eos column
+    lengths = np.array([30, 22, 13], np.int32)
+    log_probs = random_log_probs(rng, n, frames, vocab, scale=3.0)
+    labels = rng.integers(1, eos, size=(n, 6)).astype(np.int32)
+    labels[:, 2] = labels[:, 1]  # a repeat needs a blank between the two labels
+    scorer = CTCPrefixScorer(log_probs, lengths, blank_id=BLANK, eos_id=eos)
+    state = scorer.init_state(beam=1)
+    total = np.zeros(n)
+    for k in range(labels.shape[1]):
+        candidates = np.stack([labels[:, k], np.full(n, eos)], axis=1)
+        scores, new_state = scorer.score(labels[:, k], state, candidates)
+        total += scores.numpy()[:, 0]
+        state = scorer.select(new_state, tf.range(n), labels[:, k], tf.zeros(n, tf.int32))
+    scores, _ = scorer.score(labels[:, -1], state, np.full((n, 1), eos, np.int32))
+    total += scores.numpy()[:, 0]
+    loss = tf.nn.ctc_loss(
+        labels=tf.constant(labels),
+        logits=tf.constant(log_probs),
+        label_length=tf.fill([n], labels.shape[1]),
+        logit_length=tf.constant(lengths),
+        logits_time_major=False,
+        blank_index=BLANK,
+    ).numpy()
+    np.testing.assert_allclose(total, -loss, rtol=1e-4, atol=1e-3)
+
+
+def test_impossible_prefix_is_log_zero_and_padding_is_ignored():
+    rng = np.random.default_rng(3)
+    log_probs = random_log_probs(rng, 1, 4, 3)
+    # Three labels "1 1 1" need 5 frames; only 4 exist.
+    state = cps.initial_state(log_probs, [4])
+    for _ in range(2):
+        log_psi, r_n, r_b = cps.extend(log_probs, [4], state, [[1]], eos_id=3)
+        state = cps.select(log_psi, r_n, r_b, [0], [0], [1], state.length)
+    assert state.log_psi.numpy()[0] > IMPOSSIBLE
+    log_psi, _, _ = cps.extend(log_probs, [4], state, [[1, 2]], eos_id=3)
+    assert log_psi.numpy()[0, 0] <= IMPOSSIBLE
+    assert log_psi.numpy()[0, 1] > IMPOSSIBLE
+
+    padded = np.concatenate([log_probs, np.full((1, 3, 3), 5.0, np.float32)], axis=1)
+    a, _, _ = cps.extend(log_probs, [4], cps.initial_state(log_probs, [4]), [[1, 2, 3]], eos_id=3)
+    b, _, _ = cps.extend(padded, [4], cps.initial_state(padded, [4]), [[1, 2, 3]], eos_id=3)
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6)
+
+
+def test_single_frame_utterance():
+    log_probs = np.log(np.array([[[0.5, 0.3, 0.2]]], np.float32))
+    state = cps.initial_state(log_probs, [1])
+    log_psi, _, _ = cps.extend(log_probs, [1], state, [[1, 2, 3]], eos_id=3)
+    np.testing.assert_allclose(np.exp(log_psi.numpy()), [[0.3, 0.2, 0.5]], rtol=1e-5)

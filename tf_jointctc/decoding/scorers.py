@@ -1,0 +1,182 @@
+"""Scorers for batched beam search (ESPnet-like `ScorerInterface` / `PartialScorerInterface`).
+
+A beam search over B utterances with beam K works on N = B * K hypotheses at once (hypothesis i belongs to
+utterance i // K). Every scorer follows the same three-call protocol; all tensors have N rows:
+
+- `init_state(beam) -> state`: the state of the sos hypothesis, tiled to N rows. A scorer is constructed with
+  its per-utterance inputs (encoder output, lengths, ...) and may cache loop-invariant tensors tiled to N rows
+  on `self` here; call it in the same graph (the same `tf.function` trace) as `score`/`select`.
+- `score(last_tokens [N], state, candidates) -> (scores, new_state)`: log-probability increments of every
+  extension. A *full* scorer (`partial = False`) ignores `candidates` and returns `[N, V]` over the whole
+  vocabulary; a *partial* scorer (`partial = True`) is given the pre-beam `candidates [N, C]` int32 and returns
+  `[N, C]`. `new_state` describes the extensions (for a full scorer, typically the state after consuming
+  `last_tokens`; for a partial scorer, per-candidate data).
+- `select(new_state, parent_indices [N], token_ids [N], candidate_indices [N]) -> state`: after pruning,
+  hypothesis i is parent `parent_indices[i]` (a flat index in 0..N-1) extended by `token_ids[i]`, which was
+  column `candidate_indices[i]` of the candidates (the token id itself for full scorers).
+
+A score `<= IMPOSSIBLE` marks an extension as impossible whatever the scorer's weight (the CTC prefix scorer
+uses it for label sequences that do not fit in the frames). `bounds = (low, high)` bounds one step's raw score;
+the search derives from it how much a live hypothesis can still gain, for its exact early stop (`None` high:
+no early stop).
+
+States are nested tuples of tensors (anything `tf.nest` handles) whose shapes do not change between steps:
+they are `tf.while_loop` variables.
+
+Combination: the beam search adds `sum_s weight_s * score_s`. Joint CTC/attention decoding is
+`AttentionScorer` with weight 1 - lambda, `CTCPrefixScorer` with weight lambda and `LengthBonus` with the
+length penalty.
+
+A language model plugs in as one more full scorer: e.g. `RNNLMScorer(lm)` whose `init_state` returns the LM's
+zero LSTM state tiled to N rows, whose `score` runs one LM step on `last_tokens` (sos at the first step) and
+returns `log_softmax` over V with the new LSTM state, and whose `select` gathers the new state's rows by
+`parent_indices` (exactly as `AttentionScorer`). It is then passed with its weight (shallow fusion):
+`beam_search(..., extra_scorers=[(RNNLMScorer(lm), 0.5)])`. With `bounds = (-inf, 0.0)` (log-probabilities)
+early stopping stays exact.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from typing import Any
+
+import tensorflow as tf
+
+from tf_jointctc.decoding import ctc_prefix_score as cps
+
+IMPOSSIBLE = -1e9
+State = Any
+
+
+def tile_rows(x: tf.Tensor, beam: int) -> tf.Tensor:
+    """[B, ...] -> [B * beam, ...], each row repeated `beam` times consecutively (a GATHER)."""
+    batch = tf.shape(x)[0]
+    return tf.gather(x, tf.range(batch * beam) // beam)
+
+
+class Scorer(abc.ABC):
+    """See the module docstring for the protocol."""
+
+    partial: bool = False
+    bounds: tuple[float, float | None] = (-math.inf, 0.0)
+
+    @abc.abstractmethod
+    def init_state(self, beam: int) -> State:
+        """State of the sos hypothesis for B * beam rows."""
+
+    @abc.abstractmethod
+    def score(self, last_tokens: tf.Tensor, state: State, candidates: tf.Tensor | None = None) -> tuple[Any, State]:
+        """-> (scores [N, V] (full) or [N, C] (partial), new_state)."""
+
+    @abc.abstractmethod
+    def select(
+        self, new_state: State, parent_indices: tf.Tensor, token_ids: tf.Tensor, candidate_indices: tf.Tensor
+    ) -> State:
+        """-> state of the kept hypotheses."""
+
+
+class AttentionScorer(Scorer):
+    """Full scorer: the attention decoder's `log p(c | h, x)` (`model.decoder_step`).
+
+    Args:
+      model: a `JointCTCAttention` (or anything with `decoder_initial_state` / `decoder_step`).
+      h: [B, L, P] encoder output; encoder_lengths: [B] int32.
+    """
+
+    partial = False
+    bounds = (-math.inf, 0.0)
+
+    def __init__(self, model: Any, h: tf.Tensor, encoder_lengths: tf.Tensor):
+        self.model = model
+        self.h = h
+        self.encoder_lengths = tf.cast(encoder_lengths, tf.int32)
+
+    def init_state(self, beam: int) -> State:
+        h_proj, state = self.model.decoder_initial_state(self.h, self.encoder_lengths)
+        self._h = tile_rows(self.h, beam)
+        self._h_proj = tile_rows(h_proj, beam)
+        self._lengths = tile_rows(self.encoder_lengths, beam)
+        return tf.nest.map_structure(lambda x: tile_rows(x, beam), state)
+
+    def score(self, last_tokens: tf.Tensor, state: State, candidates: tf.Tensor | None = None) -> tuple[Any, State]:
+        log_probs, new_state = self.model.decoder_step(last_tokens, state, self._h, self._h_proj, self._lengths)
+        return tf.cast(log_probs, tf.float32), new_state
+
+    def select(
+        self, new_state: State, parent_indices: tf.Tensor, token_ids: tf.Tensor, candidate_indices: tf.Tensor
+    ) -> State:
+        return tf.nest.map_structure(lambda x: tf.gather(x, parent_indices), new_state)
+
+
+class CTCPrefixScorer(Scorer):
+    """Partial scorer: CTC prefix score increments `log psi(h + c) - log psi(h)` for the candidates.
+
+    Summed over a finished hypothesis (ending in eos) the increments give `log P_ctc(y | x)`. Extensions that
+    CTC cannot produce (the blank, or more labels than the frames allow) get `LOG_ZERO` (<= IMPOSSIBLE).
+
+    Args:
+      log_probs: [B, L, V] CTC log posteriors (`tf.nn.log_softmax(model.ctc_logits(h))`).
+      encoder_lengths: [B] int32.
+      blank_id, eos_id: special ids.
+    """
+
+    partial = True
+    bounds = (-math.inf, 0.0)  # prefix probabilities never grow with the prefix
+
+    def __init__(self, log_probs: tf.Tensor, encoder_lengths: tf.Tensor, blank_id: int = 0, eos_id: int = -1):
+        self.log_probs = tf.cast(log_probs, tf.float32)
+        self.encoder_lengths = tf.cast(encoder_lengths, tf.int32)
+        self.blank_id = int(blank_id)
+        self.eos_id = int(eos_id)
+
+    @classmethod
+    def from_model(cls, model: Any, h: tf.Tensor, encoder_lengths: tf.Tensor, blank_id: int = 0) -> CTCPrefixScorer:
+        log_probs = tf.nn.log_softmax(tf.cast(model.ctc_logits(h), tf.float32), axis=-1)
+        return cls(log_probs, encoder_lengths, blank_id=blank_id, eos_id=model.eos_id)
+
+    def init_state(self, beam: int) -> State:
+        self._log_probs = tile_rows(self.log_probs, beam)
+        self._lengths = tile_rows(self.encoder_lengths, beam)
+        return cps.initial_state(self._log_probs, self._lengths, self.blank_id)
+
+    def score(self, last_tokens: tf.Tensor, state: State, candidates: tf.Tensor | None = None) -> tuple[Any, State]:
+        if candidates is None:
+            raise ValueError("CTCPrefixScorer is a partial scorer: it needs candidates")
+        log_psi, r_n, r_b = cps.extend(
+            self._log_probs, self._lengths, state, candidates, blank_id=self.blank_id, eos_id=self.eos_id
+        )
+        increments = log_psi - tf.expand_dims(state.log_psi, 1)
+        scores = tf.where(log_psi <= IMPOSSIBLE, tf.constant(cps.LOG_ZERO, tf.float32), increments)
+        return scores, (log_psi, r_n, r_b, state.length)
+
+    def select(
+        self, new_state: State, parent_indices: tf.Tensor, token_ids: tf.Tensor, candidate_indices: tf.Tensor
+    ) -> State:
+        log_psi, r_n, r_b, lengths = new_state
+        return cps.select(log_psi, r_n, r_b, parent_indices, candidate_indices, token_ids, lengths)
+
+
+class LengthBonus(Scorer):
+    """Full scorer: +1 for every token except eos, so that `weight * score` adds `length_penalty * |y|`
+    (the paper's `length(hyp) * 0.1` (WSJ) / `0.3` (CHiME-4)). Stateless (state is an empty tuple)."""
+
+    partial = False
+    bounds = (0.0, 1.0)
+
+    def __init__(self, vocab_size: int, eos_id: int):
+        self.vocab_size = int(vocab_size)
+        self.eos_id = int(eos_id)
+
+    def init_state(self, beam: int) -> State:
+        return ()
+
+    def score(self, last_tokens: tf.Tensor, state: State, candidates: tf.Tensor | None = None) -> tuple[Any, State]:
+        row = 1.0 - tf.one_hot(self.eos_id, self.vocab_size, dtype=tf.float32)  # [V]
+        scores = tf.zeros([tf.shape(last_tokens)[0], 1], tf.float32) + tf.expand_dims(row, 0)
+        return scores, ()
+
+    def select(
+        self, new_state: State, parent_indices: tf.Tensor, token_ids: tf.Tensor, candidate_indices: tf.Tensor
+    ) -> State:
+        return ()
