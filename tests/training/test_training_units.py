@@ -77,3 +77,16 @@ def test_alignment_image_scales_rows():
 def test_unknown_strategy_is_refused():
     with pytest.raises(ValueError, match="unknown strategy"):
         make_strategy("horovod")
+
+
+def test_load_trained_model_rebuilds_what_training_saved(trained_workdir):
+    import tensorflow as tf
+
+    from tf_jointctc.training.workdir import load_trained_model
+
+    workdir, _ = trained_workdir
+    model, config, vocab, path = load_trained_model(str(workdir), "latest")
+    assert path.endswith("ckpt-2") and vocab.size == 33 and config.loss.ctc_weight == 0.2
+    reader = tf.train.load_checkpoint(path)
+    saved_mean = reader.get_tensor("model/cmvn/mean/.ATTRIBUTES/VARIABLE_VALUE")
+    np.testing.assert_array_equal(model.cmvn.mean.numpy(), saved_mean)

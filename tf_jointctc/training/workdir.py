@@ -55,3 +55,20 @@ def load_or_compute_cmvn(workdir: str, train_dataset: tf.data.Dataset | None = N
     os.replace(tmp, path)
     logging.info("CMVN statistics over %d training frames saved to %s", int(stats.count), path)
     return stats
+
+
+def load_trained_model(workdir: str, which: str = "best"):
+    """Rebuilds the model of a jointctc-train work dir with its `which` ("best" or "latest") weights.
+
+    Returns:
+      (model, config, vocab, checkpoint_path).
+    """
+    from tf_jointctc.model import build_model
+    from tf_jointctc.training.checkpoint import restore_weights
+
+    config = load_config(workdir)
+    vocab = load_vocab(workdir)
+    cmvn = CMVNStats.load(os.path.join(workdir, CMVN_FILE))
+    model = build_model(config.model, config.loss, vocab, cmvn)
+    path = restore_weights(model, workdir, which)
+    return model, config, vocab, path
