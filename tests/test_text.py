@@ -28,6 +28,7 @@ def test_paper_vocabulary_has_32_attention_labels_plus_blank():
         ("\t  \n", ""),
         ("\u4e2d\u6587", ""),
         ("Mr. Darcy's - friend.", "mr. darcy's - friend."),
+        ("A\x00b", "ab"),
     ],
 )
 def test_normalize_examples(raw, expected):

@@ -84,6 +84,9 @@ def normalize(text: str, report: NormalizationReport | None = None) -> str:
       The normalized transcript, possibly empty.
     """
     report = report if report is not None else NormalizationReport()
+    if _NOISE_PLACEHOLDER in text:  # a NUL in the input must not pose as a noise marker
+        report.dropped[_NOISE_PLACEHOLDER] += text.count(_NOISE_PLACEHOLDER)
+        text = text.replace(_NOISE_PLACEHOLDER, "")
     text = _NOISE_RE.sub(f" {_NOISE_PLACEHOLDER} ", text)
     text = unicodedata.normalize("NFKC", text).lower()
     allowed = set(PAPER_CHARACTERS) - {NOISE}
