@@ -21,10 +21,22 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # The main job end to end on the built-in corpus. Each stage skips work that is already done, so re-running
-# after an interruption continues where it stopped.
+# after an interruption continues where it stopped (the corpus by split, training by epoch).
 demo: $(STAMP)
+	@# flite adds four more natural voices when it can be installed (Debian, as root); pico alone also works.
+	@command -v flite >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  apt-get install -y -qq flite >/dev/null 2>&1; } || echo "demo: flite not available; using SVOX Pico voices only"
 	$(VENV)/bin/jointctc-synth --out_dir $(CORPUS) --minutes $(MINUTES) --seed $(SEED)
 	$(PY) -m tf_jointctc.cli.inspect_corpus --corpus $(CORPUS) --config configs/demo.py
+	$(VENV)/bin/jointctc-train --config configs/demo.py --workdir $(WORKDIR) \
+	  --config.data.train=$(CORPUS)/train/manifest.jsonl --config.data.dev=$(CORPUS)/dev/manifest.jsonl
+	mkdir -p $(WORKDIR)/eval; set -o pipefail; for split in test_clean test_noisy; do for mode in ctc_greedy attention joint; do \
+	  $(VENV)/bin/jointctc-eval --workdir $(WORKDIR) --data $(CORPUS)/$$split/manifest.jsonl --mode $$mode \
+	    --output $(WORKDIR)/eval/$$split-$$mode.jsonl | tee $(WORKDIR)/eval/$$split-$$mode.json || exit 1; done; done
+	$(VENV)/bin/jointctc-export --workdir $(WORKDIR) --saved_model $(EXPORT)/saved_model \
+	  --tflite $(EXPORT)/model.tflite --quantize none
+	$(VENV)/bin/jointctc-transcribe --model $(EXPORT)/saved_model $$(ls $(CORPUS)/test_clean/wavs/*.wav | head -3)
+	$(VENV)/bin/jointctc-transcribe --model $(EXPORT)/model.tflite $$(ls $(CORPUS)/test_noisy/wavs/*.wav | head -3)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .

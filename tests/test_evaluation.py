@@ -1,0 +1,44 @@
+import types
+
+import pytest
+
+from tf_jointctc import metrics
+from tf_jointctc.evaluation import DecodeOptions, UtteranceResult, summarize
+
+
+def fake_model(ctc=True, attention=True):
+    return types.SimpleNamespace(compute_ctc=ctc, compute_attention=attention)
+
+
+@pytest.mark.parametrize(
+    ("mode", "ctc", "attention", "message"),
+    [
+        ("joint", False, True, "lambda = 0"),
+        ("ctc_greedy", False, True, "lambda = 0"),
+        ("attention", True, False, "lambda = 1"),
+        ("beam", True, True, "unknown mode"),
+    ],
+)
+def test_modes_the_model_cannot_do_are_refused(mode, ctc, attention, message):
+    with pytest.raises(ValueError, match=message):
+        DecodeOptions(mode=mode).check(fake_model(ctc, attention))
+
+
+def test_joint_needs_a_ctc_weight_strictly_between_0_and_1():
+    DecodeOptions(mode="joint", ctc_weight=0.3).check(fake_model())
+    with pytest.raises(ValueError, match="ctc_weight"):
+        DecodeOptions(mode="joint", ctc_weight=1.0).check(fake_model())
+
+
+def test_summary_sums_errors_over_utterances_and_computes_rtf():
+    results = [
+        UtteranceResult("a", "ab cd", "ab cx", 0.0, metrics.char_counts("ab cd", "ab cx"),
+                        metrics.word_counts("ab cd", "ab cx")),
+        UtteranceResult("b", "ef", "", 0.0, metrics.char_counts("ef", ""), metrics.word_counts("ef", "")),
+    ]
+    summary = summarize(results, audio_seconds=10.0, decode_seconds=2.5)
+    assert summary["cer"] == pytest.approx(100 * 3 / 7, abs=1e-3)
+    assert summary["wer"] == pytest.approx(100 * 2 / 3, abs=1e-3)
+    assert summary["char_errors"] == {"sub": 1, "del": 2, "ins": 0, "ref": 7}
+    assert summary["utterances"] == 2 and summary["rtf"] == 0.25
+    assert results[1].as_dict()["words"] == {"sub": 0, "del": 1, "ins": 0, "ref": 1}

@@ -1,0 +1,113 @@
+"""Decoding a data set and scoring it: the work of jointctc-eval, reusable from Python."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import tensorflow as tf
+
+from tf_jointctc import metrics
+from tf_jointctc.decoding import beam_search_decode, ctc_greedy_decode
+from tf_jointctc.text import Vocabulary
+
+MODES = ("ctc_greedy", "attention", "joint")
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodeOptions:
+    """How to decode. `ctc_weight` applies to `joint` only; `beam`/`length_penalty` to the beam modes."""
+
+    mode: str = "joint"
+    beam: int = 20
+    ctc_weight: float = 0.3
+    length_penalty: float = 0.0
+    max_length_ratio: float = 1.0
+    min_length_ratio: float = 0.0
+
+    def check(self, model: Any) -> None:
+        """Refuses a mode the model cannot decode with, with a message that says why."""
+        if self.mode not in MODES:
+            raise ValueError(f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}")
+        if self.mode in ("ctc_greedy", "joint") and not model.compute_ctc:
+            raise ValueError(f"mode {self.mode!r} needs a CTC branch; this model was trained with lambda = 0")
+        if self.mode in ("attention", "joint") and not model.compute_attention:
+            raise ValueError(f"mode {self.mode!r} needs an attention decoder; this model was trained with lambda = 1")
+        if self.mode == "joint" and not 0.0 < self.ctc_weight < 1.0:
+            raise ValueError(f"joint decoding needs 0 < ctc_weight < 1, got {self.ctc_weight}")
+
+
+def make_decoder(model: Any, options: DecodeOptions):
+    """A traced function: (features [B, T, 120], feature_lengths [B]) -> (token_ids [B, N], num_tokens, score)."""
+    options.check(model)
+
+    def decode(features: tf.Tensor, feature_lengths: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        h, lengths = model.encode(features, feature_lengths, training=False)
+        if options.mode == "ctc_greedy":
+            return ctc_greedy_decode(model.ctc_logits(h), lengths)
+        return beam_search_decode(
+            model, h, lengths, beam=options.beam, ctc_weight=options.ctc_weight if options.mode == "joint" else 0.0,
+            length_penalty=options.length_penalty, max_length_ratio=options.max_length_ratio,
+            min_length_ratio=options.min_length_ratio,
+        )
+
+    return tf.function(decode, reduce_retracing=True)
+
+
+@dataclasses.dataclass
+class UtteranceResult:
+    id: str
+    reference: str
+    hypothesis: str
+    score: float
+    chars: metrics.EditCounts
+    words: metrics.EditCounts
+
+    def as_dict(self) -> dict[str, Any]:
+        def counts(c: metrics.EditCounts) -> dict[str, int]:
+            return {"sub": c.substitutions, "del": c.deletions, "ins": c.insertions, "ref": c.reference_length}
+
+        return {"id": self.id, "reference": self.reference, "hypothesis": self.hypothesis, "score": self.score,
+                "cer": self.chars.rate(), "chars": counts(self.chars), "words": counts(self.words)}
+
+
+def decode_dataset(
+    model: Any, vocab: Vocabulary, batches: Iterable[dict[str, tf.Tensor]], options: DecodeOptions
+) -> tuple[list[UtteranceResult], float]:
+    """Decodes batches (with `texts` and `ids`) and scores each utterance; returns (results, decode seconds)."""
+    decode = make_decoder(model, options)
+    results: list[UtteranceResult] = []
+    seconds = 0.0
+    for batch in batches:
+        started = time.perf_counter()
+        token_ids, num_tokens, score = decode(batch["features"], batch["feature_lengths"])
+        token_ids, num_tokens, score = token_ids.numpy(), num_tokens.numpy(), score.numpy()
+        seconds += time.perf_counter() - started
+        for i, (utt_id, reference) in enumerate(zip(batch["ids"].numpy(), batch["texts"].numpy())):
+            reference = reference.decode()
+            hypothesis = vocab.decode(token_ids[i, : num_tokens[i]])
+            results.append(UtteranceResult(
+                utt_id.decode(), reference, hypothesis, float(score[i]),
+                metrics.char_counts(reference, hypothesis), metrics.word_counts(reference, hypothesis),
+            ))
+    return results, seconds
+
+
+def summarize(results: list[UtteranceResult], audio_seconds: float, decode_seconds: float) -> dict[str, Any]:
+    """The JSON line of jointctc-eval: CER/WER in percent, counts, timing and real-time factor."""
+    chars = sum((r.chars for r in results), metrics.EditCounts())
+    words = sum((r.words for r in results), metrics.EditCounts())
+    return {
+        "cer": round(chars.rate(), 3),
+        "wer": round(words.rate(), 3),
+        "utterances": len(results),
+        "audio_seconds": round(audio_seconds, 3),
+        "decode_seconds": round(decode_seconds, 3),
+        "rtf": round(decode_seconds / audio_seconds, 5) if audio_seconds else None,
+        "char_errors": {"sub": chars.substitutions, "del": chars.deletions, "ins": chars.insertions,
+                        "ref": chars.reference_length},
+        "word_errors": {"sub": words.substitutions, "del": words.deletions, "ins": words.insertions,
+                        "ref": words.reference_length},
+    }
