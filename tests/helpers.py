@@ -33,6 +33,7 @@ def tiny_config(corpus: pathlib.Path, **overrides):
     config = module.get_config()
     config.data.train = str(corpus / "train" / "manifest.jsonl")
     config.data.dev = str(corpus / "dev" / "manifest.jsonl")
+    config.data.cache_dir = ""  # the work dir's own cache: tests never write into the repository's data/
     config.data.num_shards = 2
     config.model.encoder.units = 24
     config.model.encoder.projection_units = 24
