@@ -10,7 +10,7 @@ EXPORT ?= runs/demo/export
 MINUTES ?= 60
 SEED ?= 1
 
-.PHONY: demo test lint install bench clean-demo
+.PHONY: demo test lint install bench clean-demo reproduce
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,15 @@ demo: $(STAMP)
 	  --tflite $(EXPORT)/model.tflite --quantize none
 	$(VENV)/bin/jointctc-transcribe --model $(EXPORT)/saved_model $$(ls $(CORPUS)/test_clean/wavs/*.wav | head -3)
 	$(VENV)/bin/jointctc-transcribe --model $(EXPORT)/model.tflite $$(ls $(CORPUS)/test_noisy/wavs/*.wav | head -3)
+
+# The paper's Table 1 and Figs. 2-3 at CPU scale: six systems trained and decoded into runs/reproduce, then
+# docs/results.md and docs/fig*.png. Resumable (by system, epoch and evaluation); run it in the background.
+REPRODUCE_OUT ?= runs/reproduce
+reproduce: $(STAMP)
+	@# Builds the corpus (as `make demo`) unless jointctc-synth has already completed all of it.
+	$(PY) -c "import json, sys; sys.exit('test_noisy' not in json.load(open('$(CORPUS)/corpus.json'))['complete'])" \
+	  2>/dev/null || $(VENV)/bin/jointctc-synth --out_dir $(CORPUS) --minutes $(MINUTES) --seed $(SEED)
+	$(PY) -m tf_jointctc.reproduce.run --corpus $(CORPUS) --out $(REPRODUCE_OUT) $(if $(EPOCHS),--epochs $(EPOCHS))
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .

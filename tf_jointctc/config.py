@@ -52,6 +52,8 @@ def base_config() -> ml_collections.ConfigDict:
     config.train.batch_size = 30  # ESPnet's WSJ recipe
     config.train.max_non_finite_steps = 20  # consecutive non-finite losses that stop training
     config.train.alignment_images = 3  # dev utterances whose attention alignment is logged every epoch
+    # Data set (manifest or Kaldi dir) whose first `alignment_images` utterances are aligned; "" = dev.
+    config.train.alignment_data = ""
     config.train.shuffle_buffer = 2000
 
     config.decode = ml_collections.ConfigDict()

@@ -78,9 +78,22 @@ def train(config, workdir: str, strategy_name: str = "default", cpu_devices: int
     checkpoints = TrainingCheckpoints(workdir, model, optimizer)
     initial_epoch = checkpoints.restore_latest()
 
+    alignment_ds = None
+    alignment_data = config.train.get("alignment_data", "")
+    if alignment_data:  # the fixed utterances whose attention alignments are saved come from this data set
+        prepared_alignment = prepare_dataset(
+            alignment_data, os.path.join(cache_dir, "alignment"), vocab, num_shards=1,
+            max_seconds=config.data.max_seconds, subsampling=config.data.subsampling,
+        )
+        if not prepared_alignment["num_utterances"]:
+            raise SystemExit(f"jointctc-train: no usable utterances in alignment data {alignment_data!r}")
+        alignment_ds = make_dataset(prepared_alignment["shards"], batch_size=max(1, config.train.alignment_images),
+                                    training=False, include_text=True)
+
     guard = cb.NonFiniteGuard(config.train.max_non_finite_steps)
     callbacks = [
-        cb.DevEvaluation(dev_ds, vocab, workdir, num_alignments=config.train.alignment_images),
+        cb.DevEvaluation(dev_ds, vocab, workdir, num_alignments=config.train.alignment_images,
+                         alignment_dataset=alignment_ds),
         cb.EpochCheckpoint(checkpoints),
         keras.callbacks.TensorBoard(os.path.join(workdir, "tensorboard"), update_freq="epoch", profile_batch=0),
         guard,

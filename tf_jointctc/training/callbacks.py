@@ -28,9 +28,13 @@ class DevEvaluation(keras.callbacks.Callback):
     `logs['dev_cer']`, and the attention alignments of a few fixed dev utterances to TensorBoard (as images)
     and to `<workdir>/alignments/epoch_NNN.npz` (the paper's Fig. 3)."""
 
-    def __init__(self, dev_dataset: tf.data.Dataset, vocab: Vocabulary, workdir: str, num_alignments: int = 3):
+    def __init__(self, dev_dataset: tf.data.Dataset, vocab: Vocabulary, workdir: str, num_alignments: int = 3,
+                 alignment_dataset: tf.data.Dataset | None = None):
         super().__init__()
         self.dev_dataset = dev_dataset  # batches with `texts`
+        # The fixed utterances to align come from the first batch of `alignment_dataset` when given (e.g. a
+        # noisy test set, as the paper's Fig. 3), else from the first dev batch.
+        self.alignment_dataset = alignment_dataset
         self.vocab = vocab
         self.workdir = workdir
         self.num_alignments = num_alignments
@@ -56,6 +60,9 @@ class DevEvaluation(keras.callbacks.Callback):
         if self._decode_fn is None:
             self._decode_fn = tf.function(self._decode, reduce_retracing=True)
             self._align_fn = tf.function(self._align, reduce_retracing=True)
+        if self._align_batch is None and self.alignment_dataset is not None:
+            for batch in self.alignment_dataset.take(1):
+                self._align_batch = {k: v[: self.num_alignments] for k, v in batch.items()}
         references, hypotheses = [], []
         for batch in self.dev_dataset:
             if self._align_batch is None:

@@ -1,0 +1,139 @@
+"""Figures, monotonicity table and results.md from fake work dirs; run()'s resume/skip logic with fake stages."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from tf_jointctc.reproduce import figures, report, run
+from tf_jointctc.reproduce.systems import SPLITS, SYSTEMS, decode_modes, system_config
+
+UTTS = ("noisy-a", "noisy-b")
+
+
+def _fake_alignment(tokens: int, frames: int, sharp: float) -> np.ndarray:
+    centre = np.arange(tokens)[:, None] * (frames - 1) / (tokens - 1)
+    logits = -sharp * (np.arange(frames)[None, :] - centre) ** 2
+    weights = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return weights / weights.sum(axis=1, keepdims=True)
+
+
+def _fake_workdir(out, name: str, epochs: int = 9, with_eval: bool = True) -> None:
+    system = SYSTEMS[name]
+    workdir = out / name
+    (workdir / "alignments").mkdir(parents=True)
+    history = []
+    for epoch in range(1, epochs + 1):
+        entry = {"epoch": epoch, "loss": 10.0 / epoch, "dev_cer": 90.0 - 5 * epoch, "dev_wer": 100.0}
+        if system.has_ctc:
+            entry["ctc_loss"] = 5.0 / epoch
+        if system.has_attention:
+            entry.update(attention_loss=4.0 / epoch, attention_accuracy=0.05 * epoch,
+                         val_attention_accuracy=0.04 * epoch)
+            np.savez(workdir / "alignments" / f"epoch_{epoch:03d}.npz",
+                     **{u: _fake_alignment(12 + i, 40 + 10 * i, 0.001 * epoch) for i, u in enumerate(UTTS)})
+        history.append(entry)
+    (workdir / "history.json").write_text(json.dumps(history))
+    (workdir / "train.json").write_text(json.dumps({"epochs": epochs, "train_seconds": 123.4, "parameters": 4321}))
+    if with_eval:
+        (workdir / "eval").mkdir()
+        for split in SPLITS:
+            for mode in decode_modes(system):
+                (workdir / "eval" / f"{split}-{mode}.json").write_text(json.dumps(
+                    {"cer": 12.34, "wer": 45.67, "utterances": 3, "audio_seconds": 9.0, "eval_seconds": 2.0}))
+
+
+def test_figures_and_report_from_fake_workdirs(tmp_path):
+    out, docs = tmp_path / "out", tmp_path / "docs"
+    for name in SYSTEMS:
+        _fake_workdir(out, name)
+    (out / "run.json").write_text(json.dumps({"command": "python -m tf_jointctc.reproduce.run --epochs 9",
+                                              "epochs": 9, "corpus": str(tmp_path / "corpus")}))
+    paths = figures.write_figures(str(out), str(docs))
+    for name in ("fig2_learning_curves.png", "fig3_alignments.png"):
+        path = docs / name
+        assert str(path) in paths and path.stat().st_size > 1000
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    mono = json.loads((docs / "monotonicity.json").read_text())
+    assert mono["fig3_utterance"] == "noisy-b"  # the longest logged utterance
+    assert set(mono["systems"]) == {n for n, s in SYSTEMS.items() if s.has_attention}
+    scores = mono["systems"]["mtl_0.2"]
+    assert set(scores) == {str(e) for e in range(1, 10)} and set(scores["1"]) == {"mean", *UTTS}
+    assert scores["9"]["mean"] > scores["1"]["mean"]  # sharper fake alignments are more diagonal
+
+    # Fig. 2's values: reference-history accuracy for attention/MTL, 100 - CER for CTC.
+    history = figures.load_history(str(out / "mtl_0.2"))
+    assert figures.character_accuracy("mtl_0.2", history)[1][0] == np.float64(4.0)
+    assert figures.character_accuracy("ctc", figures.load_history(str(out / "ctc")))[1][0] == 15.0
+
+    with open(report.write_report(str(out), str(docs))) as f:
+        text = f.read()
+    for system in SYSTEMS.values():
+        assert f"| {system.label}" in text
+        if system.is_mtl:
+            assert f"| {system.label} + joint decoding" in text
+    for paper_number in ("27.41", "20.34", "37.56", "48.79", "23.03", "14.53", "32.08", "44.99", "21.30", "48.34"):
+        assert paper_number in text
+    assert "12.34" in text and "45.67" in text and "4321" in text and "123" in text
+    assert "python -m tf_jointctc.reproduce.run --epochs 9" in text
+    assert "## Reading" in text and "fig2_learning_curves.png" in text
+
+
+def test_figures_and_report_without_results(tmp_path):
+    paths = figures.write_figures(str(tmp_path / "missing"), str(tmp_path / "docs"))
+    assert all(os.path.getsize(p) > 0 for p in paths)
+    with open(report.write_report(str(tmp_path / "missing"), str(tmp_path / "docs"))) as f:
+        text = f.read()
+    assert "| CTC (greedy) | – |" in text
+
+
+def test_run_trains_evaluates_and_skips_finished_work(tmp_path):
+    out, docs, corpus = tmp_path / "out", tmp_path / "docs", tmp_path / "corpus"
+    calls = {"train": [], "eval": []}
+
+    def fake_train(config, workdir, verbose=1):
+        name = os.path.basename(workdir)
+        calls["train"].append((name, config.train.epochs))
+        assert config.train.alignment_data == str(corpus / "test_noisy" / "manifest.jsonl")
+        assert config.loss.ctc_weight == SYSTEMS[name].ctc_weight
+        _fake_workdir(out, name, epochs=config.train.epochs, with_eval=False)
+        os.remove(os.path.join(workdir, "train.json"))
+        return {"epochs": config.train.epochs, "dev_cer": 50.0, "seconds": 1.0}
+
+    def fake_eval(workdir, data, mode, beam=None, ctc_weight=None, length_penalty=None, output=None, which="best"):
+        split = os.path.basename(os.path.dirname(data))
+        calls["eval"].append((os.path.basename(workdir), split, mode, beam, length_penalty))
+        return {"cer": 10.0, "wer": 20.0, "utterances": 2, "audio_seconds": 5.0}
+
+    run.run(str(corpus), str(out), epochs=9, names=["ctc", "mtl_0.2"], docs=str(docs), command="cmd",
+            train_fn=fake_train, eval_fn=fake_eval)
+    assert calls["train"] == [("ctc", 9), ("mtl_0.2", 9)]
+    assert ("ctc", "dev", "ctc_greedy", 20, 0.1) in calls["eval"]
+    assert ("mtl_0.2", "test_noisy", "attention", 20, 0.3) in calls["eval"]
+    assert ("mtl_0.2", "test_clean", "joint", 20, 0.1) in calls["eval"]
+    assert len(calls["eval"]) == 3 + 6
+    record = json.loads((out / "mtl_0.2" / "eval" / "test_noisy-joint.json").read_text())
+    assert record["split"] == "test_noisy" and "eval_seconds" in record
+    assert json.loads((out / "ctc" / "train.json").read_text())["epochs"] == 9
+    assert (docs / "results.md").is_file() and (docs / "fig3_alignments.png").is_file()
+
+    # A second run finds everything done and neither trains nor decodes again.
+    calls = {"train": [], "eval": []}
+    run.run(str(corpus), str(out), epochs=9, names=["ctc", "mtl_0.2"], docs=str(docs), train_fn=fake_train,
+            eval_fn=fake_eval)
+    assert calls == {"train": [], "eval": []}
+
+
+def test_system_configs_differ_only_in_lambda_and_attention(tmp_path):
+    configs = {name: system_config(name, "corpus", str(tmp_path), 10) for name in SYSTEMS}
+    reference = configs["mtl_0.2"].to_dict()
+    for name, config in configs.items():
+        d = config.to_dict()
+        assert d["train"]["epochs"] == 10 and d["data"]["cache_dir"] == os.path.join(str(tmp_path), "cache")
+        assert d["train"]["alignment_data"] == os.path.join("corpus", "test_noisy", "manifest.jsonl")
+        d["loss"]["ctc_weight"], d["model"]["attention"] = 0.2, "location"
+        assert d == reference, name
+    assert configs["att_content"].model.attention == "content"
+    assert configs["ctc"].loss.ctc_weight == 1.0 and configs["att_location"].loss.ctc_weight == 0.0

@@ -1,0 +1,183 @@
+"""`python -m tf_jointctc.reproduce.run --corpus data/corpus --out runs/reproduce [--epochs N] [--systems a,b]
+[--report_only]`: the paper's Table 1 and Figs. 2-3 at CPU scale (what `make reproduce` runs).
+
+For each system of `systems.SYSTEMS` it trains `<out>/<system>` with `train()` (which resumes from the work
+dir's last checkpoint, so a killed run continues epoch by epoch), then decodes dev, test_clean and test_noisy
+with the paper's decoding (CTC greedy for CTC; attention beam 20 with a length penalty of 0.1 on dev/test_clean
+like WSJ and 0.3 on test_noisy like CHiME-4; plus joint CTC/attention decoding, CTC weight 0.3, for the MTL
+systems). Every finished step leaves a file (`<system>/train.json`, `<system>/eval/<split>-<mode>.json`) and is
+skipped when that file exists. Then it writes docs/fig2_learning_curves.png, docs/fig3_alignments.png,
+docs/monotonicity.json and docs/results.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+from tf_jointctc.reproduce import systems as sysmod
+
+DEFAULT_EPOCHS = 10  # Fig. 3 needs epoch 9; see README.md ("Reproducing the paper") for the time budget
+
+
+def log(message: str) -> None:
+    print(f"[reproduce {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def _read_json(path: str):
+    with open(path) as f:
+        return json.load(f)
+
+
+def _write_json(path: str, payload) -> None:
+    from tf_jointctc.training import atomic
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    atomic.write_json(path, payload)
+
+
+def _count_parameters(workdir: str) -> int | None:
+    try:
+        from tf_jointctc.training.workdir import load_trained_model
+
+        model = load_trained_model(workdir, "latest")[0]
+        return int(model.count_params())
+    except Exception as error:  # noqa: BLE001 - the count is informative only
+        log(f"could not count parameters of {workdir}: {error}")
+        return None
+
+
+def train_system(name: str, corpus: str, out: str, epochs: int, train_fn: Callable | None = None,
+                 base_config: str | None = None) -> dict:
+    """Trains (or resumes) `<out>/<name>` to `epochs` epochs; returns `<out>/<name>/train.json`'s content."""
+    workdir = os.path.join(out, name)
+    record_path = os.path.join(workdir, "train.json")
+    if os.path.exists(record_path):
+        record = _read_json(record_path)
+        if record.get("epochs", 0) >= epochs:
+            log(f"{name}: trained ({record['epochs']} epochs), skipping")
+            return record
+    else:
+        record = {}
+    default_train = train_fn is None
+    if default_train:
+        from tf_jointctc.cli.train import train as train_fn
+    base = sysmod.load_demo_config(base_config) if base_config else None
+    config = sysmod.system_config(name, corpus, out, epochs, base)
+    log(f"{name}: training to {epochs} epochs in {workdir} (lambda={config.loss.ctc_weight}, "
+        f"attention={config.model.attention})")
+    started = time.time()
+    summary = train_fn(config, workdir, verbose=2)
+    seconds = time.time() - started
+    record = {
+        "system": name,
+        "epochs": summary.get("epochs", epochs),
+        # Wall time of the train() calls that finished; the part of a run that was killed is not counted.
+        "train_seconds": round(record.get("train_seconds", 0.0) + seconds, 1),
+        "parameters": _count_parameters(workdir),
+        "summary": summary,
+    }
+    _write_json(record_path, record)
+    if default_train:  # six systems in one process: drop the finished one's graphs and layers
+        import keras
+
+        keras.backend.clear_session()
+    log(f"{name}: trained {record['epochs']} epochs in {seconds:.0f} s, dev CER {summary.get('dev_cer')}")
+    return record
+
+
+def evaluate_in_subprocess(workdir: str, data: str, mode: str, beam: int, ctc_weight: float,
+                           length_penalty: float, output: str, which: str = "best") -> dict:
+    """`evaluate()` of tf_jointctc.cli.evaluate, run as `jointctc-eval` in a child process: its absl flags
+    clash with jointctc-train's in one process, and the child returns its memory when it ends."""
+    args = [sys.executable, "-m", "tf_jointctc.cli.evaluate", f"--workdir={workdir}", f"--data={data}",
+            f"--mode={mode}", f"--beam={beam}", f"--ctc_weight={ctc_weight}", f"--length_penalty={length_penalty}",
+            f"--output={output}", f"--which={which}"]
+    result = subprocess.run(args, stdout=subprocess.PIPE, text=True, env={"TF_CPP_MIN_LOG_LEVEL": "2", **os.environ})
+    if result.returncode != 0:
+        raise SystemExit(f"reproduce: jointctc-eval failed ({result.returncode}): {shlex.join(args)}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def evaluate_system(name: str, corpus: str, out: str, eval_fn: Callable | None = None) -> list[dict]:
+    """Decodes dev/test_clean/test_noisy with the system's modes; caches `<out>/<name>/eval/<split>-<mode>.json`."""
+    system = sysmod.SYSTEMS[name]
+    workdir = os.path.join(out, name)
+    results = []
+    for split in sysmod.SPLITS:
+        for mode in sysmod.decode_modes(system):
+            path = os.path.join(workdir, "eval", f"{split}-{mode}.json")
+            if os.path.exists(path):
+                results.append(_read_json(path))
+                continue
+            if eval_fn is None:
+                eval_fn = evaluate_in_subprocess
+            log(f"{name}: decoding {split} ({mode})")
+            started = time.time()
+            summary = eval_fn(
+                workdir, os.path.join(corpus, split, "manifest.jsonl"), mode, beam=sysmod.BEAM,
+                ctc_weight=sysmod.JOINT_CTC_WEIGHT, length_penalty=sysmod.LENGTH_PENALTY[split],
+                output=os.path.join(workdir, "eval", f"{split}-{mode}.jsonl"), which="best",
+            )
+            summary.update(system=name, split=split, eval_seconds=round(time.time() - started, 1))
+            _write_json(path, summary)
+            log(f"{name}: {split} {mode}: CER {summary['cer']:.2f} WER {summary['wer']:.2f} "
+                f"({summary['eval_seconds']:.0f} s)")
+            results.append(summary)
+    return results
+
+
+def run(corpus: str, out: str, epochs: int = DEFAULT_EPOCHS, names: Sequence[str] | None = None,
+        report_only: bool = False, docs: str = "docs", command: str | None = None,
+        train_fn: Callable | None = None, eval_fn: Callable | None = None, base_config: str | None = None) -> str:
+    """Runs everything pending, then writes the figures and results.md; returns the results.md path."""
+    from tf_jointctc.reproduce import figures, report
+
+    names = list(names or sysmod.SYSTEMS)
+    unknown = [n for n in names if n not in sysmod.SYSTEMS]
+    if unknown:
+        raise SystemExit(f"unknown systems {unknown}; choose from {', '.join(sysmod.SYSTEMS)}")
+    corpus, out = os.path.abspath(corpus), os.path.abspath(out)
+    os.makedirs(out, exist_ok=True)
+    meta_path = os.path.join(out, "run.json")
+    meta = _read_json(meta_path) if os.path.exists(meta_path) else {}
+    if not report_only:
+        meta.update(corpus=corpus, epochs=epochs, command=command or meta.get("command"))
+        _write_json(meta_path, meta)
+        started = time.time()
+        for name in names:
+            train_system(name, corpus, out, epochs, train_fn, base_config)
+            evaluate_system(name, corpus, out, eval_fn)
+        log(f"all systems done ({time.time() - started:.0f} s this run)")
+    paths = figures.write_figures(out, docs)
+    for path in paths:
+        log(f"wrote {path}")
+    results = report.write_report(out, docs)
+    log(f"wrote {results}")
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m tf_jointctc.reproduce.run", description=__doc__.split("\n")[0])
+    parser.add_argument("--corpus", default="data/corpus", help="The built-in corpus (jointctc-synth --out_dir).")
+    parser.add_argument("--out", default="runs/reproduce", help="One work dir per system goes here.")
+    parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help="Training epochs of every system.")
+    parser.add_argument("--systems", default="", help=f"Comma-separated subset of {','.join(sysmod.SYSTEMS)}.")
+    parser.add_argument("--docs", default="docs", help="Where the figures, monotonicity.json and results.md go.")
+    parser.add_argument("--config", default="", help="Base config file (default configs/demo.py); for smoke tests.")
+    parser.add_argument("--report_only", action="store_true", help="Only write figures and results.md.")
+    args = parser.parse_args(argv)
+    command = "python -m tf_jointctc.reproduce.run " + shlex.join(sys.argv[1:] if argv is None else list(argv))
+    names = [n.strip() for n in args.systems.split(",") if n.strip()] or None
+    run(args.corpus, args.out, args.epochs, names, args.report_only, args.docs, command,
+        base_config=args.config or None)
+
+
+if __name__ == "__main__":
+    main()
