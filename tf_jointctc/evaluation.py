@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import os
 import time
 from collections.abc import Iterable
 from typing import Any
 
 import tensorflow as tf
+from absl import logging
 
 from tf_jointctc import metrics
 from tf_jointctc.decoding import beam_search_decode, ctc_greedy_decode
@@ -111,3 +115,42 @@ def summarize(results: list[UtteranceResult], audio_seconds: float, decode_secon
         "word_errors": {"sub": words.substitutions, "del": words.deletions, "ins": words.insertions,
                         "ref": words.reference_length},
     }
+
+
+def evaluate_workdir(workdir: str, data: str, mode: str, beam: int | None = None, ctc_weight: float | None = None,
+             length_penalty: float | None = None, output: str | None = None, which: str = "best",
+             batch_size: int = 8) -> dict:
+    """Decodes `data` with the model of a jointctc-train work dir; returns the jointctc-eval summary.
+
+    Decoding options default to the work dir's `config.decode`. Evaluation keeps every readable utterance: no
+    length limit and no CTC-feasibility filter (a 4x-subsampled CTC model simply cannot emit some of them).
+    With `output`, writes one JSON object per utterance (reference, hypothesis, score, edit counts).
+    """
+    from tf_jointctc.data import make_dataset, prepare_dataset
+    from tf_jointctc.training import atomic
+    from tf_jointctc.training.workdir import load_trained_model
+
+    model, config, vocab, checkpoint = load_trained_model(workdir, which)
+    decode = config.decode
+    options = DecodeOptions(
+        mode=mode,
+        beam=beam if beam is not None else decode.beam,
+        ctc_weight=ctc_weight if ctc_weight is not None else decode.ctc_weight,
+        length_penalty=length_penalty if length_penalty is not None else decode.length_penalty,
+        max_length_ratio=decode.max_length_ratio,
+        min_length_ratio=decode.min_length_ratio,
+    )
+    options.check(model)
+    key = hashlib.sha1(os.path.abspath(data).encode()).hexdigest()[:12]
+    prepared = prepare_dataset(data, os.path.join(workdir, "cache", f"eval-{key}"), vocab, num_shards=1,
+                               max_seconds=None, subsampling=1)
+    dataset = make_dataset(prepared["shards"], batch_size=batch_size, training=False, include_text=True)
+    results, seconds = decode_dataset(model, vocab, dataset, options)
+    summary = summarize(results, prepared["total_seconds"], seconds)
+    summary.update(mode=mode, beam=options.beam, ctc_weight=options.ctc_weight if mode == "joint" else None,
+                   length_penalty=options.length_penalty, skipped=prepared["num_skipped"], checkpoint=checkpoint,
+                   data=os.path.abspath(data))
+    if output:
+        atomic.write_text(output, "".join(json.dumps(r.as_dict()) + "\n" for r in results))
+        logging.info("wrote %d hypotheses to %s", len(results), output)
+    return summary

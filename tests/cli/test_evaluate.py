@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tests.helpers import last_json_line, run_cli
-from tf_jointctc.cli.evaluate import evaluate
+from tf_jointctc.evaluation import evaluate_workdir
 from tf_jointctc.metrics import error_rates
 
 
@@ -43,7 +43,7 @@ def test_beam_search_gives_the_same_hypotheses_in_any_batch_size(trained_workdir
     outputs = []
     for batch_size in (1, 4):
         output = tmp_path / f"{mode}-{batch_size}.jsonl"
-        summary = evaluate(str(workdir), manifest, mode, beam=3, output=str(output), batch_size=batch_size)
+        summary = evaluate_workdir(str(workdir), manifest, mode, beam=3, output=str(output), batch_size=batch_size)
         assert summary["mode"] == mode and summary["beam"] == 3
         outputs.append({(e := json.loads(line))["id"]: e["hypothesis"] for line in output.read_text().splitlines()})
     assert outputs[0] == outputs[1]

@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import shlex
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -67,7 +66,7 @@ def train_system(name: str, corpus: str, out: str, epochs: int, train_fn: Callab
         record = {}
     default_train = train_fn is None
     if default_train:
-        from tf_jointctc.cli.train import train as train_fn
+        from tf_jointctc.training.loop import train as train_fn
     base = sysmod.load_demo_config(base_config) if base_config else None
     config = sysmod.system_config(name, corpus, out, epochs, base)
     log(f"{name}: training to {epochs} epochs in {workdir} (lambda={config.loss.ctc_weight}, "
@@ -92,19 +91,6 @@ def train_system(name: str, corpus: str, out: str, epochs: int, train_fn: Callab
     return record
 
 
-def evaluate_in_subprocess(workdir: str, data: str, mode: str, beam: int, ctc_weight: float,
-                           length_penalty: float, output: str, which: str = "best") -> dict:
-    """`evaluate()` of tf_jointctc.cli.evaluate, run as `jointctc-eval` in a child process: its absl flags
-    clash with jointctc-train's in one process, and the child returns its memory when it ends."""
-    args = [sys.executable, "-m", "tf_jointctc.cli.evaluate", f"--workdir={workdir}", f"--data={data}",
-            f"--mode={mode}", f"--beam={beam}", f"--ctc_weight={ctc_weight}", f"--length_penalty={length_penalty}",
-            f"--output={output}", f"--which={which}"]
-    result = subprocess.run(args, stdout=subprocess.PIPE, text=True, env={"TF_CPP_MIN_LOG_LEVEL": "2", **os.environ})
-    if result.returncode != 0:
-        raise SystemExit(f"reproduce: jointctc-eval failed ({result.returncode}): {shlex.join(args)}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
 def evaluate_system(name: str, corpus: str, out: str, eval_fn: Callable | None = None) -> list[dict]:
     """Decodes dev/test_clean/test_noisy with the system's modes; caches `<out>/<name>/eval/<split>-<mode>.json`."""
     system = sysmod.SYSTEMS[name]
@@ -117,7 +103,7 @@ def evaluate_system(name: str, corpus: str, out: str, eval_fn: Callable | None =
                 results.append(_read_json(path))
                 continue
             if eval_fn is None:
-                eval_fn = evaluate_in_subprocess
+                from tf_jointctc.evaluation import evaluate_workdir as eval_fn
             log(f"{name}: decoding {split} ({mode})")
             started = time.time()
             summary = eval_fn(
