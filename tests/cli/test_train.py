@@ -1,15 +1,12 @@
-"""jointctc-train end to end: work dir contents, TensorBoard, resume after SIGKILL, multi-worker."""
+"""jointctc-train end to end: work dir contents, TensorBoard, multi-worker (kills and resumes: tests/faults)."""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import signal
 import socket
 import subprocess
 import sys
-import time
 
 import numpy as np
 import tensorflow as tf
@@ -57,49 +54,6 @@ def test_tensorboard_has_learning_curves_cer_and_alignment_images(trained_workdi
     assert sum(t.startswith("alignment/") for t in tags) == 2
 
 
-def _popen_train(workdir, config):
-    config_file = write_config_file(config, workdir.parent)
-    args = [sys.executable, "-m", "tf_jointctc.cli.train", f"--config={config_file}", f"--workdir={workdir}",
-            "--verbose=0"]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def test_resume_after_sigkill_continues_the_epoch_count(trained_workdir, tiny_corpus, tmp_path):
-    source, _ = trained_workdir
-    workdir = tmp_path / "work"
-    shutil.copytree(source, workdir)
-    config = tiny_config(tiny_corpus, **{"train.epochs": 4})
-    process = _popen_train(workdir, config)
-    # Kill it as soon as epoch 3's checkpoint index appears, i.e. possibly mid-way through writing it.
-    deadline = time.time() + 400
-    latest = workdir / "checkpoints" / "latest"
-    while time.time() < deadline and process.poll() is None:
-        if any(name.startswith("ckpt-3") for name in os.listdir(latest)):
-            break
-        time.sleep(0.05)
-    assert process.poll() is None, process.communicate()[1][-3000:]
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    # Whatever was on disk at the kill, the newest named checkpoint restores completely.
-    restored = tf.train.latest_checkpoint(str(latest))
-    assert restored.endswith(("ckpt-2", "ckpt-3"))
-    for name in os.listdir(workdir):
-        assert not name.startswith(".tmp-"), name
-    history = json.loads((workdir / "history.json").read_text())
-    assert len(history) in (2, 3)
-
-    process = _popen_train(workdir, config)
-    stdout, stderr = process.communicate(timeout=600)
-    assert process.returncode == 0, stderr[-3000:]
-    assert "resuming from" in stdout + stderr
-    summary = last_json_line(stdout)
-    assert summary["epochs"] == 4
-    history = json.loads((workdir / "history.json").read_text())
-    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
-    assert tf.train.latest_checkpoint(str(latest)).endswith("ckpt-4")
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -128,8 +82,8 @@ def test_two_multi_worker_processes_train_on_loopback(tiny_corpus, tmp_path):
         tf.train.load_checkpoint(tf.train.latest_checkpoint(str(folder / "checkpoints" / "latest")))
         for folder in (tmp_path / "work", tmp_path / "work" / "workers" / "1")
     ]
-    # Trainable weights are keyed through the optimizer's variable list in these checkpoints.
-    names = [n for n in readers[0].get_variable_to_shape_map() if n.startswith("optimizer/_trainable_variables/")]
+    # Model weights are keyed by their Keras path under "model/" (training/checkpoint.model_variables).
+    names = [n for n in readers[0].get_variable_to_shape_map() if n.startswith("model/") and "OPTIMIZER" not in n]
     assert len(names) > 10
     for name in names:
         np.testing.assert_allclose(readers[0].get_tensor(name), readers[1].get_tensor(name), atol=1e-6, err_msg=name)
