@@ -143,7 +143,7 @@ def evaluate_workdir(workdir: str, data: str, mode: str, beam: int | None = None
     options.check(model)
     key = hashlib.sha1(os.path.abspath(data).encode()).hexdigest()[:12]
     prepared = prepare_dataset(data, os.path.join(workdir, "cache", f"eval-{key}"), vocab, num_shards=1,
-                               max_seconds=None, subsampling=1)
+                               max_seconds=None, subsampling=None)
     dataset = make_dataset(prepared["shards"], batch_size=batch_size, training=False, include_text=True)
     results, seconds = decode_dataset(model, vocab, dataset, options)
     summary = summarize(results, prepared["total_seconds"], seconds)

@@ -114,7 +114,7 @@ def write_shards(
     *,
     num_shards: int,
     max_seconds: float | None,
-    subsampling: int = 4,
+    subsampling: int | None = 4,
     report: SkipReport | None = None,
     num_workers: int = 2,
     extra_summary: dict[str, Any] | None = None,
@@ -132,7 +132,8 @@ def write_shards(
       vocab: encodes the normalized transcripts.
       num_shards: number of shard files (at most one per utterance, at least 1).
       max_seconds: longest audio kept, or None for no limit.
-      subsampling: the encoder's total time subsampling (a power of 2).
+      subsampling: the encoder's total time subsampling (a power of 2); None keeps utterances whatever their
+        label count (evaluation: an utterance a CTC model cannot emit is scored, not dropped).
       report: receives the skips (may already hold the reader's).
       num_workers: threads decoding audio.
       extra_summary: merged into the summary (e.g. the source fingerprint).
@@ -160,7 +161,7 @@ def write_shards(
                 continue
             frames = int(features.num_frames(int(result.shape[0])))
             needed = ctc_min_frames(labels)
-            available = encoder_frames(frames, subsampling)
+            available = encoder_frames(frames, subsampling) if subsampling is not None else needed
             if available < needed:
                 report.add(
                     skips.LABELS_TOO_LONG_FOR_CTC,
@@ -223,7 +224,7 @@ def prepare_dataset(
     *,
     num_shards: int = 4,
     max_seconds: float | None = None,
-    subsampling: int = 4,
+    subsampling: int | None = 4,
     num_workers: int = 2,
     force: bool = False,
 ) -> dict[str, Any]:
