@@ -359,3 +359,20 @@ def test_converts_to_tflite_builtins_and_matches(paper_vocab_model, tmp_path):
     np.testing.assert_array_equal(got["num_tokens"], expected["num_tokens"])
     np.testing.assert_array_equal(got["token_ids"], expected["token_ids"])
     np.testing.assert_allclose(got["score"], expected["score"], rtol=1e-4)
+
+
+def test_joint_search_traced_with_dynamic_length_handles_utterances_shorter_than_their_hypotheses():
+    """One or a few encoder frames: hypotheses soon outgrow the frames, and the CTC prefix recursion then has
+    no frame left to scan. Traced with a dynamic time axis (as in an export) this once failed in graph mode."""
+    model = tiny_model()
+    dim = 16  # tiny_model's encoder output width
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, dim]), tf.TensorSpec([None], tf.int32)])
+    def decode(h, lengths):
+        return beam_search_decode(model, h, lengths, beam=3, ctc_weight=0.5, max_length_ratio=3.0)
+
+    for frames in (1, 2, 3):
+        token_ids, num_tokens, score = decode(tf.random.normal([2, frames, dim], seed=frames), tf.constant([frames, 1]))
+        # CTC cannot emit more labels than frames, so the joint search never does either.
+        assert num_tokens.numpy().tolist()[1] <= 1 and num_tokens.numpy()[0] <= frames
+        assert np.isfinite(score.numpy()).all()

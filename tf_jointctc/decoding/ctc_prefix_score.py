@@ -131,7 +131,9 @@ def extend(
 
     empty = tf.expand_dims(state.last < 0, 1)  # [N, 1]
     log_zero = tf.fill(tf.shape(candidates), tf.constant(LOG_ZERO, tf.float32))
-    r_n0 = tf.where(empty, x_c[0], log_zero)  # [N, C]
+    # phi at frame t-1 for t = 0..T-1; "frame -1" has only the empty prefix, complete with probability 1.
+    phi_minus_1 = tf.where(empty, tf.zeros_like(log_zero), log_zero)  # [N, C]
+    phi_prev_all = tf.concat([tf.expand_dims(phi_minus_1, 0), phi[:-1]], axis=0)  # [T, N, C]
 
     def frame(carry: tuple[tf.Tensor, tf.Tensor], elems: tuple) -> tuple[tf.Tensor, tf.Tensor]:
         r_n_prev, r_b_prev = carry
@@ -140,25 +142,27 @@ def extend(
         r_b = logaddexp(r_n_prev, r_b_prev) + x_bt
         return tf.maximum(r_n, LOG_ZERO), tf.maximum(r_b, LOG_ZERO)
 
-    # Frames 1 .. start-1 are log 0 for every extension (see the module docstring); at frame start-1 the carry
-    # is log 0 too, except r_0^n of the empty prefix when start = 1.
+    # Before frame `start` no extension can be complete (see the module docstring): those frames are log 0, and
+    # so is the carry into frame start-1. The scan begins at start-1 (>= 0) so that it always has a frame,
+    # even when the prefix is as long as the utterance (a zero-length scan fails in graph mode).
     frames = tf.shape(log_probs)[1]
-    start = tf.minimum(tf.maximum(tf.reduce_min(state.length), 1), tf.maximum(frames, 1))
-    phi_prev = phi[start - 1 : -1]
-    x_next = x_c[start:]
-    r_n_rest, r_b_rest = tf.scan(frame, (phi_prev, x_next, x_b[start:]), initializer=(r_n0, log_zero))
-    skipped = tf.fill(tf.concat([tf.expand_dims(start - 1, 0), tf.shape(candidates)], 0), tf.constant(LOG_ZERO))
-    r_n = tf.concat([tf.expand_dims(r_n0, 0), skipped, r_n_rest], axis=0)
-    r_b = tf.concat([tf.expand_dims(log_zero, 0), skipped, r_b_rest], axis=0)
+    first_scanned = tf.minimum(tf.maximum(tf.reduce_min(state.length), 1), tf.maximum(frames, 1)) - 1
+    phi_prev = phi_prev_all[first_scanned:]
+    x_scanned = x_c[first_scanned:]
+    r_n_rest, r_b_rest = tf.scan(
+        frame, (phi_prev, x_scanned, x_b[first_scanned:]), initializer=(log_zero, log_zero)
+    )
+    skipped = tf.fill(tf.concat([tf.expand_dims(first_scanned, 0), tf.shape(candidates)], 0), tf.constant(LOG_ZERO))
+    r_n = tf.concat([skipped, r_n_rest], axis=0)
+    r_b = tf.concat([skipped, r_b_rest], axis=0)
     static_shape = state.r_n.shape[:1].concatenate(candidates.shape)  # keeps while_loop shapes fixed
     r_n.set_shape(static_shape)
     r_b.set_shape(static_shape)
 
-    # psi: c first emitted at frame 0 (empty h only) or at frame t in 1..len-1 after h is complete at t-1.
-    valid = tf.reshape(tf.range(start, frames), [-1, 1, 1]) < tf.reshape(lengths, [1, -1, 1])  # [T-start, N, 1]
-    terms = tf.where(valid, phi_prev + x_next, LOG_ZERO)
-    first = tf.where(tf.expand_dims(lengths > 0, 1), r_n0, log_zero)
-    log_psi = _logsumexp(tf.concat([tf.expand_dims(first, 0), terms], axis=0), axis=0)
+    # psi: c first emitted at frame t (t < len) right after h is complete at frame t-1.
+    valid = tf.reshape(tf.range(first_scanned, frames), [-1, 1, 1]) < tf.reshape(lengths, [1, -1, 1])
+    terms = tf.where(valid, phi_prev + x_scanned, LOG_ZERO)
+    log_psi = _logsumexp(terms, axis=0)
     log_psi = tf.maximum(log_psi, LOG_ZERO)
     log_psi = tf.where(tf.equal(candidates, blank_id), log_zero, log_psi)
     if eos_id is not None:
