@@ -2,5 +2,14 @@
 
 from tf_jointctc.text import Vocabulary, normalize
 
-__all__ = ["Vocabulary", "normalize"]
+__all__ = ["Recognizer", "Vocabulary", "normalize"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # Lazy: `tf_jointctc.recognizer` imports TensorFlow only for SavedModels and work dirs, never at import.
+    if name == "Recognizer":
+        from tf_jointctc.recognizer import Recognizer
+
+        return Recognizer
+    raise AttributeError(f"module 'tf_jointctc' has no attribute {name!r}")

@@ -1,0 +1,40 @@
+"""Export of a trained joint CTC-attention model: SavedModel and TFLite (CONTRACT.md, "Exported models").
+
+- `signatures.py`: the serving functions (features, CMVN, encoder, decoding, vocabulary, all in-graph) and
+  the boundary rules (`MAX_SAMPLES`, `MIN_SAMPLES`, non-finite samples);
+- `to_saved_model.py`: `export_saved_model(model, vocab, directory, options)`;
+- `to_tflite.py`: `export_tflite(model, vocab, path, options, quantize=...)` (built-ins only, batch 1,
+  vocabulary in the flatbuffer metadata).
+
+Importing this package imports TensorFlow (through `signatures`).
+"""
+
+from export.signatures import (
+    ATTENTION_BEAM,
+    CTC_GREEDY,
+    DECODING_SIGNATURES,
+    MAX_SAMPLES,
+    MAX_SECONDS,
+    MIN_SAMPLES,
+    SERVING_DEFAULT,
+    DecodeOptions,
+    available_modes,
+)
+from export.to_saved_model import export_saved_model
+from export.to_tflite import QUANTIZATIONS, export_tflite, read_export_info
+
+__all__ = [
+    "ATTENTION_BEAM",
+    "CTC_GREEDY",
+    "DECODING_SIGNATURES",
+    "MAX_SAMPLES",
+    "MAX_SECONDS",
+    "MIN_SAMPLES",
+    "QUANTIZATIONS",
+    "SERVING_DEFAULT",
+    "DecodeOptions",
+    "available_modes",
+    "export_saved_model",
+    "export_tflite",
+    "read_export_info",
+]

@@ -1,0 +1,333 @@
+"""The serving functions of an exported model: waveform in, token ids (and text) out, everything in-graph.
+
+Every decoding signature has the same inputs and outputs (CONTRACT.md, "Exported models"):
+
+- inputs `waveform: float32 [batch, samples]` (16 kHz mono in [-1, 1]), `num_samples: int32 [batch]`;
+- outputs `token_ids: int32 [batch, max_len]` (padded with -1), `num_tokens: int32 [batch]`,
+  `score: float32 [batch]` and, in the SavedModel only, `text: string [batch]` (TFLite has no string outputs).
+
+The signatures (a model gets those it can run; `available_modes`):
+
+- `serving_default`: joint CTC/attention beam search. Falls back to attention beam search if the model has
+  no CTC branch (trained with ctc_weight 0) or the decode ctc_weight is 0, and to CTC greedy if it has no
+  attention branch (trained with ctc_weight 1) or the decode ctc_weight is 1;
+- `ctc_greedy`: CTC best path; only for models with a CTC branch;
+- `attention_beam`: attention-only beam search (decode ctc_weight 0); only for models with an attention
+  branch.
+
+What `serving_default` does is recorded in the export's `export_info` (`"signatures"`).
+
+Feature extraction, CMVN and the vocabulary are inside the graph. The decoding options (beam, CTC weight,
+length penalty, length ratios) are baked in as constants and recorded in `export_info`.
+
+Behaviour at the serving boundary (the same in SavedModel and TFLite):
+
+- `num_samples` is clipped to `[0, samples]`;
+- non-finite samples (NaN, +-inf) are replaced by 0 (`tf.where(|x| <= FLT_MAX, x, 0)`: `tf.math.is_finite` is
+  not a TFLite built-in, and NaN fails every comparison);
+- an utterance shorter than one 25 ms frame (`MIN_SAMPLES` = 400 samples, including 0) gives an empty result
+  (`num_tokens` 0, `token_ids` all -1, `score` 0, `text` ""); every waveform is zero-padded in-graph to at
+  least two encoder frames (`min_width`) so that no layer or decoder ever sees an empty or single-frame time
+  axis (padding does not change the result);
+- a waveform wider than `MAX_SAMPLES` (60 s) is refused by `tf.debugging.assert_less_equal` in the SavedModel
+  (`InvalidArgumentError`). The TFLite converter drops assertions, so the `.tflite` file cannot refuse it
+  itself: `tf_jointctc.Recognizer` refuses such audio before invoking either format (ValueError);
+- wrong rank or dtype is refused by the signature's `TensorSpec` (SavedModel) and by the interpreter's
+  input tensor type (TFLite; `Recognizer` checks both before calling).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from tf_jointctc.decoding import beam_search_decode, ctc_greedy_decode
+from tf_jointctc.features import FRAME_LENGTH, FRAME_STEP, SAMPLE_RATE, FeatureExtractor
+
+MAX_SECONDS = 60.0
+MAX_SAMPLES = int(MAX_SECONDS * SAMPLE_RATE)  # 960000: longer audio is refused
+MIN_SAMPLES = FRAME_LENGTH  # 400 (25 ms): shorter audio has no complete frame and gives an empty transcript
+FORMAT_VERSION = 1
+_FLOAT_MAX = float(np.finfo(np.float32).max)
+
+SERVING_DEFAULT = "serving_default"
+CTC_GREEDY = "ctc_greedy"
+ATTENTION_BEAM = "attention_beam"
+DECODING_SIGNATURES = (SERVING_DEFAULT, CTC_GREEDY, ATTENTION_BEAM)
+EXPORT_INFO_SIGNATURE = "export_info"  # SavedModel only: no inputs -> export_info (JSON), vocabulary [V]
+
+# Decoding modes (what a signature runs).
+MODE_JOINT = "joint_beam"
+MODE_ATTENTION = "attention_beam"
+MODE_CTC_GREEDY = "ctc_greedy"
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodeOptions:
+    """Beam search options baked into an export (defaults: `tf_jointctc.config.base_config().decode`)."""
+
+    beam: int = 20
+    ctc_weight: float = 0.3
+    length_penalty: float = 0.1
+    max_length_ratio: float = 1.0
+    min_length_ratio: float = 0.0
+
+    def __post_init__(self) -> None:
+        if int(self.beam) < 1:
+            raise ValueError(f"beam must be >= 1, got {self.beam}")
+        if not 0.0 <= float(self.ctc_weight) <= 1.0:
+            raise ValueError(f"ctc_weight must be in [0, 1], got {self.ctc_weight}")
+        if float(self.max_length_ratio) <= 0.0:
+            raise ValueError(f"max_length_ratio must be > 0, got {self.max_length_ratio}")
+
+    @classmethod
+    def from_config(cls, decode_config: Any = None, **overrides: Any) -> DecodeOptions:
+        """From a config's `decode` section (ConfigDict or mapping); `None` overrides are ignored."""
+        values: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):
+            if decode_config is not None and field.name in decode_config:
+                values[field.name] = decode_config[field.name]
+            if overrides.get(field.name) is not None:
+                values[field.name] = overrides[field.name]
+        return cls(
+            beam=int(values.get("beam", cls.beam)),
+            ctc_weight=float(values.get("ctc_weight", cls.ctc_weight)),
+            length_penalty=float(values.get("length_penalty", cls.length_penalty)),
+            max_length_ratio=float(values.get("max_length_ratio", cls.max_length_ratio)),
+            min_length_ratio=float(values.get("min_length_ratio", cls.min_length_ratio)),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def available_modes(model: Any, options: DecodeOptions) -> dict[str, dict[str, Any]]:
+    """Which signatures `model` gets and what each decodes: {signature: {"mode": ..., decoding options}}.
+
+    `serving_default` is joint decoding when the model has both branches and 0 < options.ctc_weight < 1; with
+    no CTC branch (or ctc_weight 0) it is attention beam search; with no attention branch (or ctc_weight 1)
+    it is CTC greedy. `ctc_greedy` needs a CTC branch, `attention_beam` an attention branch.
+    """
+    has_ctc = bool(getattr(model, "compute_ctc", True))
+    has_attention = bool(getattr(model, "compute_attention", True))
+    beam = {
+        "beam": int(options.beam),
+        "length_penalty": float(options.length_penalty),
+        "max_length_ratio": float(options.max_length_ratio),
+        "min_length_ratio": float(options.min_length_ratio),
+    }
+    modes: dict[str, dict[str, Any]] = {}
+    if has_attention and has_ctc and 0.0 < options.ctc_weight < 1.0:
+        modes[SERVING_DEFAULT] = {"mode": MODE_JOINT, "ctc_weight": float(options.ctc_weight), **beam}
+    elif has_attention and options.ctc_weight < 1.0 or not has_ctc:
+        modes[SERVING_DEFAULT] = {"mode": MODE_ATTENTION, "ctc_weight": 0.0, **beam}
+    else:
+        modes[SERVING_DEFAULT] = {"mode": MODE_CTC_GREEDY}
+    if has_ctc:
+        modes[CTC_GREEDY] = {"mode": MODE_CTC_GREEDY}
+    if has_attention:
+        modes[ATTENTION_BEAM] = {"mode": MODE_ATTENTION, "ctc_weight": 0.0, **beam}
+    if not has_attention and not has_ctc:  # pragma: no cover - a model always has one of them
+        raise ValueError("the model has neither a CTC nor an attention branch")
+    return modes
+
+
+def input_signature(batch_size: int | None = None) -> list[tf.TensorSpec]:
+    """`[waveform float32 [batch, samples], num_samples int32 [batch]]`; TFLite needs `batch_size=1`."""
+    return [
+        tf.TensorSpec([batch_size, None], tf.float32, name="waveform"),
+        tf.TensorSpec([batch_size], tf.int32, name="num_samples"),
+    ]
+
+
+def min_width(model: Any) -> int:
+    """Samples the waveform is zero-padded to, so that the encoder output has at least 2 frames: the decoders
+    cannot run on an empty time axis, and the CTC prefix scorer's scan over frames 1.. not on a single frame.
+    Padding never changes the result of the valid samples."""
+    halvings = sum(1 for factor in getattr(model, "encoder_subsample", ()) if int(factor) == 2)
+    return FRAME_LENGTH + FRAME_STEP * 2**halvings
+
+
+def sanitize_inputs(
+    waveform: tf.Tensor,
+    num_samples: tf.Tensor,
+    max_samples: int = MAX_SAMPLES,
+    check_max: bool = True,
+    pad_to: int = FRAME_LENGTH,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """The boundary rules of the module docstring: refuse > max_samples, zero non-finite samples, clip
+    num_samples to [0, width], zero-pad the width to at least `pad_to` samples."""
+    waveform = tf.convert_to_tensor(waveform, tf.float32)
+    num_samples = tf.convert_to_tensor(num_samples, tf.int32)
+    width = tf.shape(waveform)[1]
+    if check_max:
+        check = tf.debugging.assert_less_equal(
+            width,
+            tf.constant(max_samples, tf.int32),
+            message=f"audio too long: at most {max_samples} samples ({max_samples / SAMPLE_RATE:g} s at 16 kHz)",
+        )
+        with tf.control_dependencies([check]):
+            waveform = tf.identity(waveform)
+    waveform = tf.where(tf.abs(waveform) <= _FLOAT_MAX, waveform, tf.zeros_like(waveform))
+    num_samples = tf.minimum(tf.maximum(num_samples, 0), width)
+    pad = tf.maximum(pad_to - width, 0)
+    padding = tf.zeros(tf.stack([tf.shape(waveform)[0], pad]), tf.float32)
+    return tf.concat([waveform, padding], axis=1), num_samples
+
+
+def _mask_empty(
+    token_ids: tf.Tensor, num_tokens: tf.Tensor, score: tf.Tensor, empty: tf.Tensor
+) -> dict[str, tf.Tensor]:
+    token_ids = tf.cast(token_ids, tf.int32)
+    num_tokens = tf.where(empty, tf.zeros_like(num_tokens), tf.cast(num_tokens, tf.int32))
+    score = tf.where(empty, tf.zeros_like(score), tf.cast(score, tf.float32))
+    token_ids = tf.where(tf.expand_dims(empty, 1), tf.constant(-1, tf.int32), token_ids)
+    return {"token_ids": token_ids, "num_tokens": num_tokens, "score": score}
+
+
+def ids_to_text(token_ids: tf.Tensor, num_tokens: tf.Tensor, tokens: tf.Tensor, skip_ids: tuple[int, ...]) -> tf.Tensor:
+    """In-graph `Vocabulary.decode`: [B, N] ids (-1 padded) -> [B] strings (tf.gather + reduce_join)."""
+    vocab_size = tf.shape(tokens)[0]
+    positions = tf.expand_dims(tf.range(tf.shape(token_ids)[1]), 0)
+    keep = (positions < tf.expand_dims(num_tokens, 1)) & (token_ids >= 0) & (token_ids < vocab_size)
+    for skip in skip_ids:
+        keep &= tf.not_equal(token_ids, skip)
+    pieces = tf.gather(tokens, tf.clip_by_value(token_ids, 0, vocab_size - 1))
+    pieces = tf.where(keep, pieces, tf.constant("", tf.string))
+    return tf.strings.reduce_join(pieces, axis=1)
+
+
+def make_decode_fn(
+    model: Any,
+    mode_info: Mapping[str, Any],
+    *,
+    vocab_tokens: tuple[str, ...] | None = None,
+    skip_ids: tuple[int, ...] = (),
+    check_max: bool = True,
+) -> Callable[[tf.Tensor, tf.Tensor], dict[str, tf.Tensor]]:
+    """The serving function `(waveform, num_samples) -> outputs` of one signature (not yet traced).
+
+    Args:
+      model: a `JointCTCAttention`.
+      mode_info: one entry of `available_modes`.
+      vocab_tokens: if given, a `text` output is added (SavedModel only: TFLite has no string outputs).
+      skip_ids: ids left out of `text` (blank and sos/eos).
+      check_max: assert the width is at most MAX_SAMPLES (dropped by the TFLite converter anyway).
+    """
+    extractor = FeatureExtractor(name="features")
+    mode = mode_info["mode"]
+    pad_to = min_width(model)
+    tokens_constant = None if vocab_tokens is None else np.array(list(vocab_tokens), dtype=object)
+
+    def decode(waveform: tf.Tensor, num_samples: tf.Tensor) -> dict[str, tf.Tensor]:
+        waveform, num_samples = sanitize_inputs(waveform, num_samples, check_max=check_max, pad_to=pad_to)
+        features, num_frames = extractor(waveform, num_samples)
+        h, encoder_lengths = model.encode(features, num_frames, training=False)
+        # The decoders need at least one valid encoder frame: decode one (all-zero) frame and blank the result.
+        empty = num_frames <= 0
+        encoder_lengths = tf.maximum(encoder_lengths, 1)
+        if mode == MODE_CTC_GREEDY:
+            token_ids, num_tokens, score = ctc_greedy_decode(model.ctc_logits(h), encoder_lengths)
+        else:
+            token_ids, num_tokens, score = beam_search_decode(
+                model,
+                h,
+                encoder_lengths,
+                beam=int(mode_info["beam"]),
+                ctc_weight=float(mode_info["ctc_weight"]) if mode == MODE_JOINT else 0.0,
+                length_penalty=float(mode_info["length_penalty"]),
+                max_length_ratio=float(mode_info["max_length_ratio"]),
+                min_length_ratio=float(mode_info["min_length_ratio"]),
+            )
+        outputs = _mask_empty(token_ids, num_tokens, score, empty)
+        if tokens_constant is not None:
+            outputs["text"] = ids_to_text(
+                outputs["token_ids"], outputs["num_tokens"], tf.constant(tokens_constant, tf.string), skip_ids
+            )
+        return outputs
+
+    return decode
+
+
+def export_info(
+    model: Any,
+    vocab: Any,
+    options: DecodeOptions,
+    *,
+    batch_size: int | None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What an export records about itself (JSON-serializable)."""
+    modes = available_modes(model, options)
+    info = {
+        "format_version": FORMAT_VERSION,
+        "sample_rate": SAMPLE_RATE,
+        "min_samples": MIN_SAMPLES,
+        "max_samples": MAX_SAMPLES,
+        "batch_size": batch_size,
+        "decode": options.to_dict(),
+        "signatures": modes,
+        "serving_default": modes[SERVING_DEFAULT]["mode"],
+        "model_ctc_weight": float(getattr(model, "ctc_weight", float("nan"))),
+        "vocabulary": list(vocab.tokens),
+        "blank_id": int(vocab.blank_id),
+        "sos_id": int(vocab.sos_id),
+        "eos_id": int(vocab.eos_id),
+    }
+    if extra:
+        info.update(dict(extra))
+    return info
+
+
+def export_info_json(info: Mapping[str, Any]) -> str:
+    return json.dumps(dict(info), sort_keys=True)
+
+
+def build_archive(
+    model: Any,
+    vocab: Any,
+    options: DecodeOptions,
+    *,
+    batch_size: int | None = None,
+    with_text: bool = True,
+    check_max: bool = True,
+    extra_info: Mapping[str, Any] | None = None,
+) -> tuple[Any, dict[str, Any]]:
+    """An `ExportArchive` with the decoding signatures (and, with text, the `export_info` signature).
+
+    Returns (archive, export_info dict). `batch_size=None` is a dynamic batch (SavedModel); TFLite needs 1.
+    """
+    import keras
+
+    info = export_info(model, vocab, options, batch_size=batch_size, extra=extra_info)
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    skip_ids = (int(vocab.blank_id), int(vocab.sos_id), int(vocab.eos_id))
+    for name in DECODING_SIGNATURES:
+        if name not in info["signatures"]:
+            continue
+        fn = make_decode_fn(
+            model,
+            info["signatures"][name],
+            vocab_tokens=tuple(vocab.tokens) if with_text else None,
+            skip_ids=skip_ids,
+            check_max=check_max,
+        )
+        archive.add_endpoint(name, fn, input_signature=input_signature(batch_size))
+    if with_text:
+        info_json = export_info_json(info)
+        tokens = list(vocab.tokens)
+
+        def describe() -> dict[str, tf.Tensor]:
+            return {
+                "export_info": tf.constant(info_json, tf.string),
+                "vocabulary": tf.constant(tokens, tf.string),
+            }
+
+        archive.add_endpoint(EXPORT_INFO_SIGNATURE, describe, input_signature=[])
+    return archive, info

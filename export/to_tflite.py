@@ -1,0 +1,126 @@
+"""Converts an exported recognizer to TFLite with built-in ops only (no Flex delegate).
+
+- Batch is fixed to 1: the converter lowers the TensorLists of the BLSTM and beam-search `tf.while_loop`s only
+  with static element shapes. Inputs are `waveform [1, samples]` with `samples` dynamic: call
+  `interpreter.resize_tensor_input(index, [1, S])` (or let a signature runner resize) before each utterance.
+- Outputs `token_ids`, `num_tokens`, `score` (no `text`: TFLite has no string outputs).
+- The vocabulary and the decoding options travel in the model's flatbuffer **metadata**: an entry named
+  `export_info` (`METADATA_NAME`) whose buffer is the UTF-8 JSON of `signatures.export_info` (key
+  `"vocabulary"`: the token strings by id). `read_metadata(path_or_bytes)` reads it back without TensorFlow
+  (`ai_edge_litert.schema_py_generated`).
+- Assertions are dropped by the converter: the maximum length (`signatures.MAX_SAMPLES`) is enforced by
+  `tf_jointctc.Recognizer` instead.
+- `quantize`: "none" (float32), "float16" (float16 weights) or "int8" (dynamic-range: int8 weights, float
+  activations; `optimizations=[tf.lite.Optimize.DEFAULT]` without a representative dataset).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from typing import Any
+
+from export import signatures as sig
+from tf_jointctc.recognizer import TFLITE_METADATA_NAME as METADATA_NAME
+from tf_jointctc.recognizer import read_tflite_export_info as read_export_info
+from tf_jointctc.recognizer import read_tflite_metadata as read_metadata
+
+QUANTIZATIONS = ("none", "float16", "int8")
+TFLITE_IDENTIFIER = b"TFL3"
+__all__ = ["METADATA_NAME", "QUANTIZATIONS", "add_metadata", "convert", "export_tflite", "read_export_info",
+           "read_metadata", "write_tflite_saved_model"]
+
+
+def write_tflite_saved_model(
+    model: Any,
+    vocab: Any,
+    directory: str,
+    options: sig.DecodeOptions | None = None,
+    *,
+    extra_info: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The batch-1, text-free SavedModel that `convert` turns into TFLite; returns its export_info dict."""
+    options = options or sig.DecodeOptions()
+    archive, info = sig.build_archive(
+        model, vocab, options, batch_size=1, with_text=False, check_max=False, extra_info=extra_info
+    )
+    archive.write_out(str(directory), verbose=False)
+    return info
+
+
+def convert(saved_model_dir: str, info: Mapping[str, Any], quantize: str = "none") -> bytes:
+    """SavedModel from `write_tflite_saved_model` -> .tflite bytes (built-ins only, metadata added)."""
+    import tensorflow as tf
+
+    if quantize not in QUANTIZATIONS:
+        raise ValueError(f"quantize must be one of {QUANTIZATIONS}, got {quantize!r}")
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantize in ("float16", "int8"):
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantize == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    flatbuffer = converter.convert()
+    info = {**dict(info), "quantize": quantize}
+    return add_metadata(flatbuffer, {METADATA_NAME: json.dumps(info, sort_keys=True).encode("utf-8")})
+
+
+def export_tflite(
+    model: Any,
+    vocab: Any,
+    path: str | Mapping[str, str],
+    options: sig.DecodeOptions | None = None,
+    *,
+    quantize: str = "none",
+    extra_info: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Writes `.tflite` file(s). `path` is one file (converted with `quantize`) or {quantize: file} to write
+    several quantizations from one trace. Returns the export_info dict (without "quantize")."""
+    targets = {quantize: str(path)} if isinstance(path, str | os.PathLike) else dict(path)
+    with tempfile.TemporaryDirectory(prefix="jointctc_tflite_") as tmp:
+        info = write_tflite_saved_model(model, vocab, tmp, options, extra_info=extra_info)
+        for mode, target in targets.items():
+            data = convert(tmp, info, mode)
+            folder = os.path.dirname(os.path.abspath(target))
+            os.makedirs(folder, exist_ok=True)
+            with open(target, "wb") as f:
+                f.write(data)
+    return info
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _schema():
+    try:
+        from ai_edge_litert import schema_py_generated as schema
+    except ImportError:  # pragma: no cover - tensorflow's own copy
+        from tensorflow.lite.python import schema_py_generated as schema
+    return schema
+
+
+def add_metadata(flatbuffer: bytes, entries: Mapping[str, bytes]) -> bytes:
+    """Returns `flatbuffer` with named metadata entries (each a new buffer) added or replaced."""
+    import flatbuffers
+    import numpy as np
+
+    schema = _schema()
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(bytearray(flatbuffer), 0))
+    model.metadata = [m for m in (model.metadata or []) if _text(m.name) not in entries]
+    model.buffers = model.buffers or []
+    for name, data in entries.items():
+        buffer = schema.BufferT()
+        buffer.data = np.frombuffer(bytes(data), np.uint8)
+        model.buffers.append(buffer)
+        metadata = schema.MetadataT()
+        metadata.name = name
+        metadata.buffer = len(model.buffers) - 1
+        model.metadata.append(metadata)
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=TFLITE_IDENTIFIER)
+    return bytes(builder.Output())
+
+

@@ -1,0 +1,69 @@
+"""jointctc-export and jointctc-transcribe end to end (subprocesses)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from tests.helpers import last_json_line, run_cli
+
+
+@pytest.fixture(scope="module")
+def cli_export(trained_workdir, tmp_path_factory):
+    workdir, _ = trained_workdir
+    out = tmp_path_factory.mktemp("cli_export")
+    result = run_cli(
+        "tf_jointctc.cli.export", f"--workdir={workdir}", f"--saved_model={out / 'sm'}",
+        f"--tflite={out / 'model_int8.tflite'}", "--quantize=int8", "--beam=3", "--length_penalty=0.5",
+    )
+    assert result.returncode == 0, result.stderr[-5000:]
+    return out, last_json_line(result.stdout)
+
+
+def test_export_prints_paths_sizes_and_options(cli_export):
+    out, summary = cli_export
+    assert summary["saved_model"] == str(out / "sm") and summary["tflite"] == str(out / "model_int8.tflite")
+    assert summary["saved_model_bytes"] > 0 and summary["tflite_bytes"] == os.path.getsize(out / "model_int8.tflite")
+    assert summary["quantize"] == "int8"
+    assert summary["signatures"] == ["attention_beam", "ctc_greedy", "serving_default"]
+    assert summary["serving_default"] == "joint_beam"
+    # Overrides win, the rest comes from the work dir's config.decode.
+    assert summary["decode"] == {
+        "beam": 3, "length_penalty": 0.5, "ctc_weight": 0.3, "max_length_ratio": 1.0, "min_length_ratio": 0.0,
+    }
+    info = json.loads((out / "sm" / "assets.extra" / "export_info.json").read_text())
+    assert info["decode"] == summary["decode"] and info["which"] == "best"
+
+
+def test_export_refuses_a_folder_that_is_not_a_workdir(tmp_path):
+    result = run_cli("tf_jointctc.cli.export", f"--workdir={tmp_path}", f"--saved_model={tmp_path / 'sm'}")
+    assert result.returncode == 2 and "not a jointctc-train work dir" in result.stderr
+
+
+def test_transcribe_prints_one_line_per_file_and_reports_failures(cli_export, tiny_corpus, tmp_path):
+    out, _ = cli_export
+    folder = tiny_corpus / "test_clean"
+    good = [str(folder / json.loads(line)["audio"]) for line in (folder / "manifest.jsonl").read_text().splitlines()]
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF" + os.urandom(100))
+    missing = tmp_path / "missing.wav"
+    for model in (out / "sm", out / "model_int8.tflite"):
+        result = run_cli("tf_jointctc.cli.transcribe", f"--model={model}", good[0], str(corrupt), str(missing), good[1])
+        assert result.returncode == 1, result.stderr[-3000:]
+        lines = result.stdout.splitlines()
+        assert [line.split("\t")[0] for line in lines] == [good[0], good[1]]
+        assert all(len(line.split("\t")) == 2 for line in lines)
+        errors = [line for line in result.stderr.splitlines() if line.startswith("jointctc-transcribe:")]
+        assert any(str(corrupt) in line for line in errors) and any(str(missing) in line for line in errors)
+    result = run_cli("tf_jointctc.cli.transcribe", f"--model={out / 'sm'}", "--signature=ctc_greedy", good[0])
+    assert result.returncode == 0 and result.stdout.startswith(good[0] + "\t")
+
+
+def test_transcribe_with_a_bad_model_exits_2(tmp_path):
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(np.arange(100, dtype=np.uint8).tobytes())
+    result = run_cli("tf_jointctc.cli.transcribe", f"--model={bad}", "a.wav")
+    assert result.returncode == 2 and str(bad) in result.stderr

@@ -1,0 +1,372 @@
+"""Export to SavedModel and TFLite: signatures, parity with the Keras model, int8 vs float, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from export import signatures as sig
+from export.to_saved_model import export_saved_model
+from export.to_tflite import export_tflite, read_export_info
+from tf_jointctc.metrics import error_rates
+from tf_jointctc.text import Vocabulary, normalize
+
+# A small beam keeps the tests fast; the parity argument does not depend on it.
+TEST_DECODE = {"beam": 4}
+_DONE = "done.json"
+
+
+def load_model(workdir):
+    """The work dir's model. Seeded: weights the checkpoint lacks (if any) are then the same in every call."""
+    import keras
+
+    from tf_jointctc.training.workdir import load_trained_model
+
+    keras.utils.set_random_seed(1234)
+    return load_trained_model(str(workdir))
+
+
+def export_once(workdir, folder: pathlib.Path) -> dict:
+    """SavedModel + float and int8 TFLite of the trained test model in `folder` (made once per session: the
+    TFLite conversion of the beam search is slow). Returns the paths and the export info."""
+    folder = pathlib.Path(folder)
+    done = folder / _DONE
+    if done.exists():
+        return json.loads(done.read_text())
+    folder.mkdir(parents=True, exist_ok=True)
+    model, config, vocab, _ = load_model(workdir)
+    options = sig.DecodeOptions.from_config(config.decode, **TEST_DECODE)
+    paths = {
+        "saved_model": str(folder / "saved_model"),
+        "tflite": str(folder / "model.tflite"),
+        "tflite_int8": str(folder / "model_int8.tflite"),
+    }
+    info = export_saved_model(model, vocab, paths["saved_model"], options)
+    export_tflite(model, vocab, {"none": paths["tflite"], "int8": paths["tflite_int8"]}, options)
+    result = {**paths, "info": info}
+    done.write_text(json.dumps(result))
+    return result
+
+
+def shared_export_folder(tmp_path_factory) -> pathlib.Path:
+    return tmp_path_factory.getbasetemp() / "shared_export"
+
+
+@pytest.fixture(scope="module")
+def exported(trained_workdir, tmp_path_factory):
+    workdir, _ = trained_workdir
+    return export_once(workdir, shared_export_folder(tmp_path_factory))
+
+
+@pytest.fixture(scope="module")
+def keras_model(trained_workdir):
+    model, config, vocab, _ = load_model(trained_workdir[0])
+    return model, vocab, sig.DecodeOptions.from_config(config.decode, **TEST_DECODE)
+
+
+@pytest.fixture(scope="module")
+def saved_model(exported):
+    return tf.saved_model.load(exported["saved_model"])
+
+
+def _interpreter(path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    return Interpreter(model_path=path, num_threads=1)
+
+
+@pytest.fixture(scope="module")
+def tflite_float(exported):
+    return _interpreter(exported["tflite"])
+
+
+def corpus_audio(corpus, splits=("test_clean",)):
+    from tf_jointctc.recognizer import to_waveform
+
+    items = []
+    for split in splits:
+        folder = corpus / split
+        for line in (folder / "manifest.jsonl").read_text().splitlines():
+            entry = json.loads(line)
+            items.append((entry["id"], to_waveform(str(folder / entry["audio"])), normalize(entry["text"])))
+    return items
+
+
+def run_saved_model(loaded, name, waveform):
+    out = loaded.signatures[name](
+        waveform=tf.constant(waveform[None].astype(np.float32)), num_samples=tf.constant([len(waveform)], tf.int32)
+    )
+    return {k: v.numpy()[0] for k, v in out.items()}
+
+
+def run_tflite(interpreter, name, waveform):
+    runner = interpreter.get_signature_runner(name)
+    out = runner(waveform=waveform[None].astype(np.float32), num_samples=np.array([len(waveform)], np.int32))
+    return {k: v[0] for k, v in out.items()}
+
+
+def tokens(out):
+    return out["token_ids"][: int(out["num_tokens"])].tolist()
+
+
+# ---------------------------------------------------------------------------------------------- structure
+
+
+def test_saved_model_signatures_and_recorded_info(exported, saved_model):
+    info = exported["info"]
+    assert set(saved_model.signatures) == {"serving_default", "ctc_greedy", "attention_beam", "export_info"}
+    assert info["serving_default"] == sig.MODE_JOINT  # the test model has both branches
+    for name in sig.DECODING_SIGNATURES:
+        fn = saved_model.signatures[name]
+        _, inputs = fn.structured_input_signature
+        assert inputs["waveform"].dtype == tf.float32 and inputs["waveform"].shape.as_list() == [None, None]
+        assert inputs["num_samples"].dtype == tf.int32 and inputs["num_samples"].shape.as_list() == [None]
+        outputs = fn.structured_outputs
+        assert set(outputs) == {"token_ids", "num_tokens", "score", "text"}
+        assert outputs["token_ids"].dtype == tf.int32 and outputs["token_ids"].shape.rank == 2
+        assert outputs["num_tokens"].dtype == tf.int32 and outputs["score"].dtype == tf.float32
+        assert outputs["text"].dtype == tf.string
+    described = saved_model.signatures["export_info"]()
+    assert json.loads(described["export_info"].numpy()) == info
+    vocab = Vocabulary()
+    assert [t.decode() for t in described["vocabulary"].numpy()] == list(vocab.tokens)
+    extra = pathlib.Path(exported["saved_model"]) / "assets.extra"
+    assert json.loads((extra / "export_info.json").read_text()) == info
+    assert Vocabulary.from_json((extra / "vocab.json").read_text()) == vocab
+    assert info["decode"]["beam"] == TEST_DECODE["beam"]
+    assert info["signatures"]["serving_default"]["ctc_weight"] == info["decode"]["ctc_weight"]
+    assert info["max_samples"] == sig.MAX_SAMPLES == 960000
+
+
+def test_recognizer_constants_match_signatures():
+    from tf_jointctc import recognizer
+
+    assert recognizer.MAX_SAMPLES == sig.MAX_SAMPLES and recognizer.MIN_SAMPLES == sig.MIN_SAMPLES
+
+
+def _operator_names(path):
+    from ai_edge_litert import schema_py_generated as schema
+
+    builtin = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    model = schema.Model.GetRootAs(bytearray(pathlib.Path(path).read_bytes()), 0)
+    names = set()
+    for i in range(model.OperatorCodesLength()):
+        code = model.OperatorCodes(i)
+        op = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+        names.add(builtin[op] if op != schema.BuiltinOperator.CUSTOM else "CUSTOM:" + code.CustomCode().decode())
+    return names
+
+
+@pytest.mark.parametrize("key", ["tflite", "tflite_int8"])
+def test_tflite_is_builtins_only_batch_one_with_vocabulary(exported, key):
+    ops = _operator_names(exported[key])
+    assert not any(op.startswith("CUSTOM") for op in ops), ops  # no Flex (Flex ops are custom ops)
+    assert "WHILE" in ops
+    interpreter = _interpreter(exported[key])  # no Flex delegate anywhere
+    signatures = interpreter.get_signature_list()
+    assert set(signatures) == {"serving_default", "ctc_greedy", "attention_beam"}
+    for name, io in signatures.items():
+        assert set(io["inputs"]) == {"waveform", "num_samples"}
+        assert set(io["outputs"]) == {"token_ids", "num_tokens", "score"}
+        runner = interpreter.get_signature_runner(name)
+        details = runner.get_input_details()
+        assert details["waveform"]["dtype"] == np.float32 and list(details["waveform"]["shape"][:1]) == [1]
+        assert details["num_samples"]["dtype"] == np.int32
+    info = read_export_info(exported[key])
+    assert info["vocabulary"] == list(Vocabulary().tokens)
+    assert info["batch_size"] == 1 and info["quantize"] == ("none" if key == "tflite" else "int8")
+    sizes = os.path.getsize(exported["tflite"]), os.path.getsize(exported["tflite_int8"])
+    assert sizes[1] < sizes[0]
+
+
+# ---------------------------------------------------------------------------------------------- parity
+
+
+def test_keras_saved_model_and_tflite_give_identical_tokens(tiny_corpus, keras_model, saved_model, tflite_float):
+    model, vocab, options = keras_model
+    modes = sig.available_modes(model, options)
+    audio = corpus_audio(tiny_corpus)[:3]
+    skip = (vocab.blank_id, vocab.sos_id)
+    for name, mode in modes.items():
+        keras_fn = tf.function(sig.make_decode_fn(model, mode), input_signature=sig.input_signature(1))
+        for utt, waveform, _ in audio:
+            out = keras_fn(waveform[None], np.array([len(waveform)], np.int32))
+            expected = {k: v.numpy()[0] for k, v in out.items()}
+            from_saved = run_saved_model(saved_model, name, waveform)
+            from_tflite = run_tflite(tflite_float, name, waveform)
+            assert tokens(from_saved) == tokens(expected), (name, utt)
+            assert tokens(from_tflite) == tokens(expected), (name, utt)
+            np.testing.assert_allclose(from_tflite["score"], expected["score"], rtol=1e-3, atol=1e-3)
+            assert from_saved["text"].decode() == vocab.decode(tokens(expected)), (name, utt)
+            assert from_saved["text"].decode() == "".join(vocab.tokens[i] for i in tokens(expected) if i not in skip)
+
+
+def corpus_cer(run, audio):
+    hypotheses = []
+    for _, waveform, _ in audio:
+        out = run(waveform)
+        hypotheses.append(Vocabulary().decode(tokens(out)))
+    return error_rates([text for _, _, text in audio], hypotheses)["cer"]
+
+
+def test_int8_cer_close_to_float(tiny_corpus, exported, tflite_float):
+    """Dynamic-range int8 against float32 on the whole test set (clean and noisy), joint decoding. The numbers
+    are printed (pytest -s) for the record."""
+    audio = corpus_audio(tiny_corpus, ("test_clean", "test_noisy"))
+    int8 = _interpreter(exported["tflite_int8"])
+    cers = {}
+    for name in ("serving_default", "ctc_greedy"):
+        float_cer = corpus_cer(lambda w, n=name: run_tflite(tflite_float, n, w), audio)
+        int8_cer = corpus_cer(lambda w, n=name: run_tflite(int8, n, w), audio)
+        cers[name] = (float_cer, int8_cer)
+    print("int8 vs float CER:", json.dumps(cers))
+    float_cer, int8_cer = cers["serving_default"]
+    assert np.isfinite(float_cer) and np.isfinite(int8_cer)
+    assert abs(int8_cer - float_cer) <= 1.0, cers
+
+
+# ---------------------------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("num_samples", [0, 1, 399])
+def test_short_or_empty_audio_gives_empty_transcript(saved_model, tflite_float, num_samples):
+    rng = np.random.default_rng(num_samples)
+    waveform = (0.1 * rng.standard_normal(num_samples)).astype(np.float32)
+    for name in sig.DECODING_SIGNATURES:
+        for out in (run_saved_model(saved_model, name, waveform), run_tflite(tflite_float, name, waveform)):
+            assert int(out["num_tokens"]) == 0 and (out["token_ids"] == -1).all(), name
+            assert float(out["score"]) == 0.0
+        assert run_saved_model(saved_model, name, waveform)["text"] == b""
+
+
+@pytest.mark.parametrize("num_samples", [400, 700, 1500])
+def test_very_short_audio_decodes(saved_model, tflite_float, num_samples):
+    """One to a few feature frames (a single encoder frame before padding) still decode, the same everywhere."""
+    waveform = (0.1 * np.random.default_rng(num_samples).standard_normal(num_samples)).astype(np.float32)
+    for name in sig.DECODING_SIGNATURES:
+        expected = run_saved_model(saved_model, name, waveform)
+        assert tokens(run_tflite(tflite_float, name, waveform)) == tokens(expected)
+
+
+def test_batch_with_an_empty_utterance(saved_model, tiny_corpus):
+    _, waveform, _ = corpus_audio(tiny_corpus)[0]
+    batch = np.zeros((2, len(waveform)), np.float32)
+    batch[0] = waveform
+    out = saved_model.signatures["ctc_greedy"](
+        waveform=tf.constant(batch), num_samples=tf.constant([len(waveform), 0], tf.int32)
+    )
+    alone = run_saved_model(saved_model, "ctc_greedy", waveform)
+    assert out["num_tokens"].numpy().tolist() == [alone["num_tokens"], 0]
+    assert out["text"].numpy().tolist() == [alone["text"], b""]
+
+
+def test_too_long_audio_is_refused_by_the_saved_model(saved_model):
+    waveform = tf.zeros([1, sig.MAX_SAMPLES + 1])
+    for name in sig.DECODING_SIGNATURES:
+        with pytest.raises(tf.errors.InvalidArgumentError, match="audio too long"):
+            saved_model.signatures[name](waveform=waveform, num_samples=tf.constant([100], tf.int32))
+
+
+def test_wrong_rank_or_dtype_is_refused(saved_model, tflite_float):
+    refused = (TypeError, ValueError, tf.errors.InvalidArgumentError)
+    fn = saved_model.signatures["ctc_greedy"]
+    with pytest.raises(refused, match="shape|rank"):
+        fn(waveform=tf.zeros([1, 800, 1]), num_samples=tf.constant([800], tf.int32))
+    with pytest.raises(refused, match="float|double"):
+        fn(waveform=tf.zeros([1, 800], tf.float64), num_samples=tf.constant([800], tf.int32))
+    with pytest.raises(refused, match="int"):
+        fn(waveform=tf.zeros([1, 800]), num_samples=tf.constant([800], tf.int64))
+    runner = tflite_float.get_signature_runner("ctc_greedy")
+    with pytest.raises(ValueError):
+        runner(waveform=np.zeros([1, 800], np.float64), num_samples=np.array([800], np.int32))
+
+
+def test_non_finite_samples_are_zeroed(saved_model, tflite_float, tiny_corpus):
+    _, waveform, _ = corpus_audio(tiny_corpus)[0]
+    waveform = waveform[:24000].copy()
+    bad = waveform.copy()
+    bad[100], bad[5000], bad[9000:9010] = np.nan, np.inf, -np.inf
+    zeroed = np.where(np.isfinite(bad), bad, 0.0).astype(np.float32)
+    for name in ("ctc_greedy", "serving_default"):
+        expected = run_saved_model(saved_model, name, zeroed)
+        got = run_saved_model(saved_model, name, bad)
+        assert tokens(got) == tokens(expected) and np.isfinite(got["score"])
+        got = run_tflite(tflite_float, name, bad)
+        assert tokens(got) == tokens(expected) and np.isfinite(got["score"])
+
+
+# ---------------------------------------------------------------------------------------------- fallbacks
+
+
+def _tiny(ctc_weight):
+    from tests.decoding.test_beam_search import tiny_model
+
+    return tiny_model(Vocabulary().tokens[1:-1], ctc_weight=ctc_weight, seed=3)
+
+
+def test_available_modes_fall_back():
+    options = sig.DecodeOptions(beam=3, ctc_weight=0.3)
+    attention_only = sig.available_modes(_tiny(0.0), options)
+    assert set(attention_only) == {"serving_default", "attention_beam"}
+    assert attention_only["serving_default"]["mode"] == sig.MODE_ATTENTION
+    ctc_only = sig.available_modes(_tiny(1.0), options)
+    assert set(ctc_only) == {"serving_default", "ctc_greedy"}
+    assert ctc_only["serving_default"]["mode"] == sig.MODE_CTC_GREEDY
+    both = _tiny(0.5)
+    assert sig.available_modes(both, options)["serving_default"]["mode"] == sig.MODE_JOINT
+    no_ctc_decode = sig.available_modes(both, sig.DecodeOptions(beam=3, ctc_weight=0.0))
+    assert no_ctc_decode["serving_default"]["mode"] == sig.MODE_ATTENTION
+    assert sig.available_modes(both, sig.DecodeOptions(ctc_weight=1.0))["serving_default"]["mode"] == "ctc_greedy"
+    with pytest.raises(ValueError):
+        sig.DecodeOptions(beam=0)
+
+
+def test_ctc_only_model_exports_without_attention_signature(tmp_path):
+    model = _tiny(1.0)
+    info = export_saved_model(model, Vocabulary(), str(tmp_path / "sm"), sig.DecodeOptions(beam=3))
+    assert info["serving_default"] == sig.MODE_CTC_GREEDY
+    loaded = tf.saved_model.load(str(tmp_path / "sm"))
+    assert set(loaded.signatures) == {"serving_default", "ctc_greedy", "export_info"}
+    waveform = (0.1 * np.random.default_rng(0).standard_normal(8000)).astype(np.float32)
+    default, greedy = (run_saved_model(loaded, name, waveform) for name in ("serving_default", "ctc_greedy"))
+    assert tokens(default) == tokens(greedy)
+
+
+# ---------------------------------------------------------------------------------------------- saved_model_cli
+
+
+def _saved_model_cli():
+    return str(pathlib.Path(sys.executable).with_name("saved_model_cli"))
+
+
+def test_saved_model_cli_show_and_run(exported, saved_model, tmp_path):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    show = subprocess.run(
+        [_saved_model_cli(), "show", "--dir", exported["saved_model"], "--all"],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert show.returncode == 0, show.stderr[-3000:]
+    for name in sig.DECODING_SIGNATURES:
+        assert f"signature_def['{name}']" in show.stdout
+    waveform = (0.1 * np.random.default_rng(1).standard_normal((1, 12000))).astype(np.float32)
+    np.save(tmp_path / "w.npy", waveform)
+    np.save(tmp_path / "n.npy", np.array([12000], np.int32))
+    inputs = f"waveform={tmp_path / 'w.npy'};num_samples={tmp_path / 'n.npy'}"
+    result = subprocess.run(
+        [
+            _saved_model_cli(), "run", "--dir", exported["saved_model"], "--tag_set", "serve",
+            "--signature_def", "ctc_greedy", "--inputs", inputs, "--outdir", str(tmp_path / "out"),
+        ],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    expected = run_saved_model(saved_model, "ctc_greedy", waveform[0])
+    np.testing.assert_array_equal(np.load(tmp_path / "out" / "num_tokens.npy"), [expected["num_tokens"]])
+    np.testing.assert_array_equal(np.load(tmp_path / "out" / "token_ids.npy")[0], expected["token_ids"])

@@ -1,0 +1,112 @@
+"""tf_jointctc.Recognizer over a SavedModel, a .tflite file and a work dir."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile
+
+from tests.export.test_export import export_once, shared_export_folder
+from tf_jointctc.recognizer import MAX_SAMPLES, ModelLoadError, Recognizer, to_waveform
+
+
+@pytest.fixture(scope="module")
+def exported(trained_workdir, tmp_path_factory):
+    return export_once(trained_workdir[0], shared_export_folder(tmp_path_factory))
+
+
+def _test_files(corpus):
+    folder = corpus / "test_clean"
+    return [str(folder / json.loads(line)["audio"]) for line in (folder / "manifest.jsonl").read_text().splitlines()]
+
+
+def test_package_import_does_not_import_tensorflow():
+    code = "import sys, tf_jointctc; r = tf_jointctc.Recognizer; print('tensorflow' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "False", result.stderr[-2000:]
+
+
+def test_tflite_recognizer_does_not_need_tensorflow(exported, tiny_corpus):
+    path = _test_files(tiny_corpus)[0]
+    code = (
+        "import sys, tf_jointctc as jc; "
+        f"print(repr(jc.Recognizer.load({exported['tflite']!r}).transcribe([{path!r}])[0])); "
+        "print('tensorflow' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_saved_model_and_tflite_transcribe_alike(exported, tiny_corpus):
+    import tf_jointctc as jc
+
+    files = _test_files(tiny_corpus)
+    saved = jc.Recognizer.load(exported["saved_model"])
+    tflite = jc.Recognizer.load(exported["tflite"])
+    assert saved.format == "saved_model" and tflite.format == "tflite"
+    assert set(saved.signatures) == set(tflite.signatures) == {"serving_default", "ctc_greedy", "attention_beam"}
+    # Files and arrays (float and int16) give the same transcript.
+    waveform = to_waveform(files[0])
+    pcm = np.round(waveform * 32768).astype(np.int16)
+    for signature in ("serving_default", "ctc_greedy"):
+        texts = saved.transcribe([files[0], waveform, pcm, files[1]], signature=signature)
+        assert texts[0] == texts[1] == texts[2]
+        assert tflite.transcribe([files[0], files[1]], signature=signature) == [texts[0], texts[3]]
+    details = tflite.recognize([files[0]])[0]
+    assert details["text"] == "".join(tflite.vocabulary[i] for i in details["token_ids"])
+    assert saved.transcribe([np.zeros(0, np.float32), np.zeros(100, np.float32)]) == ["", ""]
+    with pytest.raises(ValueError, match="no signature"):
+        saved.transcribe([files[0]], signature="nope")
+
+
+def test_workdir_recognizer(trained_workdir, tiny_corpus):
+    rec = Recognizer.load(trained_workdir[0])
+    assert rec.format == "workdir"
+    texts = rec.transcribe(_test_files(tiny_corpus)[:1], signature="ctc_greedy")
+    assert len(texts) == 1 and isinstance(texts[0], str)
+
+
+def test_bad_audio_is_refused_clearly(exported, tmp_path):
+    rec = Recognizer.load(exported["tflite"])
+    with pytest.raises(ValueError, match="too long"):
+        rec.transcribe([np.zeros(MAX_SAMPLES + 1, np.float32)])
+    with pytest.raises(ValueError, match="1-D"):
+        rec.transcribe([np.zeros((2, 800), np.float32)])
+    with pytest.raises(Exception, match="does not exist"):
+        rec.transcribe([str(tmp_path / "missing.wav")])
+    empty = tmp_path / "empty.wav"
+    soundfile.write(empty, np.zeros(0, np.int16), 16000)
+    assert rec.transcribe([str(empty)]) == [""]
+    nan = np.full(8000, np.nan, np.float32)
+    assert rec.transcribe([nan]) == rec.transcribe([np.zeros(8000, np.float32)])
+
+
+@pytest.mark.parametrize("kind", ["truncated_tflite", "garbage_tflite", "empty_dir", "broken_saved_model", "missing"])
+def test_corrupt_models_give_a_clear_error(exported, tmp_path, kind):
+    import shutil
+
+    if kind == "truncated_tflite":
+        path = tmp_path / "model.tflite"
+        data = open(exported["tflite"], "rb").read()
+        path.write_bytes(data[: len(data) // 3])
+    elif kind == "garbage_tflite":
+        path = tmp_path / "model.tflite"
+        path.write_bytes(b"this is not a model" * 100)
+    elif kind == "empty_dir":
+        path = tmp_path / "folder"
+        path.mkdir()
+    elif kind == "broken_saved_model":
+        path = tmp_path / "saved_model"
+        shutil.copytree(exported["saved_model"], path)
+        pb = path / "saved_model.pb"
+        pb.write_bytes(pb.read_bytes()[:200])
+    else:
+        path = tmp_path / "nothing_here"
+    with pytest.raises((ValueError, OSError), match=str(path)) as error:
+        Recognizer.load(str(path))
+    assert isinstance(error.value, ModelLoadError)

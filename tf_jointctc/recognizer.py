@@ -1,0 +1,269 @@
+"""`Recognizer`: transcribe audio with an exported model (SavedModel folder or `.tflite`) or a training work dir.
+
+```python
+import tf_jointctc as jc
+rec = jc.Recognizer.load("export/saved_model")      # or "model.tflite", or a jointctc-train work dir
+rec.transcribe(["a.wav", waveform_np])              # -> list[str]
+rec.transcribe(["a.wav"], signature="ctc_greedy")
+```
+
+Audio: a path (any WAV/FLAC, read with `tf_jointctc.data.audio.read_audio`, resampled to 16 kHz, first channel)
+or a 1-D numpy array of 16 kHz samples (float in [-1, 1], or int16 PCM, scaled by 1/32768). An empty file or
+array gives "". Audio longer than `MAX_SAMPLES` (60 s) raises ValueError before the model runs (the TFLite
+model cannot refuse it itself: its converter drops assertions); non-finite samples are zeroed in-graph.
+
+Backends:
+- SavedModel: `tf.saved_model.load`, the signature's `text` output;
+- TFLite: `ai_edge_litert.interpreter.Interpreter` (no TensorFlow import), batch 1, the input resized to each
+  utterance's length; text from the vocabulary in the model's metadata (`export/to_tflite.py`);
+- work dir: `load_trained_model(workdir, which)` and the same serving functions run by TensorFlow (decoding
+  options from the work dir's `config.decode`), for convenience.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+SAMPLE_RATE = 16000
+# Kept equal to export.signatures.MAX_SAMPLES / MIN_SAMPLES (a test checks) without importing TensorFlow.
+MAX_SAMPLES = 960_000
+MIN_SAMPLES = 400
+DEFAULT_SIGNATURE = "serving_default"
+
+
+TFLITE_METADATA_NAME = "export_info"  # the .tflite metadata entry written by export/to_tflite.py
+
+
+class ModelLoadError(OSError, ValueError):
+    """A model path that cannot be loaded (missing, corrupt, truncated or not an export)."""
+
+
+def _decode_ids(tokens: Sequence[str], specials: set[int], ids: np.ndarray, count: int) -> str:
+    return "".join(tokens[i] for i in map(int, ids[:count]) if 0 <= i < len(tokens) and i not in specials)
+
+
+def to_waveform(audio: Any) -> np.ndarray:
+    """A path or a 1-D array -> float32 [S] in [-1, 1] at 16 kHz (see the module docstring)."""
+    if isinstance(audio, str | os.PathLike):
+        from tf_jointctc.data import skips
+        from tf_jointctc.data.audio import AudioError, read_audio
+
+        try:
+            pcm = read_audio(os.fspath(audio), sample_rate=SAMPLE_RATE)
+        except AudioError as error:
+            if error.reason == skips.EMPTY_AUDIO:
+                return np.zeros(0, np.float32)
+            raise
+        return pcm.astype(np.float32) / 32768.0
+    array = np.asarray(audio)
+    if array.ndim != 1:
+        raise ValueError(f"a waveform must be 1-D [samples] at 16 kHz, got shape {array.shape}")
+    if array.dtype == np.int16:
+        return array.astype(np.float32) / 32768.0
+    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+        raise ValueError(f"a waveform must hold numbers, got dtype {array.dtype}")
+    return array.astype(np.float32)
+
+
+class Recognizer:
+    """Speech to text with an exported model. Build with `Recognizer.load(path)`."""
+
+    def __init__(self, backend: Any, path: str, info: dict[str, Any]):
+        self._backend = backend
+        self.path = path
+        self.info = info
+        self.format: str = backend.format
+        self.vocabulary: tuple[str, ...] = tuple(info["vocabulary"])
+        self._specials = {int(info.get("blank_id", 0)), int(info.get("sos_id", len(self.vocabulary) - 1))}
+
+    @property
+    def signatures(self) -> tuple[str, ...]:
+        """Decoding signatures this model has (`serving_default`, `ctc_greedy`, `attention_beam`)."""
+        return tuple(self._backend.signatures)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, which: str = "best", num_threads: int | None = None) -> Recognizer:
+        """Loads a SavedModel folder, a `.tflite` file or a jointctc-train work dir.
+
+        Args:
+          path: the model.
+          which: for a work dir, "best" or "latest" checkpoint.
+          num_threads: TFLite interpreter threads (None: the interpreter's default).
+
+        Raises:
+          ModelLoadError (an OSError and a ValueError) naming the path if it cannot be loaded.
+        """
+        path = os.fspath(path)
+        if not os.path.exists(path):
+            raise ModelLoadError(f"{path}: no such model (expected a SavedModel folder, a .tflite file or a work dir)")
+        if os.path.isdir(path):
+            if os.path.exists(os.path.join(path, "saved_model.pb")):
+                backend = _SavedModelBackend(path)
+            elif os.path.exists(os.path.join(path, "config.json")):
+                backend = _WorkdirBackend(path, which)
+            else:
+                raise ModelLoadError(
+                    f"{path}: neither a SavedModel (no saved_model.pb) nor a work dir (no config.json)"
+                )
+        else:
+            backend = _TFLiteBackend(path, num_threads)
+        return cls(backend, path, backend.info)
+
+    def recognize(self, audio: Sequence[Any], signature: str = DEFAULT_SIGNATURE) -> list[dict[str, Any]]:
+        """Like `transcribe`, with details: [{"text", "token_ids" (list), "score"}] per input."""
+        if isinstance(audio, str | os.PathLike | np.ndarray):
+            raise TypeError("pass a list of paths or waveforms (a single item: [item])")
+        if signature not in self._backend.signatures:
+            raise ValueError(f"{self.path} has no signature {signature!r}; it has {sorted(self._backend.signatures)}")
+        results = []
+        for item in audio:
+            waveform = to_waveform(item)
+            if waveform.shape[0] > MAX_SAMPLES:
+                raise ValueError(
+                    f"audio too long: {waveform.shape[0]} samples ({waveform.shape[0] / SAMPLE_RATE:.1f} s) > "
+                    f"{MAX_SAMPLES} ({MAX_SAMPLES / SAMPLE_RATE:g} s); split it first"
+                )
+            if waveform.shape[0] < MIN_SAMPLES:
+                results.append({"text": "", "token_ids": [], "score": 0.0})
+                continue
+            token_ids, num_tokens, score, text = self._backend.run(signature, waveform)
+            count = int(num_tokens)
+            if text is None:
+                text = _decode_ids(self.vocabulary, self._specials, token_ids, count)
+            results.append({"text": text, "token_ids": [int(i) for i in token_ids[:count]], "score": float(score)})
+        return results
+
+    def transcribe(self, audio: Sequence[Any], signature: str = DEFAULT_SIGNATURE) -> list[str]:
+        """Paths and/or 1-D waveforms -> one transcript per input (decoded with `signature`)."""
+        return [r["text"] for r in self.recognize(audio, signature)]
+
+    def __repr__(self) -> str:
+        return f"Recognizer({self.path!r}, format={self.format!r}, signatures={list(self.signatures)})"
+
+
+def _schema() -> Any:
+    try:
+        from ai_edge_litert import schema_py_generated as schema
+    except ImportError:  # pragma: no cover - tensorflow's own copy
+        from tensorflow.lite.python import schema_py_generated as schema
+    return schema
+
+
+def read_tflite_metadata(source: str | os.PathLike | bytes | bytearray) -> dict[str, bytes]:
+    """All metadata entries of a .tflite file (path or bytes): {name: bytes}, without TensorFlow.
+
+    Raises ValueError if `source` is not a TFLite flatbuffer (or is truncated).
+    """
+    if isinstance(source, str | os.PathLike):
+        with open(source, "rb") as f:
+            data = bytearray(f.read())
+    else:
+        data = bytearray(source)
+    if len(data) < 8 or bytes(data[4:8]) != b"TFL3":
+        raise ValueError("not a TFLite flatbuffer (no TFL3 identifier)")
+    schema = _schema()
+    try:
+        model = schema.Model.GetRootAs(data, 0)
+        entries: dict[str, bytes] = {}
+        for i in range(model.MetadataLength()):
+            metadata = model.Metadata(i)
+            buffer = model.Buffers(metadata.Buffer())
+            if buffer.Offset() > 1:  # large models keep their buffers after the flatbuffer
+                if buffer.Offset() + buffer.Size() > len(data):
+                    raise ValueError("metadata buffer past the end of the file")
+                payload = bytes(data[buffer.Offset() : buffer.Offset() + buffer.Size()])
+            else:
+                payload = buffer.DataAsNumpy().tobytes() if buffer.DataLength() else b""
+            name = metadata.Name()
+            entries[name.decode("utf-8") if isinstance(name, bytes) else str(name)] = payload
+    except (IndexError, TypeError, UnicodeDecodeError, AttributeError) as error:
+        raise ValueError(f"corrupt or truncated TFLite flatbuffer ({type(error).__name__}: {error})") from error
+    return entries
+
+
+def read_tflite_export_info(source: str | os.PathLike | bytes | bytearray) -> dict[str, Any]:
+    """The export_info JSON of a .tflite written by jointctc-export. Raises ValueError if it has none."""
+    entries = read_tflite_metadata(source)
+    if TFLITE_METADATA_NAME not in entries:
+        raise ValueError(f"no {TFLITE_METADATA_NAME!r} metadata: not written by jointctc-export")
+    return json.loads(entries[TFLITE_METADATA_NAME].decode("utf-8"))
+
+
+class _SavedModelBackend:
+    format = "saved_model"
+
+    def __init__(self, path: str):
+        import tensorflow as tf
+
+        self._tf = tf
+        try:
+            self._loaded = tf.saved_model.load(path)
+            signatures = dict(self._loaded.signatures)
+            described = signatures["export_info"]()
+            self.info = json.loads(described["export_info"].numpy().decode("utf-8"))
+        except Exception as error:  # noqa: BLE001 - any failure means an unusable model folder
+            raise ModelLoadError(f"{path}: cannot load the SavedModel ({type(error).__name__}: {error})") from error
+        self.signatures = {name: fn for name, fn in signatures.items() if name in self.info["signatures"]}
+
+    def run(self, signature: str, waveform: np.ndarray):
+        tf = self._tf
+        out = self.signatures[signature](
+            waveform=tf.constant(waveform[None, :]), num_samples=tf.constant([waveform.shape[0]], tf.int32)
+        )
+        text = out["text"].numpy()[0].decode("utf-8")
+        return out["token_ids"].numpy()[0], int(out["num_tokens"].numpy()[0]), float(out["score"].numpy()[0]), text
+
+
+class _TFLiteBackend:
+    format = "tflite"
+
+    def __init__(self, path: str, num_threads: int | None):
+        try:
+            self.info = read_tflite_export_info(path)
+            from ai_edge_litert.interpreter import Interpreter
+
+            self._interpreter = Interpreter(model_path=path, num_threads=num_threads)
+            names = self._interpreter.get_signature_list()
+        except Exception as error:  # noqa: BLE001 - any failure means an unusable file
+            raise ModelLoadError(f"{path}: cannot load the TFLite model ({type(error).__name__}: {error})") from error
+        self.signatures = {name: None for name in names if name in self.info["signatures"]}
+
+    def run(self, signature: str, waveform: np.ndarray):
+        runner = self.signatures[signature]
+        if runner is None:
+            runner = self.signatures[signature] = self._interpreter.get_signature_runner(signature)
+        out = runner(waveform=waveform[None, :], num_samples=np.array([waveform.shape[0]], np.int32))
+        return out["token_ids"][0], int(out["num_tokens"][0]), float(out["score"][0]), None
+
+
+class _WorkdirBackend:
+    format = "workdir"
+
+    def __init__(self, path: str, which: str):
+        try:
+            import tensorflow as tf
+
+            from export import signatures as sig
+            from tf_jointctc.training.workdir import load_trained_model
+
+            model, config, vocab, checkpoint = load_trained_model(path, which)
+            options = sig.DecodeOptions.from_config(config.get("decode"))
+            self.info = sig.export_info(model, vocab, options, batch_size=None, extra={"checkpoint": checkpoint})
+        except Exception as error:  # noqa: BLE001
+            raise ModelLoadError(f"{path}: cannot load the work dir ({type(error).__name__}: {error})") from error
+        self._tf = tf
+        skip = (int(vocab.blank_id), int(vocab.sos_id), int(vocab.eos_id))
+        self.signatures = {
+            name: tf.function(
+                sig.make_decode_fn(model, mode, vocab_tokens=vocab.tokens, skip_ids=skip),
+                input_signature=sig.input_signature(1),
+            )
+            for name, mode in self.info["signatures"].items()
+        }
+
+    run = _SavedModelBackend.run
