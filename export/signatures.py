@@ -38,7 +38,6 @@ Behaviour at the serving boundary (the same in SavedModel and TFLite):
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -47,6 +46,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_jointctc.decoding import beam_search_decode, ctc_greedy_decode
+from tf_jointctc.decoding.options import DecodeOptions
 from tf_jointctc.features import FRAME_LENGTH, FRAME_STEP, SAMPLE_RATE, FeatureExtractor
 
 MAX_SECONDS = 60.0
@@ -65,45 +65,6 @@ EXPORT_INFO_SIGNATURE = "export_info"  # SavedModel only: no inputs -> export_in
 MODE_JOINT = "joint_beam"
 MODE_ATTENTION = "attention_beam"
 MODE_CTC_GREEDY = "ctc_greedy"
-
-
-@dataclasses.dataclass(frozen=True)
-class DecodeOptions:
-    """Beam search options baked into an export (defaults: `tf_jointctc.config.base_config().decode`)."""
-
-    beam: int = 20
-    ctc_weight: float = 0.3
-    length_penalty: float = 0.1
-    max_length_ratio: float = 1.0
-    min_length_ratio: float = 0.0
-
-    def __post_init__(self) -> None:
-        if int(self.beam) < 1:
-            raise ValueError(f"beam must be >= 1, got {self.beam}")
-        if not 0.0 <= float(self.ctc_weight) <= 1.0:
-            raise ValueError(f"ctc_weight must be in [0, 1], got {self.ctc_weight}")
-        if float(self.max_length_ratio) <= 0.0:
-            raise ValueError(f"max_length_ratio must be > 0, got {self.max_length_ratio}")
-
-    @classmethod
-    def from_config(cls, decode_config: Any = None, **overrides: Any) -> DecodeOptions:
-        """From a config's `decode` section (ConfigDict or mapping); `None` overrides are ignored."""
-        values: dict[str, Any] = {}
-        for field in dataclasses.fields(cls):
-            if decode_config is not None and field.name in decode_config:
-                values[field.name] = decode_config[field.name]
-            if overrides.get(field.name) is not None:
-                values[field.name] = overrides[field.name]
-        return cls(
-            beam=int(values.get("beam", cls.beam)),
-            ctc_weight=float(values.get("ctc_weight", cls.ctc_weight)),
-            length_penalty=float(values.get("length_penalty", cls.length_penalty)),
-            max_length_ratio=float(values.get("max_length_ratio", cls.max_length_ratio)),
-            min_length_ratio=float(values.get("min_length_ratio", cls.min_length_ratio)),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 def available_modes(model: Any, options: DecodeOptions) -> dict[str, dict[str, Any]]:

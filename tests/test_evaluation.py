@@ -3,7 +3,8 @@ import types
 import pytest
 
 from tf_jointctc import metrics
-from tf_jointctc.evaluation import DecodeOptions, UtteranceResult, summarize
+from tf_jointctc.decoding.options import DecodeOptions
+from tf_jointctc.evaluation import UtteranceResult, check_mode, summarize
 
 
 def fake_model(ctc=True, attention=True):
@@ -21,13 +22,22 @@ def fake_model(ctc=True, attention=True):
 )
 def test_modes_the_model_cannot_do_are_refused(mode, ctc, attention, message):
     with pytest.raises(ValueError, match=message):
-        DecodeOptions(mode=mode).check(fake_model(ctc, attention))
+        check_mode(fake_model(ctc, attention), mode, DecodeOptions())
 
 
 def test_joint_needs_a_ctc_weight_strictly_between_0_and_1():
-    DecodeOptions(mode="joint", ctc_weight=0.3).check(fake_model())
+    check_mode(fake_model(), "joint", DecodeOptions(ctc_weight=0.3))
     with pytest.raises(ValueError, match="ctc_weight"):
-        DecodeOptions(mode="joint", ctc_weight=1.0).check(fake_model())
+        check_mode(fake_model(), "joint", DecodeOptions(ctc_weight=1.0))
+
+
+def test_decode_options_come_from_the_config_with_overrides():
+    from tf_jointctc.config import base_config
+
+    options = DecodeOptions.from_config(base_config().decode, beam=4, length_penalty=None)
+    assert (options.beam, options.ctc_weight, options.length_penalty) == (4, 0.3, 0.1)
+    with pytest.raises(ValueError, match="beam"):
+        DecodeOptions(beam=0)
 
 
 def test_summary_sums_errors_over_utterances_and_computes_rtf():

@@ -15,44 +15,37 @@ from absl import logging
 
 from tf_jointctc import metrics
 from tf_jointctc.decoding import beam_search_decode, ctc_greedy_decode
+from tf_jointctc.decoding.options import DecodeOptions
 from tf_jointctc.text import Vocabulary
 
 MODES = ("ctc_greedy", "attention", "joint")
 
 
-@dataclasses.dataclass(frozen=True)
-class DecodeOptions:
-    """How to decode. `ctc_weight` applies to `joint` only; `beam`/`length_penalty` to the beam modes."""
-
-    mode: str = "joint"
-    beam: int = 20
-    ctc_weight: float = 0.3
-    length_penalty: float = 0.0
-    max_length_ratio: float = 1.0
-    min_length_ratio: float = 0.0
-
-    def check(self, model: Any) -> None:
-        """Refuses a mode the model cannot decode with, with a message that says why."""
-        if self.mode not in MODES:
-            raise ValueError(f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}")
-        if self.mode in ("ctc_greedy", "joint") and not model.compute_ctc:
-            raise ValueError(f"mode {self.mode!r} needs a CTC branch; this model was trained with lambda = 0")
-        if self.mode in ("attention", "joint") and not model.compute_attention:
-            raise ValueError(f"mode {self.mode!r} needs an attention decoder; this model was trained with lambda = 1")
-        if self.mode == "joint" and not 0.0 < self.ctc_weight < 1.0:
-            raise ValueError(f"joint decoding needs 0 < ctc_weight < 1, got {self.ctc_weight}")
+def check_mode(model: Any, mode: str, options: DecodeOptions) -> None:
+    """Refuses a mode the model cannot decode with, with a message that says why."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    if mode in ("ctc_greedy", "joint") and not model.compute_ctc:
+        raise ValueError(f"mode {mode!r} needs a CTC branch; this model was trained with lambda = 0")
+    if mode in ("attention", "joint") and not model.compute_attention:
+        raise ValueError(f"mode {mode!r} needs an attention decoder; this model was trained with lambda = 1")
+    if mode == "joint" and not 0.0 < options.ctc_weight < 1.0:
+        raise ValueError(f"joint decoding needs 0 < ctc_weight < 1, got {options.ctc_weight}")
 
 
-def make_decoder(model: Any, options: DecodeOptions):
-    """A traced function: (features [B, T, 120], feature_lengths [B]) -> (token_ids [B, N], num_tokens, score)."""
-    options.check(model)
+def make_decoder(model: Any, mode: str, options: DecodeOptions):
+    """A traced function: (features [B, T, 120], feature_lengths [B]) -> (token_ids [B, N], num_tokens, score).
+
+    `mode`: ctc_greedy, attention (beam search, CTC weight 0) or joint (beam search with `options.ctc_weight`).
+    """
+    check_mode(model, mode, options)
 
     def decode(features: tf.Tensor, feature_lengths: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         h, lengths = model.encode(features, feature_lengths, training=False)
-        if options.mode == "ctc_greedy":
+        if mode == "ctc_greedy":
             return ctc_greedy_decode(model.ctc_logits(h), lengths)
         return beam_search_decode(
-            model, h, lengths, beam=options.beam, ctc_weight=options.ctc_weight if options.mode == "joint" else 0.0,
+            model, h, lengths, beam=options.beam, ctc_weight=options.ctc_weight if mode == "joint" else 0.0,
             length_penalty=options.length_penalty, max_length_ratio=options.max_length_ratio,
             min_length_ratio=options.min_length_ratio,
         )
@@ -78,10 +71,10 @@ class UtteranceResult:
 
 
 def decode_dataset(
-    model: Any, vocab: Vocabulary, batches: Iterable[dict[str, tf.Tensor]], options: DecodeOptions
+    model: Any, vocab: Vocabulary, batches: Iterable[dict[str, tf.Tensor]], mode: str, options: DecodeOptions
 ) -> tuple[list[UtteranceResult], float]:
     """Decodes batches (with `texts` and `ids`) and scores each utterance; returns (results, decode seconds)."""
-    decode = make_decoder(model, options)
+    decode = make_decoder(model, mode, options)
     results: list[UtteranceResult] = []
     seconds = 0.0
     for batch in batches:
@@ -131,21 +124,13 @@ def evaluate_workdir(workdir: str, data: str, mode: str, beam: int | None = None
     from tf_jointctc.training.workdir import load_trained_model
 
     model, config, vocab, checkpoint = load_trained_model(workdir, which)
-    decode = config.decode
-    options = DecodeOptions(
-        mode=mode,
-        beam=beam if beam is not None else decode.beam,
-        ctc_weight=ctc_weight if ctc_weight is not None else decode.ctc_weight,
-        length_penalty=length_penalty if length_penalty is not None else decode.length_penalty,
-        max_length_ratio=decode.max_length_ratio,
-        min_length_ratio=decode.min_length_ratio,
-    )
-    options.check(model)
+    options = DecodeOptions.from_config(config.decode, beam=beam, ctc_weight=ctc_weight, length_penalty=length_penalty)
+    check_mode(model, mode, options)
     key = hashlib.sha1(os.path.abspath(data).encode()).hexdigest()[:12]
     prepared = prepare_dataset(data, os.path.join(workdir, "cache", f"eval-{key}"), vocab, num_shards=1,
                                max_seconds=None, subsampling=None)
     dataset = make_dataset(prepared["shards"], batch_size=batch_size, training=False, include_text=True)
-    results, seconds = decode_dataset(model, vocab, dataset, options)
+    results, seconds = decode_dataset(model, vocab, dataset, mode, options)
     summary = summarize(results, prepared["total_seconds"], seconds)
     summary.update(mode=mode, beam=options.beam, ctc_weight=options.ctc_weight if mode == "joint" else None,
                    length_penalty=options.length_penalty, skipped=prepared["num_skipped"], checkpoint=checkpoint,
