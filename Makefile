@@ -49,7 +49,7 @@ reproduce: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q -p no:cacheprovider tests
+	$(PY) -m pytest -q -p no:cacheprovider --durations=15 tests
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

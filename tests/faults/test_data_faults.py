@@ -55,7 +55,8 @@ def test_the_fault_set_is_what_it_claims(faulty_set):
 def test_prepare_skips_exactly_the_unusable_entries(faulty_set, form, tmp_path, caplog, monkeypatch):
     monkeypatch.setattr(audio_lib, "_logged_rates", set())  # the resampling note is logged once per process
     data = faulty_set.manifest if form == "manifest" else faulty_set.kaldi
-    with caplog.at_level(logging.INFO):
+    # The absl logger's own level may have been raised by an earlier test: set it, not only the root's.
+    with caplog.at_level(logging.INFO), caplog.at_level(logging.INFO, logger="absl"):
         summary = prepare_dataset(str(data), str(tmp_path / "cache"), Vocabulary(), num_shards=2, max_seconds=20.0,
                                   subsampling=4)
     expected = faulty_set.skip_counts("train", form)
