@@ -127,29 +127,6 @@ def preprocess_frames_numpy(
     return x * window
 
 
-def frame_to_spectrum_matrix(
-    frame_length: int = FRAME_LENGTH,
-    fft_length: int = FFT_LENGTH,
-    window_type: str = "povey",
-    preemphasis: float = PREEMPHASIS,
-    remove_dc_offset: bool = True,
-) -> np.ndarray:
-    """`[frame_length, 2 * (fft_length // 2 + 1)]` float64 matrix: `frame @ M = [Re X, Im X]`.
-
-    X is the `fft_length`-point DFT of the zero-padded, DC-removed, pre-emphasized, windowed frame. All of
-    those steps are linear, so applying them to the identity matrix gives their composition as one matrix.
-    """
-    if fft_length < frame_length:
-        raise ValueError(f"fft_length {fft_length} < frame_length {frame_length}")
-    processed = preprocess_frames_numpy(
-        np.eye(frame_length), preemphasis, remove_dc_offset, analysis_window(window_type, frame_length)
-    )  # row i = processing of the i-th unit frame
-    num_bins = fft_length // 2 + 1
-    angle = 2.0 * math.pi * np.outer(np.arange(frame_length), np.arange(num_bins)) / fft_length
-    dft = np.concatenate([np.cos(angle), -np.sin(angle)], axis=1)  # [L, 2K]: x @ dft = [Re, Im] of rfft(x)
-    return processed @ dft
-
-
 def _frame_mask(lengths: tf.Tensor, max_len: tf.Tensor, dtype: tf.DType = tf.float32) -> tf.Tensor:
     """`[B, T, 1]` mask: 1 for t < lengths[b], else 0."""
     mask = tf.expand_dims(tf.range(max_len), 0) < tf.expand_dims(lengths, 1)
@@ -195,13 +172,15 @@ class LogMelFilterbank(keras.layers.Layer):
         self.remove_dc_offset = bool(remove_dc_offset)
         self.log_floor = float(log_floor)
         # Constants (not weights): they are fully determined by the config.
-        self._spectrum_matrix = frame_to_spectrum_matrix(
-            self.frame_length, self.fft_length, self.window_type, self.preemphasis, self.remove_dc_offset
-        ).astype(np.float32)
-        self._mel_matrix = mel_filterbank_matrix(
+        self._window = analysis_window(self.window_type, self.frame_length).astype(np.float32)
+        # Each triangular filter as (first bin, its non-zero weights): see `call`.
+        self._mel_filters = []
+        for column in mel_filterbank_matrix(
             self.num_mel_bins, self.fft_length, self.sample_rate, self.lower_hz, self.upper_hz
-        ).astype(np.float32)
-        self._num_bins = self.fft_length // 2 + 1
+        ).T.astype(np.float32):
+            nonzero = np.flatnonzero(column)
+            low, high = (int(nonzero[0]), int(nonzero[-1]) + 1) if nonzero.size else (0, 1)
+            self._mel_filters.append((low, high, column[low:high]))
 
     def num_frames(self, num_samples: Any) -> Any:
         """`num_frames` with this layer's frame length and step."""
@@ -220,10 +199,23 @@ class LogMelFilterbank(keras.layers.Layer):
         )
         frames = tf.gather(waveform, index, axis=1)  # [B, T, L]
         frames = tf.reshape(frames, [-1, self.frame_length])  # [B*T, L]
-        spectrum = tf.matmul(frames, tf.constant(self._spectrum_matrix))  # [B*T, 2K]
-        real, imag = spectrum[:, : self._num_bins], spectrum[:, self._num_bins :]
-        power = tf.square(real) + tf.square(imag)  # [B*T, K]
-        mel = tf.matmul(power, tf.constant(self._mel_matrix))  # [B*T, M]
+        # Kaldi's order: DC removal, pre-emphasis (x[i] -= c x[i-1], x[0] -= c x[0]), window. Then an FFT, not a
+        # DFT matrix: quantized exports (float16, int8) quantize matmul weights, and a quantized DFT matrix
+        # leaks enough energy across bins to wreck the log-mel features (int8: mean error ~4 nats).
+        if self.remove_dc_offset:
+            frames = frames - tf.reduce_mean(frames, axis=1, keepdims=True)
+        if self.preemphasis:
+            previous = tf.concat([frames[:, :1], frames[:, :-1]], axis=1)
+            frames = frames - self.preemphasis * previous
+        frames = frames * tf.constant(self._window)
+        # Zero-pad to the FFT length here: TF's RFFT kernel rejects a shorter input when there are no frames.
+        frames = tf.pad(frames, [[0, 0], [0, self.fft_length - self.frame_length]])
+        power = tf.square(tf.abs(tf.signal.rfft(frames, fft_length=[self.fft_length])))  # [B*T, K]
+        # Mel energies as each filter's weighted sum over its own bins, not a matmul: a dynamic-range-quantized
+        # (int8) export turns matmuls into hybrid kernels that also quantize their input to 8 bits per row,
+        # and a power spectrum spans ~13 orders of magnitude (most bins would fall to the log floor).
+        energies = [tf.reduce_sum(power[:, low:high] * weights, axis=1) for low, high, weights in self._mel_filters]
+        mel = tf.stack(energies, axis=1)  # [B*T, M]
         fbank = tf.math.log(tf.maximum(mel, self.log_floor))
         fbank = tf.reshape(fbank, [batch, max_frames, self.num_mel_bins])
         return fbank * _frame_mask(lengths, max_frames), lengths
