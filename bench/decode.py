@@ -14,10 +14,8 @@ well. Prints exactly one JSON line on stdout.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
-import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -25,24 +23,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+from common import ARCHITECTURES, load_config  # noqa: E402  (puts the repository on sys.path)
 
 from tf_jointctc.decoding import beam_search, ctc_greedy_decode  # noqa: E402
 from tf_jointctc.model import build_model  # noqa: E402
 from tf_jointctc.text import Vocabulary  # noqa: E402
 
-CONFIGS = {"wsj": "wsj_si284.py", "demo": "demo.py"}
 FRAME_SECONDS = 0.01
-
-
-def load_config(arch: str):
-    path = os.path.join(REPO, "configs", CONFIGS[arch])
-    spec = importlib.util.spec_from_file_location(f"config_{arch}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
 
 
 def make_modes(model, args, length_penalty: float) -> dict:
@@ -80,7 +67,7 @@ def make_modes(model, args, length_penalty: float) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arch", choices=sorted(CONFIGS), default="wsj")
+    parser.add_argument("--arch", choices=sorted(ARCHITECTURES), default="wsj")
     parser.add_argument("--threads", type=int, default=1, help="TF intra/inter-op threads")
     parser.add_argument("--frames", type=int, default=800, help="input frames (10 ms each)")
     parser.add_argument("--tokens", type=int, default=100, help="output tokens forced in the beam searches")

@@ -15,10 +15,8 @@ Keras `tf.function`) is timed as well. Prints exactly one JSON line on stdout.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
-import sys
 import tempfile
 import time
 
@@ -27,9 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+from common import load_config  # noqa: E402  (puts the repository on sys.path)
 
 from export.signatures import DecodeOptions  # noqa: E402
 from export.to_saved_model import directory_size, export_saved_model  # noqa: E402
@@ -38,16 +34,7 @@ from tf_jointctc.features import FeatureExtractor  # noqa: E402
 from tf_jointctc.model import build_model  # noqa: E402
 from tf_jointctc.text import Vocabulary  # noqa: E402
 
-CONFIGS = {"wsj": "wsj_si284.py", "demo": "demo.py"}
 SAMPLE_RATE = 16000
-
-
-def load_config(arch: str):
-    path = os.path.join(REPO, "configs", CONFIGS[arch])
-    spec = importlib.util.spec_from_file_location(f"config_{arch}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
 
 
 def timed(fn, repeats: int) -> tuple[float, object]:

@@ -10,13 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 
-# The repository first: bench/ itself holds an export.py that would shadow the `export` package.
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+import common  # noqa: E402, F401  (puts the repository ahead of bench/ on sys.path)
 
 
 def main() -> None:

@@ -8,21 +8,12 @@ paper's WSJ architecture on random data. Prints one JSON line.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
-import pathlib
 import platform
 import time
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
-
-
-def load_config(path: str):
-    spec = importlib.util.spec_from_file_location("bench_config", REPO / path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
+from common import load_config  # noqa: E402  (puts the repository on sys.path)
 
 
 def main() -> None:

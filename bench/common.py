@@ -1,0 +1,25 @@
+"""What every benchmark shares: the repository on `sys.path` and loading a `configs/*.py` file."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+
+import ml_collections
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The repository first: bench/ holds an export.py that would otherwise shadow the `export` package.
+if sys.path[:1] != [REPO]:
+    sys.path.insert(0, REPO)
+
+ARCHITECTURES = {"wsj": "configs/wsj_si284.py", "demo": "configs/demo.py"}
+
+
+def load_config(name_or_path: str) -> ml_collections.ConfigDict:
+    """`get_config()` of a config file: an architecture name (`wsj`, `demo`) or a path relative to the repo."""
+    path = os.path.join(REPO, ARCHITECTURES.get(name_or_path, name_or_path))
+    spec = importlib.util.spec_from_file_location("bench_config", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
