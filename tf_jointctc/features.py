@@ -216,7 +216,9 @@ class LogMelFilterbank(keras.layers.Layer):
         # and a power spectrum spans ~13 orders of magnitude (most bins would fall to the log floor).
         energies = [tf.reduce_sum(power[:, low:high] * weights, axis=1) for low, high, weights in self._mel_filters]
         mel = tf.stack(energies, axis=1)  # [B*T, M]
-        fbank = tf.math.log(tf.maximum(mel, self.log_floor))
+        # log(max(x, floor)) written as max(log x, log floor): the same in float32, and a float16 export keeps
+        # -23.03 where it would round the 1e-10 floor to 0 (log 0 = -inf on digital silence).
+        fbank = tf.maximum(tf.math.log(mel), math.log(self.log_floor))
         fbank = tf.reshape(fbank, [batch, max_frames, self.num_mel_bins])
         return fbank * _frame_mask(lengths, max_frames), lengths
 
