@@ -27,8 +27,8 @@ Behaviour at the serving boundary (the same in SavedModel and TFLite):
   not a TFLite built-in, and NaN fails every comparison);
 - an utterance shorter than one 25 ms frame (`MIN_SAMPLES` = 400 samples, including 0) gives an empty result
   (`num_tokens` 0, `token_ids` all -1, `score` 0, `text` ""); every waveform is zero-padded in-graph to at
-  least two encoder frames (`min_width`) so that no layer or decoder ever sees an empty or single-frame time
-  axis (padding does not change the result);
+  least two encoder frames (`min_width`) so that no layer or decoder ever sees an empty time axis (padding
+  does not change the result);
 - a waveform wider than `MAX_SAMPLES` (60 s) is refused by `tf.debugging.assert_less_equal` in the SavedModel
   (`InvalidArgumentError`). The TFLite converter drops assertions, so the `.tflite` file cannot refuse it
   itself: `tf_jointctc.Recognizer` refuses such audio before invoking either format (ValueError);
@@ -108,8 +108,9 @@ def input_signature(batch_size: int | None = None) -> list[tf.TensorSpec]:
 
 def min_width(model: Any) -> int:
     """Samples the waveform is zero-padded to, so that the encoder output has at least 2 frames: the decoders
-    cannot run on an empty time axis, and the CTC prefix scorer's scan over frames 1.. not on a single frame.
-    Padding never changes the result of the valid samples."""
+    cannot run on an empty time axis. (One frame would do since the CTC prefix scan handles single-frame input;
+    the second is a margin kept because the TFLite parity tests were measured with it.) Padding never changes
+    the result of the valid samples."""
     halvings = sum(1 for factor in getattr(model, "encoder_subsample", ()) if int(factor) == 2)
     return FRAME_LENGTH + FRAME_STEP * 2**halvings
 
