@@ -2,7 +2,7 @@
 paper's WSJ architecture on random data. Prints one JSON line.
 
   python bench/train.py [--batch 16] [--frames 800] [--labels 100] [--threads 2] [--subsample 1,1,2,2]
-                        [--ctc_weight 0.2] [--steps 5] [--config configs/wsj_si284.py]
+                        [--ctc_weight 0.2] [--steps 5] [--config configs/wsj_si284.py] [--implementation fused]
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ def main() -> None:
     parser.add_argument("--ctc_weight", type=float, default=0.2)
     parser.add_argument("--steps", type=int, default=5, help="timed steps after two warm-up steps")
     parser.add_argument("--config", default="configs/wsj_si284.py")
+    parser.add_argument("--implementation", default="fused", help="encoder BLSTMs: fused or keras (reference)")
     args = parser.parse_args()
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -40,6 +41,7 @@ def main() -> None:
     config = load_config(args.config)
     config.model.encoder.subsample = tuple(int(x) for x in args.subsample.split(","))
     config.loss.ctc_weight = args.ctc_weight
+    config.model.encoder.implementation = args.implementation
     vocab = Vocabulary()
     model = build_model(config.model, config.loss, vocab)
     model.compile(optimizer=make_optimizer(config.optimizer))
@@ -63,7 +65,8 @@ def main() -> None:
         "frames_per_second": round(args.batch * args.frames / seconds, 1),
         "seconds_per_step": round(seconds, 3),
         "batch": args.batch, "frames": args.frames, "labels": args.labels, "threads": args.threads,
-        "subsample": args.subsample, "ctc_weight": args.ctc_weight, "config": args.config,
+        "subsample": args.subsample, "implementation": args.implementation, "ctc_weight": args.ctc_weight,
+        "config": args.config,
         "parameters": int(model.count_params()), "machine": f"{platform.machine()} {os.cpu_count()} cpus",
     }))
 

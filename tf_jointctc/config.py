@@ -29,6 +29,9 @@ def base_config() -> ml_collections.ConfigDict:
     # Per-layer input subsampling: the paper's top two layers read every second frame of the layer below
     # (layer inputs T, T, T/2, T/4). ESPnet's blstmp subsamples after layers 1 and 2: (1, 2, 2, 1).
     config.model.encoder.subsample = (1, 1, 2, 2)
+    # How the BLSTMs are computed, not what: "fused" (both directions in one loop, hand-written backward pass;
+    # faster) or "keras" (keras.layers.Bidirectional(LSTM), the reference). Same weights and checkpoints.
+    config.model.encoder.implementation = "fused"
     config.model.attention = "location"  # "location" (eq. 9, location-based) or "content"
     config.model.attention_dim = 320
     config.model.attention_filters = 10  # 10 convolution filters ...

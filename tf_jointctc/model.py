@@ -46,6 +46,7 @@ class JointCTCAttention(keras.Model):
         encoder_units: int = 320,
         encoder_projection_units: int = 320,
         encoder_subsample: Sequence[int] = (1, 1, 2, 2),
+        encoder_implementation: str = "fused",
         attention: str = "location",
         attention_dim: int = 320,
         attention_filters: int = 10,
@@ -69,6 +70,7 @@ class JointCTCAttention(keras.Model):
         self.encoder_units = int(encoder_units)
         self.encoder_projection_units = int(encoder_projection_units)
         self.encoder_subsample = tuple(int(s) for s in encoder_subsample)
+        self.encoder_implementation = str(encoder_implementation)
         self.attention_type = attention
         self.attention_dim = int(attention_dim)
         self.attention_filters = int(attention_filters)
@@ -92,6 +94,7 @@ class JointCTCAttention(keras.Model):
             projection_units=self.encoder_projection_units,
             subsample=self.encoder_subsample,
             init_scale=self.init_scale,
+            implementation=self.encoder_implementation,
             name="encoder",
         )
         self.ctc_head = CTCHead(self.vocab_size, init_scale=self.init_scale, name="ctc_head")
@@ -343,6 +346,7 @@ class JointCTCAttention(keras.Model):
             encoder_units=self.encoder_units,
             encoder_projection_units=self.encoder_projection_units,
             encoder_subsample=list(self.encoder_subsample),
+            encoder_implementation=self.encoder_implementation,
             attention=self.attention_type,
             attention_dim=self.attention_dim,
             attention_filters=self.attention_filters,
@@ -392,7 +396,7 @@ def build_model(model_config: Any, loss_config: Any, vocab: Any, cmvn: Any = Non
 
     Args:
       model_config: ConfigDict with (or being) `model`: encoder.{num_layers, units, projection_units,
-        subsample}, attention ("location"|"content"), attention_dim, attention_filters, attention_width,
+        subsample, implementation}, attention ("location"|"content"), attention_dim, attention_filters, attention_width,
         sharpening, decoder_units, init_scale.
       loss_config: ConfigDict with (or being) `loss`: ctc_weight (lambda of eq. 14).
       vocab: a `text.Vocabulary` (size, sos_id, eos_id).
@@ -410,6 +414,7 @@ def build_model(model_config: Any, loss_config: Any, vocab: Any, cmvn: Any = Non
         encoder_units=int(encoder["units"]),
         encoder_projection_units=int(encoder["projection_units"]),
         encoder_subsample=tuple(encoder["subsample"]),
+        encoder_implementation=str(encoder.get("implementation", "fused")),
         attention=str(model.get("attention", "location")),
         attention_dim=int(model.get("attention_dim", 320)),
         attention_filters=int(model.get("attention_filters", 10)),

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 
+from tf_jointctc.layers import encoder as encoder_module
 from tf_jointctc.layers.encoder import PyramidalBLSTM
 
 
@@ -15,18 +16,28 @@ def _inputs(lengths, dim=6, seed=0):
     return x, np.asarray(lengths, "int32")
 
 
+@pytest.mark.parametrize("implementation", ["fused", "keras"])
 @pytest.mark.parametrize(
     "subsample, layer_inputs",
     [((1, 1, 2, 2), [13, 13, 7, 4]), ((1, 2, 2, 1), [13, 7, 4, 4])],
 )
-def test_shapes_lengths_and_zero_padding(subsample, layer_inputs):
-    enc = PyramidalBLSTM(num_layers=4, units=8, projection_units=5, subsample=subsample)
+def test_shapes_lengths_and_zero_padding(subsample, layer_inputs, implementation, monkeypatch):
+    enc = PyramidalBLSTM(num_layers=4, units=8, projection_units=5, subsample=subsample,
+                         implementation=implementation)
     x, lengths = _inputs([13, 9, 5])
-    seen = []
-    for blstm in enc.blstms:  # record the number of frames each BLSTM reads
-        original = blstm.call
+    seen = []  # the number of frames each BLSTM reads
+    if implementation == "fused":
+        original = encoder_module.bidirectional_lstm
 
-        def spy(inputs, *args, _original=original, **kwargs):
+        def spy_fused(inputs, *args, **kwargs):
+            seen.append(int(inputs.shape[1]))
+            return original(inputs, *args, **kwargs)
+
+        monkeypatch.setattr(encoder_module, "bidirectional_lstm", spy_fused)
+    for blstm in enc.blstms if implementation == "keras" else ():
+        original_call = blstm.call
+
+        def spy(inputs, *args, _original=original_call, **kwargs):
             seen.append(int(inputs.shape[1]))
             return _original(inputs, *args, **kwargs)
 
@@ -51,9 +62,10 @@ def test_no_subsampling_keeps_length():
     assert out_lengths.numpy().tolist() == [7, 3]
 
 
+@pytest.mark.parametrize("implementation", ["fused", "keras"])
 @pytest.mark.parametrize("subsample", [(1, 1, 2, 2), (1, 2, 2, 1)])
-def test_padding_invariance(subsample):
-    enc = PyramidalBLSTM(num_layers=4, units=8, projection_units=6, subsample=subsample)
+def test_padding_invariance(subsample, implementation):
+    enc = PyramidalBLSTM(num_layers=4, units=8, projection_units=6, subsample=subsample, implementation=implementation)
     x, lengths = _inputs([17, 10], seed=1)
     # Garbage in the padding must not matter either.
     x[1, 10:] = 5.0
@@ -80,7 +92,22 @@ def test_config_round_trip_and_init_scale():
     assert isinstance(restored, PyramidalBLSTM) and restored.subsample == (2, 1)
 
 
+def test_fused_and_keras_implementations_agree_on_the_same_weights():
+    fused = PyramidalBLSTM(num_layers=4, units=8, projection_units=6, implementation="fused")
+    x, lengths = _inputs([17, 12, 5], seed=2)
+    h_fused, l_fused = fused(x, lengths, training=True)
+    reference = PyramidalBLSTM.from_config({**fused.get_config(), "implementation": "keras"})
+    reference(x, lengths)
+    reference.set_weights(fused.get_weights())
+    h_keras, l_keras = reference(x, lengths)
+    np.testing.assert_array_equal(l_fused.numpy(), l_keras.numpy())
+    np.testing.assert_allclose(h_fused.numpy(), h_keras.numpy(), atol=1e-6)
+    np.testing.assert_allclose(fused(x, lengths, training=False)[0].numpy(), h_keras.numpy(), atol=1e-6)
+
+
 def test_rejects_bad_schedule():
+    with pytest.raises(ValueError):
+        PyramidalBLSTM(num_layers=2, implementation="cudnn")
     with pytest.raises(ValueError):
         PyramidalBLSTM(num_layers=3, subsample=(1, 2))
     with pytest.raises(ValueError):

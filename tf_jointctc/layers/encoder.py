@@ -8,6 +8,10 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from tf_jointctc.layers.fused_lstm import bidirectional_lstm
+
+IMPLEMENTATIONS = ("fused", "keras")
+
 
 def uniform_initializer(init_scale: float) -> keras.initializers.Initializer:
     """The paper's initialization: uniform in [-init_scale, init_scale] (section 3.2: 0.1)."""
@@ -25,6 +29,11 @@ class PyramidalBLSTM(keras.layers.Layer):
     Schedules: the paper's `(1, 1, 2, 2)` (layer inputs T, T, T/2, T/4: "the top two layers read every second
     hidden state in the network below", L = T/4); ESPnet's blstmp `(1, 2, 2, 1)` (T, T/2, T/4, T/4).
 
+    `implementation`: "fused" (default) computes each BLSTM with `fused_lstm.bidirectional_lstm` (both
+    directions in one loop, input projections as one GEMM, hand-written backward pass); "keras" calls the
+    `Bidirectional(LSTM)` layers. Both use the same weights (the Keras layers hold them), so checkpoints are
+    interchangeable and the outputs agree to float rounding; "keras" is kept as the reference.
+
     All weights (LSTM kernels, recurrent kernels, biases, projections) are initialized uniformly in
     `[-init_scale, init_scale]` (no unit forget bias), as in the paper.
 
@@ -40,6 +49,7 @@ class PyramidalBLSTM(keras.layers.Layer):
         subsample: Sequence[int] = (1, 1, 2, 2),
         projection_activation: str | None = None,
         init_scale: float = 0.1,
+        implementation: str = "fused",
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -48,6 +58,9 @@ class PyramidalBLSTM(keras.layers.Layer):
             raise ValueError(f"subsample {subsample} must have one entry per layer ({num_layers})")
         if any(s not in (1, 2) for s in subsample):
             raise ValueError(f"subsample factors must be 1 or 2, got {subsample}")
+        if implementation not in IMPLEMENTATIONS:
+            raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}")
+        self.implementation = implementation
         self.num_layers = int(num_layers)
         self.units = int(units)
         self.projection_units = int(projection_units)
@@ -98,7 +111,7 @@ class PyramidalBLSTM(keras.layers.Layer):
                 lengths = (lengths + 1) // 2
         return lengths
 
-    def call(self, x: tf.Tensor, lengths: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def call(self, x: tf.Tensor, lengths: tf.Tensor, training: bool | None = None) -> tuple[tf.Tensor, tf.Tensor]:
         h = tf.convert_to_tensor(x)
         lengths = tf.cast(lengths, tf.int32)
         for factor, blstm, projection in zip(self.subsample, self.blstms, self.projections):
@@ -106,10 +119,19 @@ class PyramidalBLSTM(keras.layers.Layer):
                 h = h[:, ::2]
                 lengths = (lengths + 1) // 2
             mask = tf.sequence_mask(lengths, maxlen=tf.shape(h)[1])
-            h = blstm(h, mask=mask)
+            if self.implementation == "fused":
+                forward, backward = self._weights(blstm.forward_layer), self._weights(blstm.backward_layer)
+                h = bidirectional_lstm(h, lengths, forward, backward, training=bool(training))
+            else:
+                h = blstm(h, mask=mask)
             h = projection(h)
             h = h * tf.expand_dims(tf.cast(mask, h.dtype), -1)
         return h, lengths
+
+    @staticmethod
+    def _weights(lstm: keras.layers.LSTM) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        cell = lstm.cell
+        return cell.kernel.value, cell.recurrent_kernel.value, cell.bias.value
 
     def compute_mask(self, x: Any, mask: Any = None) -> None:
         return None
@@ -129,5 +151,6 @@ class PyramidalBLSTM(keras.layers.Layer):
             subsample=list(self.subsample),
             projection_activation=self.projection_activation,
             init_scale=self.init_scale,
+            implementation=self.implementation,
         )
         return config

@@ -1,0 +1,133 @@
+"""A bidirectional LSTM computed as one time loop for both directions, with a hand-written backward pass.
+
+Same mathematics as `keras.layers.Bidirectional(keras.layers.LSTM(units, return_sequences=True))` called with a
+padding mask (gates i, f, c, o; sigmoid gates, tanh cell; the backward direction starts at each utterance's last
+valid frame), on the weights of such a layer, so the encoder keeps the Keras layers as weight holders (their
+checkpoints, initializers and configs are unchanged) and only the computation differs. Where the time goes
+differently from Keras' generic RNN loop:
+
+- the input projections of all frames and both directions are one GEMM before the loop (`[B*T, D] x [D, 8H]`);
+- the backward direction is time-reversed per utterance (`tf.reverse_sequence`) so both directions run in one
+  loop, as one batched matmul `[2, B, H] x [2, H, 4H]` per step, and the loop needs no per-step masking (every
+  utterance's valid frames are a prefix in both directions; outputs past the length are zeroed at the end);
+- the backward pass (`tf.custom_gradient`) keeps only the per-step work that is sequential (`dz_t`, `dh_{t-1}`)
+  in its loop and computes the recurrent-weight gradient afterwards as one GEMM over all steps, instead of
+  accumulating a `[H, 4H]` outer product per step.
+
+Only while loops, matmuls and element-wise ops: the inference path (no custom gradient) converts to TFLite
+built-ins (WHILE, BATCH_MATMUL, LOGISTIC, TANH).
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+
+def _gates(z: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+    zi, zf, zg, zo = tf.split(z, 4, axis=-1)
+    return tf.sigmoid(zi), tf.sigmoid(zf), tf.tanh(zg), tf.sigmoid(zo)
+
+
+def lstm_loop(inputs: tf.Tensor, recurrent: tf.Tensor) -> tf.Tensor:
+    """The recurrence only, no gradient bookkeeping (inference and export).
+
+    inputs [T, D, B, 4H] (input projection + bias per direction D), recurrent [D, H, 4H] -> h [T, D, B, H].
+    """
+    steps = tf.shape(inputs)[0]
+    units = tf.shape(recurrent)[1]
+    state_shape = tf.stack([tf.shape(inputs)[1], tf.shape(inputs)[2], units])
+    zeros = tf.zeros(state_shape, inputs.dtype)
+    # A static element shape where one is known (the TFLite converter needs it: batch 1 at export).
+    state_static = inputs.shape[1:3].concatenate(recurrent.shape[1:2])
+    outputs = tf.TensorArray(inputs.dtype, size=steps, element_shape=state_static)
+
+    def body(t, h, c, outputs):
+        i, f, g, o = _gates(inputs[t] + tf.matmul(h, recurrent))
+        c = f * c + i * g
+        h = o * tf.tanh(c)
+        return t + 1, h, c, outputs.write(t, h)
+
+    _, _, _, outputs = tf.while_loop(lambda t, *_: t < steps, body, (0, zeros, zeros, outputs))
+    return _stack(outputs, inputs.shape[:3].concatenate(recurrent.shape[1:2]))
+
+
+def _stack(array: tf.TensorArray, static_shape: tf.TensorShape) -> tf.Tensor:
+    stacked = array.stack()
+    stacked.set_shape(static_shape)
+    return stacked
+
+
+@tf.custom_gradient
+def lstm_loop_with_gradient(inputs: tf.Tensor, recurrent: tf.Tensor):
+    """`lstm_loop` for training: saves the gates and cells, and back-propagates by hand (module docstring)."""
+    steps = tf.shape(inputs)[0]
+    units = tf.shape(recurrent)[1]
+    zeros = tf.zeros(tf.stack([tf.shape(inputs)[1], tf.shape(inputs)[2], units]), inputs.dtype)
+    shape3 = tf.TensorShape([None, None, None])
+    arrays = [tf.TensorArray(inputs.dtype, size=steps, element_shape=shape3) for _ in range(6)]
+
+    def body(t, h, c, hs, cs, i_s, f_s, g_s, o_s):
+        i, f, g, o = _gates(inputs[t] + tf.matmul(h, recurrent))
+        c = f * c + i * g
+        h = o * tf.tanh(c)
+        return (t + 1, h, c, hs.write(t, h), cs.write(t, c), i_s.write(t, i), f_s.write(t, f), g_s.write(t, g),
+                o_s.write(t, o))
+
+    loop = tf.while_loop(lambda t, *_: t < steps, body, (0, zeros, zeros, *arrays))
+    state_shape = inputs.shape[:3].concatenate(recurrent.shape[1:2])
+    hs, cs, i_s, f_s, g_s, o_s = (_stack(a, state_shape) for a in loop[3:])
+
+    def grad(d_hs: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        # c_{t-1} and h_{t-1} of every step (zeros before the first).
+        c_prev = tf.concat([zeros[None], cs[:-1]], axis=0)
+        h_prev = tf.concat([zeros[None], hs[:-1]], axis=0)
+        recurrent_t = tf.transpose(recurrent, [0, 2, 1])  # [D, 4H, H]
+        d_z = tf.TensorArray(inputs.dtype, size=steps, element_shape=shape3)
+
+        def back(t, dh_next, dc_next, d_z):
+            dh = d_hs[t] + dh_next
+            i, f, g, o = i_s[t], f_s[t], g_s[t], o_s[t]
+            tanh_c = tf.tanh(cs[t])
+            dc = dc_next + dh * o * (1.0 - tf.square(tanh_c))
+            dz = tf.concat(
+                [dc * g * i * (1.0 - i), dc * c_prev[t] * f * (1.0 - f), dc * i * (1.0 - tf.square(g)),
+                 dh * tanh_c * o * (1.0 - o)],
+                axis=-1,
+            )
+            return t - 1, tf.matmul(dz, recurrent_t), dc * f, d_z.write(t, dz)
+
+        _, _, _, d_z = tf.while_loop(lambda t, *_: t >= 0, back, (steps - 1, zeros, zeros, d_z))
+        d_inputs = tf.reshape(d_z.stack(), tf.shape(inputs))
+        d_recurrent = tf.einsum("tdbh,tdbg->dhg", h_prev, d_inputs)  # one GEMM over all steps
+        return d_inputs, d_recurrent
+
+    return hs, grad
+
+
+def bidirectional_lstm(x: tf.Tensor, lengths: tf.Tensor, forward: tuple, backward: tuple, training: bool = False
+                       ) -> tf.Tensor:
+    """Masked bidirectional LSTM.
+
+    Args:
+      x: [B, T, D] inputs; frames at and after `lengths` are ignored.
+      lengths: [B] int32 valid frames.
+      forward, backward: (kernel [D, 4H], recurrent_kernel [H, 4H], bias [4H]) of each direction, Keras' gate
+        order (i, f, c, o).
+      training: use the hand-written gradient (training) or the plain loop (inference, export).
+
+    Returns:
+      [B, T, 2H]: forward then backward outputs, exactly zero at padded frames.
+    """
+    steps = tf.shape(x)[1]
+    kernel = tf.concat([forward[0], backward[0]], axis=1)  # [D, 8H]
+    bias = tf.concat([forward[2], backward[2]], axis=0)
+    projected = tf.einsum("btd,dg->btg", x, kernel) + bias  # [B, T, 8H], one GEMM for every frame
+    fw, bw = tf.split(projected, 2, axis=-1)
+    bw = tf.reverse_sequence(bw, lengths, seq_axis=1, batch_axis=0)
+    inputs = tf.transpose(tf.stack([fw, bw]), [2, 0, 1, 3])  # [T, 2, B, 4H]
+    recurrent = tf.stack([forward[1], backward[1]])  # [2, H, 4H]
+    loop = lstm_loop_with_gradient if training else lstm_loop
+    hs = tf.transpose(loop(inputs, recurrent), [1, 2, 0, 3])  # [2, B, T, H]
+    out_bw = tf.reverse_sequence(hs[1], lengths, seq_axis=1, batch_axis=0)
+    mask = tf.cast(tf.sequence_mask(lengths, steps), x.dtype)[..., None]
+    return tf.concat([hs[0], out_bw], axis=-1) * mask
