@@ -99,7 +99,8 @@ class ContentAttention(keras.layers.Layer):
             energy = energy + location
         scores = tf.squeeze(self.score_dense(tf.tanh(energy)), -1)  # [B, L]
         weights = masked_softmax(self.sharpening * scores, mask)
-        context = tf.reduce_sum(tf.expand_dims(weights, -1) * h, axis=1)  # [B, P]
+        # A batched matmul [B, 1, L] x [B, L, P]: no [B, L, P] product in memory (nor its gradient).
+        context = tf.squeeze(tf.matmul(tf.expand_dims(weights, 1), h), 1)  # [B, P]
         return context, weights
 
     def compute_output_shape(self, decoder_state_shape: Sequence[int | None], h_shape: Sequence[int | None]) -> tuple:
