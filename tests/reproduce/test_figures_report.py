@@ -79,6 +79,11 @@ def test_figures_and_report_from_fake_workdirs(tmp_path):
     assert "12.34" in text and "45.67" in text and "4321" in text and "123" in text
     assert "python -m tf_jointctc.reproduce.run --epochs 9" in text
     assert "## Reading" in text and "fig2_learning_curves.png" in text
+    assert f"docs/{report.READING_FILE}" in text  # no reading written yet: says where it goes
+
+    (docs / report.READING_FILE).write_text("MTL beats both baselines here.\n")
+    with open(report.write_report(str(out), str(docs))) as f:
+        assert "## Reading\n\nMTL beats both baselines here.\n" in f.read()  # kept when regenerated
 
 
 def test_figures_and_report_without_results(tmp_path):

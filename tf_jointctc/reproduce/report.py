@@ -18,6 +18,9 @@ PAPER_CER = {
     "mtl_0.8": {"si84_dev93": 32.21, "si84_eval92": 21.30, "chime4_dt05": 35.41, "chime4_et05": 48.34},
 }
 PAPER_COLUMNS = ("si84_dev93", "si84_eval92", "chime4_dt05", "chime4_et05")
+# The "Reading" section is written by a person, so it lives in its own file beside results.md and survives
+# regenerating the tables (`--report_only`).
+READING_FILE = "results_reading.md"
 SPLIT_ROLE = {"dev": "dev (≈ dev93)", "test_clean": "test_clean (≈ WSJ eval92)", "test_noisy": "test_noisy (≈ CHiME-4)"}
 
 
@@ -26,6 +29,13 @@ def _read(path: str):
         return None
     with open(path) as f:
         return json.load(f)
+
+
+def _read_text(path: str) -> str | None:
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return f.read()
 
 
 def _fmt(value, digits: int = 2) -> str:
@@ -106,7 +116,8 @@ def _model_text(out: str) -> str:
     return "no work dir yet"
 
 
-def render(out: str) -> str:
+def render(out: str, reading: str | None = None) -> str:
+    """results.md's text; `reading` (markdown) fills the "Reading" section."""
     results = load_results(out)
     meta = _read(os.path.join(out, "run.json")) or {}
     mono = figures.monotonicity_table(out)
@@ -186,13 +197,15 @@ def render(out: str) -> str:
             lines.append(f"| {SYSTEMS[name].label} | " + " | ".join(cells) + " |")
     else:
         lines.append("(no alignments yet)")
-    lines += ["", "## Reading", "", "_To be written by the lead after seeing the numbers._", ""]
+    reading = (reading or "").strip() or f"_Not written yet: put it in docs/{READING_FILE}._"
+    lines += ["", "## Reading", "", reading, ""]
     return "\n".join(lines)
 
 
 def write_report(out: str, docs: str) -> str:
     os.makedirs(docs, exist_ok=True)
     path = os.path.join(docs, "results.md")
+    reading = _read_text(os.path.join(docs, READING_FILE))
     with open(path, "w") as f:
-        f.write(render(out))
+        f.write(render(out, reading))
     return path
