@@ -11,8 +11,9 @@ differently from Keras' generic RNN loop:
   loop, as one batched matmul `[2, B, H] x [2, H, 4H]` per step, and the loop needs no per-step masking (every
   utterance's valid frames are a prefix in both directions; outputs past the length are zeroed at the end);
 - the backward pass (`tf.custom_gradient`) keeps only the per-step work that is sequential (`dz_t`, `dh_{t-1}`)
-  in its loop and computes the recurrent-weight gradient afterwards as one GEMM over all steps, instead of
-  accumulating a `[H, 4H]` outer product per step.
+  in its loop: the gate derivatives of all steps are computed before it in a few large element-wise ops, and
+  the recurrent-weight gradient after it as one GEMM over all steps, instead of accumulating a `[H, 4H]` outer
+  product per step.
 
 Only while loops, matmuls and element-wise ops: the inference path (no custom gradient) converts to TFLite
 built-ins (WHILE, BATCH_MATMUL, LOGISTIC, TANH).
@@ -82,19 +83,22 @@ def lstm_loop_with_gradient(inputs: tf.Tensor, recurrent: tf.Tensor):
         c_prev = tf.concat([zeros[None], cs[:-1]], axis=0)
         h_prev = tf.concat([zeros[None], hs[:-1]], axis=0)
         recurrent_t = tf.transpose(recurrent, [0, 2, 1])  # [D, 4H, H]
+        # Everything that does not depend on the recurrence, for all steps at once (large element-wise ops),
+        # so that the loop below only does: dh, dc, dz = [dc, dc, dc, dh] * factors, dz R^T, dc f.
+        tanh_c = tf.tanh(cs)
+        cell_from_h = o_s * (1.0 - tf.square(tanh_c))  # d c_t / d h_t (through h = o tanh c)
+        factors = tf.concat(  # d z / d(dc) for i, f, g; d z / d(dh) for o
+            [g_s * i_s * (1.0 - i_s), c_prev * f_s * (1.0 - f_s), i_s * (1.0 - tf.square(g_s)),
+             tanh_c * o_s * (1.0 - o_s)],
+            axis=-1,
+        )
         d_z = tf.TensorArray(inputs.dtype, size=steps, element_shape=shape3)
 
         def back(t, dh_next, dc_next, d_z):
             dh = d_hs[t] + dh_next
-            i, f, g, o = i_s[t], f_s[t], g_s[t], o_s[t]
-            tanh_c = tf.tanh(cs[t])
-            dc = dc_next + dh * o * (1.0 - tf.square(tanh_c))
-            dz = tf.concat(
-                [dc * g * i * (1.0 - i), dc * c_prev[t] * f * (1.0 - f), dc * i * (1.0 - tf.square(g)),
-                 dh * tanh_c * o * (1.0 - o)],
-                axis=-1,
-            )
-            return t - 1, tf.matmul(dz, recurrent_t), dc * f, d_z.write(t, dz)
+            dc = dc_next + dh * cell_from_h[t]
+            dz = tf.concat([dc, dc, dc, dh], axis=-1) * factors[t]
+            return t - 1, tf.matmul(dz, recurrent_t), dc * f_s[t], d_z.write(t, dz)
 
         _, _, _, d_z = tf.while_loop(lambda t, *_: t >= 0, back, (steps - 1, zeros, zeros, d_z))
         d_inputs = tf.reshape(d_z.stack(), tf.shape(inputs))
