@@ -41,11 +41,14 @@ demo: $(STAMP)
 # The paper's Table 1 and Figs. 2-3 at CPU scale: six systems trained and decoded into runs/reproduce, then
 # docs/results.md and docs/fig*.png. Resumable (by system, epoch and evaluation); run it in the background.
 REPRODUCE_OUT ?= runs/reproduce
+# Systems trained at once, each in its own process: one demo-sized trainer keeps only ~1.2 of 2 cores busy.
+JOBS ?= 2
 reproduce: $(STAMP)
 	@# Builds the corpus (as `make demo`) unless jointctc-synth has already completed all of it.
 	$(PY) -c "import json, sys; sys.exit('test_noisy' not in json.load(open('$(CORPUS)/corpus.json'))['complete'])" \
 	  2>/dev/null || $(VENV)/bin/jointctc-synth --out_dir $(CORPUS) --minutes $(MINUTES) --seed $(SEED)
-	$(PY) -m tf_jointctc.reproduce.run --corpus $(CORPUS) --out $(REPRODUCE_OUT) $(if $(EPOCHS),--epochs $(EPOCHS))
+	$(PY) -m tf_jointctc.reproduce.run --corpus $(CORPUS) --out $(REPRODUCE_OUT) --jobs $(JOBS) \
+	  $(if $(EPOCHS),--epochs $(EPOCHS))
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .

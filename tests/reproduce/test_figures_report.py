@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 import numpy as np
+import pytest
 
 from tf_jointctc.reproduce import figures, report, run
 from tf_jointctc.reproduce.systems import SPLITS, SYSTEMS, decode_modes, system_config
@@ -142,3 +144,28 @@ def test_system_configs_differ_only_in_lambda_and_attention(tmp_path):
         assert d == reference, name
     assert configs["att_content"].model.attention == "content"
     assert configs["ctc"].loss.ctc_weight == 1.0 and configs["att_location"].loss.ctc_weight == 0.0
+
+
+def test_run_in_parallel_limits_jobs_and_names_failed_logs(tmp_path):
+    """Real processes: each records its start/end time; at most 2 overlap, and a failure names its log."""
+    script = (
+        "import json, sys, time; start = time.time(); time.sleep(0.6); "
+        "json.dump([start, time.time()], open(sys.argv[1], 'w')); sys.exit(int(sys.argv[2]))"
+    )
+    commands = {name: [sys.executable, "-c", script, str(tmp_path / f"{name}.json"), "0"] for name in "abc"}
+    run.run_in_parallel(commands, str(tmp_path), jobs=2, poll_seconds=0.05)
+    spans = [json.loads((tmp_path / f"{name}.json").read_text()) for name in "abc"]
+    for moment in (start + 0.01 for start, _ in spans):
+        assert sum(start <= moment <= end for start, end in spans) <= 2
+    assert spans[2][0] >= min(spans[0][1], spans[1][1]) - 0.01  # c waited for a free slot
+
+    commands["b"][-1] = "3"
+    with pytest.raises(SystemExit, match=r"\['b'\] failed.*b\.log"):
+        run.run_in_parallel(commands, str(tmp_path), jobs=3, poll_seconds=0.05)
+
+
+def test_child_command_trains_one_system_without_the_report():
+    command = run.child_command("mtl_0.5", "/c", "/o", 9, None)
+    assert command[1:3] == ["-m", "tf_jointctc.reproduce.run"]
+    assert command[command.index("--systems") + 1] == "mtl_0.5" and "--no_report" in command
+    assert command[command.index("--jobs") + 1] == "1"

@@ -1,5 +1,11 @@
 """`python -m tf_jointctc.reproduce.run --corpus data/corpus --out runs/reproduce [--epochs N] [--systems a,b]
-[--report_only]`: the paper's Table 1 and Figs. 2-3 at CPU scale (what `make reproduce` runs).
+[--jobs 2] [--report_only]`: the paper's Table 1 and Figs. 2-3 at CPU scale (what `make reproduce` runs).
+
+With `--jobs N` > 1, N systems train and decode at once, each in its own process (`--systems <name>
+--no_report`, log in `<out>/<name>.log`): the CPU-sized model keeps only ~1.2 of 2 cores busy, and two at once
+gave 1.6x the throughput of one (measured: 140 s per epoch each, against ~110 s alone). The shared TFRecord
+caches are built once, before the processes start. Children die with the parent (PR_SET_PDEATHSIG), so a killed
+run leaves no trainer behind to collide with the next one.
 
 For each system of `systems.SYSTEMS` it trains `<out>/<system>` with `train()` (which resumes from the work
 dir's last checkpoint, so a killed run continues epoch by epoch), then decodes dev, test_clean and test_noisy
@@ -13,9 +19,12 @@ docs/monotonicity.json and docs/results.md.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import shlex
+import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -121,10 +130,59 @@ def evaluate_system(name: str, corpus: str, out: str, eval_fn: Callable | None =
     return results
 
 
+def _die_with_parent() -> None:  # runs in the child between fork and exec (Linux)
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def child_command(name: str, corpus: str, out: str, epochs: int, base_config: str | None) -> list[str]:
+    """The command that trains and decodes one system in its own process, without writing the report."""
+    command = [sys.executable, "-m", "tf_jointctc.reproduce.run", "--corpus", corpus, "--out", out,
+               "--epochs", str(epochs), "--systems", name, "--jobs", "1", "--no_report"]
+    return command + (["--config", base_config] if base_config else [])
+
+
+def prepare_shared_caches(corpus: str, out: str, epochs: int, base_config: str | None) -> None:
+    """Builds the TFRecord caches that all systems share (same data, same cache dir) before any trains."""
+    from tf_jointctc.text import Vocabulary
+    from tf_jointctc.training.loop import prepare_data
+
+    base = sysmod.load_demo_config(base_config) if base_config else None
+    name = next(iter(sysmod.SYSTEMS))
+    prepare_data(sysmod.system_config(name, corpus, out, epochs, base), os.path.join(out, name), Vocabulary())
+
+
+def run_in_parallel(commands: dict[str, list[str]], out: str, jobs: int, poll_seconds: float = 5.0) -> None:
+    """Runs {system: command} with at most `jobs` at once; raises SystemExit naming the log of a failure."""
+    pending, running, failed = list(commands), {}, []
+    while pending or running:
+        while pending and len(running) < jobs:
+            name = pending.pop(0)
+            log_path = os.path.join(out, f"{name}.log")
+            log(f"{name}: started in its own process (log: {log_path})")
+            with open(log_path, "a") as log_file:
+                running[name] = subprocess.Popen(commands[name], stdout=log_file, stderr=subprocess.STDOUT,
+                                                 preexec_fn=_die_with_parent)
+        time.sleep(poll_seconds)
+        for name, process in list(running.items()):
+            if process.poll() is not None:
+                del running[name]
+                log(f"{name}: process finished with exit code {process.returncode}")
+                if process.returncode != 0:
+                    failed.append(name)
+    if failed:
+        logs = ", ".join(os.path.join(out, f"{n}.log") for n in failed)
+        raise SystemExit(f"systems {failed} failed; see {logs}")
+
+
 def run(corpus: str, out: str, epochs: int = DEFAULT_EPOCHS, names: Sequence[str] | None = None,
         report_only: bool = False, docs: str = "docs", command: str | None = None,
-        train_fn: Callable | None = None, eval_fn: Callable | None = None, base_config: str | None = None) -> str:
-    """Runs everything pending, then writes the figures and results.md; returns the results.md path."""
+        train_fn: Callable | None = None, eval_fn: Callable | None = None, base_config: str | None = None,
+        jobs: int = 1, write_report: bool = True) -> str | None:
+    """Runs everything pending (`jobs` systems at a time), then writes the figures and results.md; returns the
+    results.md path (None with `write_report=False`)."""
     from tf_jointctc.reproduce import figures, report
 
     names = list(names or sysmod.SYSTEMS)
@@ -136,13 +194,20 @@ def run(corpus: str, out: str, epochs: int = DEFAULT_EPOCHS, names: Sequence[str
     meta_path = os.path.join(out, "run.json")
     meta = _read_json(meta_path) if os.path.exists(meta_path) else {}
     if not report_only:
-        meta.update(corpus=corpus, epochs=epochs, command=command or meta.get("command"))
-        _write_json(meta_path, meta)
+        if write_report:  # the top-level run; the per-system processes of --jobs leave its command in place
+            meta.update(corpus=corpus, epochs=epochs, command=command or meta.get("command"))
+            _write_json(meta_path, meta)
         started = time.time()
-        for name in names:
-            train_system(name, corpus, out, epochs, train_fn, base_config)
-            evaluate_system(name, corpus, out, eval_fn)
+        if jobs > 1 and len(names) > 1:
+            prepare_shared_caches(corpus, out, epochs, base_config)
+            run_in_parallel({n: child_command(n, corpus, out, epochs, base_config) for n in names}, out, jobs)
+        else:
+            for name in names:
+                train_system(name, corpus, out, epochs, train_fn, base_config)
+                evaluate_system(name, corpus, out, eval_fn)
         log(f"all systems done ({time.time() - started:.0f} s this run)")
+    if not write_report:
+        return None
     paths = figures.write_figures(out, docs)
     for path in paths:
         log(f"wrote {path}")
@@ -159,12 +224,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--systems", default="", help=f"Comma-separated subset of {','.join(sysmod.SYSTEMS)}.")
     parser.add_argument("--docs", default="docs", help="Where the figures, monotonicity.json and results.md go.")
     parser.add_argument("--config", default="", help="Base config file (default configs/demo.py); for smoke tests.")
+    parser.add_argument("--jobs", type=int, default=1, help="Systems trained at once, each in its own process.")
     parser.add_argument("--report_only", action="store_true", help="Only write figures and results.md.")
+    parser.add_argument("--no_report", action="store_true", help="Train and decode only (used by --jobs).")
     args = parser.parse_args(argv)
     command = "python -m tf_jointctc.reproduce.run " + shlex.join(sys.argv[1:] if argv is None else list(argv))
     names = [n.strip() for n in args.systems.split(",") if n.strip()] or None
     run(args.corpus, args.out, args.epochs, names, args.report_only, args.docs, command,
-        base_config=args.config or None)
+        base_config=args.config or None, jobs=args.jobs, write_report=not args.no_report)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,27 @@ from tf_jointctc.training.checkpoint import TrainingCheckpoints
 from tf_jointctc.training.strategy import make_strategy, split_cpu
 
 
+def prepare_data(config: ml_collections.ConfigDict, workdir: str, vocab: Vocabulary) -> dict[str, dict]:
+    """The TFRecord caches of the train, dev and (if `train.alignment_data` is set) alignment data:
+    {split: prepare_dataset's summary}. Reuses complete caches; several runs that share `data.cache_dir` can
+    call this first, one at a time, so that they never build the same cache concurrently."""
+    cache_dir = config.data.cache_dir or os.path.join(workdir, "cache")
+    sources = {"train": config.data.train, "dev": config.data.dev}
+    if config.train.get("alignment_data", ""):
+        sources["alignment"] = config.train.alignment_data
+    prepared = {}
+    for split, data_path in sources.items():
+        prepared[split] = prepare_dataset(
+            data_path, os.path.join(cache_dir, split), vocab,
+            num_shards=1 if split == "alignment" else config.data.num_shards,
+            max_seconds=config.data.max_seconds, subsampling=config.data.subsampling,
+        )
+        if not prepared[split]["num_utterances"]:
+            what = "alignment data" if split == "alignment" else f"{split} data"
+            raise SystemExit(f"jointctc-train: no usable utterances in {what} {data_path!r}")
+    return prepared
+
+
 def train(
     config: ml_collections.ConfigDict,
     workdir: str,
@@ -45,15 +66,7 @@ def train(
     vocab = Vocabulary()
     wd.save_config(workdir, config)
     wd.save_vocab(workdir, vocab)
-    cache_dir = config.data.cache_dir or os.path.join(workdir, "cache")
-    prepared = {}
-    for split in ("train", "dev"):
-        prepared[split] = prepare_dataset(
-            config.data[split], os.path.join(cache_dir, split), vocab, num_shards=config.data.num_shards,
-            max_seconds=config.data.max_seconds, subsampling=config.data.subsampling,
-        )
-        if not prepared[split]["num_utterances"]:
-            raise SystemExit(f"jointctc-train: no usable utterances in {split} data {config.data[split]!r}")
+    prepared = prepare_data(config, workdir, vocab)
     train_shards, dev_shards = prepared["train"]["shards"], prepared["dev"]["shards"]
     cmvn = wd.load_or_compute_cmvn(workdir, make_dataset(train_shards, batch_size=32, training=False))
 
@@ -73,15 +86,8 @@ def train(
     initial_epoch = checkpoints.restore_latest()
 
     alignment_ds = None
-    alignment_data = config.train.get("alignment_data", "")
-    if alignment_data:  # the fixed utterances whose attention alignments are saved come from this data set
-        prepared_alignment = prepare_dataset(
-            alignment_data, os.path.join(cache_dir, "alignment"), vocab, num_shards=1,
-            max_seconds=config.data.max_seconds, subsampling=config.data.subsampling,
-        )
-        if not prepared_alignment["num_utterances"]:
-            raise SystemExit(f"jointctc-train: no usable utterances in alignment data {alignment_data!r}")
-        alignment_ds = make_dataset(prepared_alignment["shards"], batch_size=max(1, config.train.alignment_images),
+    if "alignment" in prepared:  # the fixed utterances whose attention alignments are saved
+        alignment_ds = make_dataset(prepared["alignment"]["shards"], batch_size=max(1, config.train.alignment_images),
                                     training=False, include_text=True)
 
     guard = cb.NonFiniteGuard(config.train.max_non_finite_steps)
