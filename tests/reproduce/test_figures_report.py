@@ -126,6 +126,12 @@ def test_run_trains_evaluates_and_skips_finished_work(tmp_path):
     assert json.loads((out / "ctc" / "train.json").read_text())["epochs"] == 9
     assert (docs / "results.md").is_file() and (docs / "fig3_alignments.png").is_file()
 
+    assert run.system_done("ctc", str(out), 9) and run.system_done("mtl_0.2", str(out), 9)
+    assert not run.system_done("ctc", str(out), 10) and not run.system_done("mtl_0.5", str(out), 9)
+    (out / "mtl_0.2" / "eval" / "dev-joint.json").unlink()
+    assert not run.system_done("mtl_0.2", str(out), 9)
+    run.evaluate_system("mtl_0.2", str(corpus), str(out), fake_eval)
+
     # A second run finds everything done and neither trains nor decodes again.
     calls = {"train": [], "eval": []}
     run.run(str(corpus), str(out), epochs=9, names=["ctc", "mtl_0.2"], docs=str(docs), train_fn=fake_train,

@@ -130,6 +130,17 @@ def evaluate_system(name: str, corpus: str, out: str, eval_fn: Callable | None =
     return results
 
 
+def system_done(name: str, out: str, epochs: int) -> bool:
+    """True when `<out>/<name>` is trained to `epochs` and every decoding of it is on disk."""
+    workdir = os.path.join(out, name)
+    record_path = os.path.join(workdir, "train.json")
+    if not os.path.exists(record_path) or _read_json(record_path).get("epochs", 0) < epochs:
+        return False
+    modes = sysmod.decode_modes(sysmod.SYSTEMS[name])
+    return all(os.path.exists(os.path.join(workdir, "eval", f"{split}-{mode}.json"))
+               for split in sysmod.SPLITS for mode in modes)
+
+
 def _die_with_parent() -> None:  # runs in the child between fork and exec (Linux)
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -198,9 +209,10 @@ def run(corpus: str, out: str, epochs: int = DEFAULT_EPOCHS, names: Sequence[str
             meta.update(corpus=corpus, epochs=epochs, command=command or meta.get("command"))
             _write_json(meta_path, meta)
         started = time.time()
-        if jobs > 1 and len(names) > 1:
+        pending = [n for n in names if not system_done(n, out, epochs)]
+        if jobs > 1 and len(pending) > 1:
             prepare_shared_caches(corpus, out, epochs, base_config)
-            run_in_parallel({n: child_command(n, corpus, out, epochs, base_config) for n in names}, out, jobs)
+            run_in_parallel({n: child_command(n, corpus, out, epochs, base_config) for n in pending}, out, jobs)
         else:
             for name in names:
                 train_system(name, corpus, out, epochs, train_fn, base_config)
