@@ -5,7 +5,8 @@ Fig. 2 (`fig2_learning_curves.png`): dev character accuracy per epoch. For atten
 paper); for CTC, which has no history to force, 100 - the greedy dev CER.
 
 Fig. 3 (`fig3_alignments.png`): the attention weights of one fixed noisy (test_noisy) utterance at epochs
-1, 3, 5, 7 and 9, location-based attention (row 1) against MTL lambda = 0.2 (row 2), each panel titled with
+1, 3, 5, 7 and 9, location-based attention (row 1) against MTL lambda = 0.2 (row 2, the paper's best) and
+lambda = 0.8 (row 3, the most CTC), each panel titled with
 its epoch and monotonicity score (`alignment.monotonicity`). `monotonicity.json` holds the score of every
 alignment utterance at every epoch for every system that has attention.
 """
@@ -23,7 +24,7 @@ from tf_jointctc.reproduce import alignment
 from tf_jointctc.reproduce.systems import SYSTEMS
 
 FIG3_EPOCHS = (1, 3, 5, 7, 9)
-FIG3_SYSTEMS = ("att_location", "mtl_0.2")
+FIG3_SYSTEMS = ("att_location", "mtl_0.2", "mtl_0.8")
 
 
 def load_history(workdir: str) -> list[dict]:
