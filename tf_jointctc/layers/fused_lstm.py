@@ -24,9 +24,23 @@ from __future__ import annotations
 import tensorflow as tf
 
 
-def _gates(z: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+def _cell(z: tf.Tensor, c: tf.Tensor) -> tuple[tf.Tensor, ...]:
+    """One LSTM step from the pre-activations z [D, B, 4H] (gate order i, f, c, o) and the cell c [D, B, H]:
+    returns (i, f, g, o, new c, new h)."""
     zi, zf, zg, zo = tf.split(z, 4, axis=-1)
-    return tf.sigmoid(zi), tf.sigmoid(zf), tf.tanh(zg), tf.sigmoid(zo)
+    i, f, g, o = tf.sigmoid(zi), tf.sigmoid(zf), tf.tanh(zg), tf.sigmoid(zo)
+    c = f * c + i * g
+    return i, f, g, o, c, o * tf.tanh(c)
+
+
+def _zero_state(inputs: tf.Tensor, recurrent: tf.Tensor) -> tf.Tensor:
+    """Zeros [D, B, H] for inputs [T, D, B, 4H] and recurrent [D, H, 4H]."""
+    return tf.zeros(tf.stack([tf.shape(inputs)[1], tf.shape(inputs)[2], tf.shape(recurrent)[1]]), inputs.dtype)
+
+
+def _state_shape(inputs: tf.Tensor, recurrent: tf.Tensor) -> tf.TensorShape:
+    """The static part of [D, B, H] (the TFLite converter needs it: batch 1 at export)."""
+    return inputs.shape[1:3].concatenate(recurrent.shape[1:2])
 
 
 def lstm_loop(inputs: tf.Tensor, recurrent: tf.Tensor) -> tf.Tensor:
@@ -35,21 +49,15 @@ def lstm_loop(inputs: tf.Tensor, recurrent: tf.Tensor) -> tf.Tensor:
     inputs [T, D, B, 4H] (input projection + bias per direction D), recurrent [D, H, 4H] -> h [T, D, B, H].
     """
     steps = tf.shape(inputs)[0]
-    units = tf.shape(recurrent)[1]
-    state_shape = tf.stack([tf.shape(inputs)[1], tf.shape(inputs)[2], units])
-    zeros = tf.zeros(state_shape, inputs.dtype)
-    # A static element shape where one is known (the TFLite converter needs it: batch 1 at export).
-    state_static = inputs.shape[1:3].concatenate(recurrent.shape[1:2])
-    outputs = tf.TensorArray(inputs.dtype, size=steps, element_shape=state_static)
+    zeros = _zero_state(inputs, recurrent)
+    outputs = tf.TensorArray(inputs.dtype, size=steps, element_shape=_state_shape(inputs, recurrent))
 
     def body(t, h, c, outputs):
-        i, f, g, o = _gates(inputs[t] + tf.matmul(h, recurrent))
-        c = f * c + i * g
-        h = o * tf.tanh(c)
+        *_, c, h = _cell(inputs[t] + tf.matmul(h, recurrent), c)
         return t + 1, h, c, outputs.write(t, h)
 
     _, _, _, outputs = tf.while_loop(lambda t, *_: t < steps, body, (0, zeros, zeros, outputs))
-    return _stack(outputs, inputs.shape[:3].concatenate(recurrent.shape[1:2]))
+    return _stack(outputs, inputs.shape[:1].concatenate(_state_shape(inputs, recurrent)))
 
 
 def _stack(array: tf.TensorArray, static_shape: tf.TensorShape) -> tf.Tensor:
@@ -62,20 +70,17 @@ def _stack(array: tf.TensorArray, static_shape: tf.TensorShape) -> tf.Tensor:
 def lstm_loop_with_gradient(inputs: tf.Tensor, recurrent: tf.Tensor):
     """`lstm_loop` for training: saves the gates and cells, and back-propagates by hand (module docstring)."""
     steps = tf.shape(inputs)[0]
-    units = tf.shape(recurrent)[1]
-    zeros = tf.zeros(tf.stack([tf.shape(inputs)[1], tf.shape(inputs)[2], units]), inputs.dtype)
+    zeros = _zero_state(inputs, recurrent)
     shape3 = tf.TensorShape([None, None, None])
     arrays = [tf.TensorArray(inputs.dtype, size=steps, element_shape=shape3) for _ in range(6)]
 
     def body(t, h, c, hs, cs, i_s, f_s, g_s, o_s):
-        i, f, g, o = _gates(inputs[t] + tf.matmul(h, recurrent))
-        c = f * c + i * g
-        h = o * tf.tanh(c)
+        i, f, g, o, c, h = _cell(inputs[t] + tf.matmul(h, recurrent), c)
         return (t + 1, h, c, hs.write(t, h), cs.write(t, c), i_s.write(t, i), f_s.write(t, f), g_s.write(t, g),
                 o_s.write(t, o))
 
     loop = tf.while_loop(lambda t, *_: t < steps, body, (0, zeros, zeros, *arrays))
-    state_shape = inputs.shape[:3].concatenate(recurrent.shape[1:2])
+    state_shape = inputs.shape[:1].concatenate(_state_shape(inputs, recurrent))
     hs, cs, i_s, f_s, g_s, o_s = (_stack(a, state_shape) for a in loop[3:])
 
     def grad(d_hs: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
