@@ -6,26 +6,32 @@ valid frame), on the weights of such a layer, so the encoder keeps the Keras lay
 checkpoints, initializers and configs are unchanged) and only the computation differs. Where the time goes
 differently from Keras' generic RNN loop:
 
-- the input projections of all frames and both directions are one GEMM before the loop (`[B*T, D] x [D, 8H]`);
-- the backward direction is time-reversed per utterance (`tf.reverse_sequence`) so both directions run in one
-  loop, as one batched matmul `[2, B, H] x [2, H, 4H]` per step, and the loop needs no per-step masking (every
-  utterance's valid frames are a prefix in both directions; outputs past the length are zeroed at the end);
+- the input projection of all frames is one GEMM per direction before the loop (`[T*B, D] x [D, 4H]`), on
+  time-major inputs, so the loop reads `[B, 4H]` slices without any transpose of the projected tensor;
+- the backward direction runs on time-reversed inputs (`tf.reverse_sequence`, applied to the narrow input
+  rather than to the projection), so both directions advance in the same loop, and the loop needs no per-step
+  masking (every utterance's valid frames are a prefix in both directions; outputs past the length are zeroed
+  at the end);
+- each direction keeps its own state, step tensors and plain 2-D matmul `[B, H] x [H, 4H]`: on this CPU two
+  matmuls are faster than one batched `[2, B, H] x [2, H, 4H]`, and no per-step stacking is needed;
 - the backward pass (`tf.custom_gradient`) keeps only the per-step work that is sequential (`dz_t`, `dh_{t-1}`)
   in its loop: the gate derivatives of all steps are computed before it in a few large element-wise ops, and
-  the recurrent-weight gradient after it as one GEMM over all steps, instead of accumulating a `[H, 4H]` outer
-  product per step.
+  the recurrent-weight gradient after it as one 2-D GEMM over all steps (`h_{t-1}^T dz_t`, `[H, T*B] x
+  [T*B, 4H]`), instead of accumulating a `[H, 4H]` outer product per step.
 
 Only while loops, matmuls and element-wise ops: the inference path (no custom gradient) converts to TFLite
-built-ins (WHILE, BATCH_MATMUL, LOGISTIC, TANH).
+built-ins (WHILE, FULLY_CONNECTED / BATCH_MATMUL, LOGISTIC, TANH).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import tensorflow as tf
 
 
 def _cell(z: tf.Tensor, c: tf.Tensor) -> tuple[tf.Tensor, ...]:
-    """One LSTM step from the pre-activations z [D, B, 4H] (gate order i, f, c, o) and the cell c [D, B, H]:
+    """One LSTM step from the pre-activations z [B, 4H] (gate order i, f, c, o) and the cell c [B, H]:
     returns (i, f, g, o, new c, new h)."""
     zi, zf, zg, zo = tf.split(z, 4, axis=-1)
     i, f, g, o = tf.sigmoid(zi), tf.sigmoid(zf), tf.tanh(zg), tf.sigmoid(zo)
@@ -34,30 +40,13 @@ def _cell(z: tf.Tensor, c: tf.Tensor) -> tuple[tf.Tensor, ...]:
 
 
 def _zero_state(inputs: tf.Tensor, recurrent: tf.Tensor) -> tf.Tensor:
-    """Zeros [D, B, H] for inputs [T, D, B, 4H] and recurrent [D, H, 4H]."""
-    return tf.zeros(tf.stack([tf.shape(inputs)[1], tf.shape(inputs)[2], tf.shape(recurrent)[1]]), inputs.dtype)
+    """Zeros [B, H] for inputs [T, B, 4H] and recurrent [H, 4H]."""
+    return tf.zeros(tf.stack([tf.shape(inputs)[1], tf.shape(recurrent)[0]]), inputs.dtype)
 
 
 def _state_shape(inputs: tf.Tensor, recurrent: tf.Tensor) -> tf.TensorShape:
-    """The static part of [D, B, H] (the TFLite converter needs it: batch 1 at export)."""
-    return inputs.shape[1:3].concatenate(recurrent.shape[1:2])
-
-
-def lstm_loop(inputs: tf.Tensor, recurrent: tf.Tensor) -> tf.Tensor:
-    """The recurrence only, no gradient bookkeeping (inference and export).
-
-    inputs [T, D, B, 4H] (input projection + bias per direction D), recurrent [D, H, 4H] -> h [T, D, B, H].
-    """
-    steps = tf.shape(inputs)[0]
-    zeros = _zero_state(inputs, recurrent)
-    outputs = tf.TensorArray(inputs.dtype, size=steps, element_shape=_state_shape(inputs, recurrent))
-
-    def body(t, h, c, outputs):
-        *_, c, h = _cell(inputs[t] + tf.matmul(h, recurrent), c)
-        return t + 1, h, c, outputs.write(t, h)
-
-    _, _, _, outputs = tf.while_loop(lambda t, *_: t < steps, body, (0, zeros, zeros, outputs))
-    return _stack(outputs, inputs.shape[:1].concatenate(_state_shape(inputs, recurrent)))
+    """The static part of [B, H] (the TFLite converter needs it: batch 1 at export)."""
+    return inputs.shape[1:2].concatenate(recurrent.shape[:1])
 
 
 def _stack(array: tf.TensorArray, static_shape: tf.TensorShape) -> tf.Tensor:
@@ -66,51 +55,119 @@ def _stack(array: tf.TensorArray, static_shape: tf.TensorShape) -> tf.Tensor:
     return stacked
 
 
-@tf.custom_gradient
-def lstm_loop_with_gradient(inputs: tf.Tensor, recurrent: tf.Tensor):
+def lstm_loop(inputs: Sequence[tf.Tensor], recurrent: Sequence[tf.Tensor]) -> list[tf.Tensor]:
+    """The recurrence only, no gradient bookkeeping (inference and export).
+
+    inputs: per direction [T, B, 4H] (input projection + bias); recurrent: per direction [H, 4H]
+    -> per direction h [T, B, H]. All directions advance in one loop.
+    """
+    steps = tf.shape(inputs[0])[0]
+    directions = len(inputs)
+    zeros = [_zero_state(x, r) for x, r in zip(inputs, recurrent)]
+    shapes = [_state_shape(x, r) for x, r in zip(inputs, recurrent)]
+    outputs = [tf.TensorArray(x.dtype, size=steps, element_shape=s) for x, s in zip(inputs, shapes)]
+
+    def body(t, hs, cs, outputs):
+        new_h, new_c, written = [], [], []
+        for d in range(directions):
+            *_, c, h = _cell(inputs[d][t] + tf.matmul(hs[d], recurrent[d]), cs[d])
+            new_h.append(h)
+            new_c.append(c)
+            written.append(outputs[d].write(t, h))
+        return t + 1, new_h, new_c, written
+
+    _, _, _, outputs = tf.while_loop(lambda t, *_: t < steps, body, (0, zeros, zeros, outputs))
+    return [_stack(a, x.shape[:1].concatenate(s)) for a, x, s in zip(outputs, inputs, shapes)]
+
+
+def _one_direction_gradient(
+    d_hs: tf.Tensor, hs: tf.Tensor, cs: tf.Tensor, gates: Sequence[tf.Tensor], zero: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Everything that does not depend on the recurrence, for all steps at once (large element-wise ops):
+    returns (cell_from_h [T, B, H] = d c_t / d h_t through h = o tanh c, factors [T, B, 4H] such that
+    dz_t = [dc, dc, dc, dh] * factors_t)."""
+    i_s, f_s, g_s, o_s = gates
+    c_prev = tf.concat([zero[None], cs[:-1]], axis=0)  # c_{t-1}, zeros before the first step
+    tanh_c = tf.tanh(cs)
+    cell_from_h = o_s * (1.0 - tf.square(tanh_c))
+    factors = tf.concat(
+        [g_s * i_s * (1.0 - i_s), c_prev * f_s * (1.0 - f_s), i_s * (1.0 - tf.square(g_s)),
+         tanh_c * o_s * (1.0 - o_s)],
+        axis=-1,
+    )
+    return cell_from_h, factors
+
+
+def _lstm_loop_with_gradient(inputs: Sequence[tf.Tensor], recurrent: Sequence[tf.Tensor]):
     """`lstm_loop` for training: saves the gates and cells, and back-propagates by hand (module docstring)."""
-    steps = tf.shape(inputs)[0]
-    zeros = _zero_state(inputs, recurrent)
-    shape3 = tf.TensorShape([None, None, None])
-    arrays = [tf.TensorArray(inputs.dtype, size=steps, element_shape=shape3) for _ in range(6)]
+    steps = tf.shape(inputs[0])[0]
+    directions = len(inputs)
+    zeros = [_zero_state(x, r) for x, r in zip(inputs, recurrent)]
+    step_shape = tf.TensorShape([None, None])
+    # Per direction: h, c, i, f, g, o of every step.
+    arrays = [[tf.TensorArray(x.dtype, size=steps, element_shape=step_shape) for _ in range(6)] for x in inputs]
 
-    def body(t, h, c, hs, cs, i_s, f_s, g_s, o_s):
-        i, f, g, o, c, h = _cell(inputs[t] + tf.matmul(h, recurrent), c)
-        return (t + 1, h, c, hs.write(t, h), cs.write(t, c), i_s.write(t, i), f_s.write(t, f), g_s.write(t, g),
-                o_s.write(t, o))
+    def body(t, hs, cs, arrays):
+        new_h, new_c, written = [], [], []
+        for d in range(directions):
+            i, f, g, o, c, h = _cell(inputs[d][t] + tf.matmul(hs[d], recurrent[d]), cs[d])
+            new_h.append(h)
+            new_c.append(c)
+            written.append([a.write(t, v) for a, v in zip(arrays[d], (h, c, i, f, g, o))])
+        return t + 1, new_h, new_c, written
 
-    loop = tf.while_loop(lambda t, *_: t < steps, body, (0, zeros, zeros, *arrays))
-    state_shape = inputs.shape[:1].concatenate(_state_shape(inputs, recurrent))
-    hs, cs, i_s, f_s, g_s, o_s = (_stack(a, state_shape) for a in loop[3:])
+    loop = tf.while_loop(lambda t, *_: t < steps, body, (0, zeros, zeros, arrays))
+    saved = [[_stack(a, x.shape[:2].concatenate(r.shape[:1])) for a in arrays_d]
+             for arrays_d, x, r in zip(loop[3], inputs, recurrent)]
+    hs_all = [s[0] for s in saved]
 
-    def grad(d_hs: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        # c_{t-1} and h_{t-1} of every step (zeros before the first).
-        c_prev = tf.concat([zeros[None], cs[:-1]], axis=0)
-        h_prev = tf.concat([zeros[None], hs[:-1]], axis=0)
-        recurrent_t = tf.transpose(recurrent, [0, 2, 1])  # [D, 4H, H]
-        # Everything that does not depend on the recurrence, for all steps at once (large element-wise ops),
-        # so that the loop below only does: dh, dc, dz = [dc, dc, dc, dh] * factors, dz R^T, dc f.
-        tanh_c = tf.tanh(cs)
-        cell_from_h = o_s * (1.0 - tf.square(tanh_c))  # d c_t / d h_t (through h = o tanh c)
-        factors = tf.concat(  # d z / d(dc) for i, f, g; d z / d(dh) for o
-            [g_s * i_s * (1.0 - i_s), c_prev * f_s * (1.0 - f_s), i_s * (1.0 - tf.square(g_s)),
-             tanh_c * o_s * (1.0 - o_s)],
-            axis=-1,
-        )
-        d_z = tf.TensorArray(inputs.dtype, size=steps, element_shape=shape3)
+    def grad(*d_hs: tf.Tensor) -> list[tf.Tensor]:
+        cell_from_h, factors, recurrent_t = [], [], []
+        for d in range(directions):
+            hs, cs, *gates = saved[d]
+            a, b = _one_direction_gradient(d_hs[d], hs, cs, gates, zeros[d])
+            cell_from_h.append(a)
+            factors.append(b)
+            recurrent_t.append(tf.transpose(recurrent[d]))  # [4H, H]
+        f_s = [saved[d][3] for d in range(directions)]
+        d_z = [tf.TensorArray(x.dtype, size=steps, element_shape=step_shape) for x in inputs]
 
         def back(t, dh_next, dc_next, d_z):
-            dh = d_hs[t] + dh_next
-            dc = dc_next + dh * cell_from_h[t]
-            dz = tf.concat([dc, dc, dc, dh], axis=-1) * factors[t]
-            return t - 1, tf.matmul(dz, recurrent_t), dc * f_s[t], d_z.write(t, dz)
+            new_dh, new_dc, written = [], [], []
+            for d in range(directions):
+                dh = d_hs[d][t] + dh_next[d]
+                dc = dc_next[d] + dh * cell_from_h[d][t]
+                dz = tf.concat([dc, dc, dc, dh], axis=-1) * factors[d][t]
+                new_dh.append(tf.matmul(dz, recurrent_t[d]))
+                new_dc.append(dc * f_s[d][t])
+                written.append(d_z[d].write(t, dz))
+            return t - 1, new_dh, new_dc, written
 
         _, _, _, d_z = tf.while_loop(lambda t, *_: t >= 0, back, (steps - 1, zeros, zeros, d_z))
-        d_inputs = tf.reshape(d_z.stack(), tf.shape(inputs))
-        d_recurrent = tf.einsum("tdbh,tdbg->dhg", h_prev, d_inputs)  # one GEMM over all steps
-        return d_inputs, d_recurrent
+        d_inputs, d_recurrent = [], []
+        for d in range(directions):
+            dz = tf.reshape(d_z[d].stack(), tf.shape(inputs[d]))  # [T, B, 4H]
+            hs = saved[d][0]
+            units = tf.shape(hs)[-1]
+            # sum_t h_{t-1}^T dz_t (h_{-1} = 0): one GEMM [H, (T-1)*B] x [(T-1)*B, 4H].
+            d_recurrent.append(tf.matmul(tf.reshape(hs[:-1], [-1, units]), tf.reshape(dz[1:], [-1, 4 * units]),
+                                         transpose_a=True))
+            d_inputs.append(dz)
+        return d_inputs + d_recurrent
 
-    return hs, grad
+    return hs_all, grad
+
+
+@tf.custom_gradient
+def _two_directions_with_gradient(inputs_fw, inputs_bw, recurrent_fw, recurrent_bw):
+    return _lstm_loop_with_gradient([inputs_fw, inputs_bw], [recurrent_fw, recurrent_bw])
+
+
+def lstm_loop_with_gradient(inputs: Sequence[tf.Tensor], recurrent: Sequence[tf.Tensor]) -> list[tf.Tensor]:
+    """`lstm_loop` with the hand-written backward pass (two directions)."""
+    if len(inputs) != 2 or len(recurrent) != 2:
+        raise ValueError("lstm_loop_with_gradient takes exactly two directions")
+    return list(_two_directions_with_gradient(*inputs, *recurrent))
 
 
 def bidirectional_lstm(x: tf.Tensor, lengths: tf.Tensor, forward: tuple, backward: tuple, training: bool = False
@@ -128,15 +185,16 @@ def bidirectional_lstm(x: tf.Tensor, lengths: tf.Tensor, forward: tuple, backwar
       [B, T, 2H]: forward then backward outputs, exactly zero at padded frames.
     """
     steps = tf.shape(x)[1]
-    kernel = tf.concat([forward[0], backward[0]], axis=1)  # [D, 8H]
-    bias = tf.concat([forward[2], backward[2]], axis=0)
-    projected = tf.einsum("btd,dg->btg", x, kernel) + bias  # [B, T, 8H], one GEMM for every frame
-    fw, bw = tf.split(projected, 2, axis=-1)
-    bw = tf.reverse_sequence(bw, lengths, seq_axis=1, batch_axis=0)
-    inputs = tf.transpose(tf.stack([fw, bw]), [2, 0, 1, 3])  # [T, 2, B, 4H]
-    recurrent = tf.stack([forward[1], backward[1]])  # [2, H, 4H]
+    x_time_major = tf.transpose(x, [1, 0, 2])  # [T, B, D]
+    x_reversed = tf.reverse_sequence(x_time_major, lengths, seq_axis=0, batch_axis=1)
+    projected = [
+        tf.einsum("tbd,dg->tbg", inputs, kernel) + bias  # [T, B, 4H], one GEMM for every frame
+        for inputs, (kernel, _, bias) in ((x_time_major, forward), (x_reversed, backward))
+    ]
+    recurrent = [forward[1], backward[1]]
     loop = lstm_loop_with_gradient if training else lstm_loop
-    hs = tf.transpose(loop(inputs, recurrent), [1, 2, 0, 3])  # [2, B, T, H]
-    out_bw = tf.reverse_sequence(hs[1], lengths, seq_axis=1, batch_axis=0)
+    out_fw, out_bw = loop(projected, recurrent)  # [T, B, H] each, backward in reversed time
+    out_bw = tf.reverse_sequence(out_bw, lengths, seq_axis=0, batch_axis=1)
+    out = tf.transpose(tf.concat([out_fw, out_bw], axis=-1), [1, 0, 2])  # [B, T, 2H]
     mask = tf.cast(tf.sequence_mask(lengths, steps), x.dtype)[..., None]
-    return tf.concat([hs[0], out_bw], axis=-1) * mask
+    return out * mask
