@@ -83,6 +83,32 @@ def test_padding_invariance(kind):
         np.testing.assert_allclose(cb[1], ca[0], atol=1e-5)
 
 
+@pytest.mark.parametrize("width,frames", [(1, 6), (4, 3), (4, 11), (7, 30), (100, 37), (100, 250), (201, 90)])
+def test_location_matrix_equals_the_convolution(width, frames):
+    """Teacher forcing's Toeplitz matmul gives the conv2d's location features and the same gradients (kernel
+    and previous weights), for odd and even widths, utterances shorter and longer than the filter."""
+    att = LocationAwareAttention(A, conv_filters=3, conv_width=width)
+    att.build((None, S), (None, None, P))
+    rng = np.random.default_rng(width + frames)
+    previous = tf.constant(rng.random((2, frames)).astype("float32"))
+    probe = tf.constant(rng.standard_normal((2, frames, 3)).astype("float32"))
+
+    def features_and_grads(use_matrix):
+        with tf.GradientTape() as tape:
+            tape.watch(previous)
+            matrix = att.location_matrix(tf.constant(frames)) if use_matrix else None
+            f = att.location_features(previous, matrix)
+            loss = tf.reduce_sum(f * probe)
+        return (f.numpy(), *(g.numpy() for g in tape.gradient(loss, [previous, att.conv_kernel])))
+
+    for expected, actual in zip(features_and_grads(False), features_and_grads(True)):
+        np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=2e-5)  # float32 sums of ~500 terms
+
+
+def test_location_matrix_is_none_for_content_attention():
+    assert ContentAttention(A).location_matrix(tf.constant(5)) is None
+
+
 @pytest.mark.parametrize("width", [7, 100, 201])
 def test_location_kernel_width(width):
     att = LocationAwareAttention(A, conv_filters=4, conv_width=width)

@@ -3,7 +3,9 @@
 The eight shortest training utterances of a 3-minute built-in corpus (SVOX Pico, 1.2-1.7 s, 17-24 characters)
 go through the real pipeline (audio -> TFRecord -> log-mel + deltas -> CMVN) into the paper's architecture
 shape (4-layer pyramidal BLSTM, T/4, location attention, lambda = 0.2 as configs/demo.py) at 64 cells, trained by
-`train_on_batch` with Adam. Measured on the 2-core CPU: the loss falls by 90% after ~490 steps (~1.5 min).
+`train_on_batch` with Adam. Measured on the 2-core CPU: the loss falls by 90% after 200-500 steps (the
+trajectory at this learning rate changes with float rounding, e.g. the location convolution done as a matmul
+instead of conv2d: 176 and 214 steps), ~40 s.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from tf_jointctc.features import compute_cmvn_stats
 from tf_jointctc.model import build_model, make_optimizer
 from tf_jointctc.text import Vocabulary
 
-MAX_STEPS = 800  # bound on the updates; the measured run needed ~490
+MAX_STEPS = 800  # bound on the updates; measured runs needed 176-490
 
 
 @pytest.fixture(scope="module")
@@ -56,12 +58,14 @@ def test_small_model_overfits_eight_corpus_utterances(eight_utterances):
 
     first = model.compute_losses(batch)
     initial = float(first["loss"])
-    logs = {}
+    logs, final = {}, first
     for _ in range(MAX_STEPS):
         logs = model.train_on_batch(batch, return_dict=True)
+        # The step's loss is taken before its update, and Adam at 1e-2 bounces: confirm on the updated weights.
         if logs["loss"] < 0.1 * initial:
-            break
-    final = model.compute_losses(batch)
+            final = model.compute_losses(batch)
+            if float(final["loss"]) < 0.1 * initial:
+                break
     steps = int(model.optimizer.iterations.numpy())
     assert float(final["loss"]) < 0.1 * initial, (initial, float(final["loss"]), steps)
     # Both branches learned, not only the one with the larger weight.

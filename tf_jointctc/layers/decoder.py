@@ -138,12 +138,13 @@ class AttentionDecoder(keras.layers.Layer):
         h_proj: tf.Tensor,
         h_mask: tf.Tensor,
         training: bool | None = None,
+        location_matrix: tf.Tensor | None = None,
     ) -> tuple[tf.Tensor, DecoderState]:
         """One decoder step -> (logits [B, V], new state). The single source of truth for both entry points."""
         lstm_h, lstm_c, context, weights = state
         x = tf.concat([self.embedding(prev_token), context], axis=-1)
         out, (lstm_h, lstm_c) = self.cell(x, [lstm_h, lstm_c], training=training)
-        context, weights = self.attention(out, h, h_proj, h_mask, weights)
+        context, weights = self.attention(out, h, h_proj, h_mask, weights, location_matrix=location_matrix)
         logits = self.output_dense(tf.concat([out, context], axis=-1))
         return logits, (lstm_h, lstm_c, context, weights)
 
@@ -176,7 +177,9 @@ class AttentionDecoder(keras.layers.Layer):
         targets_in: tf.Tensor,
         training: bool | None = None,
     ) -> tuple[tf.Tensor, tf.Tensor]:
-        """Runs `_step` over the reference history with `tf.scan`.
+        """Runs `_step` over the reference history with `tf.scan`. The location convolution is done as one
+        matmul by the attention's `location_matrix` (built once here; same values as the conv2d that `step`
+        uses, which keeps the exported graph on CONV_2D).
 
         Args:
           h: [B, L, P] encoder output; h_mask: [B, L] bool.
@@ -191,10 +194,13 @@ class AttentionDecoder(keras.layers.Layer):
         state = self.initial_state(h, h_mask)
         batch = tf.shape(h)[0]
         logits0 = tf.zeros(tf.stack([batch, self.vocab_size]), dtype=h.dtype)
+        location_matrix = self.attention.location_matrix(tf.shape(h)[1])
 
         def body(carry: tuple, token: tf.Tensor) -> tuple:
             _, _, previous_state = carry
-            logits, new_state = self._step(token, previous_state, h, h_proj, h_mask, training=training)
+            logits, new_state = self._step(
+                token, previous_state, h, h_proj, h_mask, training=training, location_matrix=location_matrix
+            )
             return logits, new_state[3], new_state
 
         tokens = tf.transpose(tf.cast(targets_in, tf.int32))  # [U, B]
