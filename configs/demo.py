@@ -21,9 +21,10 @@ def get_config():
     config.optimizer.learning_rate = 1.5e-3
     # Small batches: ~110 updates per epoch over the 48-minute train split. At batch 16 (56 updates per epoch)
     # CTC was still emitting only blanks after 4 epochs.
-    # Measured (2026-11-26, 2-core CPU): ~1.9 min per epoch including the dev passes, so 10 epochs fit the
-    # 20-minute budget. Dev CER (CTC greedy) per epoch in that run: 100, 98, 83, 65, 57, 51, 46, 43, 41, 41
-    # (epoch 10); continued to 14 epochs: 38, 37, 40, 38 (best 37.2 at epoch 12).
+    # Measured (2026-11-26, 2-core CPU, idle): 10 epochs in 12.8 min including the dev passes (~1.3 min per
+    # epoch; 1.9 before the encoder and decoder speed-ups), inside the 20-minute budget. Dev CER (CTC greedy)
+    # per epoch: 100, 98, 85, 66, 58, 52, 45, 43, 42, 40.9. An earlier run continued to 14 epochs: best 37.2
+    # at epoch 12 (docs/performance.md).
     config.train.epochs = 10
     config.train.batch_size = 8
     config.decode.length_penalty = 0.1
