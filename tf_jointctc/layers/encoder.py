@@ -30,7 +30,7 @@ class PyramidalBLSTM(keras.layers.Layer):
     hidden state in the network below", L = T/4); ESPnet's blstmp `(1, 2, 2, 1)` (T, T/2, T/4, T/4).
 
     `implementation`: "fused" (default) computes each BLSTM with `fused_lstm.bidirectional_lstm` (both
-    directions in one loop, input projections as one GEMM, hand-written backward pass); "keras" calls the
+    directions in one loop, input projections as one GEMM per direction, hand-written backward pass); "keras" calls the
     `Bidirectional(LSTM)` layers. Both use the same weights (the Keras layers hold them), so checkpoints are
     interchangeable and the outputs agree to float rounding; "keras" is kept as the reference.
 
