@@ -107,6 +107,13 @@ def test_location_matrix_equals_the_convolution(width, frames):
 
 def test_location_matrix_is_none_for_content_attention():
     assert ContentAttention(A).location_matrix(tf.constant(5)) is None
+    assert ContentAttention(A).location_matrix_pays_off(tf.constant(5)) is None
+
+
+def test_location_matrix_pays_off_only_for_a_few_filter_widths():
+    att = LocationAwareAttention(A, conv_filters=3, conv_width=100)
+    assert bool(att.location_matrix_pays_off(tf.constant(300)))
+    assert not bool(att.location_matrix_pays_off(tf.constant(301)))
 
 
 @pytest.mark.parametrize("width", [7, 100, 201])

@@ -76,3 +76,29 @@ def test_config_round_trip():
     restored.build(tuple(h.shape))
     restored.set_weights(dec.get_weights())
     np.testing.assert_array_equal(restored.teacher_forcing(h, mask, targets)[0].numpy(), expected.numpy())
+
+
+@pytest.mark.parametrize("frames", [7, 20])  # width 5: the location matrix is used up to 15 frames, conv2d beyond
+def test_both_location_paths_in_graph_equal_stepping_and_differentiate(frames):
+    dec = _decoder()
+    h, mask = _inputs([frames, frames - 3])
+    targets_in = tf.constant([[8, 1, 2, 3], [8, 5, 6, 0]], tf.int32)
+    specs = [tf.TensorSpec([None, None, P]), tf.TensorSpec([None, None], tf.bool),
+             tf.TensorSpec([None, None], tf.int32)]
+
+    @tf.function(input_signature=specs)  # dynamic L: the path is chosen in the graph
+    def forward_and_grads(h, mask, targets_in):
+        with tf.GradientTape() as tape:
+            logits, _ = dec.teacher_forcing(h, mask, targets_in, training=True)
+            loss = tf.reduce_sum(logits**2)
+        return logits, tape.gradient(loss, dec.trainable_weights)
+
+    logits, grads = forward_and_grads(h, mask, targets_in)
+    h_proj = dec.precompute(h)
+    state = dec.initial_state(h, mask)
+    for u in range(4):
+        log_probs, state = dec.step(targets_in[:, u], state, h, h_proj, mask)
+        np.testing.assert_allclose(log_probs.numpy(), tf.nn.log_softmax(logits[:, u]).numpy(), atol=1e-5)
+    for g, v in zip(grads, dec.trainable_weights):
+        g = tf.convert_to_tensor(g).numpy()
+        assert np.all(np.isfinite(g)) and np.any(g != 0), v.path

@@ -177,9 +177,10 @@ class AttentionDecoder(keras.layers.Layer):
         targets_in: tf.Tensor,
         training: bool | None = None,
     ) -> tuple[tf.Tensor, tf.Tensor]:
-        """Runs `_step` over the reference history with `tf.scan`. The location convolution is done as one
-        matmul by the attention's `location_matrix` (built once here; same values as the conv2d that `step`
-        uses, which keeps the exported graph on CONV_2D).
+        """Runs `_step` over the reference history with `tf.scan`. For encoder outputs short enough
+        (`location_matrix_pays_off`), the location convolution is done as one matmul by the attention's
+        `location_matrix` (built once here; same values as the conv2d that `step` uses, which keeps the
+        exported graph on CONV_2D).
 
         Args:
           h: [B, L, P] encoder output; h_mask: [B, L] bool.
@@ -194,17 +195,27 @@ class AttentionDecoder(keras.layers.Layer):
         state = self.initial_state(h, h_mask)
         batch = tf.shape(h)[0]
         logits0 = tf.zeros(tf.stack([batch, self.vocab_size]), dtype=h.dtype)
-        location_matrix = self.attention.location_matrix(tf.shape(h)[1])
-
-        def body(carry: tuple, token: tf.Tensor) -> tuple:
-            _, _, previous_state = carry
-            logits, new_state = self._step(
-                token, previous_state, h, h_proj, h_mask, training=training, location_matrix=location_matrix
-            )
-            return logits, new_state[3], new_state
-
         tokens = tf.transpose(tf.cast(targets_in, tf.int32))  # [U, B]
-        logits, weights, _ = tf.scan(body, tokens, initializer=(logits0, state[3], state))
+
+        def scan(location_matrix: tf.Tensor | None) -> tuple[tf.Tensor, tf.Tensor]:
+            def body(carry: tuple, token: tf.Tensor) -> tuple:
+                _, _, previous_state = carry
+                logits, new_state = self._step(
+                    token, previous_state, h, h_proj, h_mask, training=training, location_matrix=location_matrix
+                )
+                return logits, new_state[3], new_state
+
+            logits, weights, _ = tf.scan(body, tokens, initializer=(logits0, state[3], state))
+            return logits, weights
+
+        frames = tf.shape(h)[1]
+        use_matrix = self.attention.location_matrix_pays_off(frames)
+        if use_matrix is None:  # content attention
+            logits, weights = scan(None)
+        else:  # decided once per batch, outside the loop (a per-step cond costs more than it saves)
+            logits, weights = tf.cond(
+                use_matrix, lambda: scan(self.attention.location_matrix(frames)), lambda: scan(None)
+            )
         return tf.transpose(logits, [1, 0, 2]), tf.transpose(weights, [1, 0, 2])
 
     def call(
