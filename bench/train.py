@@ -1,5 +1,6 @@
 """Frames per second of one full training step (forward, CTC + attention losses, backward, update) of the
-paper's WSJ architecture on random data. Prints one JSON line.
+paper's WSJ architecture on random data. Prints one JSON line; `reference_matmul_us` times one [batch, 320] x
+[320, 1280] matmul in a graph loop, to tell a slower phase of the machine from a slower step.
 
   python bench/train.py [--batch 16] [--frames 800] [--labels 100] [--threads 2] [--subsample 1,1,2,2]
                         [--ctc_weight 0.2] [--steps 5] [--config configs/wsj_si284.py] [--implementation fused]
@@ -53,6 +54,21 @@ def main() -> None:
         "labels": tf.constant(rng.integers(1, vocab.sos_id, size=(args.batch, args.labels)).astype(np.int32)),
         "label_lengths": tf.fill([args.batch], args.labels),
     }
+    # The machine's speed drifts during a day (a shared VM): time a fixed reference, the encoder's recurrent
+    # matmul ([B, 320] x [320, 1280]) in a graph loop, so that figures from different runs can be compared.
+    weights = tf.constant(rng.normal(size=(320, 1280)).astype(np.float32) * 0.05)
+
+    @tf.function
+    def reference(h: tf.Tensor) -> tf.Tensor:
+        return tf.while_loop(lambda i, h: i < 400, lambda i, h: (i + 1, tf.tanh(tf.matmul(h, weights)[:, :320])),
+                             (0, h))[1]
+
+    start = tf.constant(rng.normal(size=(args.batch, 320)).astype(np.float32))
+    reference(start).numpy()
+    started = time.perf_counter()
+    reference(start).numpy()
+    reference_us = (time.perf_counter() - started) / 400 * 1e6
+
     step = tf.function(model.train_step)
     for _ in range(2):
         step(batch)["loss"].numpy()
@@ -66,7 +82,7 @@ def main() -> None:
         "seconds_per_step": round(seconds, 3),
         "batch": args.batch, "frames": args.frames, "labels": args.labels, "threads": args.threads,
         "subsample": args.subsample, "implementation": args.implementation, "ctc_weight": args.ctc_weight,
-        "config": args.config,
+        "config": args.config, "reference_matmul_us": round(reference_us, 1),
         "parameters": int(model.count_params()), "machine": f"{platform.machine()} {os.cpu_count()} cpus",
     }))
 
