@@ -105,8 +105,7 @@ def test_location_matrix_equals_the_convolution(width, frames):
         np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=2e-5)  # float32 sums of ~500 terms
 
 
-def test_location_matrix_is_none_for_content_attention():
-    assert ContentAttention(A).location_matrix(tf.constant(5)) is None
+def test_content_attention_never_uses_a_location_matrix():
     assert ContentAttention(A).location_matrix_pays_off(tf.constant(5)) is None
 
 

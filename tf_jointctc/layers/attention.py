@@ -81,12 +81,8 @@ class ContentAttention(keras.layers.Layer):
         """Previous weights for the first step: uniform over valid frames, [B, L]."""
         return initial_weights(mask)
 
-    def location_matrix(self, frames: tf.Tensor) -> tf.Tensor | None:
-        """None: content attention has no location term (see `LocationAwareAttention.location_matrix`)."""
-        return None
-
     def location_matrix_pays_off(self, frames: tf.Tensor) -> tf.Tensor | None:
-        """None: content attention has no location term."""
+        """None: content attention has no location term (see `LocationAwareAttention.location_matrix`)."""
         return None
 
     def _location_term(self, previous_weights: tf.Tensor, location_matrix: tf.Tensor | None) -> tf.Tensor | None:
@@ -188,9 +184,8 @@ class LocationAwareAttention(ContentAttention):
         is tap `j - l + (W - 1) // 2` of filter k (zero outside the filter), the SAME padding convention of
         `tf.nn.conv2d`."""
         width = self.conv_width
-        source = tf.range(frames)[:, None]  # j, the input position
-        target = tf.range(frames)[None, :]  # l, the output position
-        tap = source - target + (width - 1) // 2
+        position = tf.range(frames)
+        tap = position[:, None] - position[None, :] + (width - 1) // 2  # [j (input), l (output)]
         taps = tf.reshape(tf.convert_to_tensor(self.conv_kernel), [width, self.conv_filters])
         taps = tf.concat([taps, tf.zeros([1, self.conv_filters], taps.dtype)], axis=0)  # row `width` = 0
         inside = tf.logical_and(tap >= 0, tap < width)

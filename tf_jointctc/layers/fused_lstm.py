@@ -55,39 +55,44 @@ def _stack(array: tf.TensorArray, static_shape: tf.TensorShape) -> tf.Tensor:
     return stacked
 
 
+def _forward(inputs: Sequence[tf.Tensor], recurrent: Sequence[tf.Tensor], keep_gates: bool) -> list[list[tf.Tensor]]:
+    """All directions advance in one loop. Per direction returns the stacked [T, B, H] step tensors: [h], or
+    [h, c, i, f, g, o] with `keep_gates` (what the backward pass needs)."""
+    steps = tf.shape(inputs[0])[0]
+    zeros = [_zero_state(x, r) for x, r in zip(inputs, recurrent)]
+    shapes = [_state_shape(x, r) for x, r in zip(inputs, recurrent)]
+    kept = 6 if keep_gates else 1
+    arrays = [[tf.TensorArray(x.dtype, size=steps, element_shape=s) for _ in range(kept)]
+              for x, s in zip(inputs, shapes)]
+
+    def body(t, hs, cs, arrays):
+        new_h, new_c, written = [], [], []
+        for d, (x, r) in enumerate(zip(inputs, recurrent)):
+            i, f, g, o, c, h = _cell(x[t] + tf.matmul(hs[d], r), cs[d])
+            new_h.append(h)
+            new_c.append(c)
+            written.append([a.write(t, v) for a, v in zip(arrays[d], (h, c, i, f, g, o))])
+        return t + 1, new_h, new_c, written
+
+    _, _, _, arrays = tf.while_loop(lambda t, *_: t < steps, body, (0, zeros, zeros, arrays))
+    return [[_stack(a, x.shape[:1].concatenate(s)) for a in arrays_d] for arrays_d, x, s in zip(arrays, inputs, shapes)]
+
+
 def lstm_loop(inputs: Sequence[tf.Tensor], recurrent: Sequence[tf.Tensor]) -> list[tf.Tensor]:
     """The recurrence only, no gradient bookkeeping (inference and export).
 
     inputs: per direction [T, B, 4H] (input projection + bias); recurrent: per direction [H, 4H]
     -> per direction h [T, B, H]. All directions advance in one loop.
     """
-    steps = tf.shape(inputs[0])[0]
-    directions = len(inputs)
-    zeros = [_zero_state(x, r) for x, r in zip(inputs, recurrent)]
-    shapes = [_state_shape(x, r) for x, r in zip(inputs, recurrent)]
-    outputs = [tf.TensorArray(x.dtype, size=steps, element_shape=s) for x, s in zip(inputs, shapes)]
-
-    def body(t, hs, cs, outputs):
-        new_h, new_c, written = [], [], []
-        for d in range(directions):
-            *_, c, h = _cell(inputs[d][t] + tf.matmul(hs[d], recurrent[d]), cs[d])
-            new_h.append(h)
-            new_c.append(c)
-            written.append(outputs[d].write(t, h))
-        return t + 1, new_h, new_c, written
-
-    _, _, _, outputs = tf.while_loop(lambda t, *_: t < steps, body, (0, zeros, zeros, outputs))
-    return [_stack(a, x.shape[:1].concatenate(s)) for a, x, s in zip(outputs, inputs, shapes)]
+    return [saved[0] for saved in _forward(inputs, recurrent, keep_gates=False)]
 
 
-def _one_direction_gradient(
-    d_hs: tf.Tensor, hs: tf.Tensor, cs: tf.Tensor, gates: Sequence[tf.Tensor], zero: tf.Tensor
-) -> tuple[tf.Tensor, tf.Tensor]:
+def _backward_factors(hs: tf.Tensor, cs: tf.Tensor, gates: Sequence[tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
     """Everything that does not depend on the recurrence, for all steps at once (large element-wise ops):
     returns (cell_from_h [T, B, H] = d c_t / d h_t through h = o tanh c, factors [T, B, 4H] such that
     dz_t = [dc, dc, dc, dh] * factors_t)."""
     i_s, f_s, g_s, o_s = gates
-    c_prev = tf.concat([zero[None], cs[:-1]], axis=0)  # c_{t-1}, zeros before the first step
+    c_prev = tf.concat([tf.zeros_like(cs[:1]), cs[:-1]], axis=0)  # c_{t-1}, zeros before the first step
     tanh_c = tf.tanh(cs)
     cell_from_h = o_s * (1.0 - tf.square(tanh_c))
     factors = tf.concat(
@@ -98,39 +103,21 @@ def _one_direction_gradient(
     return cell_from_h, factors
 
 
-def _lstm_loop_with_gradient(inputs: Sequence[tf.Tensor], recurrent: Sequence[tf.Tensor]):
-    """`lstm_loop` for training: saves the gates and cells, and back-propagates by hand (module docstring)."""
+@tf.custom_gradient
+def _loop_with_gradient(*tensors: tf.Tensor):
+    """`lstm_loop` for training, on (inputs of every direction, then their recurrent kernels): saves the gates
+    and cells, and back-propagates by hand (module docstring)."""
+    directions = len(tensors) // 2
+    inputs, recurrent = tensors[:directions], tensors[directions:]
     steps = tf.shape(inputs[0])[0]
-    directions = len(inputs)
-    zeros = [_zero_state(x, r) for x, r in zip(inputs, recurrent)]
-    step_shape = tf.TensorShape([None, None])
-    # Per direction: h, c, i, f, g, o of every step.
-    arrays = [[tf.TensorArray(x.dtype, size=steps, element_shape=step_shape) for _ in range(6)] for x in inputs]
-
-    def body(t, hs, cs, arrays):
-        new_h, new_c, written = [], [], []
-        for d in range(directions):
-            i, f, g, o, c, h = _cell(inputs[d][t] + tf.matmul(hs[d], recurrent[d]), cs[d])
-            new_h.append(h)
-            new_c.append(c)
-            written.append([a.write(t, v) for a, v in zip(arrays[d], (h, c, i, f, g, o))])
-        return t + 1, new_h, new_c, written
-
-    loop = tf.while_loop(lambda t, *_: t < steps, body, (0, zeros, zeros, arrays))
-    saved = [[_stack(a, x.shape[:2].concatenate(r.shape[:1])) for a in arrays_d]
-             for arrays_d, x, r in zip(loop[3], inputs, recurrent)]
-    hs_all = [s[0] for s in saved]
+    saved = _forward(inputs, recurrent, keep_gates=True)  # per direction: h, c, i, f, g, o
 
     def grad(*d_hs: tf.Tensor) -> list[tf.Tensor]:
-        cell_from_h, factors, recurrent_t = [], [], []
-        for d in range(directions):
-            hs, cs, *gates = saved[d]
-            a, b = _one_direction_gradient(d_hs[d], hs, cs, gates, zeros[d])
-            cell_from_h.append(a)
-            factors.append(b)
-            recurrent_t.append(tf.transpose(recurrent[d]))  # [4H, H]
-        f_s = [saved[d][3] for d in range(directions)]
-        d_z = [tf.TensorArray(x.dtype, size=steps, element_shape=step_shape) for x in inputs]
+        cell_from_h, factors = zip(*(_backward_factors(hs, cs, gates) for hs, cs, *gates in saved))
+        recurrent_t = [tf.transpose(r) for r in recurrent]  # [4H, H]
+        f_s = [s[3] for s in saved]
+        zeros = [_zero_state(x, r) for x, r in zip(inputs, recurrent)]
+        d_z = [tf.TensorArray(x.dtype, size=steps, element_shape=tf.TensorShape([None, None])) for x in inputs]
 
         def back(t, dh_next, dc_next, d_z):
             new_dh, new_dc, written = [], [], []
@@ -155,19 +142,14 @@ def _lstm_loop_with_gradient(inputs: Sequence[tf.Tensor], recurrent: Sequence[tf
             d_inputs.append(dz)
         return d_inputs + d_recurrent
 
-    return hs_all, grad
-
-
-@tf.custom_gradient
-def _two_directions_with_gradient(inputs_fw, inputs_bw, recurrent_fw, recurrent_bw):
-    return _lstm_loop_with_gradient([inputs_fw, inputs_bw], [recurrent_fw, recurrent_bw])
+    return [s[0] for s in saved], grad
 
 
 def lstm_loop_with_gradient(inputs: Sequence[tf.Tensor], recurrent: Sequence[tf.Tensor]) -> list[tf.Tensor]:
-    """`lstm_loop` with the hand-written backward pass (two directions)."""
-    if len(inputs) != 2 or len(recurrent) != 2:
-        raise ValueError("lstm_loop_with_gradient takes exactly two directions")
-    return list(_two_directions_with_gradient(*inputs, *recurrent))
+    """`lstm_loop` with the hand-written backward pass."""
+    if len(inputs) != len(recurrent):
+        raise ValueError(f"{len(inputs)} inputs for {len(recurrent)} recurrent kernels")
+    return list(_loop_with_gradient(*inputs, *recurrent))
 
 
 def bidirectional_lstm(x: tf.Tensor, lengths: tf.Tensor, forward: tuple, backward: tuple, training: bool = False
