@@ -7,10 +7,13 @@ STAMP := $(VENV)/.installed
 CORPUS ?= data/corpus
 WORKDIR ?= runs/demo
 EXPORT ?= runs/demo/export
-MINUTES ?= 60
+MINUTES ?= 300
+HELDOUT_MINUTES ?= 6
 SEED ?= 1
+# The corpus expects all three TTS engines; `make demo ENGINES=pico` builds a smaller-voiced corpus on purpose.
+ENGINES ?= pico,flite,espeak
 
-.PHONY: demo test lint install bench clean-demo reproduce
+.PHONY: demo test lint install engines bench clean-demo reproduce
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,17 +23,28 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# flite and espeak-ng come from Debian's packages (apt-get, as root): the one thing set-up fetches besides PyPI.
+# Without root or apt they must be installed by hand; the corpus builder then says which one is missing.
+engines:
+	@missing=""; command -v flite >/dev/null || missing="$$missing flite"; \
+	  command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
+	  if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	      echo "installing TTS engines from Debian:$$missing"; \
+	      { apt-get install -y -qq $$missing >/dev/null 2>&1 || \
+	        { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq $$missing >/dev/null 2>&1; }; } || \
+	        echo "WARNING: could not install$$missing (apt-get failed)"; \
+	    else echo "WARNING: TTS engines missing:$$missing (apt-get install$$missing as root)"; fi; fi
+
 # The main job end to end on the built-in corpus. Each stage skips work that is already done, so re-running
 # after an interruption continues where it stopped (the corpus by split, training by epoch).
-demo: $(STAMP)
-	@# flite adds four more natural voices when it can be installed (Debian, as root); pico alone also works.
-	@command -v flite >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
-	  apt-get install -y -qq flite >/dev/null 2>&1; } || echo "demo: flite not available; using SVOX Pico voices only"
-	$(VENV)/bin/jointctc-synth --out_dir $(CORPUS) --minutes $(MINUTES) --seed $(SEED)
+demo: $(STAMP) engines
+	$(VENV)/bin/jointctc-synth --out_dir $(CORPUS) --minutes $(MINUTES) --heldout_minutes $(HELDOUT_MINUTES) \
+	  --seed $(SEED) --engines $(ENGINES)
 	$(PY) -m tf_jointctc.cli.inspect_corpus --corpus $(CORPUS) --config configs/demo.py
 	$(VENV)/bin/jointctc-train --config configs/demo.py --workdir $(WORKDIR) \
 	  --config.data.train=$(CORPUS)/train/manifest.jsonl --config.data.dev=$(CORPUS)/dev/manifest.jsonl
-	mkdir -p $(WORKDIR)/eval; set -o pipefail; for split in test_clean test_noisy; do for mode in ctc_greedy attention joint; do \
+	mkdir -p $(WORKDIR)/eval; set -o pipefail; for split in test_clean test_noisy test_unseen_voice; do for mode in ctc_greedy attention joint; do \
 	  $(VENV)/bin/jointctc-eval --workdir $(WORKDIR) --data $(CORPUS)/$$split/manifest.jsonl --mode $$mode \
 	    --output $(WORKDIR)/eval/$$split-$$mode.jsonl | tee $(WORKDIR)/eval/$$split-$$mode.json || exit 1; done; done
 	$(VENV)/bin/jointctc-export --workdir $(WORKDIR) --saved_model $(EXPORT)/saved_model \
@@ -45,12 +59,13 @@ REPRODUCE_OUT ?= runs/reproduce
 JOBS ?= 2
 reproduce: $(STAMP)
 	@# Builds the corpus (as `make demo`) unless jointctc-synth has already completed all of it.
-	$(PY) -c "import json, sys; sys.exit('test_noisy' not in json.load(open('$(CORPUS)/corpus.json'))['complete'])" \
-	  2>/dev/null || $(VENV)/bin/jointctc-synth --out_dir $(CORPUS) --minutes $(MINUTES) --seed $(SEED)
+	$(PY) -c "import json, sys; d = json.load(open('$(CORPUS)/corpus.json')); sys.exit(set(d['splits']) > set(d['complete']))" \
+	  2>/dev/null || $(VENV)/bin/jointctc-synth --out_dir $(CORPUS) --minutes $(MINUTES) \
+	  --heldout_minutes $(HELDOUT_MINUTES) --seed $(SEED) --engines $(ENGINES)
 	$(PY) -m tf_jointctc.reproduce.run --corpus $(CORPUS) --out $(REPRODUCE_OUT) --jobs $(JOBS) \
 	  $(if $(EPOCHS),--epochs $(EPOCHS))
 
-test: $(STAMP)
+test: $(STAMP) engines
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q -p no:cacheprovider --durations=15 tests
 

@@ -4,6 +4,7 @@ paper's WSJ architecture on random data. Prints one JSON line; `reference_matmul
 
   python bench/train.py [--batch 16] [--frames 800] [--labels 100] [--threads 2] [--subsample 1,1,2,2]
                         [--ctc_weight 0.2] [--steps 5] [--config configs/wsj_si284.py] [--implementation fused]
+                        [--input_stack K] [--units N]
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5, help="timed steps after two warm-up steps")
     parser.add_argument("--config", default="configs/wsj_si284.py")
     parser.add_argument("--implementation", default="fused", help="encoder BLSTMs: fused or keras (reference)")
+    parser.add_argument("--input_stack", type=int, default=None, help="feature frames stacked (default: config's)")
+    parser.add_argument("--units", type=int, default=None, help="encoder and decoder width (default: config's)")
     args = parser.parse_args()
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -43,6 +46,12 @@ def main() -> None:
     config.model.encoder.subsample = tuple(int(x) for x in args.subsample.split(","))
     config.loss.ctc_weight = args.ctc_weight
     config.model.encoder.implementation = args.implementation
+    if args.input_stack is not None:
+        config.model.encoder.input_stack = args.input_stack
+    if args.units is not None:
+        for key in ("encoder.units", "encoder.projection_units", "attention_dim", "decoder_units"):
+            section, name = (config.model.encoder, key.split(".")[1]) if "." in key else (config.model, key)
+            section[name] = args.units
     vocab = Vocabulary()
     model = build_model(config.model, config.loss, vocab)
     model.compile(optimizer=make_optimizer(config.optimizer))
@@ -81,7 +90,8 @@ def main() -> None:
         "frames_per_second": round(args.batch * args.frames / seconds, 1),
         "seconds_per_step": round(seconds, 3),
         "batch": args.batch, "frames": args.frames, "labels": args.labels, "threads": args.threads,
-        "subsample": args.subsample, "implementation": args.implementation, "ctc_weight": args.ctc_weight,
+        "subsample": args.subsample, "input_stack": int(config.model.encoder.input_stack),
+        "units": int(config.model.encoder.units), "implementation": args.implementation, "ctc_weight": args.ctc_weight,
         "config": args.config, "reference_matmul_us": round(reference_us, 1),
         "parameters": int(model.count_params()), "machine": f"{platform.machine()} {os.cpu_count()} cpus",
     }))

@@ -111,8 +111,7 @@ def min_width(model: Any) -> int:
     cannot run on an empty time axis. (One frame would do since the CTC prefix scan handles single-frame input;
     the second is a margin kept because the TFLite parity tests were measured with it.) Padding never changes
     the result of the valid samples."""
-    halvings = sum(1 for factor in getattr(model, "encoder_subsample", ()) if int(factor) == 2)
-    return FRAME_LENGTH + FRAME_STEP * 2**halvings
+    return FRAME_LENGTH + FRAME_STEP * int(model.time_reduction)
 
 
 def sanitize_inputs(

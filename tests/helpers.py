@@ -43,6 +43,9 @@ def tiny_config(corpus: pathlib.Path, **overrides):
     config.model.decoder_units = 24
     config.train.epochs = 2
     config.train.batch_size = 8
+    config.train.steps_per_epoch = 0  # epochs are passes over the tiny corpus
+    config.train.max_frames_per_batch = 0
+    config.optimizer.schedule = "constant"  # a tiny run has too few steps for the demo's warm-up
     config.train.alignment_images = 2
     config.optimizer.learning_rate = 3e-3
     for key, value in overrides.items():

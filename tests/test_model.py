@@ -302,3 +302,54 @@ def test_mirrored_strategy_matches_single_device(tmp_path):
         [sys.executable, str(script), tests_dir], capture_output=True, text=True, timeout=300, env=env
     )
     assert result.returncode == 0 and "MIRRORED OK" in result.stdout, result.stderr[-3000:]
+
+
+def test_label_smoothing_is_the_uniform_mixture_of_the_cross_entropy():
+    rng = np.random.default_rng(7)
+    logits = tf.constant(rng.standard_normal((2, 3, 5)).astype("float32"))
+    targets = tf.constant([[1, 4, 0], [2, 2, 3]])
+    plain = model_lib.attention_cross_entropy(targets, logits, 0.0).numpy()
+    log_probs = tf.nn.log_softmax(logits).numpy()
+    np.testing.assert_allclose(plain, -np.take_along_axis(log_probs, targets.numpy()[..., None], -1)[..., 0],
+                               rtol=1e-5)
+    smoothed = model_lib.attention_cross_entropy(targets, logits, 0.1).numpy()
+    np.testing.assert_allclose(smoothed, 0.9 * plain - 0.1 * log_probs.mean(-1), rtol=1e-5)
+    model = _small(label_smoothing=0.1)
+    assert JointCTCAttention.from_config(model.get_config()).label_smoothing == 0.1
+    with pytest.raises(ValueError, match="label_smoothing"):
+        _small(label_smoothing=1.0)
+
+
+def test_warmup_decay_schedules():
+    cosine = model_lib.WarmupDecay(2e-3, warmup_steps=10, kind="cosine", total_steps=110, final_fraction=0.05)
+    values = [float(cosine(step)) for step in range(0, 200)]
+    assert values[0] == pytest.approx(2e-4) and values[9] == pytest.approx(2e-3)
+    assert all(a < b for a, b in zip(values[:9], values[1:10]))  # warm-up rises
+    assert all(a >= b for a, b in zip(values[9:], values[10:]))  # then never rises
+    assert values[59] == pytest.approx(1e-3 + 0.5e-4, rel=1e-3)  # half way: the mean of peak and floor
+    assert values[150] == pytest.approx(1e-4)  # the floor after total_steps
+    inverse = model_lib.WarmupDecay(1e-3, warmup_steps=100, kind="inverse_sqrt")
+    assert float(inverse(399)) == pytest.approx(1e-3 * 0.5)
+    restored = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(cosine))
+    assert float(restored(59)) == pytest.approx(values[59])
+    assert model_lib.learning_rate({"learning_rate": 3e-3}) == 3e-3
+    schedule = model_lib.learning_rate({"learning_rate": 3e-3, "schedule": "cosine", "warmup_steps": 5}, 50)
+    assert isinstance(schedule, model_lib.WarmupDecay) and schedule.total_steps == 50
+    optimizer = make_optimizer({"name": "adam", "learning_rate": 3e-3, "schedule": "cosine", "warmup_steps": 5}, 50)
+    assert float(optimizer.learning_rate) == pytest.approx(3e-3 / 5)  # step 0 of the warm-up
+    with pytest.raises(ValueError, match="total_steps"):
+        model_lib.learning_rate({"schedule": "cosine", "warmup_steps": 5}, 0)
+    with pytest.raises(ValueError, match="schedule"):
+        model_lib.learning_rate({"schedule": "step"}, 10)
+
+
+def test_input_stacking_from_config_and_time_reduction():
+    config = ml_collections.ConfigDict(
+        {"encoder": {"num_layers": 2, "units": 8, "projection_units": 6, "subsample": (1, 1), "input_stack": 3},
+         "decoder_units": 8, "attention_dim": 8, "attention_width": 5, "attention_filters": 2}
+    )
+    model = build_model(config, {"ctc_weight": 0.5}, Vocabulary())
+    assert model.time_reduction == 3 and model.encoder.input_stack == 3
+    out = model(_batch())
+    assert out["encoder_lengths"].numpy().tolist() == [8, 7, 5, 4]
+    assert JointCTCAttention.from_config(model.get_config()).time_reduction == 3

@@ -19,7 +19,6 @@ def base_config() -> ml_collections.ConfigDict:
     config.data.cache_dir = ""  # TFRecord shards; "" -> <workdir>/cache
     config.data.num_shards = 8
     config.data.max_seconds = 30.0  # longer utterances are skipped with a logged count
-    config.data.subsampling = 4  # encoder frame rate reduction, used to drop labels too long for CTC
 
     config.model = ml_collections.ConfigDict()
     config.model.encoder = ml_collections.ConfigDict()
@@ -32,6 +31,9 @@ def base_config() -> ml_collections.ConfigDict:
     # How the BLSTMs are computed, not what: "fused" (both directions in one loop, hand-written backward pass;
     # faster) or "keras" (keras.layers.Bidirectional(LSTM), the reference). Same weights and checkpoints.
     config.model.encoder.implementation = "fused"
+    # Feature frames stacked into one before the first BLSTM (not in the paper; 1 = the paper's encoder). With
+    # k > 1 every BLSTM runs at 1/k of the frame rate. Keep at least ~2 encoder frames per output character.
+    config.model.encoder.input_stack = 1
     config.model.attention = "location"  # "location" (eq. 9, location-based) or "content"
     config.model.attention_dim = 320
     config.model.attention_filters = 10  # 10 convolution filters ...
@@ -42,6 +44,7 @@ def base_config() -> ml_collections.ConfigDict:
 
     config.loss = ml_collections.ConfigDict()
     config.loss.ctc_weight = 0.2  # lambda in eq. 14; 0.2 was the paper's best; 1 = CTC, 0 = attention
+    config.loss.label_smoothing = 0.0  # attention targets' label smoothing (not in the paper; ESPnet WSJ: 0.05)
 
     config.optimizer = ml_collections.ConfigDict()
     config.optimizer.name = "adadelta"  # AdaDelta with gradient clipping (section 3.2)
@@ -49,6 +52,11 @@ def base_config() -> ml_collections.ConfigDict:
     config.optimizer.rho = 0.95
     config.optimizer.epsilon = 1e-8
     config.optimizer.clip_norm = 5.0  # global gradient-norm clipping; the paper gives no value, ESPnet uses 5
+    # Adam only (not in the paper): "constant", "cosine" (warm-up, then cosine to final_fraction x the peak
+    # at the last step of train.epochs) or "inverse_sqrt" (warm-up, then 1/sqrt(step)).
+    config.optimizer.schedule = "constant"
+    config.optimizer.warmup_steps = 0
+    config.optimizer.final_fraction = 0.05
 
     config.train = ml_collections.ConfigDict()
     config.train.epochs = 15  # the paper gives none; ESPnet's WSJ recipe trains 15
@@ -58,6 +66,13 @@ def base_config() -> ml_collections.ConfigDict:
     # Data set (manifest or Kaldi dir) whose first `alignment_images` utterances are aligned; "" = dev.
     config.train.alignment_data = ""
     config.train.shuffle_buffer = 2000
+    # 0: an epoch is one pass over the train data (the paper). N > 0: an epoch is N updates drawn from an
+    # endless stream of passes, each shuffled by (seed, pass), so dev evaluation and checkpoints come every N
+    # updates and a resumed run continues with exactly the batches it would have seen.
+    config.train.steps_per_epoch = 0
+    # 0: every batch holds batch_size utterances. N > 0: a length bucket's batch holds at most N feature frames
+    # (batch size x the bucket's longest utterance), and at most batch_size utterances.
+    config.train.max_frames_per_batch = 0
 
     config.decode = ml_collections.ConfigDict()
     config.decode.beam = 20
@@ -66,3 +81,10 @@ def base_config() -> ml_collections.ConfigDict:
     config.decode.max_length_ratio = 1.0  # max output tokens per encoder frame
     config.decode.min_length_ratio = 0.0
     return config
+
+
+def encoder_time_reduction(config: ml_collections.ConfigDict) -> int:
+    """Feature frames per encoder frame of `config.model.encoder` (input_stack x 2 per subsampling layer): the
+    one rule data preparation uses to drop utterances whose labels CTC cannot emit."""
+    encoder = config.model.encoder
+    return int(encoder.get("input_stack", 1)) * 2 ** sum(1 for f in encoder.subsample if int(f) == 2)

@@ -17,7 +17,7 @@ from tf_jointctc.features import GlobalCMVN
 from tf_jointctc.layers import ctc as ctc_lib
 from tf_jointctc.layers.ctc import CTCHead
 from tf_jointctc.layers.decoder import AttentionDecoder, DecoderState
-from tf_jointctc.layers.encoder import PyramidalBLSTM
+from tf_jointctc.layers.encoder import PyramidalBLSTM, time_reduction
 
 DEFAULT_FEATURE_DIM = 120
 
@@ -47,6 +47,7 @@ class JointCTCAttention(keras.Model):
         encoder_projection_units: int = 320,
         encoder_subsample: Sequence[int] = (1, 1, 2, 2),
         encoder_implementation: str = "fused",
+        encoder_input_stack: int = 1,
         attention: str = "location",
         attention_dim: int = 320,
         attention_filters: int = 10,
@@ -59,6 +60,7 @@ class JointCTCAttention(keras.Model):
         init_scale: float = 0.1,
         sos_id: int | None = None,
         eos_id: int | None = None,
+        label_smoothing: float = 0.0,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -71,6 +73,7 @@ class JointCTCAttention(keras.Model):
         self.encoder_projection_units = int(encoder_projection_units)
         self.encoder_subsample = tuple(int(s) for s in encoder_subsample)
         self.encoder_implementation = str(encoder_implementation)
+        self.encoder_input_stack = int(encoder_input_stack)
         self.attention_type = attention
         self.attention_dim = int(attention_dim)
         self.attention_filters = int(attention_filters)
@@ -79,6 +82,9 @@ class JointCTCAttention(keras.Model):
         self.decoder_units = int(decoder_units)
         self.embedding_dim = int(embedding_dim) if embedding_dim is not None else None
         self.init_scale = float(init_scale)
+        if not 0.0 <= float(label_smoothing) < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        self.label_smoothing = float(label_smoothing)
         self.sos_id = int(sos_id) if sos_id is not None else self.vocab_size - 1
         self.eos_id = int(eos_id) if eos_id is not None else self.vocab_size - 1
         if cmvn_mean is None:
@@ -95,6 +101,7 @@ class JointCTCAttention(keras.Model):
             subsample=self.encoder_subsample,
             init_scale=self.init_scale,
             implementation=self.encoder_implementation,
+            input_stack=self.encoder_input_stack,
             name="encoder",
         )
         self.ctc_head = CTCHead(self.vocab_size, init_scale=self.init_scale, name="ctc_head")
@@ -127,6 +134,11 @@ class JointCTCAttention(keras.Model):
         self.ctc_head.build(encoder_shape)
         self.decoder.build(encoder_shape)
         self.built = True
+
+    @property
+    def time_reduction(self) -> int:
+        """Feature frames per encoder frame (encoder lengths are `ceil(T / time_reduction)`)."""
+        return time_reduction(self.encoder_subsample, self.encoder_input_stack)
 
     @property
     def compute_ctc(self) -> bool:
@@ -248,7 +260,7 @@ class JointCTCAttention(keras.Model):
         if self.compute_attention:
             targets_in, targets, mask = self.decoder_targets(labels, label_lengths)
             logits, _ = self.decoder.teacher_forcing(h, self.encoder_mask(h, lengths), targets_in, training=training)
-            nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=tf.cast(logits, tf.float32))
+            nll = attention_cross_entropy(targets, tf.cast(logits, tf.float32), self.label_smoothing)
             token_mask = tf.cast(mask, tf.float32)
             attention = tf.reduce_sum(nll * token_mask, axis=1)
             out["attention"] = attention
@@ -347,6 +359,7 @@ class JointCTCAttention(keras.Model):
             encoder_projection_units=self.encoder_projection_units,
             encoder_subsample=list(self.encoder_subsample),
             encoder_implementation=self.encoder_implementation,
+            encoder_input_stack=self.encoder_input_stack,
             attention=self.attention_type,
             attention_dim=self.attention_dim,
             attention_filters=self.attention_filters,
@@ -359,8 +372,20 @@ class JointCTCAttention(keras.Model):
             init_scale=self.init_scale,
             sos_id=self.sos_id,
             eos_id=self.eos_id,
+            label_smoothing=self.label_smoothing,
         )
         return config
+
+
+def attention_cross_entropy(targets: tf.Tensor, logits: tf.Tensor, label_smoothing: float = 0.0) -> tf.Tensor:
+    """Token cross-entropy [B, U] of logits [B, U, V] against targets [B, U]; with `label_smoothing` = e the
+    target distribution is (1 - e) on the target plus e spread uniformly over all V labels (ESPnet's lsm_weight;
+    not in the paper). The teacher-forced accuracy and decoding are unaffected."""
+    if not label_smoothing:
+        return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)
+    vocab = tf.shape(logits)[-1]
+    smoothed = tf.one_hot(targets, vocab) * (1.0 - label_smoothing) + label_smoothing / tf.cast(vocab, tf.float32)
+    return tf.nn.softmax_cross_entropy_with_logits(labels=smoothed, logits=logits)
 
 
 def _for_keras_reduction(logs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
@@ -396,9 +421,9 @@ def build_model(model_config: Any, loss_config: Any, vocab: Any, cmvn: Any = Non
 
     Args:
       model_config: ConfigDict with (or being) `model`: encoder.{num_layers, units, projection_units,
-        subsample, implementation}, attention ("location"|"content"), attention_dim, attention_filters, attention_width,
-        sharpening, decoder_units, init_scale.
-      loss_config: ConfigDict with (or being) `loss`: ctc_weight (lambda of eq. 14).
+        subsample, implementation, input_stack}, attention ("location"|"content"), attention_dim,
+        attention_filters, attention_width, sharpening, decoder_units, init_scale.
+      loss_config: ConfigDict with (or being) `loss`: ctc_weight (lambda of eq. 14), label_smoothing.
       vocab: a `text.Vocabulary` (size, sos_id, eos_id).
       cmvn: None (identity normalization), a `CMVNStats`-like object with `.mean`/`.std`, a dict with
         "mean"/"std", or a (mean, std) pair.
@@ -415,6 +440,7 @@ def build_model(model_config: Any, loss_config: Any, vocab: Any, cmvn: Any = Non
         encoder_projection_units=int(encoder["projection_units"]),
         encoder_subsample=tuple(encoder["subsample"]),
         encoder_implementation=str(encoder.get("implementation", "fused")),
+        encoder_input_stack=int(encoder.get("input_stack", 1)),
         attention=str(model.get("attention", "location")),
         attention_dim=int(model.get("attention_dim", 320)),
         attention_filters=int(model.get("attention_filters", 10)),
@@ -426,11 +452,63 @@ def build_model(model_config: Any, loss_config: Any, vocab: Any, cmvn: Any = Non
         cmvn_std=std,
         sos_id=vocab.sos_id,
         eos_id=vocab.eos_id,
+        label_smoothing=float(loss.get("label_smoothing", 0.0)),
     )
 
 
-def make_optimizer(optimizer_config: Any) -> keras.optimizers.Optimizer:
-    """Optimizer from config keys optimizer.{name, learning_rate, rho, epsilon, clip_norm}.
+@keras.saving.register_keras_serializable(package="tf_jointctc")
+class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Learning rate: linear warm-up from 0 to `peak` over `warmup_steps`, then
+
+    - "inverse_sqrt": `peak * sqrt(warmup_steps / step)` (Transformer-style; no end point needed), or
+    - "cosine": cosine from `peak` down to `peak * final_fraction` at `total_steps`, flat after it.
+    """
+
+    def __init__(self, peak: float, warmup_steps: int, kind: str = "cosine", total_steps: int = 0,
+                 final_fraction: float = 0.05):
+        if kind not in ("inverse_sqrt", "cosine"):
+            raise ValueError(f"schedule must be 'inverse_sqrt' or 'cosine', got {kind!r}")
+        if kind == "cosine" and total_steps <= warmup_steps:
+            raise ValueError(f"cosine schedule needs total_steps ({total_steps}) > warmup_steps ({warmup_steps})")
+        self.peak = float(peak)
+        self.warmup_steps = int(warmup_steps)
+        self.kind = kind
+        self.total_steps = int(total_steps)
+        self.final_fraction = float(final_fraction)
+
+    def __call__(self, step: Any) -> tf.Tensor:
+        step = tf.cast(step, tf.float32) + 1.0
+        warmup = tf.cast(max(self.warmup_steps, 1), tf.float32)
+        ramp = self.peak * tf.minimum(step / warmup, 1.0)
+        if self.kind == "inverse_sqrt":
+            return tf.where(step < warmup, ramp, self.peak * tf.sqrt(warmup / step))
+        span = float(self.total_steps - self.warmup_steps)
+        progress = tf.clip_by_value((step - warmup) / span, 0.0, 1.0)
+        floor = self.peak * self.final_fraction
+        cosine = floor + (self.peak - floor) * 0.5 * (1.0 + tf.cos(np.pi * progress))
+        return tf.where(step < warmup, ramp, cosine)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"peak": self.peak, "warmup_steps": self.warmup_steps, "kind": self.kind,
+                "total_steps": self.total_steps, "final_fraction": self.final_fraction}
+
+
+def learning_rate(optimizer_config: Any, total_steps: int = 0) -> float | WarmupDecay:
+    """The configured learning rate: a float for `optimizer.schedule = "constant"` (default), else a
+    `WarmupDecay` with `optimizer.warmup_steps` and `optimizer.final_fraction`; "cosine" needs `total_steps`."""
+    config = _section(optimizer_config, "optimizer")
+    peak = float(config.get("learning_rate", 1e-3))
+    kind = str(config.get("schedule", "constant"))
+    if kind == "constant":
+        return peak
+    return WarmupDecay(peak, int(config.get("warmup_steps", 0)), kind, total_steps,
+                       float(config.get("final_fraction", 0.05)))
+
+
+def make_optimizer(optimizer_config: Any, total_steps: int = 0) -> keras.optimizers.Optimizer:
+    """Optimizer from config keys optimizer.{name, learning_rate, rho, epsilon, clip_norm} and the learning
+    rate schedule of `learning_rate` (optimizer.{schedule, warmup_steps, final_fraction}; `total_steps` for
+    "cosine").
 
     "adadelta" (paper; defaults learning_rate 1.0, rho 0.95, epsilon 1e-8) or "adam" (defaults learning_rate
     1e-3, epsilon 1e-7). `clip_norm` > 0 sets `global_clipnorm` (gradient-norm clipping, paper [20]); None or
@@ -454,7 +532,7 @@ def make_optimizer(optimizer_config: Any) -> keras.optimizers.Optimizer:
         )
     if name == "adam":
         return keras.optimizers.Adam(
-            learning_rate=float(get("learning_rate", 1e-3)),
+            learning_rate=learning_rate(config, total_steps),
             epsilon=float(get("epsilon", 1e-7)),
             global_clipnorm=clip,
         )

@@ -12,7 +12,16 @@ import soundfile as sf
 
 pytest.importorskip("ttspico")
 
-from tf_jointctc.data.synth import SPLITS, SynthConfig, augment, build_corpus, engines, sentences  # noqa: E402
+from tf_jointctc.data.synth import (  # noqa: E402
+    SPLITS,
+    MissingEngineError,
+    SynthConfig,
+    augment,
+    build_corpus,
+    builder,
+    engines,
+    sentences,
+)
 from tf_jointctc.text import normalize  # noqa: E402
 
 SENTENCE = "The quick brown fox jumps over the lazy dog."
@@ -178,3 +187,61 @@ def test_rerun_skips_complete_splits(corpus):
     again = build_corpus(out_dir, SynthConfig(minutes=0.5, seed=3), workers=1)
     assert os.path.getmtime(os.path.join(out_dir, "train", "manifest.jsonl")) == before
     assert again["splits"] == summary["splits"]
+
+
+def test_unseen_voice_split_has_only_held_out_base_voices_and_sentences(corpus):
+    out_dir, summary = corpus
+    data = {split: _read(os.path.join(out_dir, split)) for split in SPLITS}
+    assert summary["splits"]["test_unseen_voice"]["utterances"] > 0
+
+    def base_voices(entries):
+        return {tuple(e["speaker"].split("-")[:2]) for e in entries}
+
+    unseen = base_voices(data["test_unseen_voice"])
+    assert unseen and unseen <= {("flite", "rms"), ("espeak", "engbscotland")}
+    for split in ("train", "dev", "test_clean"):
+        assert not unseen & base_voices(data[split])
+        # Whatever this tiny build drew: the held-out voices are in no speaker set of train, dev or test.
+        names = engines.available_engines()
+        held_out = {(s.engine, s.voice) for s in engines.speakers_for("unseen_voice", names)}
+        for speaker_set in ("train", "dev", "test"):
+            assert not held_out & {(s.engine, s.voice) for s in engines.speakers_for(speaker_set, names)}
+    texts = {e["text"] for e in data["test_unseen_voice"]}
+    assert not texts & {e["text"] for e in data["train"] + data["dev"]}
+    with open(os.path.join(out_dir, "corpus.json"), encoding="utf-8") as handle:
+        record = json.load(handle)
+    assert record["config"]["engines"] == ["pico", "flite", "espeak"]
+    assert record["voices"]["unseen_voice"] == {"pico": [], "flite": ["rms"], "espeak": ["en-gb-scotland"]}
+    assert "rms" not in record["voices"]["train"]["flite"]
+    assert set(record["complete"]) == set(SPLITS) == set(record["splits"])
+
+
+def test_missing_engine_is_an_error_unless_allowed(tmp_path, monkeypatch):
+    monkeypatch.setattr(engines, "available_engines", lambda: ["pico"])
+    with pytest.raises(MissingEngineError, match=r"flite, espeak .*apt-get install flite"):
+        build_corpus(str(tmp_path / "a"), SynthConfig(minutes=0.2, seed=1), workers=1)
+    assert not os.path.exists(tmp_path / "a" / "train")
+    with pytest.raises(ValueError, match="unknown TTS engines"):
+        build_corpus(str(tmp_path / "b"), SynthConfig(minutes=0.2, engines=("pico", "festival")), workers=1)
+    summary = build_corpus(str(tmp_path / "c"), SynthConfig(minutes=0.2, seed=1, allow_missing_engines=True), workers=1)
+    assert summary["engines"] == ["pico"] and "test_unseen_voice" not in summary["splits"]  # no held-out pico voice
+    with open(tmp_path / "c" / "corpus.json", encoding="utf-8") as handle:
+        record = json.load(handle)
+    assert record["config"]["engines"] == ["pico"] and "test_unseen_voice" not in record["splits"]
+
+
+def test_heldout_minutes_fix_the_held_out_split_sizes():
+    config = SynthConfig(minutes=300, heldout_minutes=6)
+    assert [builder.split_minutes(config, s) for s in ("train", "dev", "test_clean", "test_unseen_voice")] == [
+        288, 6, 6, 6
+    ]
+    assert builder.split_minutes(SynthConfig(minutes=60), "train") == pytest.approx(48)
+    assert builder.split_minutes(SynthConfig(minutes=60), "test_unseen_voice") == pytest.approx(6)
+
+
+def test_train_noise_includes_babble_of_train_sentences_only():
+    plan = builder._babble_plan(1, ("pico", "flite", "espeak"), 20, "train")
+    train_pool = set(sentences.load_pool("train"))
+    train_speakers = {s.id for s in engines.speakers_for("train", ["pico", "flite", "espeak"])}
+    assert all(p["sentence"] in train_pool for p in plan)
+    assert all(engines.Speaker(**p["speaker"]).id in train_speakers for p in plan)

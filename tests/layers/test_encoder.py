@@ -139,3 +139,44 @@ def test_rejects_bad_schedule():
         PyramidalBLSTM(num_layers=3, subsample=(1, 2))
     with pytest.raises(ValueError):
         PyramidalBLSTM(num_layers=2, subsample=(1, 3))
+
+
+@pytest.mark.parametrize("k", [2, 3, 4])
+def test_stack_frames_concatenates_k_frames_and_zeroes_padding(k):
+    x, lengths = _inputs([10, 7, 1], dim=3, seed=4)
+    x[1, 7:] = 9.0  # garbage past the length
+    stacked, stacked_lengths = PyramidalBLSTM.stack_frames(x, lengths, k)
+    assert stacked.shape == (3, math.ceil(10 / k), 3 * k)
+    assert stacked_lengths.numpy().tolist() == [math.ceil(n / k) for n in (10, 7, 1)]
+    for i, n in enumerate((10, 7, 1)):
+        for j in range(math.ceil(10 / k)):
+            for offset in range(k):
+                frame = j * k + offset
+                want = x[i, frame] if frame < n else np.zeros(3, "float32")
+                np.testing.assert_array_equal(stacked[i, j, 3 * offset : 3 * offset + 3].numpy(), want)
+
+
+@pytest.mark.parametrize("implementation", ["fused", "keras"])
+@pytest.mark.parametrize("input_stack, subsample", [(3, (1, 1, 1, 1)), (2, (1, 1, 2, 1))])
+def test_input_stacking_lengths_and_padding_invariance(input_stack, subsample, implementation):
+    enc = PyramidalBLSTM(num_layers=4, units=8, projection_units=6, subsample=subsample,
+                         implementation=implementation, input_stack=input_stack)
+    x, lengths = _inputs([17, 10], seed=5)
+    x[1, 10:] = 5.0
+    h_batch, l_batch = enc(x, lengths)
+    reduction = encoder_module.time_reduction(subsample, input_stack)
+    assert reduction == {(3, (1, 1, 1, 1)): 3, (2, (1, 1, 2, 1)): 4}[(input_stack, subsample)]
+    assert l_batch.numpy().tolist() == [math.ceil(17 / reduction), math.ceil(10 / reduction)]
+    expected = PyramidalBLSTM.output_lengths(np.array([17, 10]), subsample, input_stack)
+    assert expected.tolist() == l_batch.numpy().tolist()
+    h_alone, _ = enc(x[1:2, :10], lengths[1:2])
+    n = int(l_batch[1])
+    np.testing.assert_allclose(h_batch[1, :n].numpy(), h_alone[0, :n].numpy(), atol=1e-5)
+    assert np.all(h_batch.numpy()[1, n:] == 0.0)
+    clone = PyramidalBLSTM.from_config(enc.get_config())
+    assert clone.input_stack == input_stack
+
+
+def test_rejects_bad_input_stack():
+    with pytest.raises(ValueError, match="input_stack"):
+        PyramidalBLSTM(num_layers=2, subsample=(1, 1), input_stack=0)

@@ -1,8 +1,9 @@
 """`python -m tf_jointctc.cli.inspect_corpus --corpus D`: reads every split of a corpus through the data
 pipeline (manifest, audio decoding, TFRecord shards, features) and prints one JSON line of what it found.
 
-Shards are written as the config's `data` section says (`data.cache_dir/<split>`, `num_shards`, `max_seconds`,
-`subsampling`), so `jointctc-train` with the same config reuses them.
+Shards are written as the config's `data` section says (`data.cache_dir/<split>`, `num_shards`, `max_seconds`)
+with the labels-too-long-for-CTC limit of the config's encoder (`config.encoder_time_reduction`), so
+`jointctc-train` with the same config reuses them.
 """
 
 from __future__ import annotations
@@ -15,13 +16,17 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
+from tf_jointctc.config import encoder_time_reduction
+
 _CORPUS = flags.DEFINE_string("corpus", None, "Folder with one sub-folder (data set) per split.")
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/demo.py", "Config whose data section applies.")
 _CACHE_DIR = flags.DEFINE_string("cache_dir", "", "Where shards are written; default: the config's data.cache_dir.")
-_SPLITS = flags.DEFINE_list("splits", ["train", "dev", "test_clean", "test_noisy"], "Splits to inspect.")
+_SPLITS = flags.DEFINE_list(
+    "splits", ["train", "dev", "test_clean", "test_noisy", "test_unseen_voice"], "Splits to inspect."
+)
 
 
-def inspect(corpus: str, cache_dir: str, splits: list[str], data_config) -> dict:
+def inspect(corpus: str, cache_dir: str, splits: list[str], data_config, subsampling: int) -> dict:
     from tf_jointctc.data import make_dataset, prepare_dataset
     from tf_jointctc.text import Vocabulary
 
@@ -30,7 +35,7 @@ def inspect(corpus: str, cache_dir: str, splits: list[str], data_config) -> dict
     for split in splits:
         summary = prepare_dataset(
             os.path.join(corpus, split), os.path.join(cache_dir, split), vocab, num_shards=data_config.num_shards,
-            max_seconds=data_config.max_seconds, subsampling=data_config.subsampling,
+            max_seconds=data_config.max_seconds, subsampling=subsampling,
         )
         split_report = {
             "utterances": summary["num_utterances"],
@@ -58,7 +63,8 @@ def main(argv: list[str]) -> None:
     data_config = _CONFIG.value.data
     default_cache = os.path.join(os.path.dirname(os.path.abspath(corpus)), "cache")
     cache_dir = _CACHE_DIR.value or data_config.cache_dir or default_cache
-    sys.stdout.write(json.dumps(inspect(corpus, cache_dir, _SPLITS.value, data_config)) + "\n")
+    report = inspect(corpus, cache_dir, _SPLITS.value, data_config, encoder_time_reduction(_CONFIG.value))
+    sys.stdout.write(json.dumps(report) + "\n")
 
 
 def run() -> None:

@@ -10,11 +10,23 @@ import json
 
 from absl import app, flags, logging
 
-flags.DEFINE_string("out_dir", None, "Folder to build the corpus in (train, dev, test_clean, test_noisy).")
-flags.DEFINE_float("minutes", 60.0, "Minutes of speech: ~80% train, ~10% dev, ~10% test_clean (test_noisy copies it).")
+flags.DEFINE_string(
+    "out_dir", None, "Folder to build the corpus in (train, dev, test_clean, test_noisy, test_unseen_voice)."
+)
+flags.DEFINE_float(
+    "minutes", 60.0, "Minutes of train + dev + test_clean speech (test_noisy copies test_clean; test_unseen_voice "
+    "is test_clean's size)."
+)
+flags.DEFINE_float(
+    "heldout_minutes", 0.0, "Minutes of dev and of test_clean each (train gets the rest); 0: 10%% of --minutes each."
+)
 flags.DEFINE_integer("seed", 0, "Random seed; the same seed gives byte-identical manifests and audio.")
 flags.DEFINE_integer("workers", 2, "Worker processes (the result does not depend on it).")
-flags.DEFINE_list("engines", [], "TTS engines to use among pico, flite, espeak (default: every one installed).")
+flags.DEFINE_list("engines", ["pico", "flite", "espeak"], "TTS engines the corpus uses; a missing one is an error.")
+flags.DEFINE_bool(
+    "allow_missing_engines", False, "Build without the engines of --engines that are not installed (warned and "
+    "recorded in corpus.json) instead of failing."
+)
 flags.mark_flag_as_required("out_dir")
 
 FLAGS = flags.FLAGS
@@ -23,12 +35,23 @@ FLAGS = flags.FLAGS
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from tf_jointctc.data.synth import SynthConfig, build_corpus
+    from tf_jointctc.data.synth import MissingEngineError, SynthConfig, build_corpus
 
     if FLAGS.minutes <= 0:
         raise app.UsageError("--minutes must be positive")
-    config = SynthConfig(minutes=FLAGS.minutes, seed=FLAGS.seed, engines=tuple(FLAGS.engines))
-    summary = build_corpus(FLAGS.out_dir, config, workers=FLAGS.workers)
+    if FLAGS.heldout_minutes < 0 or 2 * FLAGS.heldout_minutes >= FLAGS.minutes:
+        raise app.UsageError("--heldout_minutes must be >= 0 and leave train some of --minutes")
+    config = SynthConfig(
+        minutes=FLAGS.minutes,
+        seed=FLAGS.seed,
+        heldout_minutes=FLAGS.heldout_minutes,
+        engines=tuple(FLAGS.engines),
+        allow_missing_engines=FLAGS.allow_missing_engines,
+    )
+    try:
+        summary = build_corpus(FLAGS.out_dir, config, workers=FLAGS.workers)
+    except (MissingEngineError, ValueError) as error:
+        raise SystemExit(f"jointctc-synth: {error}") from None
     logging.info("corpus written to %s", summary["out_dir"])
     print(json.dumps(summary), flush=True)
 

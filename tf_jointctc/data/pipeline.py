@@ -18,6 +18,7 @@ from __future__ import annotations
 import glob
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import tensorflow as tf
 from absl import logging
@@ -104,13 +105,88 @@ def make_dataset(
       feature_extractor: defaults to `features.FeatureExtractor()`.
     """
     paths = resolve_shards(files)
-    extractor = feature_extractor if feature_extractor is not None else features.FeatureExtractor()
-    # Build the layer eagerly, so nothing is created while tf.data traces the map function.
-    feature_dim = int(extractor(tf.zeros([1, 400], tf.float32), tf.constant([400], tf.int32))[0].shape[-1])
+    if not training and (bucket_boundaries or drop_remainder):
+        logging.info("evaluation pipeline: ignoring bucket_boundaries and drop_remainder to keep every utterance")
+    batches = _raw_batches(
+        paths, training=training, seed=seed, shuffle_buffer=shuffle_buffer, batch_size=batch_size,
+        bucket_boundaries=bucket_boundaries if training else None, drop_remainder=bool(training and drop_remainder),
+        max_frames_per_batch=max_frames_per_batch,
+    )
+    return _with_features(batches, feature_extractor, include_text=include_text, include_waveform=include_waveform)
 
+
+def make_training_stream(
+    files: str | os.PathLike | Sequence[str | os.PathLike],
+    *,
+    batch_size: int,
+    seed: int = 0,
+    start_batch: int = 0,
+    shuffle_buffer: int = 2048,
+    bucket_boundaries: Sequence[int] | None = None,
+    max_frames_per_batch: int | None = None,
+    feature_extractor: features.FeatureExtractor | None = None,
+) -> tf.data.Dataset:
+    """An endless stream of training batches that a resumed run can continue exactly.
+
+    Pass p (p = 0, 1, ...) over the shards is shuffled and bucketed like `make_dataset(training=True)` but
+    seeded by `(seed, p)` alone, so batch n of the stream is the same whenever the stream is built. The stream
+    starts at batch `start_batch` (a resumed run passes the batches it has already consumed); the skipped
+    batches are grouped but never padded into features, so skipping costs a read of the records only.
+    Batches are the training dict of the module docstring.
+    """
+    paths = resolve_shards(files)
+    seed = int(seed)
+
+    def one_pass(p: tf.Tensor) -> tf.data.Dataset:
+        return _raw_batches(
+            paths, training=True, seed=p * 1_000_003 + seed, shuffle_buffer=shuffle_buffer, batch_size=batch_size,
+            bucket_boundaries=bucket_boundaries, drop_remainder=False, max_frames_per_batch=max_frames_per_batch,
+            reshuffle_each_iteration=False,
+        )
+
+    batches = tf.data.Dataset.range(2**62).flat_map(one_pass)
+    if start_batch:
+        batches = batches.skip(int(start_batch))
+    return _with_features(batches, feature_extractor)
+
+
+_PADDED_SHAPES = {
+    "id": [],
+    "text": [],
+    "waveform": [None],
+    "num_samples": [],
+    "labels": [None],
+    "label_lengths": [],
+}
+
+
+def _padding_values() -> dict[str, tf.Tensor]:
+    return {
+        "id": tf.constant(b"", tf.string),
+        "text": tf.constant(b"", tf.string),
+        "waveform": tf.constant(0.0, tf.float32),
+        "num_samples": tf.constant(0, tf.int32),
+        "labels": tf.constant(0, tf.int32),
+        "label_lengths": tf.constant(0, tf.int32),
+    }
+
+
+def _raw_batches(
+    paths: list[str],
+    *,
+    training: bool,
+    seed: Any,
+    shuffle_buffer: int,
+    batch_size: int,
+    bucket_boundaries: Sequence[int] | None,
+    drop_remainder: bool,
+    max_frames_per_batch: int | None,
+    reshuffle_each_iteration: bool = True,
+) -> tf.data.Dataset:
+    """Parsed records -> padded batches of waveforms and labels (no features yet). `seed` may be a tensor."""
     dataset = tf.data.Dataset.from_tensor_slices(paths)
     if training and len(paths) > 1:
-        dataset = dataset.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+        dataset = dataset.shuffle(len(paths), seed=seed, reshuffle_each_iteration=reshuffle_each_iteration)
     dataset = dataset.interleave(
         tf.data.TFRecordDataset,
         cycle_length=len(paths),
@@ -119,46 +195,35 @@ def make_dataset(
         deterministic=True,
     )
     if training and shuffle_buffer > 1:
-        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=reshuffle_each_iteration)
     dataset = dataset.map(_parse, num_parallel_calls=AUTOTUNE, deterministic=True)
-
-    padded_shapes = {
-        "id": [],
-        "text": [],
-        "waveform": [None],
-        "num_samples": [],
-        "labels": [None],
-        "label_lengths": [],
-    }
-    padding_values = {
-        "id": tf.constant(b"", tf.string),
-        "text": tf.constant(b"", tf.string),
-        "waveform": tf.constant(0.0, tf.float32),
-        "num_samples": tf.constant(0, tf.int32),
-        "labels": tf.constant(0, tf.int32),
-        "label_lengths": tf.constant(0, tf.int32),
-    }
-    if not training and (bucket_boundaries or drop_remainder):
-        logging.info("evaluation pipeline: ignoring bucket_boundaries and drop_remainder to keep every utterance")
     if training and bucket_boundaries:
         boundaries = [int(b) for b in bucket_boundaries]
         if any(b <= a for a, b in zip(boundaries, boundaries[1:])) or boundaries[0] <= 0:
             raise ValueError(f"bucket_boundaries must be positive and increasing, got {boundaries}")
-        dataset = dataset.bucket_by_sequence_length(
+        return dataset.bucket_by_sequence_length(
             element_length_func=lambda element: features.num_frames(element["num_samples"]),
             bucket_boundaries=boundaries,
             bucket_batch_sizes=bucket_batch_sizes(boundaries, batch_size, max_frames_per_batch),
-            padded_shapes=padded_shapes,
-            padding_values=padding_values,
+            padded_shapes=_PADDED_SHAPES,
+            padding_values=_padding_values(),
             drop_remainder=drop_remainder,
         )
-    else:
-        dataset = dataset.padded_batch(
-            batch_size,
-            padded_shapes=padded_shapes,
-            padding_values=padding_values,
-            drop_remainder=bool(training and drop_remainder),
-        )
+    return dataset.padded_batch(
+        batch_size, padded_shapes=_PADDED_SHAPES, padding_values=_padding_values(), drop_remainder=drop_remainder
+    )
+
+
+def _with_features(
+    batches: tf.data.Dataset,
+    feature_extractor: features.FeatureExtractor | None,
+    include_text: bool = False,
+    include_waveform: bool = False,
+) -> tf.data.Dataset:
+    """Padded waveform batches -> the batch dict of the module docstring (features computed per batch)."""
+    extractor = feature_extractor if feature_extractor is not None else features.FeatureExtractor()
+    # Build the layer eagerly, so nothing is created while tf.data traces the map function.
+    feature_dim = int(extractor(tf.zeros([1, 400], tf.float32), tf.constant([400], tf.int32))[0].shape[-1])
 
     def to_batch(batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         feats, lengths = extractor(batch["waveform"], batch["num_samples"])
@@ -176,8 +241,7 @@ def make_dataset(
             out["num_samples"] = batch["num_samples"]
         return out
 
-    dataset = dataset.map(to_batch, num_parallel_calls=AUTOTUNE, deterministic=True)
-    return dataset.prefetch(AUTOTUNE)
+    return batches.map(to_batch, num_parallel_calls=AUTOTUNE, deterministic=True).prefetch(AUTOTUNE)
 
 
 def _parse(serialized: tf.Tensor) -> dict[str, tf.Tensor]:

@@ -45,13 +45,11 @@ def shard_name(index: int, num_shards: int) -> str:
 
 
 def encoder_frames(num_frames: int, subsampling: int = 4) -> int:
-    """Encoder frames L after `log2(subsampling)` halvings of T frames, each `ceil(L / 2)`."""
-    if subsampling < 1 or subsampling & (subsampling - 1):
-        raise ValueError(f"subsampling must be a power of 2, got {subsampling}")
-    frames = int(num_frames)
-    for _ in range(subsampling.bit_length() - 1):
-        frames = (frames + 1) // 2
-    return frames
+    """Encoder frames L = ceil(T / subsampling) of T feature frames (the encoder's nested ceilings, one per
+    stacking or halving stage, compose to this)."""
+    if int(subsampling) < 1:
+        raise ValueError(f"subsampling must be a positive integer, got {subsampling}")
+    return -(-int(num_frames) // int(subsampling))
 
 
 def serialize_example(utt_id: str, text: str, pcm: np.ndarray, labels: Sequence[int]) -> bytes:
@@ -132,8 +130,8 @@ def write_shards(
       vocab: encodes the normalized transcripts.
       num_shards: number of shard files (at most one per utterance, at least 1).
       max_seconds: longest audio kept, or None for no limit.
-      subsampling: the encoder's total time subsampling (a power of 2); None keeps utterances whatever their
-        label count (evaluation: an utterance a CTC model cannot emit is scored, not dropped).
+      subsampling: the encoder's total time reduction (feature frames per encoder frame); None keeps
+        utterances whatever their label count (evaluation: an utterance a CTC model cannot emit is scored, not dropped).
       report: receives the skips (may already hold the reader's).
       num_workers: threads decoding audio.
       extra_summary: merged into the summary (e.g. the source fingerprint).

@@ -1,4 +1,5 @@
-"""Pyramidal BLSTM encoder with linear projections (paper section 3.2, eq. 6)."""
+"""Pyramidal BLSTM encoder with linear projections (paper section 3.2, eq. 6), with optional input frame
+stacking (a low-frame-rate front end that is not in the paper)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,11 @@ def uniform_initializer(init_scale: float) -> keras.initializers.Initializer:
 class PyramidalBLSTM(keras.layers.Layer):
     """Stack of BLSTM layers, each followed by a Dense projection, with frame skipping between layers.
 
+    Input stacking (`input_stack` = k > 1, not in the paper): before the first layer, every k consecutive
+    feature frames are concatenated into one (`[B, T, D] -> [B, ceil(T / k), k * D]`, the last frame
+    zero-padded; lengths `ceil(len / k)`). The BLSTMs then run at 1/k of the frame rate, which is where the
+    encoder's time goes; k = 1 (default) is the paper's encoder.
+
     Layer i: if `subsample[i] == 2`, keep every second frame of the layer below (`h[:, ::2]`, lengths
     `ceil(len / 2)`), *then* run `Bidirectional(LSTM(units))` (called with the padding mask, so padding does
     not leak into the backward direction), then a Dense projection to `projection_units` (linear by default).
@@ -37,8 +43,8 @@ class PyramidalBLSTM(keras.layers.Layer):
     All weights (LSTM kernels, recurrent kernels, biases, projections) are initialized uniformly in
     `[-init_scale, init_scale]` (no unit forget bias), as in the paper.
 
-    call(x [B, T, D] float32, lengths [B] int32) -> (h [B, L, projection_units], out_lengths [B] int32),
-    padded frames of `h` are exactly zero.
+    call(x [B, T, D] float32, lengths [B] int32) -> (h [B, L, projection_units],
+    out_lengths [B] int32), padded frames of `h` are exactly zero.
     """
 
     def __init__(
@@ -50,9 +56,13 @@ class PyramidalBLSTM(keras.layers.Layer):
         projection_activation: str | None = None,
         init_scale: float = 0.1,
         implementation: str = "fused",
+        input_stack: int = 1,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
+        if int(input_stack) < 1:
+            raise ValueError(f"input_stack must be >= 1, got {input_stack}")
+        self.input_stack = int(input_stack)
         subsample = tuple(int(s) for s in subsample)
         if len(subsample) != num_layers:
             raise ValueError(f"subsample {subsample} must have one entry per layer ({num_layers})")
@@ -94,7 +104,7 @@ class PyramidalBLSTM(keras.layers.Layer):
             )
 
     def build(self, x_shape: Sequence[int | None], lengths_shape: Sequence[int | None] | None = None) -> None:
-        dim = x_shape[-1]
+        dim = x_shape[-1] * self.input_stack
         for blstm, projection in zip(self.blstms, self.projections):
             if not blstm.built:
                 blstm.build((None, None, dim))
@@ -104,16 +114,34 @@ class PyramidalBLSTM(keras.layers.Layer):
         self.built = True
 
     @staticmethod
-    def output_lengths(lengths: Any, subsample: Sequence[int]) -> Any:
-        """Encoder output lengths: `ceil(len / 2)` per factor-2 layer. Works on ints, numpy and tf tensors."""
+    def output_lengths(lengths: Any, subsample: Sequence[int], input_stack: int = 1) -> Any:
+        """Encoder output lengths: `ceil(len / input_stack)`, then `ceil(len / 2)` per factor-2 layer (together
+        `ceil(len / time_reduction(...))`). Works on ints, numpy and tf tensors."""
+        lengths = (lengths + int(input_stack) - 1) // int(input_stack)
         for factor in subsample:
             if int(factor) == 2:
                 lengths = (lengths + 1) // 2
         return lengths
 
+    @staticmethod
+    def stack_frames(x: tf.Tensor, lengths: tf.Tensor, k: int) -> tuple[tf.Tensor, tf.Tensor]:
+        """([B, T, D], [B]) -> ([B, ceil(T / k), k * D], ceil(lengths / k)); frame j of the output is input
+        frames jk .. jk + k - 1 side by side, with input frames past `lengths` zeroed (padding never leaks into
+        an utterance's last stacked frame)."""
+        if k == 1:
+            return x, lengths
+        x, lengths = tf.convert_to_tensor(x), tf.convert_to_tensor(lengths)
+        batch, steps, dim = tf.shape(x)[0], tf.shape(x)[1], x.shape[-1]
+        x = x * tf.expand_dims(tf.sequence_mask(lengths, steps, dtype=x.dtype), -1)
+        padded_steps = (steps + k - 1) // k * k
+        x = tf.pad(x, [[0, 0], [0, padded_steps - steps], [0, 0]])
+        x = tf.reshape(x, tf.stack([batch, padded_steps // k, k * dim]))
+        return x, (lengths + k - 1) // k
+
     def call(self, x: tf.Tensor, lengths: tf.Tensor, training: bool | None = None) -> tuple[tf.Tensor, tf.Tensor]:
         h = tf.convert_to_tensor(x)
         lengths = tf.cast(lengths, tf.int32)
+        h, lengths = self.stack_frames(h, lengths, self.input_stack)
         for factor, blstm, projection in zip(self.subsample, self.blstms, self.projections):
             if factor == 2:
                 h = h[:, ::2]
@@ -139,7 +167,7 @@ class PyramidalBLSTM(keras.layers.Layer):
     def compute_output_shape(self, x_shape: Sequence[int | None], lengths_shape: Sequence[int | None]) -> tuple:
         steps = x_shape[1]
         if steps is not None:
-            steps = self.output_lengths(steps, self.subsample)
+            steps = self.output_lengths(steps, self.subsample, self.input_stack)
         return (x_shape[0], steps, self.projection_units), tuple(lengths_shape)
 
     def get_config(self) -> dict[str, Any]:
@@ -152,5 +180,12 @@ class PyramidalBLSTM(keras.layers.Layer):
             projection_activation=self.projection_activation,
             init_scale=self.init_scale,
             implementation=self.implementation,
+            input_stack=self.input_stack,
         )
         return config
+
+
+def time_reduction(subsample: Sequence[int], input_stack: int = 1) -> int:
+    """Input frames per encoder frame: `input_stack * 2 ** (number of factor-2 layers)`. Encoder lengths are
+    `ceil(T / time_reduction)` (nested ceilings of integer divisions compose)."""
+    return int(input_stack) * 2 ** sum(1 for factor in subsample if int(factor) == 2)

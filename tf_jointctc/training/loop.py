@@ -12,7 +12,8 @@ import keras
 import ml_collections
 import tensorflow as tf
 
-from tf_jointctc.data import make_dataset, prepare_dataset
+from tf_jointctc.config import encoder_time_reduction
+from tf_jointctc.data import make_dataset, make_training_stream, prepare_dataset
 from tf_jointctc.model import build_model, make_optimizer
 from tf_jointctc.text import Vocabulary
 from tf_jointctc.training import callbacks as cb
@@ -34,7 +35,7 @@ def prepare_data(config: ml_collections.ConfigDict, workdir: str, vocab: Vocabul
         prepared[split] = prepare_dataset(
             data_path, os.path.join(cache_dir, split), vocab,
             num_shards=1 if split == "alignment" else config.data.num_shards,
-            max_seconds=config.data.max_seconds, subsampling=config.data.subsampling,
+            max_seconds=config.data.max_seconds, subsampling=encoder_time_reduction(config),
         )
         if not prepared[split]["num_utterances"]:
             what = "alignment data" if split == "alignment" else f"{split} data"
@@ -70,20 +71,32 @@ def train(
     train_shards, dev_shards = prepared["train"]["shards"], prepared["dev"]["shards"]
     cmvn = wd.load_or_compute_cmvn(workdir, make_dataset(train_shards, batch_size=32, training=False))
 
-    train_ds = make_dataset(
-        train_shards, batch_size=config.train.batch_size, training=True, seed=config.seed,
-        shuffle_buffer=config.train.shuffle_buffer, bucket_boundaries=_bucket_boundaries(prepared["train"]),
-    )
+    steps_per_epoch = int(config.train.get("steps_per_epoch", 0))
+    max_frames = int(config.train.get("max_frames_per_batch", 0)) or None
     dev_ds = make_dataset(dev_shards, batch_size=config.train.batch_size, training=False, include_text=True)
 
     with strategy.scope():
         model = build_model(config.model, config.loss, vocab, cmvn)
-        optimizer = make_optimizer(config.optimizer)
+        total_steps = config.train.epochs * (steps_per_epoch or _estimated_steps_per_pass(config, prepared["train"]))
+        optimizer = make_optimizer(config.optimizer, total_steps=total_steps)
         model.compile(optimizer=optimizer)
         optimizer.build(model.trainable_variables)
 
     checkpoints = TrainingCheckpoints(workdir, model, optimizer)
     initial_epoch = checkpoints.restore_latest()
+
+    boundaries = _bucket_boundaries(prepared["train"])
+    if steps_per_epoch:
+        train_ds = make_training_stream(
+            train_shards, batch_size=config.train.batch_size, seed=config.seed,
+            start_batch=initial_epoch * steps_per_epoch, shuffle_buffer=config.train.shuffle_buffer,
+            bucket_boundaries=boundaries, max_frames_per_batch=max_frames,
+        )
+    else:
+        train_ds = make_dataset(
+            train_shards, batch_size=config.train.batch_size, training=True, seed=config.seed,
+            shuffle_buffer=config.train.shuffle_buffer, bucket_boundaries=boundaries, max_frames_per_batch=max_frames,
+        )
 
     alignment_ds = None
     if "alignment" in prepared:  # the fixed utterances whose attention alignments are saved
@@ -98,14 +111,16 @@ def train(
         keras.callbacks.TensorBoard(os.path.join(workdir, "tensorboard"), update_freq="epoch", profile_batch=0),
         guard,
     ]
-    fit_kwargs = {}
+    fit_kwargs = {"steps_per_epoch": steps_per_epoch} if steps_per_epoch else {}
     if strategy_name in ("multi_worker", "tpu"):
         # Every worker must run the same number of steps (collectives would otherwise wait for a worker that
         # has finished its epoch): shard batches, not files, repeat, and fix the steps per epoch.
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-        train_ds = train_ds.repeat().with_options(options)
-        fit_kwargs["steps_per_epoch"] = max(1, prepared["train"]["num_utterances"] // config.train.batch_size)
+        train_ds = (train_ds if steps_per_epoch else train_ds.repeat()).with_options(options)
+        fit_kwargs["steps_per_epoch"] = steps_per_epoch or max(
+            1, prepared["train"]["num_utterances"] // config.train.batch_size
+        )
         validation_ds = dev_ds.repeat().with_options(options)
         fit_kwargs["validation_steps"] = max(1, prepared["dev"]["num_utterances"] // config.train.batch_size)
     else:
@@ -135,6 +150,11 @@ def train(
         "seconds": round(time.time() - started, 1),
     }
     return summary
+
+
+def _estimated_steps_per_pass(config: ml_collections.ConfigDict, summary: dict) -> int:
+    """Updates in one pass over the train data (exact without frame-capped batches, which only add some)."""
+    return max(1, -(-summary["num_utterances"] // config.train.batch_size))
 
 
 def _bucket_boundaries(summary: dict) -> list[int]:

@@ -1,4 +1,4 @@
-"""Builds the synthesized corpus: `train`, `dev`, `test_clean` and `test_noisy` under one folder.
+"""Builds the synthesized corpus: `train`, `dev`, `test_clean`, `test_noisy` and `test_unseen_voice`.
 
 Each split folder holds `manifest.jsonl`, Kaldi `wav.scp`, `text`, `utt2spk`, `spk2utt` and `wavs/*.wav`
 (16 kHz mono 16-bit). Paths in `manifest.jsonl` and `wav.scp` are relative to the split folder.
@@ -7,7 +7,19 @@ Determinism: utterance i of a split is fully defined by (seed, split, i): its se
 augmentation come from a numpy Generator seeded with that triple, so worker scheduling does not matter. A
 split takes the shortest prefix of its utterance sequence whose audio reaches the split's share of
 `minutes`. test_noisy holds the test_clean utterances (same ids, same text) mixed with babble or coloured
-noise at 0-15 dB SNR.
+noise at 0-15 dB SNR. test_unseen_voice speaks test sentences with the base voices `engines.UNSEEN_VOICES`,
+which never speak train, dev or test (its size is test_clean's).
+
+Sizes: `minutes` is train + dev + test_clean. By default dev and test_clean get 10 % of it each; with
+`heldout_minutes` > 0 they get that many minutes each and train gets the rest.
+
+Engines: the corpus expects every engine of `SynthConfig.engines` (default: pico, flite and espeak-ng). A
+missing one is an error that says how to install it, unless `allow_missing_engines` is set; then the build
+goes on without it with a warning, and `corpus.json` records the engines and voices it used.
+
+Train augmentation (drawn per utterance): reverberation with probability `reverb_fraction`, then noise with
+probability `noise_fraction`: babble of 3-6 talkers (train sentences by train speakers, never the held-out
+babble pool of test_noisy) or coloured noise, at `train_snr_db`.
 
 Robustness: a split is written to `.tmp-<split>` and renamed when complete; `corpus.json` records the
 arguments and the completed splits, and a rerun with the same arguments skips them.
@@ -30,14 +42,19 @@ from absl import logging
 from tf_jointctc.data.synth import augment, engines, sentences
 
 SAMPLE_RATE = engines.SAMPLE_RATE
-SPLITS = ("train", "dev", "test_clean", "test_noisy")
-FRACTIONS = {"train": 0.8, "dev": 0.1, "test_clean": 0.1}
-_SENTENCE_POOL = {"train": "train", "dev": "dev", "test_clean": "test"}
-_SPEAKER_SET = {"train": "train", "dev": "dev", "test_clean": "test"}
-_ID_TAG = {"train": "tr", "dev": "dv", "test_clean": "te"}
-_SPLIT_CODE = {"train": 1, "dev": 2, "test_clean": 3, "test_noisy": 4, "babble": 5}
+SPLITS = ("train", "dev", "test_clean", "test_noisy", "test_unseen_voice")
+FRACTIONS = {"train": 0.8, "dev": 0.1, "test_clean": 0.1, "test_unseen_voice": 0.1}
+_SENTENCE_POOL = {"train": "train", "dev": "dev", "test_clean": "test", "test_unseen_voice": "test"}
+_SPEAKER_SET = {"train": "train", "dev": "dev", "test_clean": "test", "test_unseen_voice": "unseen_voice"}
+_ID_TAG = {"train": "tr", "dev": "dv", "test_clean": "te", "test_unseen_voice": "uv"}
+_SPLIT_CODE = {"train": 1, "dev": 2, "test_clean": 3, "test_noisy": 4, "babble": 5, "test_unseen_voice": 6,
+               "train_babble": 7}
 _PLAN, _AUGMENT = 0, 1
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+
+
+class MissingEngineError(RuntimeError):
+    """An engine the corpus expects is not installed."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,11 +63,15 @@ class SynthConfig:
 
     minutes: float = 60.0
     seed: int = 0
-    engines: tuple[str, ...] = ()  # empty: every available engine
+    heldout_minutes: float = 0.0  # > 0: minutes of dev and of test_clean each; 0: 10 % of `minutes` each
+    engines: tuple[str, ...] = engines.DEFAULT_ENGINES
+    allow_missing_engines: bool = False  # build without missing engines (warned, recorded) instead of failing
     reverb_fraction: float = 0.3
     reverb_rt60: tuple[float, float] = (0.1, 0.4)
-    noise_fraction: float = 0.3
-    train_snr_db: tuple[float, float] = (10.0, 25.0)
+    noise_fraction: float = 0.5
+    train_snr_db: tuple[float, float] = (0.0, 20.0)
+    train_noise_types: tuple[str, ...] = ("babble", "white", "pink", "brown")
+    train_noise_weights: tuple[float, ...] = (0.4, 0.2, 0.2, 0.2)
     test_snr_db: tuple[float, float] = (0.0, 15.0)
     babble_talkers: tuple[int, int] = (3, 6)
     babble_bank: int = 40
@@ -95,14 +116,22 @@ def _speech_task(task: dict) -> dict:
         do_reverb = rng.random() < task["reverb_fraction"]
         rt60 = float(rng.uniform(*task["reverb_rt60"]))
         do_noise = rng.random() < task["noise_fraction"]
-        colour = str(rng.choice(sorted(augment.NOISE_COLOURS)))
+        weights = np.asarray(task["train_noise_weights"], np.float64)
+        kind = str(rng.choice(task["train_noise_types"], p=weights / weights.sum()))
         snr = float(rng.uniform(*task["train_snr_db"]))
         if do_reverb:
             audio = augment.reverberate(audio, augment.synthetic_rir(rng, rt60))
             entry["reverb_rt60"] = round(rt60, 3)
         if do_noise:
-            audio = augment.mix_at_snr(audio, augment.coloured_noise(rng, len(audio), colour), snr)
-            entry["noise"], entry["snr_db"] = colour, round(snr, 2)
+            if kind == "babble":
+                talkers = int(rng.integers(task["babble_talkers"][0], task["babble_talkers"][1] + 1))
+                bank = _babble_bank(seed, tuple(task["engines"]), task["babble_bank"], "train")
+                noise = augment.babble(rng, list(bank), len(audio), talkers)
+                entry["babble_talkers"] = talkers
+            else:
+                noise = augment.coloured_noise(rng, len(audio), kind)
+            audio = augment.mix_at_snr(audio, noise, snr)
+            entry["noise"], entry["snr_db"] = kind, round(snr, 2)
     entry["duration"] = _write_wav(os.path.join(task["folder"], entry["audio"]), augment.limit_peak(audio))
     return entry
 
@@ -112,15 +141,21 @@ def _babble_task(task: dict) -> np.ndarray:
 
 
 @functools.cache
-def _babble_bank(seed: int, engine_names: tuple[str, ...], size: int) -> tuple[np.ndarray, ...]:
-    """Utterances of held-out `babble` sentences by all pseudo-speakers; built once per worker process."""
-    return tuple(_babble_task(task) for task in _babble_plan(seed, engine_names, size))
+def _babble_bank(seed: int, engine_names: tuple[str, ...], size: int, use: str = "test") -> tuple[np.ndarray, ...]:
+    """Babble sources, built once per worker process. `use="test"` (test_noisy): held-out `babble` sentences
+    by the train, dev and test pseudo-speakers; `use="train"`: train sentences by train pseudo-speakers."""
+    return tuple(_babble_task(task) for task in _babble_plan(seed, engine_names, size, use))
 
 
-def _babble_plan(seed: int, engine_names: tuple[str, ...], size: int) -> list[dict]:
-    pool = sentences.load_pool("babble")
-    speakers = [s for split in ("train", "dev", "test") for s in engines.speakers_for(split, list(engine_names))]
-    rng = rng_for(seed, "babble", 0, _PLAN)
+def _babble_plan(seed: int, engine_names: tuple[str, ...], size: int, use: str = "test") -> list[dict]:
+    if use == "train":
+        pool = sentences.load_pool("train")
+        speakers = engines.speakers_for("train", list(engine_names))
+        rng = rng_for(seed, "train_babble", 0, _PLAN)
+    else:
+        pool = sentences.load_pool("babble")
+        speakers = [s for split in ("train", "dev", "test") for s in engines.speakers_for(split, list(engine_names))]
+        rng = rng_for(seed, "babble", 0, _PLAN)
     order, who = rng.permutation(len(pool)), rng.integers(len(speakers), size=size)
     return [
         {"sentence": pool[order[j % len(pool)]], "speaker": dataclasses.asdict(speakers[who[j]])} for j in range(size)
@@ -188,12 +223,21 @@ class _Runner:
             self._pool.join()
 
 
+def split_minutes(config: SynthConfig, split: str) -> float:
+    """Target minutes of a speech split (see the module docstring)."""
+    if config.heldout_minutes <= 0:
+        return config.minutes * FRACTIONS[split]
+    if split == "train":
+        return config.minutes - 2 * config.heldout_minutes
+    return config.heldout_minutes
+
+
 def _speech_split(runner: _Runner, config: SynthConfig, names: tuple[str, ...], split: str, folder: str) -> list:
     pool = sentences.load_pool(_SENTENCE_POOL[split])
     speakers = engines.speakers_for(_SPEAKER_SET[split], list(names))
     plan_rng = rng_for(config.seed, split, 0, _PLAN)
     order, speaker_order = plan_rng.permutation(len(pool)), plan_rng.permutation(len(speakers))
-    target = max(config.minutes * 60.0 * FRACTIONS[split], 1e-3)
+    target = max(split_minutes(config, split) * 60.0, 1e-3)
     entries: list[dict] = []
     total, next_index, mean = 0.0, 0, 3.0
     while total < target:
@@ -214,6 +258,11 @@ def _speech_split(runner: _Runner, config: SynthConfig, names: tuple[str, ...], 
                     "reverb_rt60": config.reverb_rt60,
                     "noise_fraction": config.noise_fraction,
                     "train_snr_db": config.train_snr_db,
+                    "train_noise_types": list(config.train_noise_types),
+                    "train_noise_weights": list(config.train_noise_weights),
+                    "babble_talkers": config.babble_talkers,
+                    "babble_bank": config.babble_bank,
+                    "engines": list(names),
                 }
             )
         next_index += count
@@ -251,12 +300,46 @@ def _noisy_split(runner: _Runner, config: SynthConfig, names: tuple[str, ...], c
 
 def _config_record(config: SynthConfig, names: tuple[str, ...]) -> dict:
     record = dataclasses.asdict(config) | {"engines": list(names), "format_version": FORMAT_VERSION}
+    record.pop("allow_missing_engines")  # how the build treats a missing engine, not what it builds
     return json.loads(json.dumps(record))  # tuples -> lists, as read back from disk
 
 
-def _summary(out_dir: str) -> dict:
+def resolve_engines(config: SynthConfig) -> tuple[str, ...]:
+    """The engines a build uses: `config.engines` in order.
+
+    Raises:
+      MissingEngineError: one of them is not installed and `allow_missing_engines` is off, or none is.
+    """
+    unknown = sorted(set(config.engines) - set(engines.ENGINES))
+    if unknown:
+        raise ValueError(f"unknown TTS engines {unknown}; expected some of {list(engines.ENGINES)}")
+    available = engines.available_engines()
+    missing = [e for e in config.engines if e not in available]
+    hints = "; ".join(f"{e}: {engines.INSTALL_HINT[e]}" for e in missing)
+    if missing and not config.allow_missing_engines:
+        raise MissingEngineError(
+            f"TTS engines expected by the corpus are not installed: {', '.join(missing)} ({hints}). Install "
+            "them, or choose the engines explicitly (--engines), or build without them (--allow_missing_engines)"
+        )
+    names = tuple(e for e in config.engines if e in available)
+    if missing:
+        logging.warning("BUILDING WITHOUT MISSING TTS ENGINES %s (%s): fewer voices than the default corpus",
+                        ", ".join(missing), hints)
+    if not names:
+        raise MissingEngineError(f"no text-to-speech engine available among {list(config.engines)}")
+    return names
+
+
+def _built_splits(names: tuple[str, ...]) -> tuple[str, ...]:
+    """SPLITS without test_unseen_voice when none of the engines has a held-out voice."""
+    if engines.speakers_for("unseen_voice", list(names)):
+        return SPLITS
+    return tuple(s for s in SPLITS if s != "test_unseen_voice")
+
+
+def _summary(out_dir: str, splits_built: tuple[str, ...]) -> dict:
     splits, speakers = {}, {}
-    for split in SPLITS:
+    for split in splits_built:
         entries = _read_entries(os.path.join(out_dir, split))
         splits[split] = {
             "utterances": len(entries),
@@ -269,14 +352,11 @@ def _summary(out_dir: str) -> dict:
 def build_corpus(out_dir: str, config: SynthConfig, workers: int = 2) -> dict:
     """Builds (or completes) the corpus in `out_dir`; returns a summary dict (counts and minutes per split)."""
     started = time.time()
-    available = engines.available_engines()
-    names = tuple(e for e in (config.engines or available) if e in available)
-    missing = sorted(set(config.engines) - set(available))
-    if missing:
-        logging.warning("TTS engines not available here, skipped: %s", ", ".join(missing))
-    if not names:
-        raise RuntimeError("no text-to-speech engine available: pip install ttspico (or apt-get install flite)")
-    logging.info("TTS engines used: %s (available: %s)", ", ".join(names), ", ".join(available))
+    names = resolve_engines(config)
+    splits_built = _built_splits(names)
+    if "test_unseen_voice" not in splits_built:
+        logging.warning("no held-out base voice among engines %s: test_unseen_voice is not built", list(names))
+    logging.info("TTS engines used: %s", ", ".join(names))
     os.makedirs(out_dir, exist_ok=True)
     record = _config_record(config, names)
     corpus_json = os.path.join(out_dir, "corpus.json")
@@ -291,9 +371,14 @@ def build_corpus(out_dir: str, config: SynthConfig, workers: int = 2) -> dict:
             logging.warning("%s was built with other arguments; rebuilding every split", out_dir)
 
     def save_record() -> None:
-        payload = {"config": record, "complete": complete, "splits": list(SPLITS)}
+        payload = {"config": record, "complete": complete, "splits": list(splits_built)}
+        payload["voices"] = {
+            speaker_set: {e: engines.voices(e, speaker_set) for e in names} for speaker_set in engines.SPEAKER_SETS
+        }
         payload["speakers"] = {
-            split: [s.id for s in engines.speakers_for(_SPEAKER_SET[split], list(names))] for split in _SPEAKER_SET
+            split: [s.id for s in engines.speakers_for(_SPEAKER_SET[split], list(names))]
+            for split in _SPEAKER_SET
+            if split in splits_built
         }
         with open(corpus_json + ".tmp", "w", encoding="utf-8") as handle:
             json.dump(payload, handle, indent=1)
@@ -302,7 +387,7 @@ def build_corpus(out_dir: str, config: SynthConfig, workers: int = 2) -> dict:
     save_record()
     runner = _Runner(workers)
     try:
-        for split in SPLITS:
+        for split in splits_built:
             final = os.path.join(out_dir, split)
             if split in complete:
                 logging.info("%s: already complete, skipped", split)
@@ -329,6 +414,6 @@ def build_corpus(out_dir: str, config: SynthConfig, workers: int = 2) -> dict:
             )
     finally:
         runner.close()
-    summary = {"out_dir": os.path.abspath(out_dir), **_summary(out_dir), "engines": list(names)}
+    summary = {"out_dir": os.path.abspath(out_dir), **_summary(out_dir, splits_built), "engines": list(names)}
     summary["seconds_elapsed"] = round(time.time() - started, 1)
     return summary

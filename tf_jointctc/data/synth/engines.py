@@ -1,8 +1,14 @@
 """Offline text-to-speech engines and pseudo-speakers (voice x speaking rate x pitch).
 
 - `pico`: SVOX Pico through the pip package `ttspico` (en-US and en-GB voices); always available with pip.
-- `flite`: the `flite` command (Debian `flite`; voices kal16, awb, rms, slt), used when it is on PATH.
-- `espeak`: the `espeak-ng` command, used when it is on PATH.
+- `flite`: the `flite` command (Debian `flite`; voices kal16, awb, rms, slt).
+- `espeak`: the `espeak-ng` command (Debian `espeak-ng`).
+
+`DEFAULT_ENGINES` is the engine set a corpus expects; the builder refuses to run when one of the engines it
+is asked for is missing (unless told to allow it) and records the set it used in `corpus.json`.
+
+Base voices: `UNSEEN_VOICES` (one flite and one espeak-ng voice) are held out of `train`, `dev` and `test`
+and speak only the `unseen_voice` split, which measures generalization to voices never heard in training.
 
 Every engine returns float32 mono audio at 16 kHz (resampled with soxr when the engine's rate differs),
 with leading and trailing silence trimmed to `EDGE_SILENCE` seconds.
@@ -25,11 +31,19 @@ import soxr
 SAMPLE_RATE = 16000
 EDGE_SILENCE = 0.15
 ENGINES = ("pico", "flite", "espeak")
+DEFAULT_ENGINES = ENGINES
+INSTALL_HINT = {
+    "pico": "pip install ttspico==0.3.2",
+    "flite": "apt-get install flite",
+    "espeak": "apt-get install espeak-ng",
+}
 
 # Base voices per engine: (voice name, nominal f0 in Hz or None if the engine takes a relative pitch).
 _FLITE_F0 = {"kal16": 95.0, "awb": 124.0, "rms": None, "slt": 168.0}  # rms ignores int_f0_target_mean
 _PICO_VOICES = ("en-US", "en-GB")
 _ESPEAK_VOICES = ("en-us", "en-gb", "en-us+f3", "en-gb-scotland")
+# Base voices that never speak train, dev or test: a US male flite voice and a Scottish espeak-ng accent.
+UNSEEN_VOICES = {"pico": (), "flite": ("rms",), "espeak": ("en-gb-scotland",)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,8 +81,14 @@ def available_engines() -> list[str]:
     return found
 
 
-def voices(engine: str) -> list[str]:
-    return {"pico": list(_PICO_VOICES), "flite": list(_FLITE_F0), "espeak": list(_ESPEAK_VOICES)}[engine]
+def voices(engine: str, split: str = "train") -> list[str]:
+    """Base voices of `engine` that speak `split`: the held-out `UNSEEN_VOICES` for `unseen_voice`, the others
+    for `train`, `dev` and `test`."""
+    every = {"pico": _PICO_VOICES, "flite": tuple(_FLITE_F0), "espeak": _ESPEAK_VOICES}[engine]
+    unseen = UNSEEN_VOICES[engine]
+    if split == "unseen_voice":
+        return list(unseen)
+    return [v for v in every if v not in unseen]
 
 
 def varies_pitch(engine: str, voice: str) -> bool:
@@ -78,15 +98,20 @@ def varies_pitch(engine: str, voice: str) -> bool:
 # Rate/pitch grids. Held-out splits use values that never occur in the train grid, so their pseudo-speakers
 # are disjoint from train's even though the base voices are shared.
 TRAIN_GRID = tuple((r, p) for r in (0.85, 1.0, 1.15) for p in (0.9, 1.1))
-HELDOUT_GRID = {"dev": ((0.93, 1.0), (1.08, 0.82)), "test": ((1.07, 1.0), (0.92, 1.18))}
+HELDOUT_GRID = {
+    "dev": ((0.93, 1.0), (1.08, 0.82)),
+    "test": ((1.07, 1.0), (0.92, 1.18)),
+    "unseen_voice": ((1.0, 1.0), (0.93, 1.08)),
+}
+SPEAKER_SETS = ("train", "dev", "test", "unseen_voice")
 
 
 def speakers_for(split: str, engines: list[str]) -> list[Speaker]:
-    """Pseudo-speakers of a split (`train`, `dev`, `test`), for the given engines."""
+    """Pseudo-speakers of a speaker set (`SPEAKER_SETS`), for the given engines."""
     grid = TRAIN_GRID if split == "train" else HELDOUT_GRID[split]
     result: dict[str, Speaker] = {}
     for engine in engines:
-        for voice in voices(engine):
+        for voice in voices(engine, split):
             for rate, pitch in grid:
                 speaker = Speaker(engine, voice, rate, pitch if varies_pitch(engine, voice) else 1.0)
                 result.setdefault(speaker.id, speaker)
