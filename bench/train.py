@@ -54,7 +54,7 @@ def main() -> None:
             section[name] = args.units
     vocab = Vocabulary()
     model = build_model(config.model, config.loss, vocab)
-    model.compile(optimizer=make_optimizer(config.optimizer))
+    model.compile(optimizer=make_optimizer(config.optimizer, total_steps=10**6))
 
     rng = np.random.default_rng(0)
     batch = {

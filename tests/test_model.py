@@ -353,3 +353,81 @@ def test_input_stacking_from_config_and_time_reduction():
     out = model(_batch())
     assert out["encoder_lengths"].numpy().tolist() == [8, 7, 5, 4]
     assert JointCTCAttention.from_config(model.get_config()).time_reduction == 3
+
+
+def test_forget_bias_is_added_to_every_lstm_forget_gate():
+    keras.utils.set_random_seed(3)
+    plain = _small()
+    keras.utils.set_random_seed(3)
+    biased = _small(forget_bias=1.0)
+    def cells(m):
+        encoder = [layer.cell for b in m.encoder.blstms for layer in (b.forward_layer, b.backward_layer)]
+        return [*encoder, m.decoder.cell]
+
+    for a, b in zip(cells(plain), cells(biased)):
+        diff = b.bias.numpy() - a.bias.numpy()
+        units = a.units
+        np.testing.assert_allclose(diff[units : 2 * units], 1.0, atol=1e-6)
+        np.testing.assert_allclose(np.delete(diff, np.s_[units : 2 * units]), 0.0, atol=1e-6)
+    assert JointCTCAttention.from_config(biased.get_config()).forget_bias == 1.0
+
+
+def test_ctc_warmup_trains_the_encoder_alone_then_the_joint_loss():
+    keras.utils.set_random_seed(5)
+    model = _small(ctc_weight=0.3, ctc_warmup_steps=2)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    step = tf.function(model.train_step)
+    batch = _batch()
+    decoder_before = [v.numpy() for v in model.decoder.trainable_variables]
+    encoder_before = [v.numpy() for v in model.encoder.trainable_variables]
+    logs = step(batch)
+    h, lengths = model.encode(batch["features"], batch["feature_lengths"])
+    assert float(logs["attention_loss"]) == 0.0  # the decoder did not run
+    assert all(np.array_equal(a, v.numpy()) for a, v in zip(decoder_before, model.decoder.trainable_variables))
+    assert any(not np.array_equal(a, v.numpy()) for a, v in zip(encoder_before, model.encoder.trainable_variables))
+    step(batch)
+    assert all(np.array_equal(a, v.numpy()) for a, v in zip(decoder_before, model.decoder.trainable_variables))
+    model.reset_metrics()
+    logs = step(batch)  # update 3: eq. 14
+    assert float(logs["attention_loss"]) > 0.0
+    assert sum(not np.array_equal(a, v.numpy()) for a, v in zip(decoder_before, model.decoder.trainable_variables)) > 3
+    assert int(model.optimizer.iterations) == 3
+    assert JointCTCAttention.from_config(model.get_config()).ctc_warmup_steps == 2
+    assert not _small(ctc_weight=1.0, ctc_warmup_steps=5).uses_ctc_warmup
+
+
+def test_guided_attention_loss_against_brute_force():
+    rng = np.random.default_rng(11)
+    weights = rng.random((2, 4, 6)).astype("float32")
+    token_lengths, frame_lengths = np.array([4, 2]), np.array([6, 3])
+    got = model_lib.guided_attention_loss(weights, token_lengths, frame_lengths, 0.25).numpy()
+    for b in range(2):
+        total = 0.0
+        for u in range(token_lengths[b]):
+            for frame in range(frame_lengths[b]):
+                d = (frame + 0.5) / frame_lengths[b] - (u + 0.5) / token_lengths[b]
+                total += weights[b, u, frame] * (1 - np.exp(-(d**2) / (2 * 0.25**2)))
+        assert got[b] == pytest.approx(total, rel=1e-5)
+    diagonal = np.zeros((1, 5, 5), "float32")
+    diagonal[0, np.arange(5), np.arange(5)] = 1.0
+    flat = np.zeros((1, 5, 5), "float32")
+    flat[0, :, 0] = 1.0
+    assert model_lib.guided_attention_loss(diagonal, [5], [5]).numpy()[0] == pytest.approx(0.0, abs=1e-6)
+    assert model_lib.guided_attention_loss(flat, [5], [5]).numpy()[0] > 1.0
+
+
+def test_guided_attention_adds_to_the_training_loss_only():
+    batch = _batch()
+    keras.utils.set_random_seed(2)
+    plain = _small(ctc_weight=0.3)
+    keras.utils.set_random_seed(2)
+    guided = _small(ctc_weight=0.3, guided_attention_weight=2.0)
+    assert float(guided.compute_losses(batch, training=False)["loss"]) == pytest.approx(
+        float(plain.compute_losses(batch, training=False)["loss"]), rel=1e-6)
+    out = plain(batch)
+    extra = model_lib.guided_attention_loss(out["attention_weights"], batch["label_lengths"] + 1,
+                                            out["encoder_lengths"]).numpy().mean()
+    assert extra > 0
+    assert float(guided.compute_losses(batch, training=True)["loss"]) == pytest.approx(
+        float(plain.compute_losses(batch, training=True)["loss"]) + 2.0 * extra, rel=1e-5)
+    assert JointCTCAttention.from_config(guided.get_config()).guided_attention_weight == 2.0

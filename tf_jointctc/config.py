@@ -41,10 +41,18 @@ def base_config() -> ml_collections.ConfigDict:
     config.model.sharpening = 2.0  # gamma in eq. 10
     config.model.decoder_units = 320  # 1-layer LSTM decoder
     config.model.init_scale = 0.1  # uniform in [-0.1, 0.1]
+    config.model.forget_bias = 0.0  # added to every LSTM's initial forget-gate bias (not in the paper: 0)
 
     config.loss = ml_collections.ConfigDict()
     config.loss.ctc_weight = 0.2  # lambda in eq. 14; 0.2 was the paper's best; 1 = CTC, 0 = attention
     config.loss.label_smoothing = 0.0  # attention targets' label smoothing (not in the paper; ESPnet WSJ: 0.05)
+    # A joint model's first N updates train by the CTC loss alone, without running the decoder (not in the
+    # paper; 0 = eq. 14 from the first update).
+    config.loss.ctc_warmup_steps = 0
+    # Guided attention (not in the paper): weight x the attention mass off the diagonal band of relative width
+    # `guided_attention_width` is added to the training loss. 0 = eq. 14 alone.
+    config.loss.guided_attention_weight = 0.0
+    config.loss.guided_attention_width = 0.2
 
     config.optimizer = ml_collections.ConfigDict()
     config.optimizer.name = "adadelta"  # AdaDelta with gradient clipping (section 3.2)

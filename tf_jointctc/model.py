@@ -61,6 +61,10 @@ class JointCTCAttention(keras.Model):
         sos_id: int | None = None,
         eos_id: int | None = None,
         label_smoothing: float = 0.0,
+        forget_bias: float = 0.0,
+        ctc_warmup_steps: int = 0,
+        guided_attention_weight: float = 0.0,
+        guided_attention_width: float = 0.2,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -85,6 +89,10 @@ class JointCTCAttention(keras.Model):
         if not 0.0 <= float(label_smoothing) < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
         self.label_smoothing = float(label_smoothing)
+        self.forget_bias = float(forget_bias)
+        self.ctc_warmup_steps = int(ctc_warmup_steps)
+        self.guided_attention_weight = float(guided_attention_weight)
+        self.guided_attention_width = float(guided_attention_width)
         self.sos_id = int(sos_id) if sos_id is not None else self.vocab_size - 1
         self.eos_id = int(eos_id) if eos_id is not None else self.vocab_size - 1
         if cmvn_mean is None:
@@ -125,6 +133,17 @@ class JointCTCAttention(keras.Model):
         # All variables exist from construction on: nothing is created inside a traced loop, and `.keras`
         # loading and distribution strategies see a fully built model.
         self.build()
+        if self.forget_bias:
+            self._add_forget_bias(self.forget_bias)
+
+    def _add_forget_bias(self, value: float) -> None:
+        """Adds `value` to the forget-gate bias of every LSTM (encoder directions and decoder), on top of the
+        uniform initialization (Keras gate order i, f, c, o)."""
+        cells = [lstm.cell for blstm in self.encoder.blstms for lstm in (blstm.forward_layer, blstm.backward_layer)]
+        for cell in [*cells, self.decoder.cell]:
+            bias = keras.ops.convert_to_numpy(cell.bias)
+            bias[cell.units : 2 * cell.units] += value
+            cell.bias.assign(bias)
 
     # ------------------------------------------------------------------ structure
 
@@ -241,12 +260,17 @@ class JointCTCAttention(keras.Model):
 
     # ------------------------------------------------------------------ losses
 
-    def compute_losses(self, batch: Mapping[str, tf.Tensor], training: bool | None = None) -> dict[str, tf.Tensor]:
+    def compute_losses(
+        self, batch: Mapping[str, tf.Tensor], training: bool | None = None, ctc_only: bool = False
+    ) -> dict[str, tf.Tensor]:
         """Per-utterance losses and the total.
 
         Returns a dict with `loss` (scalar, eq. 14 averaged over the batch) and, for the branches that are
         computed, `ctc` [B], `attention` [B] (summed token NLL), `correct` [B, U+1] float and `token_mask`
         [B, U+1] float (for teacher-forced accuracy).
+
+        `ctc_only` (the CTC warm-up of a joint model): `loss` is the CTC loss alone (weight 1) and the decoder
+        does not run; `attention`, `correct` and `token_mask` are zeros of their usual shapes.
         """
         h, lengths = self.encode(batch["features"], batch["feature_lengths"], training=training)
         labels = tf.cast(batch["labels"], tf.int32)
@@ -256,13 +280,23 @@ class JointCTCAttention(keras.Model):
         if self.compute_ctc:
             ctc = ctc_lib.ctc_loss(self.ctc_logits(h), lengths, labels, label_lengths)
             out["ctc"] = ctc
-            loss += self.ctc_weight * tf.reduce_mean(ctc)
-        if self.compute_attention:
+            loss += (1.0 if ctc_only else self.ctc_weight) * tf.reduce_mean(ctc)
+        if self.compute_attention and ctc_only:
+            shape = tf.shape(labels) + tf.constant([0, 1])  # [B, U + 1]
+            out["attention"] = tf.zeros(shape[:1], tf.float32)
+            out["correct"] = tf.zeros(shape, tf.float32)
+            out["token_mask"] = tf.zeros(shape, tf.float32)
+        elif self.compute_attention:
             targets_in, targets, mask = self.decoder_targets(labels, label_lengths)
-            logits, _ = self.decoder.teacher_forcing(h, self.encoder_mask(h, lengths), targets_in, training=training)
+            logits, weights = self.decoder.teacher_forcing(
+                h, self.encoder_mask(h, lengths), targets_in, training=training
+            )
             nll = attention_cross_entropy(targets, tf.cast(logits, tf.float32), self.label_smoothing)
             token_mask = tf.cast(mask, tf.float32)
             attention = tf.reduce_sum(nll * token_mask, axis=1)
+            if self.guided_attention_weight and training:
+                guided = guided_attention_loss(weights, label_lengths + 1, lengths, self.guided_attention_width)
+                loss += self.guided_attention_weight * tf.reduce_mean(guided)
             out["attention"] = attention
             out["correct"] = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), targets), tf.float32)
             out["token_mask"] = token_mask
@@ -302,8 +336,24 @@ class JointCTCAttention(keras.Model):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         return x
 
+    @property
+    def uses_ctc_warmup(self) -> bool:
+        """A joint model with `ctc_warmup_steps` > 0: its first updates train the encoder by CTC alone."""
+        return self.ctc_warmup_steps > 0 and self.compute_ctc and self.compute_attention
+
+    def _losses_and_gradients(
+        self, batch: Mapping[str, tf.Tensor], variables: list, replicas: int, ctc_only: bool
+    ) -> tuple[dict[str, tf.Tensor], list[tf.Tensor]]:
+        """(compute_losses' dict, gradients of its loss / replicas for `variables`, zeros where None)."""
+        with tf.GradientTape() as tape:
+            out = self.compute_losses(batch, training=True, ctc_only=ctc_only)
+            scaled_loss = out["loss"] / replicas if replicas > 1 else out["loss"]
+        grads = tape.gradient(scaled_loss, variables)
+        return out, [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
+
     def train_step(self, data: Any) -> dict[str, tf.Tensor]:
-        """One update on eq. 14.
+        """One update on eq. 14 (on the CTC loss alone for the first `ctc_warmup_steps` updates of a joint
+        model: the decoder, most of a step's time, does not run and gets zero gradients then).
 
         Non-finite loss or gradients on one device: no update at all (optimizer slots and iteration count
         untouched) and `non_finite_steps` += 1. Under a multi-replica strategy the loss is divided by
@@ -311,14 +361,21 @@ class JointCTCAttention(keras.Model):
         a zero-gradient step on every replica (variables unchanged, optimizer slots still move)."""
         batch = self._unpack(data)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        with tf.GradientTape() as tape:
-            out = self.compute_losses(batch, training=True)
-            scaled_loss = out["loss"] / replicas if replicas > 1 else out["loss"]
         variables = self.trainable_variables
-        grads = tape.gradient(scaled_loss, variables)
-        pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
-        grads = [g for g, _ in pairs]
-        variables = [v for _, v in pairs]
+        if self.uses_ctc_warmup:
+            out, grads = tf.cond(
+                self.optimizer.iterations < self.ctc_warmup_steps,
+                lambda: self._losses_and_gradients(batch, variables, replicas, ctc_only=True),
+                lambda: self._losses_and_gradients(batch, variables, replicas, ctc_only=False),
+            )
+        else:
+            with tf.GradientTape() as tape:
+                out = self.compute_losses(batch, training=True)
+                scaled_loss = out["loss"] / replicas if replicas > 1 else out["loss"]
+            grads = tape.gradient(scaled_loss, variables)
+            pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
+            grads = [g for g, _ in pairs]
+            variables = [v for _, v in pairs]
         finite = tf.reduce_all([tf.math.is_finite(out["loss"])] + [tf.reduce_all(tf.math.is_finite(g)) for g in grads])
         if not self.optimizer.built:
             with tf.init_scope():
@@ -373,8 +430,40 @@ class JointCTCAttention(keras.Model):
             sos_id=self.sos_id,
             eos_id=self.eos_id,
             label_smoothing=self.label_smoothing,
+            forget_bias=self.forget_bias,
+            ctc_warmup_steps=self.ctc_warmup_steps,
+            guided_attention_weight=self.guided_attention_weight,
+            guided_attention_width=self.guided_attention_width,
         )
         return config
+
+
+def guided_attention_loss(
+    weights: tf.Tensor, token_lengths: tf.Tensor, frame_lengths: tf.Tensor, width: float = 0.2
+) -> tf.Tensor:
+    """Attention mass away from the diagonal, per utterance (guided attention, Tachibana et al. 2018; not in
+    the paper): `sum_{u < U, l < L} a[u, l] * (1 - exp(-((l + .5) / L - (u + .5) / U)^2 / (2 width^2)))`.
+
+    A training-only prior that speech is read at a roughly steady rate: it pulls the attention towards the
+    diagonal from the first updates, which the decoder otherwise finds only after many epochs.
+
+    Args:
+      weights: [B, U', L'] attention weights (teacher forcing); token_lengths: [B] valid tokens (labels + eos);
+        frame_lengths: [B] valid encoder frames; width: g, the diagonal band's width as a fraction.
+    Returns:
+      [B] float32, each in [0, token_lengths].
+    """
+    weights = tf.cast(weights, tf.float32)
+    shape = tf.shape(weights)
+    tokens = tf.cast(tf.maximum(token_lengths, 1), tf.float32)[:, None, None]
+    frames = tf.cast(tf.maximum(frame_lengths, 1), tf.float32)[:, None, None]
+    u = tf.cast(tf.range(shape[1]), tf.float32)[None, :, None]
+    l_ = tf.cast(tf.range(shape[2]), tf.float32)[None, None, :]
+    penalty = 1.0 - tf.exp(-tf.square((l_ + 0.5) / frames - (u + 0.5) / tokens) / (2.0 * width**2))
+    valid = tf.logical_and(
+        tf.sequence_mask(token_lengths, shape[1])[:, :, None], tf.sequence_mask(frame_lengths, shape[2])[:, None, :]
+    )
+    return tf.reduce_sum(weights * penalty * tf.cast(valid, tf.float32), axis=[1, 2])
 
 
 def attention_cross_entropy(targets: tf.Tensor, logits: tf.Tensor, label_smoothing: float = 0.0) -> tf.Tensor:
@@ -422,8 +511,9 @@ def build_model(model_config: Any, loss_config: Any, vocab: Any, cmvn: Any = Non
     Args:
       model_config: ConfigDict with (or being) `model`: encoder.{num_layers, units, projection_units,
         subsample, implementation, input_stack}, attention ("location"|"content"), attention_dim,
-        attention_filters, attention_width, sharpening, decoder_units, init_scale.
-      loss_config: ConfigDict with (or being) `loss`: ctc_weight (lambda of eq. 14), label_smoothing.
+        attention_filters, attention_width, sharpening, decoder_units, init_scale, forget_bias.
+      loss_config: ConfigDict with (or being) `loss`: ctc_weight (lambda of eq. 14), label_smoothing,
+        ctc_warmup_steps, guided_attention_weight, guided_attention_width.
       vocab: a `text.Vocabulary` (size, sos_id, eos_id).
       cmvn: None (identity normalization), a `CMVNStats`-like object with `.mean`/`.std`, a dict with
         "mean"/"std", or a (mean, std) pair.
@@ -453,6 +543,10 @@ def build_model(model_config: Any, loss_config: Any, vocab: Any, cmvn: Any = Non
         sos_id=vocab.sos_id,
         eos_id=vocab.eos_id,
         label_smoothing=float(loss.get("label_smoothing", 0.0)),
+        forget_bias=float(model.get("forget_bias", 0.0)),
+        ctc_warmup_steps=int(loss.get("ctc_warmup_steps", 0)),
+        guided_attention_weight=float(loss.get("guided_attention_weight", 0.0)),
+        guided_attention_width=float(loss.get("guided_attention_width", 0.2)),
     )
 
 

@@ -175,3 +175,12 @@ def test_child_command_trains_one_system_without_the_report():
     assert command[1:3] == ["-m", "tf_jointctc.reproduce.run"]
     assert command[command.index("--systems") + 1] == "mtl_0.5" and "--no_report" in command
     assert command[command.index("--jobs") + 1] == "1"
+
+
+def test_fig3_epochs_spread_over_the_run():
+    from tf_jointctc.reproduce.figures import fig3_epochs
+
+    assert fig3_epochs(9) == (1, 3, 5, 7, 9)
+    assert fig3_epochs(4) == (1, 2, 3, 4)
+    assert fig3_epochs(13) == (1, 4, 7, 10, 13)
+    assert fig3_epochs(1) == (1,)

@@ -22,8 +22,18 @@ _CORPUS = flags.DEFINE_string("corpus", None, "Folder with one sub-folder (data 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/demo.py", "Config whose data section applies.")
 _CACHE_DIR = flags.DEFINE_string("cache_dir", "", "Where shards are written; default: the config's data.cache_dir.")
 _SPLITS = flags.DEFINE_list(
-    "splits", ["train", "dev", "test_clean", "test_noisy", "test_unseen_voice"], "Splits to inspect."
+    "splits", [], "Splits to inspect (default: the splits corpus.json lists, else the split folders present)."
 )
+_KNOWN_SPLITS = ("train", "dev", "test_clean", "test_noisy", "test_unseen_voice")
+
+
+def corpus_splits(corpus: str) -> list[str]:
+    """The splits `corpus.json` lists (a jointctc-synth corpus), else the known split folders present."""
+    record = os.path.join(corpus, "corpus.json")
+    if os.path.exists(record):
+        with open(record, encoding="utf-8") as handle:
+            return list(json.load(handle)["splits"])
+    return [s for s in _KNOWN_SPLITS if os.path.isdir(os.path.join(corpus, s))]
 
 
 def inspect(corpus: str, cache_dir: str, splits: list[str], data_config, subsampling: int) -> dict:
@@ -63,7 +73,8 @@ def main(argv: list[str]) -> None:
     data_config = _CONFIG.value.data
     default_cache = os.path.join(os.path.dirname(os.path.abspath(corpus)), "cache")
     cache_dir = _CACHE_DIR.value or data_config.cache_dir or default_cache
-    report = inspect(corpus, cache_dir, _SPLITS.value, data_config, encoder_time_reduction(_CONFIG.value))
+    splits = _SPLITS.value or corpus_splits(corpus)
+    report = inspect(corpus, cache_dir, splits, data_config, encoder_time_reduction(_CONFIG.value))
     sys.stdout.write(json.dumps(report) + "\n")
 
 

@@ -23,7 +23,14 @@ import numpy as np
 from tf_jointctc.reproduce import alignment
 from tf_jointctc.reproduce.systems import SYSTEMS
 
-FIG3_EPOCHS = (1, 3, 5, 7, 9)
+FIG3_EPOCHS = (1, 3, 5, 7, 9)  # for 9 epochs; `fig3_epochs` spreads five columns over any other count
+
+
+def fig3_epochs(total: int, columns: int = 5) -> tuple[int, ...]:
+    """Up to `columns` epochs spread evenly over 1..total, first and last included (9 -> 1, 3, 5, 7, 9)."""
+    if total <= columns:
+        return tuple(range(1, total + 1))
+    return tuple(sorted({1 + round(i * (total - 1) / (columns - 1)) for i in range(columns)}))
 FIG3_SYSTEMS = ("att_location", "mtl_0.2", "mtl_0.8")
 
 
@@ -124,8 +131,16 @@ def plot_fig2(out: str, path: str) -> str:
     return path
 
 
-def plot_fig3(out: str, path: str, epochs=FIG3_EPOCHS, names=FIG3_SYSTEMS) -> str:
+def plot_fig3(out: str, path: str, epochs=None, names=FIG3_SYSTEMS) -> str:
     import matplotlib
+
+    if epochs is None:  # the run's epoch count (run.json), else the paper-recipe default
+        meta_path = os.path.join(out, "run.json")
+        total = None
+        if os.path.exists(meta_path):
+            with open(meta_path) as handle:
+                total = json.load(handle).get("epochs")
+        epochs = fig3_epochs(int(total)) if total else FIG3_EPOCHS
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

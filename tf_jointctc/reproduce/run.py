@@ -31,9 +31,8 @@ from collections.abc import Callable, Sequence
 
 from tf_jointctc.reproduce import systems as sysmod
 
-# Fig. 3 needs epoch 9. Six systems x 9 epochs at ~1.85 min per epoch plus ~12 min of beam-20 decoding come to
-# ~1 h 55 min on 2 cores; 10 epochs would not fit the 2-hour budget (README.md, "Reproducing the paper").
-DEFAULT_EPOCHS = 9
+# None: every system trains the base config's `train.epochs` (configs/demo.py: the demo's own budget).
+DEFAULT_EPOCHS = None
 
 
 def log(message: str) -> None:
@@ -188,7 +187,7 @@ def run_in_parallel(commands: dict[str, list[str]], out: str, jobs: int, poll_se
         raise SystemExit(f"systems {failed} failed; see {logs}")
 
 
-def run(corpus: str, out: str, epochs: int = DEFAULT_EPOCHS, names: Sequence[str] | None = None,
+def run(corpus: str, out: str, epochs: int | None = DEFAULT_EPOCHS, names: Sequence[str] | None = None,
         report_only: bool = False, docs: str = "docs", command: str | None = None,
         train_fn: Callable | None = None, eval_fn: Callable | None = None, base_config: str | None = None,
         jobs: int = 1, write_report: bool = True) -> str | None:
@@ -197,6 +196,8 @@ def run(corpus: str, out: str, epochs: int = DEFAULT_EPOCHS, names: Sequence[str
     from tf_jointctc.reproduce import figures, report
 
     names = list(names or sysmod.SYSTEMS)
+    if epochs is None:
+        epochs = int((sysmod.load_demo_config(base_config) if base_config else sysmod.load_demo_config()).train.epochs)
     unknown = [n for n in names if n not in sysmod.SYSTEMS]
     if unknown:
         raise SystemExit(f"unknown systems {unknown}; choose from {', '.join(sysmod.SYSTEMS)}")
@@ -232,7 +233,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tf_jointctc.reproduce.run", description=__doc__.split("\n")[0])
     parser.add_argument("--corpus", default="data/corpus", help="The built-in corpus (jointctc-synth --out_dir).")
     parser.add_argument("--out", default="runs/reproduce", help="One work dir per system goes here.")
-    parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help="Training epochs of every system.")
+    parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS,
+                        help="Training epochs of every system (default: the base config's train.epochs).")
     parser.add_argument("--systems", default="", help=f"Comma-separated subset of {','.join(sysmod.SYSTEMS)}.")
     parser.add_argument("--docs", default="docs", help="Where the figures, monotonicity.json and results.md go.")
     parser.add_argument("--config", default="", help="Base config file (default configs/demo.py); for smoke tests.")
