@@ -45,7 +45,8 @@ def tiny_config(corpus: pathlib.Path, **overrides):
     config.train.batch_size = 8
     config.train.steps_per_epoch = 0  # epochs are passes over the tiny corpus
     config.train.max_frames_per_batch = 0
-    config.optimizer.schedule = "constant"  # a tiny run has too few steps for the demo's warm-up
+    config.optimizer.schedule = "constant"  # a tiny run has too few steps for the demo's warm-ups
+    config.loss.ctc_warmup_steps = 0
     config.train.alignment_images = 2
     config.optimizer.learning_rate = 3e-3
     for key, value in overrides.items():

@@ -27,8 +27,12 @@ def test_encoder_frames():
     assert encoder_frames(7, 1) == 7
     assert encoder_frames(0, 4) == 0
     assert encoder_frames(9, 8) == 2
+    assert encoder_frames(10, 3) == 4  # input stacking 3: any positive reduction, ceil(T / r)
+    assert encoder_frames(9, 3) == 3
+    for frames in range(40):  # nested ceilings of a stack-3 front end and two halvings compose to one
+        assert encoder_frames(frames, 12) == -(-(-(-(-(-frames // 3)) // 2)) // 2)
     with pytest.raises(ValueError):
-        encoder_frames(10, 3)
+        encoder_frames(10, 0)
 
 
 def _dataset_with_bad_entries(tmp_path, helpers) -> str:
