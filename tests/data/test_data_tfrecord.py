@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import json
+import math
 import os
 
 import numpy as np
@@ -30,7 +31,7 @@ def test_encoder_frames():
     assert encoder_frames(10, 3) == 4  # input stacking 3: any positive reduction, ceil(T / r)
     assert encoder_frames(9, 3) == 3
     for frames in range(40):  # nested ceilings of a stack-3 front end and two halvings compose to one
-        assert encoder_frames(frames, 12) == -(-(-(-(-(-frames // 3)) // 2)) // 2)
+        assert encoder_frames(frames, 12) == math.ceil(math.ceil(math.ceil(frames / 3) / 2) / 2)
     with pytest.raises(ValueError):
         encoder_frames(10, 0)
 
