@@ -49,9 +49,8 @@ def main() -> None:
     if args.input_stack is not None:
         config.model.encoder.input_stack = args.input_stack
     if args.units is not None:
-        for key in ("encoder.units", "encoder.projection_units", "attention_dim", "decoder_units"):
-            section, name = (config.model.encoder, key.split(".")[1]) if "." in key else (config.model, key)
-            section[name] = args.units
+        config.model.encoder.units = config.model.encoder.projection_units = args.units
+        config.model.attention_dim = config.model.decoder_units = args.units
     vocab = Vocabulary()
     model = build_model(config.model, config.loss, vocab)
     model.compile(optimizer=make_optimizer(config.optimizer, total_steps=10**6))

@@ -92,7 +92,9 @@ def base_config() -> ml_collections.ConfigDict:
 
 
 def encoder_time_reduction(config: ml_collections.ConfigDict) -> int:
-    """Feature frames per encoder frame of `config.model.encoder` (input_stack x 2 per subsampling layer): the
-    one rule data preparation uses to drop utterances whose labels CTC cannot emit."""
+    """Feature frames per encoder frame of `config.model.encoder` (`layers.encoder.time_reduction`): what
+    data preparation uses to drop utterances whose labels CTC cannot emit."""
+    from tf_jointctc.layers.encoder import time_reduction  # imports Keras: only when asked
+
     encoder = config.model.encoder
-    return int(encoder.get("input_stack", 1)) * 2 ** sum(1 for f in encoder.subsample if int(f) == 2)
+    return time_reduction(encoder.subsample, encoder.get("input_stack", 1))

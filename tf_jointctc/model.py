@@ -342,14 +342,13 @@ class JointCTCAttention(keras.Model):
         return self.ctc_warmup_steps > 0 and self.compute_ctc and self.compute_attention
 
     def _losses_and_gradients(
-        self, batch: Mapping[str, tf.Tensor], variables: list, replicas: int, ctc_only: bool
-    ) -> tuple[dict[str, tf.Tensor], list[tf.Tensor]]:
-        """(compute_losses' dict, gradients of its loss / replicas for `variables`, zeros where None)."""
+        self, batch: Mapping[str, tf.Tensor], variables: list, replicas: int, ctc_only: bool = False
+    ) -> tuple[dict[str, tf.Tensor], list[tf.Tensor | None]]:
+        """(compute_losses' dict, gradients of its loss / replicas for `variables`; None where none flows)."""
         with tf.GradientTape() as tape:
             out = self.compute_losses(batch, training=True, ctc_only=ctc_only)
             scaled_loss = out["loss"] / replicas if replicas > 1 else out["loss"]
-        grads = tape.gradient(scaled_loss, variables)
-        return out, [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
+        return out, tape.gradient(scaled_loss, variables)
 
     def train_step(self, data: Any) -> dict[str, tf.Tensor]:
         """One update on eq. 14 (on the CTC loss alone for the first `ctc_warmup_steps` updates of a joint
@@ -362,17 +361,17 @@ class JointCTCAttention(keras.Model):
         batch = self._unpack(data)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         variables = self.trainable_variables
-        if self.uses_ctc_warmup:
+        if self.uses_ctc_warmup:  # both branches give a gradient for every variable (zeros where none flows)
+
+            def branch(ctc_only: bool) -> tuple[dict[str, tf.Tensor], list[tf.Tensor]]:
+                out, grads = self._losses_and_gradients(batch, variables, replicas, ctc_only)
+                return out, [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
+
             out, grads = tf.cond(
-                self.optimizer.iterations < self.ctc_warmup_steps,
-                lambda: self._losses_and_gradients(batch, variables, replicas, ctc_only=True),
-                lambda: self._losses_and_gradients(batch, variables, replicas, ctc_only=False),
+                self.optimizer.iterations < self.ctc_warmup_steps, lambda: branch(True), lambda: branch(False)
             )
         else:
-            with tf.GradientTape() as tape:
-                out = self.compute_losses(batch, training=True)
-                scaled_loss = out["loss"] / replicas if replicas > 1 else out["loss"]
-            grads = tape.gradient(scaled_loss, variables)
+            out, grads = self._losses_and_gradients(batch, variables, replicas)
             pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
             grads = [g for g, _ in pairs]
             variables = [v for _, v in pairs]

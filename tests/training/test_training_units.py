@@ -52,6 +52,21 @@ def test_checkpoints_restore_epoch_weights_and_truncate_history(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+def test_history_sums_epoch_seconds_across_resumptions(tmp_path):
+    model = _tiny_model()
+    checkpoints = TrainingCheckpoints(str(tmp_path), model, model.optimizer)
+    checkpoints.save(1, {"loss": 3.0, "epoch_seconds": 10.5})
+    checkpoints.save(2, {"loss": 2.0, "epoch_seconds": 20.25})
+    fresh = _tiny_model()
+    resumed = TrainingCheckpoints(str(tmp_path), fresh, fresh.optimizer)
+    assert resumed.restore_latest() == 2
+    resumed.save(2, {"loss": 2.5, "epoch_seconds": 7.0})  # epoch 2 repeated after a kill: replaces its entry
+    resumed.save(3, {"loss": 1.0, "epoch_seconds": 4.0})
+    assert [h["train_seconds"] for h in resumed.history()] == [10.5, 17.5, 21.5]
+    resumed.save(4, {"loss": 0.5})  # no timing given: none invented
+    assert "train_seconds" not in resumed.history()[-1]
+
+
 def test_restore_weights_without_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="train first"):
         restore_weights(_tiny_model(), str(tmp_path))

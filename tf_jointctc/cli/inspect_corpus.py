@@ -17,6 +17,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from tf_jointctc.config import encoder_time_reduction
+from tf_jointctc.data.synth import SPLITS
 
 _CORPUS = flags.DEFINE_string("corpus", None, "Folder with one sub-folder (data set) per split.")
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/demo.py", "Config whose data section applies.")
@@ -24,7 +25,6 @@ _CACHE_DIR = flags.DEFINE_string("cache_dir", "", "Where shards are written; def
 _SPLITS = flags.DEFINE_list(
     "splits", [], "Splits to inspect (default: the splits corpus.json lists, else the split folders present)."
 )
-_KNOWN_SPLITS = ("train", "dev", "test_clean", "test_noisy", "test_unseen_voice")
 
 
 def corpus_splits(corpus: str) -> list[str]:
@@ -33,7 +33,7 @@ def corpus_splits(corpus: str) -> list[str]:
     if os.path.exists(record):
         with open(record, encoding="utf-8") as handle:
             return list(json.load(handle)["splits"])
-    return [s for s in _KNOWN_SPLITS if os.path.isdir(os.path.join(corpus, s))]
+    return [s for s in SPLITS if os.path.isdir(os.path.join(corpus, s))]
 
 
 def inspect(corpus: str, cache_dir: str, splits: list[str], data_config, subsampling: int) -> dict:

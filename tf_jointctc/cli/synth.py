@@ -10,6 +10,8 @@ import json
 
 from absl import app, flags, logging
 
+from tf_jointctc.data.synth.engines import ENGINES
+
 flags.DEFINE_string(
     "out_dir", None, "Folder to build the corpus in (train, dev, test_clean, test_noisy, test_unseen_voice)."
 )
@@ -22,7 +24,7 @@ flags.DEFINE_float(
 )
 flags.DEFINE_integer("seed", 0, "Random seed; the same seed gives byte-identical manifests and audio.")
 flags.DEFINE_integer("workers", 2, "Worker processes (the result does not depend on it).")
-flags.DEFINE_list("engines", ["pico", "flite", "espeak"], "TTS engines the corpus uses; a missing one is an error.")
+flags.DEFINE_list("engines", list(ENGINES), "TTS engines the corpus uses; a missing one is an error.")
 flags.DEFINE_bool(
     "allow_missing_engines", False, "Build without the engines of --engines that are not installed (warned and "
     "recorded in corpus.json) instead of failing."

@@ -197,7 +197,7 @@ def run(corpus: str, out: str, epochs: int | None = DEFAULT_EPOCHS, names: Seque
 
     names = list(names or sysmod.SYSTEMS)
     if epochs is None:
-        epochs = int((sysmod.load_demo_config(base_config) if base_config else sysmod.load_demo_config()).train.epochs)
+        epochs = int(sysmod.load_demo_config(base_config or sysmod.DEMO_CONFIG).train.epochs)
     unknown = [n for n in names if n not in sysmod.SYSTEMS]
     if unknown:
         raise SystemExit(f"unknown systems {unknown}; choose from {', '.join(sysmod.SYSTEMS)}")

@@ -106,8 +106,8 @@ class DevEvaluation(keras.callbacks.Callback):
 class EpochCheckpoint(keras.callbacks.Callback):
     """Saves `TrainingCheckpoints` after every epoch (after DevEvaluation has put `dev_cer` into the logs).
 
-    Adds to the epoch's logs `epoch_seconds` (wall time of the epoch, its dev evaluation included) and
-    `train_seconds` (the sum of `epoch_seconds` over the run's history: training time across resumptions)."""
+    Adds to the epoch's logs `epoch_seconds` (wall time of the epoch, its dev evaluation included);
+    `TrainingCheckpoints.save` sums them into `train_seconds`."""
 
     def __init__(self, checkpoints: TrainingCheckpoints):
         super().__init__()
@@ -118,11 +118,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self._started = time.monotonic()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        logs = dict(logs or {})
-        logs["epoch_seconds"] = round(time.monotonic() - self._started, 2)
-        before = self.checkpoints.history()[:epoch]
-        logs["train_seconds"] = round(sum(h.get("epoch_seconds", 0.0) for h in before) + logs["epoch_seconds"], 2)
-        self.checkpoints.save(epoch + 1, logs)
+        self.checkpoints.save(epoch + 1, {**(logs or {}), "epoch_seconds": round(time.monotonic() - self._started, 2)})
 
 
 class NonFiniteGuard(keras.callbacks.Callback):

@@ -84,7 +84,10 @@ class TrainingCheckpoints:
 
         Latest goes last because it decides where a resumed run starts: after a kill before it, the epoch is
         repeated and its history entry (read back cut to the checkpoint's epochs) rewritten. Written after the
-        checkpoint, the entry was lost for good by a kill in between."""
+        checkpoint, the entry was lost for good by a kill in between.
+
+        With `logs['epoch_seconds']` the entry also gets `train_seconds`, the sum of `epoch_seconds` over the
+        kept history and this epoch (training time across resumptions)."""
         history = self.history()
         self.epoch.assign(finished_epochs)
         dev_cer = logs.get("dev_cer")
@@ -92,6 +95,9 @@ class TrainingCheckpoints:
         if improved:
             self.best_dev_cer.assign(dev_cer)
         entry = {"epoch": finished_epochs, **{k: _plain(v) for k, v in logs.items()}}
+        if "epoch_seconds" in entry:
+            kept = history[: finished_epochs - 1]
+            entry["train_seconds"] = round(sum(h.get("epoch_seconds", 0.0) for h in kept) + entry["epoch_seconds"], 2)
         atomic.write_json(self.history_path, [*history[: finished_epochs - 1], entry])
         if improved:
             self._best.save(checkpoint_number=finished_epochs)

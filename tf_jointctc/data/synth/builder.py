@@ -64,7 +64,7 @@ class SynthConfig:
     minutes: float = 60.0
     seed: int = 0
     heldout_minutes: float = 0.0  # > 0: minutes of dev and of test_clean each; 0: 10 % of `minutes` each
-    engines: tuple[str, ...] = engines.DEFAULT_ENGINES
+    engines: tuple[str, ...] = engines.ENGINES
     allow_missing_engines: bool = False  # build without missing engines (warned, recorded) instead of failing
     reverb_fraction: float = 0.3
     reverb_rt60: tuple[float, float] = (0.1, 0.4)

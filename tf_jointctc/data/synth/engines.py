@@ -4,7 +4,7 @@
 - `flite`: the `flite` command (Debian `flite`; voices kal16, awb, rms, slt).
 - `espeak`: the `espeak-ng` command (Debian `espeak-ng`).
 
-`DEFAULT_ENGINES` is the engine set a corpus expects; the builder refuses to run when one of the engines it
+`ENGINES` is the engine set a corpus expects by default; the builder refuses to run when one of the engines it
 is asked for is missing (unless told to allow it) and records the set it used in `corpus.json`.
 
 Base voices: `UNSEEN_VOICES` (one flite and one espeak-ng voice) are held out of `train`, `dev` and `test`
@@ -31,7 +31,6 @@ import soxr
 SAMPLE_RATE = 16000
 EDGE_SILENCE = 0.15
 ENGINES = ("pico", "flite", "espeak")
-DEFAULT_ENGINES = ENGINES
 INSTALL_HINT = {
     "pico": "pip install ttspico==0.3.2",
     "flite": "apt-get install flite",
