@@ -69,9 +69,10 @@ test: $(STAMP) engines
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q -p no:cacheprovider --durations=15 tests
 
+# Lint is `ruff check` only, and it fails on any finding. `ruff format` is not adopted (yet): reformatting the
+# whole tree at once would collide with work in progress, so there is no format check.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check . || true
 
 bench: $(STAMP)
 	@for b in bench/*.py; do $(PY) $$b; done

@@ -1,17 +1,13 @@
-"""What every benchmark shares: the repository on `sys.path` and loading a `configs/*.py` file."""
+"""What every benchmark shares: loading a `configs/*.py` file of the repository."""
 
 from __future__ import annotations
 
 import importlib.util
 import os
-import sys
 
 import ml_collections
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# The repository first: bench/ holds an export.py that would otherwise shadow the `export` package.
-if sys.path[:1] != [REPO]:
-    sys.path.insert(0, REPO)
 
 ARCHITECTURES = {"wsj": "configs/wsj_si284.py", "demo": "configs/demo.py"}
 

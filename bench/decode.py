@@ -23,7 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from common import ARCHITECTURES, load_config  # noqa: E402  (puts the repository on sys.path)
+from common import ARCHITECTURES, load_config  # noqa: E402
 
 from tf_jointctc.decoding import beam_search, ctc_greedy_decode  # noqa: E402
 from tf_jointctc.model import build_model  # noqa: E402

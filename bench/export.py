@@ -25,11 +25,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from common import load_config  # noqa: E402  (puts the repository on sys.path)
+from common import load_config  # noqa: E402
 
-from export.signatures import DecodeOptions  # noqa: E402
-from export.to_saved_model import directory_size, export_saved_model  # noqa: E402
-from export.to_tflite import QUANTIZATIONS, export_tflite  # noqa: E402
+from tf_jointctc.decoding.options import DecodeOptions  # noqa: E402
+from tf_jointctc.export.to_saved_model import directory_size, export_saved_model  # noqa: E402
+from tf_jointctc.export.to_tflite import QUANTIZATIONS, export_tflite  # noqa: E402
 from tf_jointctc.features import FeatureExtractor  # noqa: E402
 from tf_jointctc.model import build_model  # noqa: E402
 from tf_jointctc.text import Vocabulary  # noqa: E402

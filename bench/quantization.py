@@ -13,8 +13,6 @@ import os
 import tempfile
 import time
 
-import common  # noqa: E402, F401  (puts the repository ahead of bench/ on sys.path)
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -26,13 +24,13 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-    from export.to_tflite import export_tflite
     from tf_jointctc.data.manifest import read_dataset
     from tf_jointctc.decoding.options import DecodeOptions
+    from tf_jointctc.export.to_tflite import export_tflite
     from tf_jointctc.metrics import error_rates
     from tf_jointctc.recognizer import Recognizer
     from tf_jointctc.text import normalize
-    from tf_jointctc.training.workdir import load_trained_model
+    from tf_jointctc.trained_model import load_trained_model
 
     model, config, vocab, checkpoint = load_trained_model(args.workdir, "best")
     utterances = read_dataset(args.data)

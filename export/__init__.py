@@ -1,15 +1,18 @@
 """Export of a trained joint CTC-attention model: SavedModel and TFLite (CONTRACT.md, "Exported models").
 
+The repository's top-level `export/` folder, installed as the package `tf_jointctc.export` (pyproject.toml,
+`[tool.setuptools] package-dir`).
+
 - `signatures.py`: the serving functions (features, CMVN, encoder, decoding, vocabulary, all in-graph) and
   the boundary rules (`MAX_SAMPLES`, `MIN_SAMPLES`, non-finite samples);
 - `to_saved_model.py`: `export_saved_model(model, vocab, directory, options)`;
 - `to_tflite.py`: `export_tflite(model, vocab, path, options, quantize=...)` (built-ins only, batch 1,
-  vocabulary in the flatbuffer metadata).
+  vocabulary in the flatbuffer metadata, read back by `tf_jointctc.tflite_metadata.read_export_info`).
 
 Importing this package imports TensorFlow (through `signatures`).
 """
 
-from export.signatures import (
+from tf_jointctc.export.signatures import (
     ATTENTION_BEAM,
     CTC_GREEDY,
     DECODING_SIGNATURES,
@@ -20,8 +23,9 @@ from export.signatures import (
     DecodeOptions,
     available_modes,
 )
-from export.to_saved_model import export_saved_model
-from export.to_tflite import QUANTIZATIONS, export_tflite, read_export_info
+from tf_jointctc.export.to_saved_model import export_saved_model
+from tf_jointctc.export.to_tflite import QUANTIZATIONS, export_tflite
+from tf_jointctc.tflite_metadata import read_export_info
 
 __all__ = [
     "ATTENTION_BEAM",

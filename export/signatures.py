@@ -15,7 +15,9 @@ The signatures (a model gets those it can run; `available_modes`):
 - `attention_beam`: attention-only beam search (decode ctc_weight 0); only for models with an attention
   branch.
 
-What `serving_default` does is recorded in the export's `export_info` (`"signatures"`).
+Each signature runs one decoding mode of `tf_jointctc.decoding.modes` (`joint`, `attention`, `ctc_greedy`,
+the names of `jointctc-eval --mode`); what each one runs is recorded in the export's `export_info`
+(`"signatures"`: {signature: {"mode": ..., decoding options}}, `"serving_default"`: its mode).
 
 Feature extraction, CMVN and the vocabulary are inside the graph. The decoding options (beam, CTC weight,
 length penalty, length ratios) are baked in as constants and recorded in `export_info`.
@@ -45,7 +47,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from tf_jointctc.decoding import beam_search_decode, ctc_greedy_decode
+from tf_jointctc.decoding import modes
 from tf_jointctc.decoding.options import DecodeOptions
 from tf_jointctc.features import FRAME_LENGTH, FRAME_STEP, SAMPLE_RATE, FeatureExtractor
 
@@ -61,41 +63,47 @@ ATTENTION_BEAM = "attention_beam"
 DECODING_SIGNATURES = (SERVING_DEFAULT, CTC_GREEDY, ATTENTION_BEAM)
 EXPORT_INFO_SIGNATURE = "export_info"  # SavedModel only: no inputs -> export_info (JSON), vocabulary [V]
 
-# Decoding modes (what a signature runs).
-MODE_JOINT = "joint_beam"
-MODE_ATTENTION = "attention_beam"
-MODE_CTC_GREEDY = "ctc_greedy"
+# The mode of each signature but serving_default, whose mode depends on the model (`serving_mode`).
+SIGNATURE_MODES = {CTC_GREEDY: modes.CTC_GREEDY, ATTENTION_BEAM: modes.ATTENTION}
+
+
+def serving_mode(model: Any, options: DecodeOptions) -> str:
+    """What `serving_default` decodes: `joint` when the model has both branches and 0 < options.ctc_weight < 1;
+    else `attention` if the model has an attention branch and options.ctc_weight < 1 (or it has no CTC branch);
+    else `ctc_greedy`."""
+    if modes.unsupported_reason(model, modes.JOINT, options) is None:
+        return modes.JOINT
+    if model.compute_attention and (options.ctc_weight < 1.0 or not model.compute_ctc):
+        return modes.ATTENTION
+    return modes.CTC_GREEDY
+
+
+def _mode_info(mode: str, options: DecodeOptions) -> dict[str, Any]:
+    if mode == modes.CTC_GREEDY:
+        return {"mode": mode}
+    return {
+        "mode": mode,
+        "beam": int(options.beam),
+        "ctc_weight": modes.beam_ctc_weight(mode, options),
+        "length_penalty": float(options.length_penalty),
+        "max_length_ratio": float(options.max_length_ratio),
+        "min_length_ratio": float(options.min_length_ratio),
+    }
 
 
 def available_modes(model: Any, options: DecodeOptions) -> dict[str, dict[str, Any]]:
     """Which signatures `model` gets and what each decodes: {signature: {"mode": ..., decoding options}}.
 
-    `serving_default` is joint decoding when the model has both branches and 0 < options.ctc_weight < 1; with
-    no CTC branch (or ctc_weight 0) it is attention beam search; with no attention branch (or ctc_weight 1)
-    it is CTC greedy. `ctc_greedy` needs a CTC branch, `attention_beam` an attention branch.
+    `serving_default` always (its mode: `serving_mode`); `ctc_greedy` needs a CTC branch, `attention_beam` an
+    attention branch (`modes.unsupported_reason`).
     """
-    has_ctc = bool(getattr(model, "compute_ctc", True))
-    has_attention = bool(getattr(model, "compute_attention", True))
-    beam = {
-        "beam": int(options.beam),
-        "length_penalty": float(options.length_penalty),
-        "max_length_ratio": float(options.max_length_ratio),
-        "min_length_ratio": float(options.min_length_ratio),
-    }
-    modes: dict[str, dict[str, Any]] = {}
-    if has_attention and has_ctc and 0.0 < options.ctc_weight < 1.0:
-        modes[SERVING_DEFAULT] = {"mode": MODE_JOINT, "ctc_weight": float(options.ctc_weight), **beam}
-    elif has_attention and options.ctc_weight < 1.0 or not has_ctc:
-        modes[SERVING_DEFAULT] = {"mode": MODE_ATTENTION, "ctc_weight": 0.0, **beam}
-    else:
-        modes[SERVING_DEFAULT] = {"mode": MODE_CTC_GREEDY}
-    if has_ctc:
-        modes[CTC_GREEDY] = {"mode": MODE_CTC_GREEDY}
-    if has_attention:
-        modes[ATTENTION_BEAM] = {"mode": MODE_ATTENTION, "ctc_weight": 0.0, **beam}
-    if not has_attention and not has_ctc:  # pragma: no cover - a model always has one of them
+    if not model.compute_attention and not model.compute_ctc:  # pragma: no cover - a model always has one
         raise ValueError("the model has neither a CTC nor an attention branch")
-    return modes
+    available = {SERVING_DEFAULT: _mode_info(serving_mode(model, options), options)}
+    for name, mode in SIGNATURE_MODES.items():
+        if modes.unsupported_reason(model, mode, options) is None:
+            available[name] = _mode_info(mode, options)
+    return available
 
 
 def input_signature(batch_size: int | None = None) -> list[tf.TensorSpec]:
@@ -182,6 +190,7 @@ def make_decode_fn(
     """
     extractor = FeatureExtractor(name="features")
     mode = mode_info["mode"]
+    options = DecodeOptions.from_config(mode_info)  # ctc_greedy: the defaults, unused
     pad_to = min_width(model)
     tokens_constant = None if vocab_tokens is None else np.array(list(vocab_tokens), dtype=object)
 
@@ -192,19 +201,7 @@ def make_decode_fn(
         # The decoders need at least one valid encoder frame: decode one (all-zero) frame and blank the result.
         empty = num_frames <= 0
         encoder_lengths = tf.maximum(encoder_lengths, 1)
-        if mode == MODE_CTC_GREEDY:
-            token_ids, num_tokens, score = ctc_greedy_decode(model.ctc_logits(h), encoder_lengths)
-        else:
-            token_ids, num_tokens, score = beam_search_decode(
-                model,
-                h,
-                encoder_lengths,
-                beam=int(mode_info["beam"]),
-                ctc_weight=float(mode_info["ctc_weight"]) if mode == MODE_JOINT else 0.0,
-                length_penalty=float(mode_info["length_penalty"]),
-                max_length_ratio=float(mode_info["max_length_ratio"]),
-                min_length_ratio=float(mode_info["min_length_ratio"]),
-            )
+        token_ids, num_tokens, score = modes.decode(model, h, encoder_lengths, mode, options)
         outputs = _mask_empty(token_ids, num_tokens, score, empty)
         if tokens_constant is not None:
             outputs["text"] = ids_to_text(

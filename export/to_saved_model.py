@@ -16,7 +16,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from export import signatures as sig
+from tf_jointctc.export import signatures as sig
 
 EXTRA_DIR = "assets.extra"
 EXPORT_INFO_FILE = "export_info.json"

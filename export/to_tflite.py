@@ -6,8 +6,8 @@
 - Outputs `token_ids`, `num_tokens`, `score` (no `text`: TFLite has no string outputs).
 - The vocabulary and the decoding options travel in the model's flatbuffer **metadata**: an entry named
   `export_info` (`METADATA_NAME`) whose buffer is the UTF-8 JSON of `signatures.export_info` (key
-  `"vocabulary"`: the token strings by id). `read_metadata(path_or_bytes)` reads it back without TensorFlow
-  (`ai_edge_litert.schema_py_generated`).
+  `"vocabulary"`: the token strings by id). `tf_jointctc.tflite_metadata.read_export_info(path_or_bytes)` reads
+  it back without TensorFlow (`ai_edge_litert.schema_py_generated`).
 - Assertions are dropped by the converter: the maximum length (`signatures.MAX_SAMPLES`) is enforced by
   `tf_jointctc.Recognizer` instead.
 - `quantize`: "none" (float32), "float16" (float16 weights) or "int8" (dynamic-range: int8 weights, float
@@ -22,15 +22,10 @@ import tempfile
 from collections.abc import Mapping
 from typing import Any
 
-from export import signatures as sig
-from tf_jointctc.recognizer import TFLITE_METADATA_NAME as METADATA_NAME
-from tf_jointctc.recognizer import read_tflite_export_info as read_export_info
-from tf_jointctc.recognizer import read_tflite_metadata as read_metadata
+from tf_jointctc.export import signatures as sig
+from tf_jointctc.tflite_metadata import METADATA_NAME, TFLITE_IDENTIFIER, schema
 
 QUANTIZATIONS = ("none", "float16", "int8")
-TFLITE_IDENTIFIER = b"TFL3"
-__all__ = ["METADATA_NAME", "QUANTIZATIONS", "add_metadata", "convert", "export_tflite", "read_export_info",
-           "read_metadata", "write_tflite_saved_model"]
 
 
 def write_tflite_saved_model(
@@ -94,28 +89,20 @@ def _text(value: Any) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
-def _schema():
-    try:
-        from ai_edge_litert import schema_py_generated as schema
-    except ImportError:  # pragma: no cover - tensorflow's own copy
-        from tensorflow.lite.python import schema_py_generated as schema
-    return schema
-
-
 def add_metadata(flatbuffer: bytes, entries: Mapping[str, bytes]) -> bytes:
     """Returns `flatbuffer` with named metadata entries (each a new buffer) added or replaced."""
     import flatbuffers
     import numpy as np
 
-    schema = _schema()
-    model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(bytearray(flatbuffer), 0))
+    generated = schema()
+    model = generated.ModelT.InitFromObj(generated.Model.GetRootAs(bytearray(flatbuffer), 0))
     model.metadata = [m for m in (model.metadata or []) if _text(m.name) not in entries]
     model.buffers = model.buffers or []
     for name, data in entries.items():
-        buffer = schema.BufferT()
+        buffer = generated.BufferT()
         buffer.data = np.frombuffer(bytes(data), np.uint8)
         model.buffers.append(buffer)
-        metadata = schema.MetadataT()
+        metadata = generated.MetadataT()
         metadata.name = name
         metadata.buffer = len(model.buffers) - 1
         model.metadata.append(metadata)

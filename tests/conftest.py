@@ -1,7 +1,8 @@
-"""Fixtures shared across the suite: a tiny built-in corpus and a tiny model trained on it."""
+"""Fixtures shared across the suite: a tiny built-in corpus and a tiny model that memorizes four of its utterances."""
 
 from __future__ import annotations
 
+import json
 import pathlib
 
 import pytest
@@ -13,7 +14,14 @@ try:
 except ImportError:
     pass
 
-from tests.helpers import last_json_line, run_cli, tiny_config, write_config_file
+from tests.helpers import (
+    TRAINED_SETTINGS,
+    TRAINED_UTTERANCES,
+    last_json_line,
+    run_cli,
+    tiny_config,
+    write_config_file,
+)
 
 
 @pytest.fixture(scope="session")
@@ -26,10 +34,26 @@ def tiny_corpus(tmp_path_factory) -> pathlib.Path:
 
 
 @pytest.fixture(scope="session")
-def trained_workdir(tiny_corpus, tmp_path_factory) -> tuple[pathlib.Path, dict]:
-    """A tiny model trained for 2 epochs by the real `jointctc-train` (subprocess); (workdir, its JSON line)."""
+def trained_manifest(tiny_corpus, tmp_path_factory) -> pathlib.Path:
+    """A manifest of the `TRAINED_UTTERANCES` shortest train utterances of `tiny_corpus` (absolute audio paths):
+    `trained_workdir`'s training and dev set."""
+    folder = tiny_corpus / "train"
+    entries = [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines()]
+    chosen = sorted(entries, key=lambda e: (e["duration"], e["id"]))[:TRAINED_UTTERANCES]
+    path = tmp_path_factory.mktemp("trained_utterances") / "manifest.jsonl"
+    path.write_text("".join(json.dumps({**e, "audio": str(folder / e["audio"])}) + "\n" for e in chosen))
+    return path
+
+
+@pytest.fixture(scope="session")
+def trained_workdir(tiny_corpus, trained_manifest, tmp_path_factory) -> tuple[pathlib.Path, dict]:
+    """A tiny model (`tiny_config`'s shape) trained by the real `jointctc-train` (subprocess) for 2 epochs of 200
+    updates on `trained_manifest`, which is also its dev set; (workdir, its JSON line)."""
     workdir = tmp_path_factory.mktemp("trained")
-    config_file = write_config_file(tiny_config(tiny_corpus), workdir.parent)
+    config = tiny_config(
+        tiny_corpus, **{"data.train": str(trained_manifest), "data.dev": str(trained_manifest), **TRAINED_SETTINGS}
+    )
+    config_file = write_config_file(config, workdir.parent)
     result = run_cli("tf_jointctc.cli.train", f"--config={config_file}", f"--workdir={workdir}", "--verbose=0")
     assert result.returncode == 0, result.stderr[-5000:]
     return workdir, last_json_line(result.stdout)

@@ -4,7 +4,7 @@ import pathlib
 import pytest
 
 CONFIGS = sorted((pathlib.Path(__file__).parent.parent / "configs").glob("*.py"))
-# Keys that CONTRACT.md promises in every config.
+# Keys that the public contract (docs/interfaces.md) promises in every config.
 CONTRACT_KEYS = [
     "data.train", "data.dev", "train.epochs", "train.batch_size", "loss.ctc_weight", "model.attention", "seed",
 ]

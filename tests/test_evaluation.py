@@ -1,34 +1,8 @@
-import types
-
 import pytest
 
 from tf_jointctc import metrics
 from tf_jointctc.decoding.options import DecodeOptions
-from tf_jointctc.evaluation import UtteranceResult, check_mode, summarize
-
-
-def fake_model(ctc=True, attention=True):
-    return types.SimpleNamespace(compute_ctc=ctc, compute_attention=attention)
-
-
-@pytest.mark.parametrize(
-    ("mode", "ctc", "attention", "message"),
-    [
-        ("joint", False, True, "lambda = 0"),
-        ("ctc_greedy", False, True, "lambda = 0"),
-        ("attention", True, False, "lambda = 1"),
-        ("beam", True, True, "unknown mode"),
-    ],
-)
-def test_modes_the_model_cannot_do_are_refused(mode, ctc, attention, message):
-    with pytest.raises(ValueError, match=message):
-        check_mode(fake_model(ctc, attention), mode, DecodeOptions())
-
-
-def test_joint_needs_a_ctc_weight_strictly_between_0_and_1():
-    check_mode(fake_model(), "joint", DecodeOptions(ctc_weight=0.3))
-    with pytest.raises(ValueError, match="ctc_weight"):
-        check_mode(fake_model(), "joint", DecodeOptions(ctc_weight=1.0))
+from tf_jointctc.evaluation import UtteranceResult, summarize
 
 
 def test_decode_options_come_from_the_config_with_overrides():

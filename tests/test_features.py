@@ -27,7 +27,8 @@ def _pad_batch(waves: list[np.ndarray], width: int | None = None) -> tuple[np.nd
 
 
 def _reference_log_mel(wave: np.ndarray, window_type: str = "povey") -> np.ndarray:
-    """Independent numpy path: explicit framing loop + np.fft.rfft (instead of the layer's gather + DFT matmul)."""
+    """Independent numpy path in float64: a framing loop, np.fft.rfft and the whole filterbank as one matmul
+    (the layer: gather, tf.signal.rfft in float32 and one weighted sum per filter)."""
     count = F.num_frames(len(wave))
     frames = np.stack([wave[t * 160 : t * 160 + 400] for t in range(count)]).astype(np.float64)
     frames -= frames.mean(axis=1, keepdims=True)

@@ -1,4 +1,4 @@
-"""tf_jointctc.Recognizer over a SavedModel, a .tflite file and a work dir."""
+"""tf_jointctc.Recognizer over a SavedModel and a .tflite file."""
 
 from __future__ import annotations
 
@@ -64,11 +64,11 @@ def test_saved_model_and_tflite_transcribe_alike(exported, tiny_corpus):
         saved.transcribe([files[0]], signature="nope")
 
 
-def test_workdir_recognizer(trained_workdir, tiny_corpus):
-    rec = Recognizer.load(trained_workdir[0])
-    assert rec.format == "workdir"
-    texts = rec.transcribe(_test_files(tiny_corpus)[:1], signature="ctc_greedy")
-    assert len(texts) == 1 and isinstance(texts[0], str)
+def test_a_workdir_is_refused_with_a_pointer_to_export(tmp_path):
+    """The Recognizer reads exported files only (jointctc-transcribe exports a work dir first)."""
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ModelLoadError, match="export it first"):
+        Recognizer.load(tmp_path)
 
 
 def test_bad_audio_is_refused_clearly(exported, tmp_path):

@@ -7,7 +7,7 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    # Lazy: `tf_jointctc.recognizer` imports TensorFlow only for SavedModels and work dirs, never at import.
+    # Lazy: `tf_jointctc.recognizer` imports TensorFlow only to load a SavedModel, never at import.
     if name == "Recognizer":
         from tf_jointctc.recognizer import Recognizer
 

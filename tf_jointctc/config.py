@@ -19,6 +19,8 @@ def base_config() -> ml_collections.ConfigDict:
     config.data.cache_dir = ""  # TFRecord shards; "" -> <workdir>/cache
     config.data.num_shards = 8
     config.data.max_seconds = 30.0  # longer utterances are skipped with a logged count
+    # Multi-worker runs with a shared cache_dir: the chief prepares it, the other workers wait this long for it.
+    config.data.cache_wait_seconds = 3600.0
 
     config.model = ml_collections.ConfigDict()
     config.model.encoder = ml_collections.ConfigDict()
@@ -29,8 +31,10 @@ def base_config() -> ml_collections.ConfigDict:
     # (layer inputs T, T, T/2, T/4). ESPnet's blstmp subsamples after layers 1 and 2: (1, 2, 2, 1).
     config.model.encoder.subsample = (1, 1, 2, 2)
     # How the BLSTMs are computed, not what: "fused" (both directions in one loop, hand-written backward pass;
-    # faster) or "keras" (keras.layers.Bidirectional(LSTM), the reference). Same weights and checkpoints.
-    config.model.encoder.implementation = "fused"
+    # faster on a CPU), "keras" (keras.layers.Bidirectional(LSTM), the reference; cuDNN on a GPU) or "auto"
+    # ("keras" when a GPU is visible, else "fused"; jointctc-train logs the choice and records it in
+    # <workdir>/runtime.json). Same weights and checkpoints.
+    config.model.encoder.implementation = "auto"
     # Feature frames stacked into one before the first BLSTM (not in the paper; 1 = the paper's encoder). With
     # k > 1 every BLSTM runs at 1/k of the frame rate. Keep at least ~2 encoder frames per output character.
     config.model.encoder.input_stack = 1
@@ -78,6 +82,9 @@ def base_config() -> ml_collections.ConfigDict:
     # endless stream of passes, each shuffled by (seed, pass), so dev evaluation and checkpoints come every N
     # updates and a resumed run continues with exactly the batches it would have seen.
     config.train.steps_per_epoch = 0
+    # 0: checkpoints at epoch ends only. N > 0: also a mid-epoch checkpoint every N updates of an epoch (weights,
+    # optimizer and position), from which a killed run resumes inside the epoch with the batches it had not seen.
+    config.train.checkpoint_every_steps = 0
     # 0: every batch holds batch_size utterances. N > 0: a length bucket's batch holds at most N feature frames
     # (batch size x the bucket's longest utterance), and at most batch_size utterances.
     config.train.max_frames_per_batch = 0

@@ -14,41 +14,21 @@ import tensorflow as tf
 from absl import logging
 
 from tf_jointctc import metrics
-from tf_jointctc.decoding import beam_search_decode, ctc_greedy_decode
+from tf_jointctc.decoding import modes
 from tf_jointctc.decoding.options import DecodeOptions
 from tf_jointctc.text import Vocabulary
-
-MODES = ("ctc_greedy", "attention", "joint")
-
-
-def check_mode(model: Any, mode: str, options: DecodeOptions) -> None:
-    """Refuses a mode the model cannot decode with, with a message that says why."""
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
-    if mode in ("ctc_greedy", "joint") and not model.compute_ctc:
-        raise ValueError(f"mode {mode!r} needs a CTC branch; this model was trained with lambda = 0")
-    if mode in ("attention", "joint") and not model.compute_attention:
-        raise ValueError(f"mode {mode!r} needs an attention decoder; this model was trained with lambda = 1")
-    if mode == "joint" and not 0.0 < options.ctc_weight < 1.0:
-        raise ValueError(f"joint decoding needs 0 < ctc_weight < 1, got {options.ctc_weight}")
 
 
 def make_decoder(model: Any, mode: str, options: DecodeOptions):
     """A traced function: (features [B, T, 120], feature_lengths [B]) -> (token_ids [B, N], num_tokens, score).
 
-    `mode`: ctc_greedy, attention (beam search, CTC weight 0) or joint (beam search with `options.ctc_weight`).
+    `mode`: one of `decoding.modes.MODES` (ctc_greedy, attention, joint); refused if the model cannot run it.
     """
-    check_mode(model, mode, options)
+    modes.check_mode(model, mode, options)
 
     def decode(features: tf.Tensor, feature_lengths: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         h, lengths = model.encode(features, feature_lengths, training=False)
-        if mode == "ctc_greedy":
-            return ctc_greedy_decode(model.ctc_logits(h), lengths)
-        return beam_search_decode(
-            model, h, lengths, beam=options.beam, ctc_weight=options.ctc_weight if mode == "joint" else 0.0,
-            length_penalty=options.length_penalty, max_length_ratio=options.max_length_ratio,
-            min_length_ratio=options.min_length_ratio,
-        )
+        return modes.decode(model, h, lengths, mode, options)
 
     return tf.function(decode, reduce_retracing=True)
 
@@ -120,19 +100,19 @@ def evaluate_workdir(workdir: str, data: str, mode: str, beam: int | None = None
     With `output`, writes one JSON object per utterance (reference, hypothesis, score, edit counts).
     """
     from tf_jointctc.data import make_dataset, prepare_dataset
+    from tf_jointctc.trained_model import load_trained_model
     from tf_jointctc.training import atomic
-    from tf_jointctc.training.workdir import load_trained_model
 
     model, config, vocab, checkpoint = load_trained_model(workdir, which)
     options = DecodeOptions.from_config(config.decode, beam=beam, ctc_weight=ctc_weight, length_penalty=length_penalty)
-    check_mode(model, mode, options)
+    modes.check_mode(model, mode, options)
     key = hashlib.sha1(os.path.abspath(data).encode()).hexdigest()[:12]
     prepared = prepare_dataset(data, os.path.join(workdir, "cache", f"eval-{key}"), vocab, num_shards=1,
                                max_seconds=None, subsampling=None)
     dataset = make_dataset(prepared["shards"], batch_size=batch_size, training=False, include_text=True)
     results, seconds = decode_dataset(model, vocab, dataset, mode, options)
     summary = summarize(results, prepared["total_seconds"], seconds)
-    summary.update(mode=mode, beam=options.beam, ctc_weight=options.ctc_weight if mode == "joint" else None,
+    summary.update(mode=mode, beam=options.beam, ctc_weight=options.ctc_weight if mode == modes.JOINT else None,
                    length_penalty=options.length_penalty, skipped=prepared["num_skipped"], checkpoint=checkpoint,
                    data=os.path.abspath(data))
     if output:

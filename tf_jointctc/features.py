@@ -1,15 +1,17 @@
 """Log-mel filterbank features with deltas, and global CMVN, as Keras 3 layers in plain TensorFlow ops.
 
-The layers run inside the exported SavedModel and the TFLite model (built-in ops only), so they use nothing
-beyond gather, matmul, elementwise math, range and reshape:
+The layers run inside the exported SavedModel and the TFLite model, so they use only ops that convert to TFLite
+built-ins (gather, pad, RFFT2D, slices, sums, elementwise math), and no matmul: a dynamic-range int8 export
+quantizes matmul weights, and its hybrid kernels also quantize their input to 8 bits, which wrecks a spectrum.
 
 - framing is a `tf.gather` with a `[T, 400]` index matrix (25 ms window, 10 ms shift at 16 kHz, no edge
   padding: a frame is valid only if all its samples are real samples);
-- per-frame DC removal, pre-emphasis (0.97, Kaldi-style), the analysis window and a 512-point real DFT are
-  all linear in the frame, so they are folded into ONE constant `[400, 2 * 257]` matrix computed in float64
-  with numpy; `frames @ matrix` gives the real and imaginary parts, whose squares sum to the power spectrum;
-- 40 triangular HTK-mel filters (20-7600 Hz, Kaldi's construction) as a `[257, 40]` matmul, then
-  `log(max(x, 1e-10))` so that silence is finite (`log(1e-10) ~= -23.03`);
+- per frame, in Kaldi's order: DC removal, pre-emphasis (0.97, `x[i] -= 0.97 x[i-1]`, `x[0] -= 0.97 x[0]`) and
+  the analysis window ("povey" by default), then zero padding to 512 samples and `tf.signal.rfft`, whose
+  squared magnitude is the power spectrum `[B*T, 257]`;
+- 40 triangular HTK-mel filters (20-7600 Hz, Kaldi's construction, `mel_filterbank_matrix`), each applied as
+  a weighted sum over its own non-zero bins (a slice and a `reduce_sum` per filter), then
+  `max(log x, log 1e-10)` so that silence is finite (`log(1e-10) ~= -23.03`);
 - regression deltas and delta-deltas (window 2) by gathering clamped frame indices per utterance, so padding
   never changes a valid frame.
 
@@ -62,19 +64,6 @@ def hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
     return 1127.0 * np.log1p(np.asarray(hz, dtype=np.float64) / 700.0)
 
 
-def mel_to_hz(mel: np.ndarray | float) -> np.ndarray:
-    """Inverse of `hz_to_mel`."""
-    return 700.0 * np.expm1(np.asarray(mel, dtype=np.float64) / 1127.0)
-
-
-def mel_center_frequencies(
-    num_mel_bins: int = NUM_MEL_BINS, lower_hz: float = LOWER_HZ, upper_hz: float = UPPER_HZ
-) -> np.ndarray:
-    """Center frequency in Hz of each mel filter, `[num_mel_bins]` float64."""
-    mels = np.linspace(hz_to_mel(lower_hz), hz_to_mel(upper_hz), num_mel_bins + 2)
-    return mel_to_hz(mels[1:-1])
-
-
 def mel_filterbank_matrix(
     num_mel_bins: int = NUM_MEL_BINS,
     fft_length: int = FFT_LENGTH,
@@ -109,22 +98,6 @@ def analysis_window(window_type: str, frame_length: int = FRAME_LENGTH) -> np.nd
     if window_type == "povey":
         return (0.5 - 0.5 * np.cos(a * n)) ** 0.85
     raise ValueError(f"unknown window_type {window_type!r} (expected 'povey', 'hamming' or 'hann')")
-
-
-def preprocess_frames_numpy(
-    frames: np.ndarray, preemphasis: float, remove_dc_offset: bool, window: np.ndarray
-) -> np.ndarray:
-    """Kaldi's per-frame processing along the last axis: DC removal, pre-emphasis, window (float64).
-
-    Pre-emphasis is Kaldi's: `x[i] -= coeff * x[i-1]` for i >= 1 and `x[0] -= coeff * x[0]`.
-    """
-    x = np.asarray(frames, dtype=np.float64)
-    if remove_dc_offset:
-        x = x - x.mean(axis=-1, keepdims=True)
-    if preemphasis:
-        previous = np.concatenate([x[..., :1], x[..., :-1]], axis=-1)
-        x = x - preemphasis * previous
-    return x * window
 
 
 def _frame_mask(lengths: tf.Tensor, max_len: tf.Tensor, dtype: tf.DType = tf.float32) -> tf.Tensor:

@@ -1,8 +1,8 @@
-"""`Recognizer`: transcribe audio with an exported model (SavedModel folder or `.tflite`) or a training work dir.
+"""`Recognizer`: transcribe audio with an exported model (a SavedModel folder or a `.tflite` file).
 
 ```python
 import tf_jointctc as jc
-rec = jc.Recognizer.load("export/saved_model")      # or "model.tflite", or a jointctc-train work dir
+rec = jc.Recognizer.load("export/saved_model")      # or "model.tflite" (both written by jointctc-export)
 rec.transcribe(["a.wav", waveform_np])              # -> list[str]
 rec.transcribe(["a.wav"], signature="ctc_greedy")
 ```
@@ -15,9 +15,10 @@ model cannot refuse it itself: its converter drops assertions); non-finite sampl
 Backends:
 - SavedModel: `tf.saved_model.load`, the signature's `text` output;
 - TFLite: `ai_edge_litert.interpreter.Interpreter` (no TensorFlow import), batch 1, the input resized to each
-  utterance's length; text from the vocabulary in the model's metadata (`export/to_tflite.py`);
-- work dir: `load_trained_model(workdir, which)` and the same serving functions run by TensorFlow (decoding
-  options from the work dir's `config.decode`), for convenience.
+  utterance's length; text from the vocabulary in the model's metadata (`tf_jointctc.tflite_metadata`).
+
+It reads exported files only: a jointctc-train work dir is exported first (jointctc-export; jointctc-transcribe
+does that itself, into a temporary folder, when `--model` is a work dir).
 """
 
 from __future__ import annotations
@@ -29,14 +30,13 @@ from typing import Any
 
 import numpy as np
 
+from tf_jointctc.tflite_metadata import read_export_info
+
 SAMPLE_RATE = 16000
-# Kept equal to export.signatures.MAX_SAMPLES / MIN_SAMPLES (a test checks) without importing TensorFlow.
+# Kept equal to tf_jointctc.export.signatures.MAX_SAMPLES / MIN_SAMPLES (a test checks) without importing TensorFlow.
 MAX_SAMPLES = 960_000
 MIN_SAMPLES = 400
 DEFAULT_SIGNATURE = "serving_default"
-
-
-TFLITE_METADATA_NAME = "export_info"  # the .tflite metadata entry written by export/to_tflite.py
 
 
 class ModelLoadError(OSError, ValueError):
@@ -87,29 +87,29 @@ class Recognizer:
         return tuple(self._backend.signatures)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, *, which: str = "best", num_threads: int | None = None) -> Recognizer:
-        """Loads a SavedModel folder, a `.tflite` file or a jointctc-train work dir.
+    def load(cls, path: str | os.PathLike, *, num_threads: int | None = None) -> Recognizer:
+        """Loads a SavedModel folder or a `.tflite` file written by jointctc-export.
 
         Args:
           path: the model.
-          which: for a work dir, "best" or "latest" checkpoint.
           num_threads: TFLite interpreter threads (None: the interpreter's default).
 
         Raises:
-          ModelLoadError (an OSError and a ValueError) naming the path if it cannot be loaded.
+          ModelLoadError (an OSError and a ValueError) naming the path if it cannot be loaded (a jointctc-train
+          work dir included: export it first).
         """
         path = os.fspath(path)
         if not os.path.exists(path):
-            raise ModelLoadError(f"{path}: no such model (expected a SavedModel folder, a .tflite file or a work dir)")
+            raise ModelLoadError(f"{path}: no such model (expected a SavedModel folder or a .tflite file)")
         if os.path.isdir(path):
             if os.path.exists(os.path.join(path, "saved_model.pb")):
                 backend = _SavedModelBackend(path)
             elif os.path.exists(os.path.join(path, "config.json")):
-                backend = _WorkdirBackend(path, which)
-            else:
                 raise ModelLoadError(
-                    f"{path}: neither a SavedModel (no saved_model.pb) nor a work dir (no config.json)"
+                    f"{path}: a jointctc-train work dir, not an exported model; export it first (jointctc-export)"
                 )
+            else:
+                raise ModelLoadError(f"{path}: not a SavedModel (no saved_model.pb)")
         else:
             backend = _TFLiteBackend(path, num_threads)
         return cls(backend, path, backend.info)
@@ -146,54 +146,6 @@ class Recognizer:
         return f"Recognizer({self.path!r}, format={self.format!r}, signatures={list(self.signatures)})"
 
 
-def _schema() -> Any:
-    try:
-        from ai_edge_litert import schema_py_generated as schema
-    except ImportError:  # pragma: no cover - tensorflow's own copy
-        from tensorflow.lite.python import schema_py_generated as schema
-    return schema
-
-
-def read_tflite_metadata(source: str | os.PathLike | bytes | bytearray) -> dict[str, bytes]:
-    """All metadata entries of a .tflite file (path or bytes): {name: bytes}, without TensorFlow.
-
-    Raises ValueError if `source` is not a TFLite flatbuffer (or is truncated).
-    """
-    if isinstance(source, str | os.PathLike):
-        with open(source, "rb") as f:
-            data = bytearray(f.read())
-    else:
-        data = bytearray(source)
-    if len(data) < 8 or bytes(data[4:8]) != b"TFL3":
-        raise ValueError("not a TFLite flatbuffer (no TFL3 identifier)")
-    schema = _schema()
-    try:
-        model = schema.Model.GetRootAs(data, 0)
-        entries: dict[str, bytes] = {}
-        for i in range(model.MetadataLength()):
-            metadata = model.Metadata(i)
-            buffer = model.Buffers(metadata.Buffer())
-            if buffer.Offset() > 1:  # large models keep their buffers after the flatbuffer
-                if buffer.Offset() + buffer.Size() > len(data):
-                    raise ValueError("metadata buffer past the end of the file")
-                payload = bytes(data[buffer.Offset() : buffer.Offset() + buffer.Size()])
-            else:
-                payload = buffer.DataAsNumpy().tobytes() if buffer.DataLength() else b""
-            name = metadata.Name()
-            entries[name.decode("utf-8") if isinstance(name, bytes) else str(name)] = payload
-    except (IndexError, TypeError, UnicodeDecodeError, AttributeError) as error:
-        raise ValueError(f"corrupt or truncated TFLite flatbuffer ({type(error).__name__}: {error})") from error
-    return entries
-
-
-def read_tflite_export_info(source: str | os.PathLike | bytes | bytearray) -> dict[str, Any]:
-    """The export_info JSON of a .tflite written by jointctc-export. Raises ValueError if it has none."""
-    entries = read_tflite_metadata(source)
-    if TFLITE_METADATA_NAME not in entries:
-        raise ValueError(f"no {TFLITE_METADATA_NAME!r} metadata: not written by jointctc-export")
-    return json.loads(entries[TFLITE_METADATA_NAME].decode("utf-8"))
-
-
 class _SavedModelBackend:
     format = "saved_model"
 
@@ -224,7 +176,7 @@ class _TFLiteBackend:
 
     def __init__(self, path: str, num_threads: int | None):
         try:
-            self.info = read_tflite_export_info(path)
+            self.info = read_export_info(path)
             from ai_edge_litert.interpreter import Interpreter
 
             self._interpreter = Interpreter(model_path=path, num_threads=num_threads)
@@ -239,31 +191,3 @@ class _TFLiteBackend:
             runner = self.signatures[signature] = self._interpreter.get_signature_runner(signature)
         out = runner(waveform=waveform[None, :], num_samples=np.array([waveform.shape[0]], np.int32))
         return out["token_ids"][0], int(out["num_tokens"][0]), float(out["score"][0]), None
-
-
-class _WorkdirBackend:
-    format = "workdir"
-
-    def __init__(self, path: str, which: str):
-        try:
-            import tensorflow as tf
-
-            from export import signatures as sig
-            from tf_jointctc.training.workdir import load_trained_model
-
-            model, config, vocab, checkpoint = load_trained_model(path, which)
-            options = sig.DecodeOptions.from_config(config.get("decode"))
-            self.info = sig.export_info(model, vocab, options, batch_size=None, extra={"checkpoint": checkpoint})
-        except Exception as error:  # noqa: BLE001
-            raise ModelLoadError(f"{path}: cannot load the work dir ({type(error).__name__}: {error})") from error
-        self._tf = tf
-        skip = (int(vocab.blank_id), int(vocab.sos_id), int(vocab.eos_id))
-        self.signatures = {
-            name: tf.function(
-                sig.make_decode_fn(model, mode, vocab_tokens=vocab.tokens, skip_ids=skip),
-                input_signature=sig.input_signature(1),
-            )
-            for name, mode in self.info["signatures"].items()
-        }
-
-    run = _SavedModelBackend.run

@@ -29,7 +29,7 @@ def test_export_prints_paths_sizes_and_options(cli_export):
     assert summary["saved_model_bytes"] > 0 and summary["tflite_bytes"] == os.path.getsize(out / "model_int8.tflite")
     assert summary["quantize"] == "int8"
     assert summary["signatures"] == ["attention_beam", "ctc_greedy", "serving_default"]
-    assert summary["serving_default"] == "joint_beam"
+    assert summary["serving_default"] == "joint"  # the mode names of jointctc-eval --mode
     # Overrides win, the rest comes from the work dir's config.decode.
     assert summary["decode"] == {
         "beam": 3, "length_penalty": 0.5, "ctc_weight": 0.3, "max_length_ratio": 1.0, "min_length_ratio": 0.0,
@@ -60,6 +60,26 @@ def test_transcribe_prints_one_line_per_file_and_reports_failures(cli_export, ti
         assert any(str(corrupt) in line for line in errors) and any(str(missing) in line for line in errors)
     result = run_cli("tf_jointctc.cli.transcribe", f"--model={out / 'sm'}", "--signature=ctc_greedy", good[0])
     assert result.returncode == 0 and result.stdout.startswith(good[0] + "\t")
+
+
+def test_transcribe_exports_a_workdir_first(trained_workdir, cli_export, tiny_corpus):
+    """`--model` may be a work dir: it is exported to a temporary SavedModel (the Recognizer reads exports only)
+    and transcribes like the exported model (ctc_greedy: the export's beam options do not matter)."""
+    out, _ = cli_export
+    folder = tiny_corpus / "test_clean"
+    audio = str(folder / json.loads((folder / "manifest.jsonl").read_text().splitlines()[0])["audio"])
+    results = [
+        run_cli("tf_jointctc.cli.transcribe", f"--model={model}", "--signature=ctc_greedy", audio)
+        for model in (trained_workdir[0], out / "sm")
+    ]
+    assert results[0].returncode == 0, results[0].stderr[-3000:]
+    assert results[0].stdout == results[1].stdout and results[0].stdout.startswith(audio + "\t")
+
+
+def test_transcribe_with_a_workdir_that_cannot_be_exported_exits_2(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    result = run_cli("tf_jointctc.cli.transcribe", f"--model={tmp_path}", "a.wav")
+    assert result.returncode == 2 and "cannot export the work dir" in result.stderr
 
 
 def test_transcribe_with_a_bad_model_exits_2(tmp_path):

@@ -19,7 +19,6 @@ def test_train_fills_the_workdir_and_prints_json(trained_workdir):
     assert summary["epochs"] == 2
     for key in ("loss", "ctc_loss", "attention_loss", "attention_accuracy", "dev_cer", "best_dev_cer"):
         assert np.isfinite(summary[key]), key
-    assert 0.0 <= summary["dev_cer"] <= 100.0 or summary["dev_cer"] > 100.0  # insertions can exceed 100 %
     for name in ("config.json", "vocab.json", "cmvn.json", "history.json"):
         assert (workdir / name).is_file(), name
     assert tf.train.latest_checkpoint(str(workdir / "checkpoints" / "latest")).endswith("ckpt-2")
@@ -27,6 +26,12 @@ def test_train_fills_the_workdir_and_prints_json(trained_workdir):
     history = json.loads((workdir / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2]
     assert all("dev_cer" in h and "val_loss" in h for h in history)
+    # The JSON line reports the last epoch's dev CER and the best epoch's, as history.json records them.
+    assert summary["dev_cer"] == history[-1]["dev_cer"]
+    assert summary["best_dev_cer"] == min(h["dev_cer"] for h in history)
+    # The dev set is the training set (conftest.trained_workdir), so CTC best path gets part of it right (a model
+    # that emits nothing scores 100, one that loops more). Measured: 92.5 after epoch 1, 81.7 after epoch 2.
+    assert summary["dev_cer"] < 95.0
     # The training loss is logged per epoch (the paper's Fig. 2) and decreases on this tiny set.
     assert history[1]["loss"] < history[0]["loss"]
     alignments = np.load(workdir / "alignments" / "epoch_002.npz")
@@ -82,7 +87,7 @@ def test_two_multi_worker_processes_train_on_loopback(tiny_corpus, tmp_path):
         tf.train.load_checkpoint(tf.train.latest_checkpoint(str(folder / "checkpoints" / "latest")))
         for folder in (tmp_path / "work", tmp_path / "work" / "workers" / "1")
     ]
-    # Model weights are keyed by their Keras path under "model/" (training/checkpoint.model_variables).
+    # Model weights are keyed by their Keras path under "model/" (trained_model.model_variables).
     names = [n for n in readers[0].get_variable_to_shape_map() if n.startswith("model/") and "OPTIMIZER" not in n]
     assert len(names) > 10
     for name in names:

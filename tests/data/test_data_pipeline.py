@@ -11,7 +11,13 @@ import tensorflow as tf
 
 from tf_jointctc import features
 from tf_jointctc.data.audio import read_audio
-from tf_jointctc.data.pipeline import bucket_batch_sizes, make_dataset, make_training_stream, resolve_shards
+from tf_jointctc.data.pipeline import (
+    bucket_batch_sizes,
+    make_dataset,
+    make_epoch_dataset,
+    make_training_stream,
+    resolve_shards,
+)
 from tf_jointctc.data.tfrecord import prepare_dataset
 from tf_jointctc.text import Vocabulary
 
@@ -37,7 +43,7 @@ def prepared(tmp_path_factory):
         expected[f"utt{i}"] = (read_audio(path), text)
     with open(root / "m.jsonl", "w", encoding="utf-8") as f:
         f.writelines(json.dumps(e) + "\n" for e in entries)
-    summary = prepare_dataset(str(root / "m.jsonl"), str(root / "cache"), VOCAB, num_shards=3)
+    summary = prepare_dataset(str(root / "m.jsonl"), str(root / "cache"), VOCAB, num_shards=3, subsampling=4)
     assert summary["num_utterances"] == len(SECONDS)
     return summary["shards"], expected
 
@@ -175,3 +181,23 @@ def test_training_stream_passes_cover_every_utterance_and_resume_continues_exact
     assert [_ids(batch) for batch in build(seed=2).take(12)] != stream
     batch = next(iter(build(seed=1)))
     assert set(batch) == {"features", "feature_lengths", "labels", "label_lengths", "ids"}
+
+
+def test_epoch_datasets_are_the_streams_passes_and_skip_exactly(prepared):
+    """Epochs that are passes (`train.steps_per_epoch = 0`): epoch n is shuffled by (seed, n) alone, so a run
+    resumed inside it rebuilds the same batches and skips the consumed ones."""
+    paths, _ = prepared
+    kwargs = {"batch_size": 3, "seed": 1, "shuffle_buffer": 16, "bucket_boundaries": [100, 160]}
+    epochs = [_epoch_ids(make_epoch_dataset(paths, epoch=n, **kwargs)) for n in range(3)]
+    for batches in epochs:
+        assert collections.Counter(i for batch in batches for i in batch) == {f"utt{i}": 1 for i in range(7)}
+    assert len({tuple(map(tuple, batches)) for batches in epochs}) == 3  # each epoch its own order
+    assert _epoch_ids(make_epoch_dataset(paths, epoch=1, **kwargs)) == epochs[1]  # rebuilt: the same
+    assert _epoch_ids(make_epoch_dataset(paths, epoch=1, start_batch=2, **kwargs)) == epochs[1][2:]
+    # The same batches as the passes of the endless stream.
+    stream = [_ids(b) for b in make_training_stream(paths, **kwargs).take(sum(len(e) for e in epochs))]
+    assert stream == [batch for batches in epochs for batch in batches]
+    # repeat=True: the pass over and over; start_batch counts across the repetitions.
+    repeated = [_ids(b) for b in make_epoch_dataset(paths, epoch=1, repeat=True, start_batch=1, **kwargs).take(
+        2 * len(epochs[1]))]
+    assert repeated == (epochs[1] + epochs[1] + epochs[1])[1 : 1 + 2 * len(epochs[1])]

@@ -79,7 +79,7 @@ def test_write_shards_round_trip_and_skips(tmp_path, helpers):
     report = SkipReport()
     utterances = read_dataset(manifest, report)
     out = tmp_path / "shards"
-    summary = write_shards(utterances, str(out), VOCAB, num_shards=2, max_seconds=2.0, report=report)
+    summary = write_shards(utterances, str(out), VOCAB, num_shards=2, max_seconds=2.0, subsampling=4, report=report)
 
     shards = sorted(glob.glob(str(out / "shard-*.tfrecord")))
     assert [os.path.basename(p) for p in shards] == ["shard-00000-of-00002.tfrecord", "shard-00001-of-00002.tfrecord"]
@@ -153,7 +153,7 @@ def test_prepare_dataset_reuses_and_rebuilds(tmp_path, helpers):
     manifest = helpers.write_manifest(tmp_path / "m.jsonl", entries)
     cache = tmp_path / "cache" / "train"
 
-    first = prepare_dataset(manifest, str(cache), VOCAB, num_shards=2, max_seconds=10.0)
+    first = prepare_dataset(manifest, str(cache), VOCAB, num_shards=2, max_seconds=10.0, subsampling=4)
     assert not first["reused"] and first["num_utterances"] == 3
     assert first["shards"] == [
         str(cache / "shard-00000-of-00002.tfrecord"),
@@ -161,17 +161,17 @@ def test_prepare_dataset_reuses_and_rebuilds(tmp_path, helpers):
     ]
     before = _mtimes(cache)
 
-    second = prepare_dataset(manifest, str(cache), VOCAB, num_shards=2, max_seconds=10.0)
+    second = prepare_dataset(manifest, str(cache), VOCAB, num_shards=2, max_seconds=10.0, subsampling=4)
     assert second["reused"] and second["shards"] == first["shards"]
     assert _mtimes(cache) == before
 
     # Another setting is another cache.
-    assert not prepare_dataset(manifest, str(cache), VOCAB, num_shards=1, max_seconds=10.0)["reused"]
+    assert not prepare_dataset(manifest, str(cache), VOCAB, num_shards=1, max_seconds=10.0, subsampling=4)["reused"]
     assert sorted(os.listdir(cache)) == ["shard-00000-of-00001.tfrecord", "summary.json"]
 
     # A changed manifest rebuilds.
     helpers.write_manifest(manifest, entries[:2])
-    third = prepare_dataset(manifest, str(cache), VOCAB, num_shards=1, max_seconds=10.0)
+    third = prepare_dataset(manifest, str(cache), VOCAB, num_shards=1, max_seconds=10.0, subsampling=4)
     assert not third["reused"] and third["num_utterances"] == 2
     # Nothing is left behind beside the cache.
     assert os.listdir(cache.parent) == ["train"]
@@ -183,7 +183,7 @@ def test_interrupted_build_leaves_no_partial_cache(tmp_path, helpers, monkeypatc
         tmp_path / "m.jsonl", [{"id": f"u{i}", "audio": p, "text": "hello"} for i, p in enumerate(paths)]
     )
     cache = tmp_path / "cache"
-    prepare_dataset(manifest, str(cache), VOCAB, num_shards=1)
+    prepare_dataset(manifest, str(cache), VOCAB, num_shards=1, subsampling=4)
     before = _mtimes(cache)
     helpers.write_manifest(manifest, [{"id": "u0", "audio": paths[0], "text": "changed"}])
 
@@ -195,7 +195,7 @@ def test_interrupted_build_leaves_no_partial_cache(tmp_path, helpers, monkeypatc
 
     monkeypatch.setattr(tfrecord, "read_audio", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        prepare_dataset(manifest, str(cache), VOCAB, num_shards=1)
+        prepare_dataset(manifest, str(cache), VOCAB, num_shards=1, subsampling=4)
     assert calls
     assert _mtimes(cache) == before  # the old cache is untouched
     assert sorted(os.listdir(tmp_path / "cache")) == ["shard-00000-of-00001.tfrecord", "summary.json"]
@@ -208,7 +208,7 @@ def test_prepare_dataset_refuses_a_foreign_folder(tmp_path, helpers):
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")
     with pytest.raises(ValueError, match="refusing"):
-        prepare_dataset(manifest, str(foreign), VOCAB)
+        prepare_dataset(manifest, str(foreign), VOCAB, subsampling=4)
     assert (foreign / "notes.txt").read_text() == "keep me"
 
 
@@ -225,6 +225,7 @@ def test_text_outside_a_narrow_vocabulary_is_skipped(tmp_path, helpers):
         Vocabulary(tuple(" abc")),
         num_shards=1,
         max_seconds=None,
+        subsampling=4,
         report=report,
     )
     assert summary["num_utterances"] == 1 and report.count("text_not_in_vocabulary") == 1

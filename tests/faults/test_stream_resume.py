@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from tests.helpers import tiny_config
+from tf_jointctc.trained_model import load_trained_model
 from tf_jointctc.training.loop import train
-from tf_jointctc.training.workdir import load_trained_model
 
 
 def _weights(workdir) -> list[np.ndarray]:

@@ -180,3 +180,41 @@ def test_input_stacking_lengths_and_padding_invariance(input_stack, subsample, i
 def test_rejects_bad_input_stack():
     with pytest.raises(ValueError, match="input_stack"):
         PyramidalBLSTM(num_layers=2, subsample=(1, 1), input_stack=0)
+
+
+def test_auto_implementation_picks_keras_with_a_gpu_and_fused_without():
+    """The selection of `model.encoder.implementation = "auto"`, with the visible-device list given to the pure
+    selection function. No GPU was available to test the cuDNN path itself (Keras' `LSTM` runs cuDNN when a GPU
+    is visible and its arguments allow it; the encoder keeps the defaults that do): only the choice is tested."""
+    import tensorflow as tf
+
+    gpu = tf.config.PhysicalDevice(name="/physical_device:GPU:0", device_type="GPU")
+    assert encoder_module.resolve_implementation("auto", [gpu]) == "keras"
+    assert encoder_module.resolve_implementation("auto", [gpu, gpu]) == "keras"
+    assert encoder_module.resolve_implementation("auto", []) == "fused"
+    for explicit in ("fused", "keras"):  # an explicit choice is kept, GPU or not
+        assert encoder_module.resolve_implementation(explicit, [gpu]) == explicit
+        assert encoder_module.resolve_implementation(explicit, []) == explicit
+    with pytest.raises(ValueError, match="implementation"):
+        encoder_module.resolve_implementation("cudnn", [])
+    # This machine: "auto" asks TensorFlow for the GPUs; without one it is today's fused BLSTM.
+    expected = "keras" if tf.config.list_physical_devices("GPU") else "fused"
+    assert encoder_module.resolve_implementation("auto") == expected
+    layer = PyramidalBLSTM(num_layers=2, units=4, projection_units=4, subsample=(1, 2), implementation="auto")
+    assert layer.implementation == expected
+    assert layer.get_config()["implementation"] == "auto"  # rebuilt elsewhere, it chooses again
+
+
+def test_default_config_is_auto_and_builds_the_fused_encoder_on_this_cpu():
+    import tensorflow as tf
+
+    from tf_jointctc.config import base_config
+    from tf_jointctc.model import build_model
+    from tf_jointctc.text import Vocabulary
+
+    config = base_config()
+    assert config.model.encoder.implementation == "auto"
+    config.model.encoder.update(num_layers=2, units=4, projection_units=4, subsample=(1, 2))
+    config.model.update(attention_dim=4, attention_filters=2, attention_width=3, decoder_units=4)
+    model = build_model(config.model, config.loss, Vocabulary())
+    assert model.encoder.implementation == ("keras" if tf.config.list_physical_devices("GPU") else "fused")

@@ -33,7 +33,7 @@ def eight_utterances(tmp_path_factory) -> dict:
     result = run_cli("tf_jointctc.cli.synth", f"--out_dir={corpus}", "--minutes=3", "--seed=11", "--engines=pico")
     assert result.returncode == 0, result.stderr[-3000:]
     prepared = prepare_dataset(str(corpus / "train" / "manifest.jsonl"), str(root / "cache"), Vocabulary(),
-                               num_shards=1, max_seconds=20)
+                               num_shards=1, max_seconds=20, subsampling=4)
     dataset = make_dataset(prepared["shards"], batch_size=256, training=False)
     everything = next(iter(dataset))
     shortest = np.argsort(everything["feature_lengths"].numpy(), kind="stable")[:8]

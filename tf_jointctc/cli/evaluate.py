@@ -1,5 +1,5 @@
 """`jointctc-eval --workdir W --data D --mode {ctc_greedy,attention,joint} [--beam 20] [--ctc_weight 0.3]
-[--length_penalty 0.1] [--output H.jsonl]` (CONTRACT.md): decodes a data set with a trained model and prints
+[--length_penalty 0.1] [--output H.jsonl]` (docs/interfaces.md): decodes a data set with a trained model and prints
 one JSON line `{"cer", "wer", "utterances", "audio_seconds", "decode_seconds", "rtf", ...}`.
 
 `--output` receives one JSON object per utterance: reference, hypothesis, score and its edit counts.
@@ -12,7 +12,8 @@ import sys
 
 from absl import app, flags
 
-from tf_jointctc.evaluation import MODES, evaluate_workdir
+from tf_jointctc.decoding.modes import MODES
+from tf_jointctc.evaluation import evaluate_workdir
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A jointctc-train work dir.")
 _DATA = flags.DEFINE_string("data", None, "Data set: a .jsonl manifest or a Kaldi data dir.")

@@ -1,8 +1,9 @@
-"""`jointctc-export --workdir W --saved_model DIR [--tflite F.tflite] [--quantize none|float16|int8]` (CONTRACT.md).
+"""`jointctc-export --workdir W --saved_model DIR [--tflite F.tflite] [--quantize none|float16|int8]`
+(docs/interfaces.md).
 
 Rebuilds the model of a jointctc-train work dir (`--which` best or latest checkpoint) and writes a SavedModel
-(signatures `serving_default`, `ctc_greedy`, `attention_beam`, see export/signatures.py) and optionally a
-built-ins-only TFLite model (batch 1, same signature names, vocabulary in its metadata). Decoding options
+(signatures `serving_default`, `ctc_greedy`, `attention_beam`, see `tf_jointctc.export.signatures`) and
+optionally a built-ins-only TFLite model (batch 1, same signature names, vocabulary in its metadata). Decoding options
 default to the work dir's `config.decode`; `--beam`, `--ctc_weight`, `--length_penalty`, `--max_length_ratio`,
 `--min_length_ratio` override them. Prints last one JSON line with the paths, sizes and what was exported.
 """
@@ -40,12 +41,10 @@ def export(
     **overrides: float | int | None,
 ) -> dict:
     """Runs the export; returns the summary printed as JSON."""
-    # Submodules, not the package: an editable install made before export/__init__.py existed maps `export`
-    # to a namespace package outside the repo folder (pip install -e . again fixes that).
-    from export.signatures import DecodeOptions
-    from export.to_saved_model import directory_size, export_saved_model
-    from export.to_tflite import export_tflite
-    from tf_jointctc.training.workdir import load_trained_model
+    from tf_jointctc.decoding.options import DecodeOptions
+    from tf_jointctc.export.to_saved_model import directory_size, export_saved_model
+    from tf_jointctc.export.to_tflite import export_tflite
+    from tf_jointctc.trained_model import load_trained_model
 
     started = time.time()
     model, config, vocab, checkpoint = load_trained_model(workdir, which)

@@ -1,4 +1,5 @@
-"""`jointctc-synth --out_dir D --minutes M --seed S`: builds the built-in synthesized corpus (CONTRACT.md).
+"""`jointctc-synth --out_dir D --minutes M --seed S`: builds the built-in synthesized corpus
+(docs/interfaces.md).
 
 Prints last one JSON line: `{"out_dir", "splits": {split: {"utterances", "minutes"}}, "speakers": {split: n},
 "engines", "seconds_elapsed"}`.

@@ -1,13 +1,17 @@
-"""`jointctc-transcribe --model M AUDIO...` (CONTRACT.md): one `AUDIO<TAB>TEXT` line per file.
+"""`jointctc-transcribe --model M AUDIO...` (docs/interfaces.md): one `AUDIO<TAB>TEXT` line per file.
 
-`M` is a SavedModel folder, a `.tflite` file (both from jointctc-export) or a jointctc-train work dir. An
-audio file that cannot be read or decoded gets a line `jointctc-transcribe: AUDIO: error` on stderr and the
-others are still transcribed; the exit status is 1 if any file failed, 2 if the model cannot be loaded.
+`M` is a SavedModel folder or a `.tflite` file (both from jointctc-export), read by `tf_jointctc.Recognizer`.
+For convenience `M` may also be a jointctc-train work dir: its model (`--which` checkpoint, decoding options
+from its `config.decode`) is then exported to a temporary SavedModel first, which takes a while. An audio file
+that cannot be read or decoded gets a line `jointctc-transcribe: AUDIO: error` on stderr and the others are
+still transcribed; the exit status is 1 if any file failed, 2 if the model cannot be loaded.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 
 from absl import app, flags
 
@@ -15,22 +19,39 @@ _MODEL = flags.DEFINE_string("model", None, "SavedModel folder, .tflite file or 
 _SIGNATURE = flags.DEFINE_enum(
     "signature", "serving_default", ["serving_default", "ctc_greedy", "attention_beam"], "Decoding signature."
 )
-_WHICH = flags.DEFINE_enum("which", "best", ["best", "latest"], "Checkpoint, when --model is a work dir.")
+_WHICH = flags.DEFINE_enum(
+    "which", "best", ["best", "latest"], "Checkpoint, when --model is a work dir (exported to a temporary folder)."
+)
 _NUM_THREADS = flags.DEFINE_integer("num_threads", None, "TFLite interpreter threads.")
 
 
-def main(argv: list[str]) -> None:
-    audio = argv[1:]
-    if not _MODEL.value:
-        sys.stderr.write("jointctc-transcribe: --model is required\n")
-        sys.exit(2)
-    if not audio:
-        sys.stderr.write("jointctc-transcribe: no audio files given\n")
-        sys.exit(2)
+def _is_workdir(path: str) -> bool:
+    """A jointctc-train work dir (it has a config.json) rather than an exported model (a SavedModel folder)."""
+    if os.path.exists(os.path.join(path, "saved_model.pb")):
+        return False
+    return os.path.isfile(os.path.join(path, "config.json"))
+
+
+def _export_workdir(workdir: str, which: str, folder: str) -> str:
+    """Exports the model of `workdir` as a SavedModel under `folder` (decoding options: its config.decode);
+    returns the SavedModel's path."""
+    from tf_jointctc.decoding.options import DecodeOptions
+    from tf_jointctc.export.to_saved_model import export_saved_model
+    from tf_jointctc.trained_model import load_trained_model
+
+    model, config, vocab, checkpoint = load_trained_model(workdir, which)
+    path = os.path.join(folder, "saved_model")
+    extra = {"checkpoint": str(checkpoint), "workdir": os.path.abspath(workdir), "which": which}
+    export_saved_model(model, vocab, path, DecodeOptions.from_config(config.get("decode")), extra_info=extra)
+    return path
+
+
+def _transcribe(model: str, audio: list[str]) -> None:
+    """Loads `model` (an exported one) and prints one line per audio file; exits 1 or 2 on failures."""
     from tf_jointctc.recognizer import ModelLoadError, Recognizer
 
     try:
-        recognizer = Recognizer.load(_MODEL.value, which=_WHICH.value, num_threads=_NUM_THREADS.value)
+        recognizer = Recognizer.load(model, num_threads=_NUM_THREADS.value)
     except ModelLoadError as error:
         sys.stderr.write(f"jointctc-transcribe: {error}\n")
         sys.exit(2)
@@ -54,6 +75,27 @@ def main(argv: list[str]) -> None:
     if failed:
         sys.stderr.write(f"jointctc-transcribe: {failed} of {len(audio)} files failed\n")
         sys.exit(1)
+
+
+def main(argv: list[str]) -> None:
+    audio = argv[1:]
+    if not _MODEL.value:
+        sys.stderr.write("jointctc-transcribe: --model is required\n")
+        sys.exit(2)
+    if not audio:
+        sys.stderr.write("jointctc-transcribe: no audio files given\n")
+        sys.exit(2)
+    if not _is_workdir(_MODEL.value):
+        _transcribe(_MODEL.value, audio)
+        return
+    with tempfile.TemporaryDirectory(prefix="jointctc_transcribe_") as folder:
+        try:
+            model = _export_workdir(_MODEL.value, _WHICH.value, folder)
+        except Exception as error:  # noqa: BLE001 - any failure means an unusable work dir
+            sys.stderr.write(f"jointctc-transcribe: {_MODEL.value}: cannot export the work dir "
+                             f"({type(error).__name__}: {error})\n")
+            sys.exit(2)
+        _transcribe(model, audio)
 
 
 def run() -> None:

@@ -24,6 +24,7 @@ _EXPORTS = {
     "prepare_dataset": "tfrecord",
     "write_shards": "tfrecord",
     "make_dataset": "pipeline",
+    "make_epoch_dataset": "pipeline",
     "make_training_stream": "pipeline",
     "resolve_shards": "pipeline",
 }

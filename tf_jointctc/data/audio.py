@@ -106,17 +106,6 @@ def to_int16(samples: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(np.asarray(samples, np.float64) * 32768.0), -32768, 32767).astype(np.int16)
 
 
-def duration_seconds(path: str) -> float:
-    """Duration of a file from its header, without reading samples. Raises AudioError like `read_audio`."""
-    if not os.path.isfile(path):
-        raise AudioError(skips.MISSING_FILE, f"{path} does not exist")
-    try:
-        info = soundfile.info(path)
-    except (soundfile.SoundFileError, RuntimeError) as error:
-        raise AudioError(skips.UNREADABLE_AUDIO, f"{path}: {error}") from None
-    return info.frames / info.samplerate
-
-
 def _segment(start: float | None, end: float | None) -> str:
     if start is None and (end is None or end < 0):
         return ""

@@ -135,19 +135,63 @@ def make_training_stream(
     Batches are the training dict of the module docstring.
     """
     paths = resolve_shards(files)
-    seed = int(seed)
 
     def one_pass(p: tf.Tensor) -> tf.data.Dataset:
-        return _raw_batches(
-            paths, training=True, seed=p * 1_000_003 + seed, shuffle_buffer=shuffle_buffer, batch_size=batch_size,
-            bucket_boundaries=bucket_boundaries, drop_remainder=False, max_frames_per_batch=max_frames_per_batch,
-            reshuffle_each_iteration=False,
-        )
+        return _pass_batches(paths, p, seed=seed, shuffle_buffer=shuffle_buffer, batch_size=batch_size,
+                             bucket_boundaries=bucket_boundaries, max_frames_per_batch=max_frames_per_batch)
 
     batches = tf.data.Dataset.range(2**62).flat_map(one_pass)
     if start_batch:
         batches = batches.skip(int(start_batch))
     return _with_features(batches, feature_extractor)
+
+
+def make_epoch_dataset(
+    files: str | os.PathLike | Sequence[str | os.PathLike],
+    *,
+    epoch: int,
+    batch_size: int,
+    seed: int = 0,
+    start_batch: int = 0,
+    repeat: bool = False,
+    shuffle_buffer: int = 2048,
+    bucket_boundaries: Sequence[int] | None = None,
+    max_frames_per_batch: int | None = None,
+    feature_extractor: features.FeatureExtractor | None = None,
+) -> tf.data.Dataset:
+    """The training batches of epoch `epoch` (0-based) when an epoch is one pass over the data: pass `epoch` of
+    `make_training_stream` (shuffled and bucketed by `(seed, epoch)` alone), so epoch n is the same batches
+    whenever its dataset is built, and a run resumed inside it can skip exactly what it has consumed.
+
+    `repeat`: the pass over and over (for strategies that need a fixed number of steps per epoch). The dataset
+    starts at batch `start_batch` (after the repetition; skipped batches are never padded into features).
+    """
+    batches = _pass_batches(resolve_shards(files), int(epoch), seed=seed, shuffle_buffer=shuffle_buffer,
+                            batch_size=batch_size, bucket_boundaries=bucket_boundaries,
+                            max_frames_per_batch=max_frames_per_batch)
+    if repeat:
+        batches = batches.repeat()
+    if start_batch:
+        batches = batches.skip(int(start_batch))
+    return _with_features(batches, feature_extractor)
+
+
+def _pass_batches(
+    paths: list[str],
+    p: Any,
+    *,
+    seed: int,
+    shuffle_buffer: int,
+    batch_size: int,
+    bucket_boundaries: Sequence[int] | None,
+    max_frames_per_batch: int | None,
+) -> tf.data.Dataset:
+    """Raw batches of training pass `p` (an int or a scalar tensor), shuffled by `(seed, p)` alone."""
+    return _raw_batches(
+        paths, training=True, seed=p * 1_000_003 + int(seed), shuffle_buffer=shuffle_buffer, batch_size=batch_size,
+        bucket_boundaries=bucket_boundaries, drop_remainder=False, max_frames_per_batch=max_frames_per_batch,
+        reshuffle_each_iteration=False,
+    )
 
 
 _PADDED_SHAPES = {

@@ -44,9 +44,10 @@ def shard_name(index: int, num_shards: int) -> str:
     return f"shard-{index:05d}-of-{num_shards:05d}.tfrecord"
 
 
-def encoder_frames(num_frames: int, subsampling: int = 4) -> int:
-    """Encoder frames L = ceil(T / subsampling) of T feature frames (the encoder's nested ceilings, one per
-    stacking or halving stage, compose to this)."""
+def encoder_frames(num_frames: int, subsampling: int) -> int:
+    """Encoder frames L = ceil(T / subsampling) of T feature frames, `subsampling` being the encoder's time
+    reduction (`layers.encoder.time_reduction`, from a config: `config.encoder_time_reduction`; the encoder's
+    nested ceilings, one per stacking or halving stage, compose to this)."""
     if int(subsampling) < 1:
         raise ValueError(f"subsampling must be a positive integer, got {subsampling}")
     return -(-int(num_frames) // int(subsampling))
@@ -112,7 +113,7 @@ def write_shards(
     *,
     num_shards: int,
     max_seconds: float | None,
-    subsampling: int | None = 4,
+    subsampling: int | None,
     report: SkipReport | None = None,
     num_workers: int = 2,
     extra_summary: dict[str, Any] | None = None,
@@ -130,7 +131,8 @@ def write_shards(
       vocab: encodes the normalized transcripts.
       num_shards: number of shard files (at most one per utterance, at least 1).
       max_seconds: longest audio kept, or None for no limit.
-      subsampling: the encoder's total time reduction (feature frames per encoder frame); None keeps
+      subsampling: the encoder's total time reduction (feature frames per encoder frame,
+        `config.encoder_time_reduction(config)`); None keeps
         utterances whatever their label count (evaluation: an utterance a CTC model cannot emit is scored, not dropped).
       report: receives the skips (may already hold the reader's).
       num_workers: threads decoding audio.
@@ -215,6 +217,34 @@ def write_shards(
     return summary
 
 
+def cache_fingerprint(
+    data_path: str, vocab: Vocabulary, *, num_shards: int, max_seconds: float | None, subsampling: int | None
+) -> dict[str, Any]:
+    """What a cache of `data_path` depends on (see `prepare_dataset`), as its `summary.json` records it."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "source": fingerprint(data_path),
+        "vocabulary": list(vocab.tokens),
+        "max_seconds": max_seconds,
+        "subsampling": subsampling,
+        "num_shards": num_shards,
+    }
+
+
+def load_cache(cache_dir: str, wanted: dict[str, Any]) -> dict[str, Any] | None:
+    """The summary of the complete cache in `cache_dir` if it was built for `wanted` (a `cache_fingerprint`)
+    and all its shards exist, else None. Only reads. The summary is `prepare_dataset`'s (shards as absolute
+    paths, `cache_dir`, `reused` True)."""
+    cache_dir = os.path.abspath(cache_dir)
+    existing = _load_summary(cache_dir)
+    if existing is None or existing.get("fingerprint") != wanted:
+        return None
+    shards = [os.path.join(cache_dir, name) for name in existing["shards"]]
+    if not all(os.path.isfile(path) for path in shards):
+        return None
+    return {**existing, "shards": shards, "cache_dir": cache_dir, "reused": True}
+
+
 def prepare_dataset(
     data_path: str,
     cache_dir: str,
@@ -222,7 +252,7 @@ def prepare_dataset(
     *,
     num_shards: int = 4,
     max_seconds: float | None = None,
-    subsampling: int | None = 4,
+    subsampling: int | None,
     num_workers: int = 2,
     force: bool = False,
 ) -> dict[str, Any]:
@@ -245,20 +275,12 @@ def prepare_dataset(
       `reused` (whether existing shards were used).
     """
     cache_dir = os.path.abspath(cache_dir)
-    wanted = {
-        "format_version": FORMAT_VERSION,
-        "source": fingerprint(data_path),
-        "vocabulary": list(vocab.tokens),
-        "max_seconds": max_seconds,
-        "subsampling": subsampling,
-        "num_shards": num_shards,
-    }
-    existing = _load_summary(cache_dir)
-    if not force and existing is not None and existing.get("fingerprint") == wanted:
-        shards = [os.path.join(cache_dir, name) for name in existing["shards"]]
-        if all(os.path.isfile(path) for path in shards):
-            logging.info("reusing %d prepared utterances in %s", existing["num_utterances"], cache_dir)
-            return {**existing, "shards": shards, "cache_dir": cache_dir, "reused": True}
+    wanted = cache_fingerprint(data_path, vocab, num_shards=num_shards, max_seconds=max_seconds,
+                               subsampling=subsampling)
+    current = None if force else load_cache(cache_dir, wanted)
+    if current is not None:
+        logging.info("reusing %d prepared utterances in %s", current["num_utterances"], cache_dir)
+        return current
     ours = os.path.isfile(os.path.join(cache_dir, SUMMARY_NAME))
     if os.path.isdir(cache_dir) and not ours and os.listdir(cache_dir):
         raise ValueError(f"cache dir {cache_dir!r} holds files but no {SUMMARY_NAME}; refusing to replace it")

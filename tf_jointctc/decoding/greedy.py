@@ -1,5 +1,6 @@
 """CTC best-path decoding in plain TensorFlow ops (argmax, top_k, gather) so that it converts to TFLite
-built-ins: `tf.nn.ctc_greedy_decoder` would need the Flex delegate (../shared/tf-notes.md)."""
+built-ins: `tf.nn.ctc_greedy_decoder` converts only as a Flex (select TF) op, which `ai_edge_litert`'s
+interpreter cannot run."""
 
 from __future__ import annotations
 

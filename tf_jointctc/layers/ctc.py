@@ -21,7 +21,8 @@ def ctc_loss(
       logit_lengths: [B] int, valid frames per utterance.
       labels: [B, U] int, padded with 0. Labels never contain the blank, so `tf.sparse.from_dense` drops
         exactly the padding (sparse labels also select the faster C++ kernel). Empty rows are supported.
-      label_lengths: [B] int; unused by the sparse path (kept for the interface and checked in debug only).
+      label_lengths: [B] int; ignored and not checked against `labels` (the sparse labels imply the
+        lengths); accepted so that callers pass the usual CTC arguments.
     Returns:
       [B] float32 losses.
     """
@@ -68,13 +69,6 @@ class CTCHead(keras.layers.Layer):
 
     def compute_output_shape(self, h_shape: Sequence[int | None]) -> tuple:
         return (*tuple(h_shape)[:-1], self.vocab_size)
-
-    @staticmethod
-    def ctc_loss(
-        logits: tf.Tensor, logit_lengths: tf.Tensor, labels: tf.Tensor, label_lengths: tf.Tensor | None = None
-    ) -> tf.Tensor:
-        """See the module-level `ctc_loss`."""
-        return ctc_loss(logits, logit_lengths, labels, label_lengths)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

@@ -11,7 +11,23 @@ import tensorflow as tf
 
 from tf_jointctc.layers.fused_lstm import bidirectional_lstm
 
-IMPLEMENTATIONS = ("fused", "keras")
+IMPLEMENTATIONS = ("auto", "fused", "keras")
+
+
+def resolve_implementation(implementation: str, gpus: Sequence[Any] | None = None) -> str:
+    """The BLSTM computation that `implementation` stands for: "fused" or "keras".
+
+    "auto" is "keras" (`Bidirectional(LSTM)`, which Keras runs on cuDNN when a GPU is visible and the layer's
+    arguments allow it, as the encoder's do) when `gpus` is not empty, else "fused" (faster on a CPU).
+    `gpus`: the visible GPUs; None asks `tf.config.list_physical_devices("GPU")`.
+    """
+    if implementation not in IMPLEMENTATIONS:
+        raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}")
+    if implementation != "auto":
+        return implementation
+    if gpus is None:
+        gpus = tf.config.list_physical_devices("GPU")
+    return "keras" if len(gpus) else "fused"
 
 
 def uniform_initializer(init_scale: float) -> keras.initializers.Initializer:
@@ -37,7 +53,9 @@ class PyramidalBLSTM(keras.layers.Layer):
 
     `implementation`: "fused" (default) computes each BLSTM with `fused_lstm.bidirectional_lstm` (both
     directions in one loop, input projections as one GEMM per direction, hand-written backward pass); "keras" calls the
-    `Bidirectional(LSTM)` layers. Both use the same weights (the Keras layers hold them), so checkpoints are
+    `Bidirectional(LSTM)` layers (cuDNN on a GPU); "auto" is "keras" when a GPU is visible, else "fused"
+    (`resolve_implementation`; the attribute `implementation` holds the resolved choice, `get_config` the
+    requested one). Both use the same weights (the Keras layers hold them), so checkpoints are
     interchangeable and the outputs agree to float rounding; "keras" is kept as the reference.
 
     All weights (LSTM kernels, recurrent kernels, biases, projections) are initialized uniformly in
@@ -68,9 +86,8 @@ class PyramidalBLSTM(keras.layers.Layer):
             raise ValueError(f"subsample {subsample} must have one entry per layer ({num_layers})")
         if any(s not in (1, 2) for s in subsample):
             raise ValueError(f"subsample factors must be 1 or 2, got {subsample}")
-        if implementation not in IMPLEMENTATIONS:
-            raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}")
-        self.implementation = implementation
+        self.requested_implementation = implementation
+        self.implementation = resolve_implementation(implementation)
         self.num_layers = int(num_layers)
         self.units = int(units)
         self.projection_units = int(projection_units)
@@ -179,7 +196,7 @@ class PyramidalBLSTM(keras.layers.Layer):
             subsample=list(self.subsample),
             projection_activation=self.projection_activation,
             init_scale=self.init_scale,
-            implementation=self.implementation,
+            implementation=self.requested_implementation,
             input_stack=self.input_stack,
         )
         return config

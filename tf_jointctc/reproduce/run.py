@@ -53,7 +53,7 @@ def _write_json(path: str, payload) -> None:
 
 def _count_parameters(workdir: str) -> int | None:
     try:
-        from tf_jointctc.training.workdir import load_trained_model
+        from tf_jointctc.trained_model import load_trained_model
 
         model = load_trained_model(workdir, "latest")[0]
         return int(model.count_params())

@@ -16,6 +16,7 @@ from tf_jointctc.decoding.attention_greedy import attention_greedy_decode
 from tf_jointctc.decoding.greedy import ctc_greedy_decode
 from tf_jointctc.text import Vocabulary
 from tf_jointctc.training.checkpoint import TrainingCheckpoints
+from tf_jointctc.training.resume import ResumePoint
 
 
 def alignment_image(weights: np.ndarray) -> np.ndarray:
@@ -104,21 +105,49 @@ class DevEvaluation(keras.callbacks.Callback):
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
-    """Saves `TrainingCheckpoints` after every epoch (after DevEvaluation has put `dev_cer` into the logs).
+    """Saves `TrainingCheckpoints` after every epoch (after DevEvaluation has put `dev_cer` into the logs) and,
+    with `every_steps` > 0, a mid-epoch checkpoint after every `every_steps`-th batch of an epoch (counted from
+    the epoch's start; not after batch `steps_per_epoch`, which the epoch-end save covers).
 
     Adds to the epoch's logs `epoch_seconds` (wall time of the epoch, its dev evaluation included);
-    `TrainingCheckpoints.save` sums them into `train_seconds`."""
+    `TrainingCheckpoints.save` sums them into `train_seconds`.
 
-    def __init__(self, checkpoints: TrainingCheckpoints):
+    `resume`: a run restored from a mid-epoch checkpoint trains the rest of epoch `resume.epoch` (0-based) as a
+    Keras epoch that starts after `resume.step` batches. For that epoch the callback counts those batches, puts
+    back the metrics of the batches before the interruption (so the epoch's logs and history entry are the
+    whole epoch's) and adds their seconds. Put it before callbacks that read the metrics at an epoch's start.
+    """
+
+    def __init__(self, checkpoints: TrainingCheckpoints, every_steps: int = 0, steps_per_epoch: int = 0,
+                 resume: ResumePoint | None = None):
         super().__init__()
         self.checkpoints = checkpoints
+        self.every_steps = int(every_steps)
+        self.steps_per_epoch = int(steps_per_epoch)
+        self._resume = resume if resume is not None and resume.step else None
+        self._epoch = 0
+        self._offset = 0  # batches of the current epoch consumed before this Keras epoch began
+        self._seconds_before = 0.0
         self._started = time.monotonic()
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._started = time.monotonic()
+        self._epoch, self._offset, self._seconds_before = epoch, 0, 0.0
+        if self._resume is not None and epoch == self._resume.epoch:
+            self._offset, self._seconds_before = self._resume.step, self._resume.seconds
+            self.checkpoints.restore_epoch_metrics()
+            self._resume = None
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        consumed = self._offset + batch + 1
+        if self.every_steps and consumed % self.every_steps == 0 and consumed != self.steps_per_epoch:
+            self.checkpoints.save_mid_epoch(self._epoch, consumed, self._elapsed())
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self.checkpoints.save(epoch + 1, {**(logs or {}), "epoch_seconds": round(time.monotonic() - self._started, 2)})
+        self.checkpoints.save(epoch + 1, {**(logs or {}), "epoch_seconds": round(self._elapsed(), 2)})
+
+    def _elapsed(self) -> float:
+        return self._seconds_before + time.monotonic() - self._started
 
 
 class NonFiniteGuard(keras.callbacks.Callback):
@@ -136,7 +165,8 @@ class NonFiniteGuard(keras.callbacks.Callback):
         self.stopped_reason: str | None = None
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self._last = 0.0  # the model's counter restarts every epoch
+        # The model's counter restarts every epoch (at 0, or where a mid-epoch checkpoint left it).
+        self._last = _metric_value(self.model, "non_finite_steps")
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         count = float((logs or {}).get("non_finite_steps", self._last))
@@ -155,3 +185,11 @@ class NonFiniteGuard(keras.callbacks.Callback):
             )
             logging.error(self.stopped_reason)
             self.model.stop_training = True
+
+
+def _metric_value(model: keras.Model, name: str) -> float:
+    """The current value of `model`'s metric `name`, 0 if it has none."""
+    for metric in model.metrics:
+        if metric.name == name:
+            return float(metric.result())
+    return 0.0

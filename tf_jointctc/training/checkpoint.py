@@ -1,6 +1,10 @@
 """Checkpoints that survive SIGKILL: `tf.train.CheckpointManager` writes the data files first and updates
 its `checkpoint` index last (atomically), so the newest checkpoint it names is always complete. The epoch
-counter travels inside the checkpoint; the per-epoch history is a JSON file rewritten atomically after it."""
+counter travels inside the checkpoint; the per-epoch history is a JSON file rewritten atomically after it.
+
+With `train.checkpoint_every_steps` there are also mid-epoch checkpoints (`checkpoints/mid_epoch`): weights,
+optimizer, the position (finished epochs and the batches consumed of the next one), the epoch's running metrics
+and its elapsed seconds. A resumed run restores whichever of `latest` and `mid_epoch` is further along."""
 
 from __future__ import annotations
 
@@ -13,31 +17,26 @@ import keras
 import tensorflow as tf
 from absl import logging
 
+from tf_jointctc.trained_model import model_variables
 from tf_jointctc.training import atomic
-
-
-def model_variables(model: keras.Model) -> dict[str, Any]:
-    """Every variable of `model` keyed by its Keras path below the model: what checkpoints save as the model.
-
-    `tf.train.Checkpoint(model=model)` does not reach the variables of Keras 3 layers held in plain Python
-    lists (the encoder's BLSTM stack): they were missing from weight-only checkpoints. An explicit mapping
-    names each variable once, whatever the layer nesting. Sub-layers therefore need explicit names (Keras would
-    number an unnamed `dense` differently in another model of the same process); ours all have them.
-    """
-    prefix = model.name + "/"  # Keras numbers a process's second model "..._1": keys must not depend on it
-    variables = {v.path.removeprefix(prefix): v for v in model.weights}
-    if len(variables) != len(model.weights):
-        raise ValueError("model variables must have unique paths to be checkpointed")
-    return variables
+from tf_jointctc.training.resume import ResumePoint
 
 
 class TrainingCheckpoints:
-    """`<workdir>/checkpoints/latest` (last few epochs) and `<workdir>/checkpoints/best` (lowest dev CER)."""
+    """`<workdir>/checkpoints/latest` (last few epochs), `<workdir>/checkpoints/best` (lowest dev CER) and
+    `<workdir>/checkpoints/mid_epoch` (the newest mid-epoch checkpoint, `save_mid_epoch`)."""
 
     def __init__(self, workdir: str, model: keras.Model, optimizer: keras.optimizers.Optimizer, keep: int = 2):
         self.workdir = workdir
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         self.best_dev_cer = tf.Variable(float("inf"), dtype=tf.float64, trainable=False, name="best_dev_cer")
+        # Mid-epoch checkpoints only: batches of epoch `epoch` + 1 consumed, and the seconds spent on them.
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.epoch_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="epoch_seconds")
+        # The running (per-epoch) metrics: `fit` resets them at each epoch's start, a mid-epoch resume puts back
+        # the values of the batches before the interruption (`restore_epoch_metrics`).
+        self._metric_variables = {f"{m.name}/{v.name}": v for m in model.metrics for v in m.variables}
+        self._resumed_metrics: dict[str, Any] = {}
         self._latest = tf.train.CheckpointManager(
             tf.train.Checkpoint(
                 model=model_variables(model), optimizer=optimizer, epoch=self.epoch, best_dev_cer=self.best_dev_cer
@@ -50,27 +49,57 @@ class TrainingCheckpoints:
             os.path.join(workdir, "checkpoints", "best"),
             max_to_keep=1,
         )
+        self._mid_epoch = tf.train.CheckpointManager(
+            tf.train.Checkpoint(
+                model=model_variables(model), optimizer=optimizer, epoch=self.epoch, step=self.step,
+                best_dev_cer=self.best_dev_cer, epoch_seconds=self.epoch_seconds, metrics=self._metric_variables,
+            ),
+            os.path.join(workdir, "checkpoints", "mid_epoch"),
+            max_to_keep=1,
+        )
         self.history_path = os.path.join(workdir, "history.json")
         _remove_partial_saves(os.path.join(workdir, "checkpoints"))
 
-    @property
-    def latest_path(self) -> str | None:
-        return self._latest.latest_checkpoint
+    def restore(self) -> ResumePoint:
+        """Restores the newest complete checkpoint, epoch-end or mid-epoch, whichever is further along (if any).
 
-    @property
-    def best_path(self) -> str | None:
-        return self._best.latest_checkpoint
+        Returns where training continues (`ResumePoint()` for a fresh start); logs `resuming from ...`."""
+        latest, mid = self._latest.latest_checkpoint, self._mid_epoch.latest_checkpoint
+        latest_epoch = _read_int(latest, "epoch") if latest else 0
+        if mid and (_read_int(mid, "epoch"), _read_int(mid, "step")) > (latest_epoch, 0):
+            self._mid_epoch.checkpoint.restore(mid).assert_existing_objects_matched()
+            self._resumed_metrics = {k: v.numpy() for k, v in self._metric_variables.items()}
+            point = ResumePoint(int(self.epoch.numpy()), int(self.step.numpy()), mid, float(self.epoch_seconds.numpy()))
+        elif latest:
+            self._latest.checkpoint.restore(latest).assert_existing_objects_matched()
+            point = ResumePoint(int(self.epoch.numpy()), 0, latest)
+        else:
+            return ResumePoint()
+        logging.info("%s", point.describe())
+        return point
 
     def restore_latest(self) -> int:
-        """Restores the newest complete checkpoint, if any; returns the number of finished epochs."""
-        path = self._latest.latest_checkpoint
-        if path is None:
-            return 0
-        self._latest.checkpoint.restore(path).assert_existing_objects_matched()
-        epoch = int(self.epoch.numpy())
-        logging.info("resuming from %s at epoch %d", path, epoch)
-        print(f"resuming from {path} at epoch {epoch}", flush=True)
-        return epoch
+        """`restore()`, returning the number of finished epochs only."""
+        return self.restore().epoch
+
+    def restore_epoch_metrics(self) -> None:
+        """Puts back the running metrics of the epoch that `restore` found unfinished (call after `fit` has reset
+        the metrics at the start of that epoch), so the epoch's logs cover its batches before the interruption."""
+        for key, value in self._resumed_metrics.items():
+            self._metric_variables[key].assign(value)
+        self._resumed_metrics = {}
+
+    def save_mid_epoch(self, finished_epochs: int, step: int, seconds: float) -> str:
+        """Saves a mid-epoch checkpoint: `finished_epochs` done, `step` batches of the next one consumed,
+        `seconds` spent on them; returns its path. The history and the best checkpoint are left alone."""
+        self.epoch.assign(finished_epochs)
+        self.step.assign(step)
+        self.epoch_seconds.assign(seconds)
+        previous = self._mid_epoch.latest_checkpoint
+        number = int(previous.rsplit("-", 1)[1]) + 1 if previous else 1
+        path = self._mid_epoch.save(checkpoint_number=number)
+        logging.info("mid-epoch checkpoint %s: epoch %d, step %d", path, finished_epochs + 1, step)
+        return path
 
     def history(self) -> list[dict[str, Any]]:
         """Per-epoch logs of the epochs that the restored checkpoint contains (later entries are dropped)."""
@@ -104,20 +133,10 @@ class TrainingCheckpoints:
         self._latest.save(checkpoint_number=finished_epochs)
 
 
-def restore_weights(model: keras.Model, workdir: str, which: str = "best") -> str:
-    """Loads the model weights of `<workdir>/checkpoints/<which>` (falls back to latest); returns the path."""
-    for name in (which, "latest"):
-        path = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints", name))
-        if path:
-            tf.train.Checkpoint(model=model_variables(model)).restore(path).expect_partial().assert_existing_objects_matched()
-            return path
-    raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints; train first (jointctc-train)")
-
-
 def _remove_partial_saves(folder: str) -> None:
     """Deletes the `ckpt-N_temp` folders a save killed mid-way leaves behind (TF does not reuse or remove them;
     they are never named in the `checkpoint` index, so nothing reads them)."""
-    for name in ("latest", "best"):
+    for name in ("latest", "best", "mid_epoch"):
         path = os.path.join(folder, name)
         if not os.path.isdir(path):
             continue
@@ -125,6 +144,11 @@ def _remove_partial_saves(folder: str) -> None:
             if entry.startswith("ckpt-") and entry.endswith("_temp") and os.path.isdir(os.path.join(path, entry)):
                 logging.info("removing %s, left by an interrupted checkpoint save", os.path.join(path, entry))
                 shutil.rmtree(os.path.join(path, entry), ignore_errors=True)
+
+
+def _read_int(path: str, name: str) -> int:
+    """The integer variable `name` of the checkpoint at `path`, read without restoring anything."""
+    return int(tf.train.load_checkpoint(path).get_tensor(f"{name}/.ATTRIBUTES/VARIABLE_VALUE"))
 
 
 def _plain(value: Any) -> Any:

@@ -6,40 +6,76 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
+from collections.abc import Callable
 
 import keras
 import ml_collections
 import tensorflow as tf
+from absl import logging
 
 from tf_jointctc.config import encoder_time_reduction
-from tf_jointctc.data import make_dataset, make_training_stream, prepare_dataset
+from tf_jointctc.data import make_dataset, make_epoch_dataset, make_training_stream, prepare_dataset
+from tf_jointctc.data.tfrecord import cache_fingerprint
 from tf_jointctc.model import build_model, make_optimizer
 from tf_jointctc.text import Vocabulary
+from tf_jointctc.training import atomic, shared_cache
 from tf_jointctc.training import callbacks as cb
 from tf_jointctc.training import workdir as wd
 from tf_jointctc.training.checkpoint import TrainingCheckpoints
+from tf_jointctc.training.errors import NonFiniteLossError, NoUsableDataError
+from tf_jointctc.training.progress import fit_verbosity
+from tf_jointctc.training.resume import ResumePoint, fit_segments
 from tf_jointctc.training.strategy import make_strategy, split_cpu
 
+RUNTIME_FILE = "runtime.json"  # what a run resolved at its start (the encoder's BLSTM computation, the GPUs)
 
-def prepare_data(config: ml_collections.ConfigDict, workdir: str, vocab: Vocabulary) -> dict[str, dict]:
+
+def prepare_data(
+    config: ml_collections.ConfigDict, workdir: str, vocab: Vocabulary, is_chief: bool = True
+) -> dict[str, dict]:
     """The TFRecord caches of the train, dev and (if `train.alignment_data` is set) alignment data:
     {split: prepare_dataset's summary}. Reuses complete caches; several runs that share `data.cache_dir` can
-    call this first, one at a time, so that they never build the same cache concurrently."""
+    call this first, one at a time, so that they never build the same cache concurrently.
+
+    With `data.cache_dir` set (a cache that the workers of a multi-worker run share), the chief writes the
+    completion marker of `shared_cache` once every cache is complete, and a worker that is not the chief
+    (`is_chief=False`) never writes there: it waits for that marker (at most `data.cache_wait_seconds`) and
+    reads the chief's caches. With an empty `data.cache_dir` every worker prepares its own `<workdir>/cache`.
+
+    Raises:
+      NoUsableDataError: a data set holds no usable utterance.
+      SharedCacheTimeoutError: a worker waited longer than `data.cache_wait_seconds` for the chief.
+    """
+    shared = bool(config.data.cache_dir)
     cache_dir = config.data.cache_dir or os.path.join(workdir, "cache")
     sources = {"train": config.data.train, "dev": config.data.dev}
     if config.train.get("alignment_data", ""):
         sources["alignment"] = config.train.alignment_data
-    prepared = {}
+    settings = {
+        split: {
+            "num_shards": 1 if split == "alignment" else config.data.num_shards,
+            "max_seconds": config.data.max_seconds,
+            "subsampling": encoder_time_reduction(config),
+        }
+        for split in sources
+    }
+    if shared and not is_chief:
+        fingerprints = {split: cache_fingerprint(path, vocab, **settings[split]) for split, path in sources.items()}
+        prepared = shared_cache.wait_until_ready(cache_dir, fingerprints,
+                                                 timeout=float(config.data.get("cache_wait_seconds", 3600.0)))
+    else:
+        prepared = {
+            split: prepare_dataset(data_path, os.path.join(cache_dir, split), vocab, **settings[split])
+            for split, data_path in sources.items()
+        }
+        if shared:
+            shared_cache.mark_ready(cache_dir, {split: summary["fingerprint"] for split, summary in prepared.items()})
     for split, data_path in sources.items():
-        prepared[split] = prepare_dataset(
-            data_path, os.path.join(cache_dir, split), vocab,
-            num_shards=1 if split == "alignment" else config.data.num_shards,
-            max_seconds=config.data.max_seconds, subsampling=encoder_time_reduction(config),
-        )
         if not prepared[split]["num_utterances"]:
             what = "alignment data" if split == "alignment" else f"{split} data"
-            raise SystemExit(f"jointctc-train: no usable utterances in {what} {data_path!r}")
+            raise NoUsableDataError(f"no usable utterances in {what} {data_path!r}")
     return prepared
 
 
@@ -49,12 +85,25 @@ def train(
     strategy_name: str = "default",
     cpu_devices: int = 0,
     tpu: str = "",
-    verbose: int = 1,
+    verbose: int | str | None = None,
+    on_resume: Callable[[ResumePoint], None] | None = None,
 ) -> dict:
-    """Trains `config` in `workdir` (resuming from its last checkpoint); returns the summary that jointctc-train
-    prints as JSON (final losses, dev CER, epochs, utterance counts, seconds)."""
+    """Trains `config` in `workdir` (resuming from its newest checkpoint, which may lie inside an epoch); returns
+    the summary that jointctc-train prints as JSON (final losses, dev CER, epochs, utterance counts, seconds).
+
+    Args:
+      verbose: `model.fit`'s; None: a progress bar on a terminal, one line per epoch when stdout is redirected
+        (`progress.fit_verbosity`).
+      on_resume: called with the `ResumePoint` when the run continues from a checkpoint (jointctc-train prints
+        its `resuming from ...` line).
+
+    Raises:
+      TrainingError: `NoUsableDataError` or `SharedCacheTimeoutError` (data preparation), `NonFiniteLossError`
+        (`train.max_non_finite_steps` non-finite losses in a row).
+    """
 
     started = time.time()
+    verbose = fit_verbosity(verbose, sys.stdout.isatty())
     if cpu_devices > 1:
         split_cpu(cpu_devices)
     strategy = make_strategy(strategy_name, tpu)
@@ -67,7 +116,7 @@ def train(
     vocab = Vocabulary()
     wd.save_config(workdir, config)
     wd.save_vocab(workdir, vocab)
-    prepared = prepare_data(config, workdir, vocab)
+    prepared = prepare_data(config, workdir, vocab, is_chief=is_chief)
     train_shards, dev_shards = prepared["train"]["shards"], prepared["dev"]["shards"]
     cmvn = wd.load_or_compute_cmvn(workdir, make_dataset(train_shards, batch_size=32, training=False))
 
@@ -81,22 +130,41 @@ def train(
         optimizer = make_optimizer(config.optimizer, total_steps=total_steps)
         model.compile(optimizer=optimizer)
         optimizer.build(model.trainable_variables)
+    encoder_implementation = _record_runtime(workdir, config, model)
 
     checkpoints = TrainingCheckpoints(workdir, model, optimizer)
-    initial_epoch = checkpoints.restore_latest()
+    resume = checkpoints.restore()
+    if resume.path is not None and on_resume is not None:
+        on_resume(resume)
 
+    # Under multi_worker and tpu every worker must run the same number of steps (collectives would otherwise
+    # wait for a worker that has finished its epoch): shard batches, not files, repeat, and fix the steps.
+    distributed = strategy_name in ("multi_worker", "tpu")
+    options = None
+    if distributed:
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    fixed_steps = steps_per_epoch or (
+        max(1, prepared["train"]["num_utterances"] // config.train.batch_size) if distributed else 0
+    )
     boundaries = _bucket_boundaries(prepared["train"])
-    if steps_per_epoch:
-        train_ds = make_training_stream(
-            train_shards, batch_size=config.train.batch_size, seed=config.seed,
-            start_batch=initial_epoch * steps_per_epoch, shuffle_buffer=config.train.shuffle_buffer,
-            bucket_boundaries=boundaries, max_frames_per_batch=max_frames,
-        )
-    else:
-        train_ds = make_dataset(
-            train_shards, batch_size=config.train.batch_size, training=True, seed=config.seed,
-            shuffle_buffer=config.train.shuffle_buffer, bucket_boundaries=boundaries, max_frames_per_batch=max_frames,
-        )
+
+    def train_data(epoch: int, start_batch: int) -> tf.data.Dataset:
+        """Epoch `epoch`'s batches (0-based) from its batch `start_batch` on, the same whenever built: with
+        `train.steps_per_epoch`, the endless stream from there; else pass `epoch`, shuffled by (seed, epoch)."""
+        if steps_per_epoch:
+            dataset = make_training_stream(
+                train_shards, batch_size=config.train.batch_size, seed=config.seed,
+                start_batch=epoch * steps_per_epoch + start_batch, shuffle_buffer=config.train.shuffle_buffer,
+                bucket_boundaries=boundaries, max_frames_per_batch=max_frames,
+            )
+        else:
+            dataset = make_epoch_dataset(
+                train_shards, epoch=epoch, batch_size=config.train.batch_size, seed=config.seed,
+                start_batch=start_batch, repeat=distributed, shuffle_buffer=config.train.shuffle_buffer,
+                bucket_boundaries=boundaries, max_frames_per_batch=max_frames,
+            )
+        return dataset.with_options(options) if options is not None else dataset
 
     alignment_ds = None
     if "alignment" in prepared:  # the fixed utterances whose attention alignments are saved
@@ -107,29 +175,25 @@ def train(
     callbacks = [
         cb.DevEvaluation(dev_ds, vocab, workdir, num_alignments=config.train.alignment_images,
                          alignment_dataset=alignment_ds),
-        cb.EpochCheckpoint(checkpoints),
+        cb.EpochCheckpoint(checkpoints, every_steps=int(config.train.get("checkpoint_every_steps", 0)),
+                           steps_per_epoch=fixed_steps, resume=resume),
         keras.callbacks.TensorBoard(os.path.join(workdir, "tensorboard"), update_freq="epoch", profile_batch=0),
         guard,
     ]
-    fit_kwargs = {"steps_per_epoch": steps_per_epoch} if steps_per_epoch else {}
-    if strategy_name in ("multi_worker", "tpu"):
-        # Every worker must run the same number of steps (collectives would otherwise wait for a worker that
-        # has finished its epoch): shard batches, not files, repeat, and fix the steps per epoch.
-        options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-        train_ds = (train_ds if steps_per_epoch else train_ds.repeat()).with_options(options)
-        fit_kwargs["steps_per_epoch"] = steps_per_epoch or max(
-            1, prepared["train"]["num_utterances"] // config.train.batch_size
-        )
+    validation_kwargs = {}
+    validation_ds = dev_ds
+    if distributed:
         validation_ds = dev_ds.repeat().with_options(options)
-        fit_kwargs["validation_steps"] = max(1, prepared["dev"]["num_utterances"] // config.train.batch_size)
-    else:
-        validation_ds = dev_ds
-    if initial_epoch < config.train.epochs:
-        model.fit(train_ds, validation_data=validation_ds, epochs=config.train.epochs, initial_epoch=initial_epoch,
-                  callbacks=callbacks, verbose=verbose, **fit_kwargs)
-    if guard.stopped_reason:
-        raise SystemExit(f"jointctc-train: {guard.stopped_reason}")
+        validation_kwargs["validation_steps"] = max(1, prepared["dev"]["num_utterances"] // config.train.batch_size)
+    # One `fit` per epoch when epochs are passes (each its own dataset), else one for all (after one for the rest
+    # of an epoch that a mid-epoch checkpoint left unfinished).
+    for segment in fit_segments(resume, config.train.epochs, one_call_per_epoch=not steps_per_epoch):
+        steps = {"steps_per_epoch": fixed_steps - segment.start_batch} if fixed_steps else {}
+        model.fit(train_data(segment.first_epoch, segment.start_batch), validation_data=validation_ds,
+                  epochs=segment.stop_epoch, initial_epoch=segment.first_epoch, callbacks=callbacks, verbose=verbose,
+                  **steps, **validation_kwargs)
+        if guard.stopped_reason:
+            raise NonFiniteLossError(guard.stopped_reason)
 
     history = checkpoints.history()
     last = history[-1] if history else {}
@@ -147,9 +211,24 @@ def train(
         "non_finite_steps": guard.total,
         "train_utterances": prepared["train"]["num_utterances"],
         "dev_utterances": prepared["dev"]["num_utterances"],
+        "encoder_implementation": encoder_implementation,
         "seconds": round(time.time() - started, 1),
     }
     return summary
+
+
+def _record_runtime(workdir: str, config: ml_collections.ConfigDict, model: keras.Model) -> str:
+    """Logs, and writes to `<workdir>/runtime.json`, what this run resolved at its start: the encoder's BLSTM
+    computation (`model.encoder.implementation = "auto"` picks it by the visible GPUs) and those GPUs. Returns
+    the computation ("fused" or "keras")."""
+    gpus = [device.name for device in tf.config.list_physical_devices("GPU")]
+    requested = str(config.model.encoder.get("implementation", "fused"))
+    resolved = model.encoder.implementation
+    logging.info("encoder BLSTMs: %s (model.encoder.implementation=%r, %d GPU(s) visible)", resolved, requested,
+                 len(gpus))
+    atomic.write_json(os.path.join(workdir, RUNTIME_FILE),
+                      {"encoder_implementation": resolved, "requested_encoder_implementation": requested, "gpus": gpus})
+    return resolved
 
 
 def _estimated_steps_per_pass(config: ml_collections.ConfigDict, summary: dict) -> int:

@@ -1,0 +1,104 @@
+"""Issue 15: a run killed inside an epoch, after a mid-epoch checkpoint (`train.checkpoint_every_steps`),
+resumes at that step: it skips the batches it had consumed, finishes the epoch as one epoch (one history entry,
+one dev evaluation), goes on normally, and ends with the weights, optimizer state and history of an
+uninterrupted run (to float tolerance), for both kinds of epoch: passes over the data, and N updates of a
+stream.
+
+The kill is deterministic and in-process: right after the chosen mid-epoch checkpoint is on disk, the work dir
+is copied, which is what a SIGKILL at that moment leaves behind (the epoch's remaining batches, its dev
+evaluation and its epoch-end checkpoint never happen in the copy), and the original run goes on uninterrupted
+as the reference. Two `train` calls per case instead of three, and no process start-ups (test_kill_resume.py
+SIGKILLs real processes). The weights are compared to a tolerance, not exactly, as in test_stream_resume.py:
+the resumed run is a new model whose multi-threaded kernels may reassociate float sums differently.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.helpers import tiny_config
+from tf_jointctc.training.checkpoint import TrainingCheckpoints
+from tf_jointctc.training.loop import train
+
+pytestmark = pytest.mark.slow
+
+
+def _checkpoint_values(folder) -> dict[str, np.ndarray]:
+    """Model and optimizer tensors of the newest checkpoint in `folder`."""
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(folder)))
+    names = [n for n in reader.get_variable_to_shape_map() if n.startswith(("model/", "optimizer/"))]
+    return {name: reader.get_tensor(name) for name in names}
+
+
+@pytest.mark.parametrize(
+    "steps_per_epoch, killed_at",
+    [
+        (0, (1, 1)),  # epochs are passes: killed after batch 1 of epoch 2 (0-based epoch 1)
+        (3, (0, 2)),  # epochs of 3 updates of a stream: killed after batch 2 of epoch 1, then epoch 2 in full
+    ],
+    ids=["passes", "stream"],
+)
+def test_a_run_killed_mid_epoch_resumes_there_and_equals_an_uninterrupted_run(
+    tiny_corpus, tmp_path, monkeypatch, steps_per_epoch, killed_at
+):
+    config = tiny_config(tiny_corpus, **{"train.steps_per_epoch": steps_per_epoch, "train.epochs": 2,
+                                         "train.checkpoint_every_steps": 1, "data.cache_dir": str(tmp_path / "cache")})
+    straight_dir, workdir = tmp_path / "straight", tmp_path / "killed"
+    saved = []
+    original = TrainingCheckpoints.save_mid_epoch
+
+    def save_and_snapshot(self, finished_epochs, step, seconds):
+        saved.append((finished_epochs, step))
+        path = original(self, finished_epochs, step, seconds)
+        if (finished_epochs, step) == killed_at:
+            shutil.copytree(straight_dir, workdir)  # the work dir a kill right now would leave
+        return path
+
+    with monkeypatch.context() as patch:
+        patch.setattr(TrainingCheckpoints, "save_mid_epoch", save_and_snapshot)
+        straight = train(config, str(straight_dir), verbose=0)
+    assert killed_at in saved
+    if steps_per_epoch:  # never after an epoch's last update: the epoch-end checkpoint covers it
+        assert all(0 < step < steps_per_epoch for _, step in saved), saved
+    epoch, step = killed_at
+    history = json.loads((workdir / "history.json").read_text()) if epoch else []
+    assert [h["epoch"] for h in history] == list(range(1, epoch + 1))  # the killed epoch has no entry yet
+    at_kill = _checkpoint_values(workdir / "checkpoints" / "mid_epoch")
+
+    resumed_from = []
+    resumed = train(config, str(workdir), verbose=0, on_resume=resumed_from.append)
+    assert len(resumed_from) == 1
+    point = resumed_from[0]
+    assert (point.epoch, point.step) == killed_at and "/mid_epoch/" in point.path
+    assert point.describe().startswith(f"resuming from {point.path} at epoch {epoch}, step {step}")
+
+    assert resumed["epochs"] == straight["epochs"] == 2
+    # The default `model.encoder.implementation = "auto"` on this machine: recorded and reported.
+    runtime = json.loads((workdir / "runtime.json").read_text())
+    expected_encoder = "keras" if tf.config.list_physical_devices("GPU") else "fused"
+    assert runtime["requested_encoder_implementation"] == "auto"
+    assert runtime["encoder_implementation"] == resumed["encoder_implementation"] == expected_encoder
+    want = json.loads((straight_dir / "history.json").read_text())
+    got = json.loads((workdir / "history.json").read_text())
+    assert [h["epoch"] for h in got] == [1, 2]  # the interrupted epoch once
+    for a, b in zip(want, got):
+        # The resumed epoch's losses are over all its batches (the metrics of those before the kill are restored).
+        for key in ("loss", "ctc_loss", "attention_loss", "attention_accuracy", "val_loss"):
+            assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-5), (b["epoch"], key)
+        assert b["dev_cer"] == pytest.approx(a["dev_cer"], abs=1e-6)
+    assert got[epoch]["epoch_seconds"] >= point.seconds > 0.0
+
+    expected = _checkpoint_values(straight_dir / "checkpoints" / "latest")
+    final = _checkpoint_values(workdir / "checkpoints" / "latest")
+    assert sorted(final) == sorted(expected)
+    for name, value in expected.items():
+        np.testing.assert_allclose(final[name], value, atol=2e-5, rtol=1e-4, err_msg=name)
+    # The updates after the resumption moved the weights, so equal weights mean the same remaining batches.
+    model_names = [n for n in at_kill if n.startswith("model/") and at_kill[n].size > 1]
+    moved = sum(not np.allclose(at_kill[n], final[n], atol=1e-4) for n in model_names)
+    assert moved > len(model_names) // 2, (moved, len(model_names))

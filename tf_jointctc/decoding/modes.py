@@ -1,0 +1,87 @@
+"""Decoding modes: one vocabulary and one dispatch for evaluation (jointctc-eval) and the exported signatures.
+
+| mode         | decoder                                           | needs                                     |
+|--------------|---------------------------------------------------|-------------------------------------------|
+| `ctc_greedy` | `ctc_greedy_decode` (CTC best path)               | a CTC branch (trained with lambda > 0)    |
+| `attention`  | `beam_search_decode` with CTC weight 0            | an attention decoder (lambda < 1)         |
+| `joint`      | `beam_search_decode` with `options.ctc_weight`    | both branches and 0 < ctc_weight < 1      |
+
+These are the names of `jointctc-eval --mode` (the public contract in docs/interfaces.md). The SavedModel/TFLite
+signature names (`serving_default`, `ctc_greedy`, `attention_beam`) are another part of that contract;
+`export/signatures.py` maps each signature to one of these modes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tensorflow as tf
+
+from tf_jointctc.decoding.beam_search import beam_search_decode
+from tf_jointctc.decoding.greedy import ctc_greedy_decode
+from tf_jointctc.decoding.options import DecodeOptions
+
+CTC_GREEDY = "ctc_greedy"
+ATTENTION = "attention"
+JOINT = "joint"
+MODES = (CTC_GREEDY, ATTENTION, JOINT)
+
+_NEEDS_CTC = (CTC_GREEDY, JOINT)
+_NEEDS_ATTENTION = (ATTENTION, JOINT)
+
+
+def unsupported_reason(model: Any, mode: str, options: DecodeOptions) -> str | None:
+    """Why `model` cannot decode with `mode` and `options` (a sentence), or None if it can.
+
+    `model` needs only `compute_ctc` and `compute_attention` (which branches its training lambda kept).
+    """
+    if mode not in MODES:
+        return f"unknown mode {mode!r}; choose one of {', '.join(MODES)}"
+    if mode in _NEEDS_CTC and not model.compute_ctc:
+        return f"mode {mode!r} needs a CTC branch; this model was trained with lambda = 0"
+    if mode in _NEEDS_ATTENTION and not model.compute_attention:
+        return f"mode {mode!r} needs an attention decoder; this model was trained with lambda = 1"
+    if mode == JOINT and not 0.0 < options.ctc_weight < 1.0:
+        return f"joint decoding needs 0 < ctc_weight < 1, got {options.ctc_weight}"
+    return None
+
+
+def check_mode(model: Any, mode: str, options: DecodeOptions) -> None:
+    """Raises ValueError (saying why) if `model` cannot decode with `mode` and `options`."""
+    reason = unsupported_reason(model, mode, options)
+    if reason is not None:
+        raise ValueError(reason)
+
+
+def beam_ctc_weight(mode: str, options: DecodeOptions) -> float:
+    """The CTC weight beam search uses in `mode`: `options.ctc_weight` when joint, 0 when attention only."""
+    return float(options.ctc_weight) if mode == JOINT else 0.0
+
+
+def decode(
+    model: Any, h: tf.Tensor, lengths: tf.Tensor, mode: str, options: DecodeOptions
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Decodes encoder outputs with `mode` (not checked here: see `check_mode`).
+
+    Args:
+      model: a `JointCTCAttention`.
+      h: encoder outputs, float32 [B, L, P].
+      lengths: valid encoder frames, int32 [B] (at least 1 each).
+      mode: one of `MODES`.
+      options: beam, ctc_weight (joint only), length_penalty and length ratios (unused by ctc_greedy).
+
+    Returns:
+      (token_ids int32 [B, N] padded with -1, num_tokens int32 [B], score float32 [B]).
+    """
+    if mode == CTC_GREEDY:
+        return ctc_greedy_decode(model.ctc_logits(h), lengths)
+    return beam_search_decode(
+        model,
+        h,
+        lengths,
+        beam=int(options.beam),
+        ctc_weight=beam_ctc_weight(mode, options),
+        length_penalty=float(options.length_penalty),
+        max_length_ratio=float(options.max_length_ratio),
+        min_length_ratio=float(options.min_length_ratio),
+    )
