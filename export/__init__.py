@@ -1,4 +1,4 @@
-"""Export of a trained joint CTC-attention model: SavedModel and TFLite (CONTRACT.md, "Exported models").
+"""Export of a trained joint CTC-attention model: SavedModel and TFLite (docs/interfaces.md, "Public contract").
 
 The repository's top-level `export/` folder, installed as the package `tf_jointctc.export` (pyproject.toml,
 `[tool.setuptools] package-dir`).

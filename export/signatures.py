@@ -1,6 +1,6 @@
 """The serving functions of an exported model: waveform in, token ids (and text) out, everything in-graph.
 
-Every decoding signature has the same inputs and outputs (CONTRACT.md, "Exported models"):
+Every decoding signature has the same inputs and outputs (docs/interfaces.md, "Public contract"):
 
 - inputs `waveform: float32 [batch, samples]` (16 kHz mono in [-1, 1]), `num_samples: int32 [batch]`;
 - outputs `token_ids: int32 [batch, max_len]` (padded with -1), `num_tokens: int32 [batch]`,

@@ -14,7 +14,7 @@ def base_config() -> ml_collections.ConfigDict:
     config.seed = 1
 
     config.data = ml_collections.ConfigDict()
-    config.data.train = ""  # JSONL manifest or Kaldi data dir (CONTRACT.md)
+    config.data.train = ""  # JSONL manifest or Kaldi data dir (docs/interfaces.md, "Public contract")
     config.data.dev = ""
     config.data.cache_dir = ""  # TFRecord shards; "" -> <workdir>/cache
     config.data.num_shards = 8
