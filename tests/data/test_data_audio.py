@@ -41,7 +41,7 @@ def test_8k_stereo_is_resampled_first_channel(tmp_path, helpers, caplog):
     right = np.zeros_like(left)
     path = helpers.write_audio(tmp_path / "stereo8k.wav", np.stack([left, right], axis=1), rate=8000)
     audio._logged_rates.discard(8000)
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.INFO), caplog.at_level(logging.INFO, logger="absl"):
         got = read_audio(path)
         read_audio(path)
     assert got.shape == (16000,)
