@@ -129,7 +129,8 @@ def make_training_stream(
     """An endless stream of training batches that a resumed run can continue exactly.
 
     Pass p (p = 0, 1, ...) over the shards is shuffled and bucketed like `make_dataset(training=True)` but
-    seeded by `(seed, p)` alone, so batch n of the stream is the same whenever the stream is built. The stream
+    seeded by `(seed, p)` and the process' global TensorFlow seed (tf.data combines the two; `train` sets the
+    global one to `config.seed` first), so batch n of the stream is the same whenever a run builds it. The stream
     starts at batch `start_batch` (a resumed run passes the batches it has already consumed); the skipped
     batches are grouped but never padded into features, so skipping costs a read of the records only.
     Batches are the training dict of the module docstring.
@@ -160,8 +161,8 @@ def make_epoch_dataset(
     feature_extractor: features.FeatureExtractor | None = None,
 ) -> tf.data.Dataset:
     """The training batches of epoch `epoch` (0-based) when an epoch is one pass over the data: pass `epoch` of
-    `make_training_stream` (shuffled and bucketed by `(seed, epoch)` alone), so epoch n is the same batches
-    whenever its dataset is built, and a run resumed inside it can skip exactly what it has consumed.
+    `make_training_stream` (shuffled and bucketed by `(seed, epoch)` and the global seed), so epoch n is the same
+    batches whenever a run builds its dataset, and a run resumed inside it can skip exactly what it has consumed.
 
     `repeat`: the pass over and over (for strategies that need a fixed number of steps per epoch). The dataset
     starts at batch `start_batch` (after the repetition; skipped batches are never padded into features).
@@ -186,7 +187,8 @@ def _pass_batches(
     bucket_boundaries: Sequence[int] | None,
     max_frames_per_batch: int | None,
 ) -> tf.data.Dataset:
-    """Raw batches of training pass `p` (an int or a scalar tensor), shuffled by `(seed, p)` alone."""
+    """Raw batches of training pass `p` (an int or a scalar tensor), shuffled by `(seed, p)` (and the global
+    seed: tf.data derives an op's shuffle from both)."""
     return _raw_batches(
         paths, training=True, seed=p * 1_000_003 + int(seed), shuffle_buffer=shuffle_buffer, batch_size=batch_size,
         bucket_boundaries=bucket_boundaries, drop_remainder=False, max_frames_per_batch=max_frames_per_batch,
