@@ -23,7 +23,6 @@ from tests.helpers import (
     write_config_file,
 )
 
-
 # The slowest test files (measured on the 2-core CI machine), run first: `make test` hands whole files to two
 # pytest-xdist workers in collection order, so the long ones start early and the short ones fill in at the end.
 SLOWEST_FIRST = (

@@ -3,7 +3,9 @@ import pathlib
 
 import pytest
 
-CONFIGS = sorted((pathlib.Path(__file__).parent.parent / "configs").glob("*.py"))
+ALL_CONFIGS = sorted((pathlib.Path(__file__).parent.parent / "configs").glob("*.py"))
+CONFIGS = [p for p in ALL_CONFIGS if not p.stem.startswith("lm_")]  # recognizers
+LM_CONFIGS = [p for p in ALL_CONFIGS if p.stem.startswith("lm_")]  # character LMs (jointctc-train-lm)
 # Keys that the public contract (docs/interfaces.md) promises in every config.
 CONTRACT_KEYS = [
     "data.train", "data.dev", "train.epochs", "train.batch_size", "loss.ctc_weight", "model.attention", "seed",
@@ -32,8 +34,20 @@ def test_every_config_has_the_contract_keys(path):
     assert 0.0 <= config.loss.ctc_weight <= 1.0
 
 
+@pytest.mark.parametrize("path", LM_CONFIGS, ids=lambda p: p.stem)
+def test_every_lm_config_has_the_lm_keys(path):
+    from tf_jointctc.config import lm_base_config
+
+    config = load(path)
+    for key in ("data.train", "data.dev", "model.layers", "model.units", "train.epochs", "train.batch_size", "seed"):
+        lookup(config, key)
+    assert set(config.keys()) == set(lm_base_config().keys())
+    assert config.model.layers >= 1 and config.train.batch_size >= 1
+
+
 def test_the_four_contract_configs_exist():
     assert {"demo", "wsj_si284", "wsj_si84", "chime4"} <= {p.stem for p in CONFIGS}
+    assert "lm_demo" in {p.stem for p in LM_CONFIGS}
 
 
 @pytest.mark.parametrize("name", ["wsj_si284", "wsj_si84", "chime4"])

@@ -95,6 +95,47 @@ def base_config() -> ml_collections.ConfigDict:
     config.decode.ctc_weight = 0.3  # joint decoding weight (ESPnet's WSJ recipe)
     config.decode.max_length_ratio = 1.0  # max output tokens per encoder frame
     config.decode.min_length_ratio = 0.0
+    # Shallow fusion with a character LM (issue 13; not in the paper): a jointctc-train-lm work dir and its
+    # weight beta in `score += beta * log p_lm` for the attention and joint modes. "" / 0 = no LM.
+    config.decode.lm_workdir = ""
+    config.decode.lm_weight = 0.0
+    return config
+
+
+def lm_base_config() -> ml_collections.ConfigDict:
+    """A character LSTM language model (`jointctc-train-lm`, issue 13) over the recognizer's vocabulary."""
+    config = ml_collections.ConfigDict()
+    config.seed = 1
+
+    config.data = ml_collections.ConfigDict()
+    # Comma-separated text sources: plain (.txt) or gzipped (.gz) text, one sentence per line, or JSONL
+    # manifests (.jsonl: their transcripts). `data.lm_text` holds the skip rules.
+    config.data.train = ""
+    config.data.dev = ""
+    config.data.max_length = 400  # longer sentences (labels) are skipped with a logged count
+
+    config.model = ml_collections.ConfigDict()
+    config.model.layers = 1  # stacked LSTM layers
+    config.model.units = 256  # cells per layer
+    config.model.embedding_dim = 64
+    config.model.dropout = 0.0  # on the embedding and between layers, training only
+    config.model.init_scale = 0.1  # uniform in [-0.1, 0.1], as the recognizer
+
+    config.optimizer = ml_collections.ConfigDict()
+    config.optimizer.name = "adam"
+    config.optimizer.learning_rate = 2e-3
+    config.optimizer.clip_norm = 5.0
+    config.optimizer.schedule = "cosine"  # see base_config
+    config.optimizer.warmup_steps = 100
+    config.optimizer.final_fraction = 0.05
+    config.optimizer.rho = 0.95
+    config.optimizer.epsilon = 1e-8
+
+    config.train = ml_collections.ConfigDict()
+    config.train.epochs = 4
+    config.train.batch_size = 64  # sentences per update
+    config.train.steps_per_epoch = 0  # 0: an epoch is a pass over the text, else N updates of passes in turn
+    config.train.checkpoint_every_steps = 0  # as base_config's
     return config
 
 

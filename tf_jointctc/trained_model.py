@@ -3,7 +3,8 @@
 A work dir (written by `tf_jointctc.training`) holds `config.json` (the resolved config), `vocab.json`,
 `cmvn.json` (global CMVN statistics of the training set) and `checkpoints/{latest,best}` (TF checkpoints whose
 `model` entry maps each variable's Keras path to the variable: `model_variables`). Evaluation, export and the
-reproduction scripts rebuild the model from these files alone (`load_trained_model`).
+reproduction scripts rebuild the model from these files alone (`load_trained_model`). A jointctc-train-lm work
+dir holds the same files but CMVN, and `load_trained_lm` rebuilds its character LM.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import ml_collections
 import tensorflow as tf
 
 from tf_jointctc.features import CMVNStats
+from tf_jointctc.language_model import build_language_model
 from tf_jointctc.model import build_model
 from tf_jointctc.text import Vocabulary
 
@@ -75,5 +77,21 @@ def load_trained_model(workdir: str, which: str = "best") -> tuple[Any, ml_colle
     vocab = load_vocab(workdir)
     cmvn = CMVNStats.load(os.path.join(workdir, CMVN_FILE))
     model = build_model(config.model, config.loss, vocab, cmvn)
+    path = restore_weights(model, workdir, which)
+    return model, config, vocab, path
+
+
+def load_trained_lm(workdir: str, which: str = "best") -> tuple[Any, ml_collections.ConfigDict, Vocabulary, str]:
+    """Rebuilds the character LM of a jointctc-train-lm work dir (`config.json`, `vocab.json`, checkpoints)
+    with its `which` ("best": lowest dev bits per character, or "latest") weights.
+
+    Returns:
+      (model: `CharacterLanguageModel`, config, vocab, checkpoint_path).
+    """
+    config = load_config(workdir)
+    if "layers" not in config.get("model", {}):
+        raise ValueError(f"{workdir} is not a jointctc-train-lm work dir (its config has no model.layers)")
+    vocab = load_vocab(workdir)
+    model = build_language_model(config.model, vocab)
     path = restore_weights(model, workdir, which)
     return model, config, vocab, path

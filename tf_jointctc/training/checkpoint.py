@@ -23,11 +23,15 @@ from tf_jointctc.training.resume import ResumePoint
 
 
 class TrainingCheckpoints:
-    """`<workdir>/checkpoints/latest` (last few epochs), `<workdir>/checkpoints/best` (lowest dev CER) and
-    `<workdir>/checkpoints/mid_epoch` (the newest mid-epoch checkpoint, `save_mid_epoch`)."""
+    """`<workdir>/checkpoints/latest` (last few epochs), `<workdir>/checkpoints/best` (lowest `best_metric` of
+    the epoch logs: dev CER for the recognizer, dev bits per character for the LM) and
+    `<workdir>/checkpoints/mid_epoch` (the newest mid-epoch checkpoint, `save_mid_epoch`). The best value so far
+    travels in the checkpoints as `best_dev_cer` (its name from before the LM), whatever the metric."""
 
-    def __init__(self, workdir: str, model: keras.Model, optimizer: keras.optimizers.Optimizer, keep: int = 2):
+    def __init__(self, workdir: str, model: keras.Model, optimizer: keras.optimizers.Optimizer, keep: int = 2,
+                 best_metric: str = "dev_cer"):
         self.workdir = workdir
+        self.best_metric = best_metric
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         self.best_dev_cer = tf.Variable(float("inf"), dtype=tf.float64, trainable=False, name="best_dev_cer")
         # Mid-epoch checkpoints only: batches of epoch `epoch` + 1 consumed, and the seconds spent on them.
@@ -109,7 +113,7 @@ class TrainingCheckpoints:
             return json.load(f)[: int(self.epoch.numpy())]
 
     def save(self, finished_epochs: int, logs: dict[str, Any]) -> None:
-        """Saves after an epoch: the history, then best when `logs['dev_cer']` improved, then latest.
+        """Saves after an epoch: the history, then best when `logs[best_metric]` improved, then latest.
 
         Latest goes last because it decides where a resumed run starts: after a kill before it, the epoch is
         repeated and its history entry (read back cut to the checkpoint's epochs) rewritten. Written after the
@@ -119,10 +123,10 @@ class TrainingCheckpoints:
         kept history and this epoch (training time across resumptions)."""
         history = self.history()
         self.epoch.assign(finished_epochs)
-        dev_cer = logs.get("dev_cer")
-        improved = dev_cer is not None and dev_cer < float(self.best_dev_cer.numpy())
+        value = logs.get(self.best_metric)
+        improved = value is not None and float(value) < float(self.best_dev_cer.numpy())
         if improved:
-            self.best_dev_cer.assign(dev_cer)
+            self.best_dev_cer.assign(float(value))
         entry = {"epoch": finished_epochs, **{k: _plain(v) for k, v in logs.items()}}
         if "epoch_seconds" in entry:
             kept = history[: finished_epochs - 1]
