@@ -1,8 +1,11 @@
+import json
+import os
+
 import pytest
 
 from tf_jointctc import metrics
 from tf_jointctc.decoding.options import DecodeOptions
-from tf_jointctc.evaluation import UtteranceResult, summarize
+from tf_jointctc.evaluation import UtteranceResult, evaluate_workdir, summarize
 
 
 def test_decode_options_come_from_the_config_with_overrides():
@@ -26,3 +29,99 @@ def test_summary_sums_errors_over_utterances_and_computes_rtf():
     assert summary["char_errors"] == {"sub": 1, "del": 2, "ins": 0, "ref": 7}
     assert summary["utterances"] == 2 and summary["rtf"] == 0.25
     assert results[1].as_dict()["words"] == {"sub": 0, "del": 1, "ins": 0, "ref": 1}
+
+
+# ------------------------------------------------------------------------- shallow fusion with a character LM
+
+
+def make_lm_workdir(folder, vocab, seed=0):
+    """A jointctc-train-lm work dir as `load_trained_lm` reads it (config.json, vocab.json,
+    checkpoints/latest) holding a tiny random-weight character LM over `vocab`; returns its path (str)."""
+    import keras
+    import tensorflow as tf
+
+    from tf_jointctc.config import lm_base_config
+    from tf_jointctc.language_model import build_language_model
+    from tf_jointctc.trained_model import model_variables
+    from tf_jointctc.training.workdir import save_config, save_vocab
+
+    folder.mkdir(parents=True)
+    config = lm_base_config()
+    config.model.units, config.model.embedding_dim, config.model.init_scale = 16, 8, 0.5
+    keras.utils.set_random_seed(seed)
+    lm = build_language_model(config.model, vocab)
+    save_config(str(folder), config)
+    save_vocab(str(folder), vocab)
+    checkpoint = tf.train.Checkpoint(model=model_variables(lm))
+    tf.train.CheckpointManager(checkpoint, str(folder / "checkpoints" / "latest"), max_to_keep=1).save()
+    return str(folder)
+
+
+def copy_workdir(workdir, folder, **decode):
+    """The trained work dir's model files in `folder`, its config's `decode` section updated with `decode`."""
+    import shutil
+
+    folder.mkdir()
+    for name in ("vocab.json", "cmvn.json"):
+        shutil.copy(workdir / name, folder / name)
+    shutil.copytree(workdir / "checkpoints", folder / "checkpoints")
+    config = json.loads((workdir / "config.json").read_text())
+    config["decode"].update(decode)
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+def hypotheses(path):
+    return {(e := json.loads(line))["id"]: (e["hypothesis"], e["score"]) for line in path.read_text().splitlines()}
+
+
+def test_evaluation_fuses_an_lm_and_reports_it(trained_workdir, trained_manifest, tmp_path):
+    from tf_jointctc.trained_model import load_vocab
+
+    workdir, _ = trained_workdir
+    lm_workdir = make_lm_workdir(tmp_path / "lm", load_vocab(str(workdir)))
+    data = str(trained_manifest)
+    common = dict(beam=3, batch_size=4)
+    plain = evaluate_workdir(str(workdir), data, "joint", output=str(tmp_path / "plain.jsonl"), **common)
+    assert (plain["lm_workdir"], plain["lm_weight"], plain["lm_checkpoint"]) == (None, 0.0, None)
+    # beta = 0: the LM is loaded (and its vocabulary checked) but the search is the one without it.
+    zero = evaluate_workdir(str(workdir), data, "joint", output=str(tmp_path / "zero.jsonl"), lm_workdir=lm_workdir,
+                            lm_weight=0.0, **common)
+    assert zero["lm_workdir"] == os.path.abspath(lm_workdir) and zero["lm_weight"] == 0.0
+    assert zero["lm_checkpoint"].startswith(os.path.join(lm_workdir, "checkpoints", "latest"))
+    assert zero["cer"] == plain["cer"] and zero["wer"] == plain["wer"]
+    assert hypotheses(tmp_path / "zero.jsonl") == hypotheses(tmp_path / "plain.jsonl")
+    # The work dir's config names the LM and its weight: they are the defaults, flags override them.
+    configured = copy_workdir(workdir, tmp_path / "configured", lm_workdir=lm_workdir, lm_weight=0.5)
+    for mode in ("attention", "joint"):
+        fused = evaluate_workdir(str(configured), data, mode, output=str(tmp_path / f"{mode}.jsonl"), **common)
+        assert fused["lm_workdir"] == os.path.abspath(lm_workdir) and fused["lm_weight"] == 0.5
+        assert fused["utterances"] == plain["utterances"] and fused["mode"] == mode
+    fused_scores = {k: score for k, (_, score) in hypotheses(tmp_path / "joint.jsonl").items()}
+    plain_scores = {k: score for k, (_, score) in hypotheses(tmp_path / "plain.jsonl").items()}
+    assert fused_scores.keys() == plain_scores.keys() and fused_scores != plain_scores  # the LM scored them
+    off = evaluate_workdir(str(configured), data, "joint", lm_workdir="", lm_weight=0.0, **common)
+    assert off["lm_workdir"] is None and off["cer"] == plain["cer"]
+    # ctc_greedy never loads an LM, and refuses a weight it cannot use.
+    greedy = evaluate_workdir(str(configured), data, "ctc_greedy", lm_weight=0.0, **common)
+    assert greedy["lm_workdir"] is None and greedy["lm_weight"] == 0.0
+    with pytest.raises(ValueError, match="'ctc_greedy' cannot use a language model"):
+        evaluate_workdir(str(configured), data, "ctc_greedy", **common)
+    with pytest.raises(ValueError, match="needs a language model: pass --lm_workdir"):
+        evaluate_workdir(str(workdir), data, "joint", lm_weight=0.5, **common)
+
+
+def test_evaluation_refuses_an_lm_over_another_vocabulary(trained_workdir, trained_manifest, tmp_path):
+    from tf_jointctc.text import Vocabulary
+    from tf_jointctc.trained_model import load_vocab
+
+    workdir, _ = trained_workdir
+    characters = load_vocab(str(workdir)).tokens[1:-1]
+    other = make_lm_workdir(tmp_path / "lm", Vocabulary(tuple(c for c in characters if c != "q")))
+    with pytest.raises(ValueError) as error:
+        evaluate_workdir(str(workdir), str(trained_manifest), "joint", lm_workdir=other, lm_weight=0.3)
+    message = str(error.value)
+    # Both work dirs and both vocabularies (`data.lm_text.vocabulary_mismatch_message`) are named.
+    assert other in message and str(workdir) in message and "differs from the recognizer" in message, message
+    with pytest.raises(FileNotFoundError, match="not a jointctc-train work dir"):
+        evaluate_workdir(str(workdir), str(trained_manifest), "joint", lm_workdir=str(tmp_path), lm_weight=0.3)

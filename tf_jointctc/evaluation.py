@@ -19,16 +19,17 @@ from tf_jointctc.decoding.options import DecodeOptions
 from tf_jointctc.text import Vocabulary
 
 
-def make_decoder(model: Any, mode: str, options: DecodeOptions):
+def make_decoder(model: Any, mode: str, options: DecodeOptions, lm: Any = None):
     """A traced function: (features [B, T, 120], feature_lengths [B]) -> (token_ids [B, N], num_tokens, score).
 
     `mode`: one of `decoding.modes.MODES` (ctc_greedy, attention, joint); refused if the model cannot run it.
+    `lm`: a character LM fused with weight `options.lm_weight` (attention and joint modes), or None.
     """
-    modes.check_mode(model, mode, options)
+    modes.check_mode(model, mode, options, lm)
 
     def decode(features: tf.Tensor, feature_lengths: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         h, lengths = model.encode(features, feature_lengths, training=False)
-        return modes.decode(model, h, lengths, mode, options)
+        return modes.decode(model, h, lengths, mode, options, lm)
 
     return tf.function(decode, reduce_retracing=True)
 
@@ -51,10 +52,16 @@ class UtteranceResult:
 
 
 def decode_dataset(
-    model: Any, vocab: Vocabulary, batches: Iterable[dict[str, tf.Tensor]], mode: str, options: DecodeOptions
+    model: Any,
+    vocab: Vocabulary,
+    batches: Iterable[dict[str, tf.Tensor]],
+    mode: str,
+    options: DecodeOptions,
+    lm: Any = None,
 ) -> tuple[list[UtteranceResult], float]:
-    """Decodes batches (with `texts` and `ids`) and scores each utterance; returns (results, decode seconds)."""
-    decode = make_decoder(model, mode, options)
+    """Decodes batches (with `texts` and `ids`) and scores each utterance; returns (results, decode seconds).
+    `lm`: as for `make_decoder`."""
+    decode = make_decoder(model, mode, options, lm)
     results: list[UtteranceResult] = []
     seconds = 0.0
     for batch in batches:
@@ -90,31 +97,65 @@ def summarize(results: list[UtteranceResult], audio_seconds: float, decode_secon
     }
 
 
+def load_fusion_lm(lm_workdir: str, vocab: Vocabulary, workdir: str = "the recognizer") -> tuple[Any, str]:
+    """The best character LM of a jointctc-train-lm work dir, for shallow fusion with a recognizer over `vocab`
+    (of `workdir`, for the message); returns (lm, checkpoint path).
+
+    Raises ValueError naming both when the LM's vocabulary is not the recognizer's, FileNotFoundError or
+    ValueError when `lm_workdir` is not a trained jointctc-train-lm work dir.
+    """
+    from tf_jointctc.data.lm_text import vocabulary_mismatch_message
+    from tf_jointctc.trained_model import load_trained_lm
+
+    lm, _, lm_vocab, lm_checkpoint = load_trained_lm(lm_workdir, "best")
+    mismatch = vocabulary_mismatch_message(lm_vocab, vocab)
+    if mismatch is not None:
+        raise ValueError(f"the language model of {lm_workdir} cannot be fused with the recognizer of {workdir}: "
+                         f"{mismatch}")
+    return lm, lm_checkpoint
+
+
 def evaluate_workdir(workdir: str, data: str, mode: str, beam: int | None = None, ctc_weight: float | None = None,
              length_penalty: float | None = None, output: str | None = None, which: str = "best",
-             batch_size: int = 8) -> dict:
+             batch_size: int = 8, lm_workdir: str | None = None, lm_weight: float | None = None) -> dict:
     """Decodes `data` with the model of a jointctc-train work dir; returns the jointctc-eval summary.
 
     Decoding options default to the work dir's `config.decode`. Evaluation keeps every readable utterance: no
     length limit and no CTC-feasibility filter (a 4x-subsampled CTC model simply cannot emit some of them).
     With `output`, writes one JSON object per utterance (reference, hypothesis, score, edit counts).
+
+    Shallow fusion: `lm_workdir` (default `config.decode.lm_workdir`; "" for none) is a jointctc-train-lm work dir
+    whose best LM joins the attention and joint beam searches with weight `lm_weight` (default
+    `config.decode.lm_weight`). It is refused (ValueError) when its vocabulary differs from the recognizer's,
+    with `lm_weight > 0` and no LM, and with `lm_weight > 0` in mode ctc_greedy (which never loads an LM).
+    The summary records `lm_workdir`, `lm_weight` and `lm_checkpoint` (None, 0.0, None without an LM).
     """
     from tf_jointctc.data import make_dataset, prepare_dataset
     from tf_jointctc.trained_model import load_trained_model
     from tf_jointctc.training import atomic
 
     model, config, vocab, checkpoint = load_trained_model(workdir, which)
-    options = DecodeOptions.from_config(config.decode, beam=beam, ctc_weight=ctc_weight, length_penalty=length_penalty)
-    modes.check_mode(model, mode, options)
+    options = DecodeOptions.from_config(config.decode, beam=beam, ctc_weight=ctc_weight, length_penalty=length_penalty,
+                                        lm_weight=lm_weight)
+    if lm_workdir is None:
+        lm_workdir = config.decode.get("lm_workdir", "") or ""
+    if options.lm_weight > 0.0 and not lm_workdir and mode != modes.CTC_GREEDY:
+        raise ValueError(f"lm_weight={options.lm_weight} needs a language model: pass --lm_workdir (a "
+                         "jointctc-train-lm work dir) or set decode.lm_workdir, or set the weight to 0")
+    lm = lm_checkpoint = None
+    if lm_workdir and mode != modes.CTC_GREEDY:
+        lm, lm_checkpoint = load_fusion_lm(lm_workdir, vocab, workdir)
+    modes.check_mode(model, mode, options, lm)
     key = hashlib.sha1(os.path.abspath(data).encode()).hexdigest()[:12]
     prepared = prepare_dataset(data, os.path.join(workdir, "cache", f"eval-{key}"), vocab, num_shards=1,
                                max_seconds=None, subsampling=None)
     dataset = make_dataset(prepared["shards"], batch_size=batch_size, training=False, include_text=True)
-    results, seconds = decode_dataset(model, vocab, dataset, mode, options)
+    results, seconds = decode_dataset(model, vocab, dataset, mode, options, lm)
     summary = summarize(results, prepared["total_seconds"], seconds)
     summary.update(mode=mode, beam=options.beam, ctc_weight=options.ctc_weight if mode == modes.JOINT else None,
                    length_penalty=options.length_penalty, skipped=prepared["num_skipped"], checkpoint=checkpoint,
-                   data=os.path.abspath(data))
+                   data=os.path.abspath(data), lm_workdir=os.path.abspath(lm_workdir) if lm is not None else None,
+                   lm_weight=options.lm_weight, lm_checkpoint=lm_checkpoint)
     if output:
         atomic.write_text(output, "".join(json.dumps(r.as_dict()) + "\n" for r in results))
         logging.info("wrote %d hypotheses to %s", len(results), output)

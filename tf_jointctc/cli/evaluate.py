@@ -1,6 +1,11 @@
 """`jointctc-eval --workdir W --data D --mode {ctc_greedy,attention,joint} [--beam 20] [--ctc_weight 0.3]
-[--length_penalty 0.1] [--output H.jsonl]` (docs/interfaces.md): decodes a data set with a trained model and prints
-one JSON line `{"cer", "wer", "utterances", "audio_seconds", "decode_seconds", "rtf", ...}`.
+[--length_penalty 0.1] [--lm_workdir LM --lm_weight 0.3] [--output H.jsonl]` (docs/interfaces.md): decodes a data
+set with a trained model and prints one JSON line `{"cer", "wer", "utterances", "audio_seconds", "decode_seconds",
+"rtf", ..., "lm_workdir", "lm_weight"}`.
+
+`--lm_workdir` (a jointctc-train-lm work dir) adds its character LM to the attention and joint beam searches by
+shallow fusion with weight `--lm_weight`; both default to the recognizer config's `decode.lm_workdir` and
+`decode.lm_weight` (`--lm_workdir=` decodes without an LM). An LM over another vocabulary is refused.
 
 `--output` receives one JSON object per utterance: reference, hypothesis, score and its edit counts.
 """
@@ -21,6 +26,10 @@ _MODE = flags.DEFINE_enum("mode", "joint", list(MODES), "Decoding: CTC best path
 _BEAM = flags.DEFINE_integer("beam", None, "Beam size (default: the config's decode.beam, paper: 20).")
 _CTC_WEIGHT = flags.DEFINE_float("ctc_weight", None, "CTC weight of joint decoding (default: decode.ctc_weight).")
 _LENGTH_PENALTY = flags.DEFINE_float("length_penalty", None, "Score bonus per output token (default: config).")
+_LM_WORKDIR = flags.DEFINE_string(
+    "lm_workdir", None, "A jointctc-train-lm work dir for shallow fusion (default: decode.lm_workdir; '' for none)."
+)
+_LM_WEIGHT = flags.DEFINE_float("lm_weight", None, "LM weight beta, attention/joint modes (default: decode.lm_weight).")
 _OUTPUT = flags.DEFINE_string("output", None, "Write per-utterance hypotheses and errors to this JSONL file.")
 _WHICH = flags.DEFINE_enum("which", "best", ["best", "latest"], "Checkpoint: best dev CER or the newest.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 8, "Utterances decoded together.")
@@ -30,8 +39,11 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     try:
-        summary = evaluate_workdir(_WORKDIR.value, _DATA.value, _MODE.value, _BEAM.value, _CTC_WEIGHT.value,
-                                   _LENGTH_PENALTY.value, _OUTPUT.value, _WHICH.value, _BATCH_SIZE.value)
+        summary = evaluate_workdir(
+            _WORKDIR.value, _DATA.value, _MODE.value, beam=_BEAM.value, ctc_weight=_CTC_WEIGHT.value,
+            length_penalty=_LENGTH_PENALTY.value, output=_OUTPUT.value, which=_WHICH.value,
+            batch_size=_BATCH_SIZE.value, lm_workdir=_LM_WORKDIR.value, lm_weight=_LM_WEIGHT.value,
+        )
     except (ValueError, FileNotFoundError) as error:
         raise SystemExit(f"jointctc-eval: {error}") from None
     sys.stdout.write(json.dumps(summary) + "\n")

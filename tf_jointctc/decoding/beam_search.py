@@ -19,6 +19,9 @@ never holds duplicates. An utterance is done when every live hypothesis is dead,
 when it has K finished hypotheses and the K-th is at least the best score any live hypothesis could still
 reach (live score + remaining steps * the scorers' per-step bound; exact: it never changes the result).
 Utterances are independent: padding and other utterances in the batch do not change an utterance's result.
+
+`beam_search` builds the scorers of the attention and joint modes (attention, CTC prefix, length bonus) and,
+with `lm_weight > 0`, a character language model's `RNNLMScorer` (shallow fusion, issue 13).
 """
 
 from __future__ import annotations
@@ -29,7 +32,14 @@ from typing import Any
 
 import tensorflow as tf
 
-from tf_jointctc.decoding.scorers import IMPOSSIBLE, AttentionScorer, CTCPrefixScorer, LengthBonus, Scorer
+from tf_jointctc.decoding.scorers import (
+    IMPOSSIBLE,
+    AttentionScorer,
+    CTCPrefixScorer,
+    LengthBonus,
+    RNNLMScorer,
+    Scorer,
+)
 
 DEAD = -1e10  # score of dead hypotheses / forbidden extensions
 _DEAD_THRESHOLD = DEAD / 2
@@ -228,6 +238,24 @@ def length_limits(
     return max_lengths, min_lengths
 
 
+def check_lm(model: Any, lm: Any, lm_weight: float) -> None:
+    """Raises ValueError unless `lm_weight` >= 0, an LM is given when it is > 0, and the LM's output layer
+    (size, sos and eos ids) is the model's. (Whether both vocabularies hold the same characters only the
+    `Vocabulary` objects tell: `data.lm_text.vocabulary_mismatch_message`.)"""
+    if not lm_weight >= 0.0 or math.isinf(lm_weight):
+        raise ValueError(f"lm_weight must be a finite number >= 0, got {lm_weight}")
+    if lm_weight > 0.0 and lm is None:
+        raise ValueError(f"lm_weight={lm_weight} needs a language model (lm)")
+    if lm is None:
+        return
+    lm_ids = (int(lm.vocab_size), int(lm.sos_id), int(lm.eos_id))
+    model_ids = (int(model.vocab_size), int(model.sos_id), int(model.eos_id))
+    if lm_ids != model_ids:
+        raise ValueError(
+            f"the language model's vocabulary (size, sos, eos) = {lm_ids} differs from the recognizer's {model_ids}"
+        )
+
+
 def beam_search(
     model: Any,
     h: tf.Tensor,
@@ -241,13 +269,16 @@ def beam_search(
     pre_beam_ratio: float = 1.5,
     nbest: int = 1,
     force_length: int | None = None,
+    lm: Any = None,
+    lm_weight: float = 0.0,
     extra_scorers: Sequence[tuple[Scorer, float]] = (),
 ) -> dict[str, tf.Tensor]:
-    """Attention (ctc_weight = 0) or joint CTC/attention (ctc_weight > 0) beam search.
+    """Attention (ctc_weight = 0) or joint CTC/attention (ctc_weight > 0) beam search, optionally fused with a
+    language model.
 
     Score of a hypothesis y (eos included in the log-probabilities, not in |y|):
-    `(1 - ctc_weight) * log p_att(y, eos | x) + ctc_weight * log p_ctc(y | x) + length_penalty * |y|`
-    (+ `weight * score` of each `extra_scorers` entry, e.g. a language model; see `scorers.py`). The CTC term
+    `(1 - ctc_weight) * log p_att(y, eos | x) + ctc_weight * log p_ctc(y | x) + lm_weight * log p_lm(y, eos)
+    + length_penalty * |y|` (+ `weight * score` of each `extra_scorers` entry; see `scorers.py`). The CTC term
     is the prefix score (`ctc_prefix_score.py`), evaluated only on the `int(pre_beam_ratio * beam)` best
     attention candidates of each hypothesis (and eos), as ESPnet does.
 
@@ -264,7 +295,11 @@ def beam_search(
       nbest: hypotheses returned per utterance (<= beam).
       force_length: benchmarking only: every hypothesis has exactly this many tokens (eos forbidden before,
         forced after), so a random-weight model runs a fixed number of steps (`force_length + 1`).
-      extra_scorers: more (scorer, weight) pairs, e.g. a language model.
+      lm: a character language model over the model's vocabulary (`CharacterLanguageModel`: `initial_state`,
+        `step`, `vocab_size`, `sos_id`, `eos_id`), scored by `RNNLMScorer` (shallow fusion). Unused when
+        `lm_weight` is 0: the search is then exactly the one without an LM.
+      lm_weight: beta >= 0, the LM's weight; > 0 needs `lm`.
+      extra_scorers: more (scorer, weight) pairs.
 
     Returns:
       dict(token_ids [B, nbest, S] int32 padded with -1, num_tokens [B, nbest] int32, score [B, nbest] float32),
@@ -280,6 +315,8 @@ def beam_search(
             f"ctc_weight={ctc_weight} needs a CTC branch, but this model was trained attention-only "
             "(model.compute_ctc is False); use ctc_weight=0"
         )
+    lm_weight = float(lm_weight)
+    check_lm(model, lm, lm_weight)
     encoder_lengths = tf.cast(encoder_lengths, tf.int32)
     vocab_size = int(model.vocab_size)
     scorers: list[tuple[Scorer, float]] = [(AttentionScorer(model, h, encoder_lengths), 1.0 - ctc_weight)]
@@ -287,6 +324,8 @@ def beam_search(
         scorers.append((LengthBonus(vocab_size, model.eos_id), float(length_penalty)))
     if ctc_weight > 0.0:
         scorers.append((CTCPrefixScorer.from_model(model, h, encoder_lengths), ctc_weight))
+    if lm_weight > 0.0:
+        scorers.append((RNNLMScorer(lm, tf.shape(h)[0]), lm_weight))
     scorers.extend(extra_scorers)
     if force_length is not None:
         batch = tf.shape(encoder_lengths)

@@ -27,12 +27,12 @@ Combination: the beam search adds `sum_s weight_s * score_s`. Joint CTC/attentio
 `AttentionScorer` with weight 1 - lambda, `CTCPrefixScorer` with weight lambda and `LengthBonus` with the
 length penalty.
 
-A language model plugs in as one more full scorer: e.g. `RNNLMScorer(lm)` whose `init_state` returns the LM's
-zero LSTM state tiled to N rows, whose `score` runs one LM step on `last_tokens` (sos at the first step) and
-returns `log_softmax` over V with the new LSTM state, and whose `select` gathers the new state's rows by
-`parent_indices` (exactly as `AttentionScorer`). It is then passed with its weight (shallow fusion):
-`beam_search(..., extra_scorers=[(RNNLMScorer(lm), 0.5)])`. With `bounds = (-inf, 0.0)` (log-probabilities)
-early stopping stays exact.
+Shallow fusion with a language model (issue 13) adds one more full scorer, `RNNLMScorer(lm, batch_size)` with
+weight beta: `score = (1 - lambda) log p_att + lambda log p_ctc + beta log p_lm + length bonus`. Its state is
+the LM's LSTM state (zero for the sos hypothesis); `score` runs one LM step on `last_tokens` (sos at the first
+step, as for `AttentionScorer`) and returns the log-softmax over V; `select` gathers the new state's rows by
+`parent_indices`. Its bounds are those of a log-probability, `(-inf, 0.0)`, so early stopping stays exact.
+`beam_search(..., lm=lm, lm_weight=beta)` adds it (only when beta > 0: beta = 0 is the search without an LM).
 """
 
 from __future__ import annotations
@@ -101,6 +101,39 @@ class AttentionScorer(Scorer):
 
     def score(self, last_tokens: tf.Tensor, state: State, candidates: tf.Tensor | None = None) -> tuple[Any, State]:
         log_probs, new_state = self.model.decoder_step(last_tokens, state, self._h, self._h_proj, self._lengths)
+        return tf.cast(log_probs, tf.float32), new_state
+
+    def select(
+        self, new_state: State, parent_indices: tf.Tensor, token_ids: tf.Tensor, candidate_indices: tf.Tensor
+    ) -> State:
+        return tf.nest.map_structure(lambda x: tf.gather(x, parent_indices), new_state)
+
+
+class RNNLMScorer(Scorer):
+    """Full scorer: a character language model's `log p_lm(c | y_<u)` (shallow fusion).
+
+    Args:
+      lm: a `CharacterLanguageModel` (or anything with `initial_state(batch_size)` -> tuple of [N, S] tensors
+        and `step(prev_token [N] int32, state) -> (log_probs [N, V], new_state)`) over the recognizer's
+        vocabulary.
+      batch_size: B, the number of utterances (int or scalar int32 tensor, e.g. `tf.shape(h)[0]`).
+
+    State: the LM's state for N = B * beam rows (`2 * layers` tensors [N, S] for the character LSTM LM).
+    """
+
+    partial = False
+    bounds = (-math.inf, 0.0)
+
+    def __init__(self, lm: Any, batch_size: Any):
+        self.lm = lm
+        self.batch_size = batch_size
+
+    def init_state(self, beam: int) -> State:
+        state = self.lm.initial_state(self.batch_size)
+        return tf.nest.map_structure(lambda x: tile_rows(x, beam), state)
+
+    def score(self, last_tokens: tf.Tensor, state: State, candidates: tf.Tensor | None = None) -> tuple[Any, State]:
+        log_probs, new_state = self.lm.step(tf.cast(last_tokens, tf.int32), state)
         return tf.cast(log_probs, tf.float32), new_state
 
     def select(
