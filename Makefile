@@ -6,6 +6,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CORPUS ?= data/corpus
 WORKDIR ?= runs/demo
+# The character LM of shallow fusion (issue 13) and its weight beta in attention and joint decoding (tuned on
+# dev: docs/accuracy.md, "Language model").
+LM_WORKDIR ?= runs/lm_demo
+LM_WEIGHT ?= 0.5
 EXPORT ?= runs/demo/export
 MINUTES ?= 300
 HELDOUT_MINUTES ?= 6
@@ -42,13 +46,19 @@ demo: $(STAMP) engines
 	$(VENV)/bin/jointctc-synth --out_dir $(CORPUS) --minutes $(MINUTES) --heldout_minutes $(HELDOUT_MINUTES) \
 	  --seed $(SEED) --engines $(ENGINES)
 	$(PY) -m tf_jointctc.cli.inspect_corpus --corpus $(CORPUS) --config configs/demo.py
+	$(VENV)/bin/jointctc-train-lm --config configs/lm_demo.py --workdir $(LM_WORKDIR) \
+	  --config.data.dev=$(CORPUS)/dev/manifest.jsonl
 	$(VENV)/bin/jointctc-train --config configs/demo.py --workdir $(WORKDIR) \
 	  --config.data.train=$(CORPUS)/train/manifest.jsonl --config.data.dev=$(CORPUS)/dev/manifest.jsonl
 	mkdir -p $(WORKDIR)/eval; set -o pipefail; for split in test_clean test_noisy test_unseen_voice; do for mode in ctc_greedy attention joint; do \
 	  $(VENV)/bin/jointctc-eval --workdir $(WORKDIR) --data $(CORPUS)/$$split/manifest.jsonl --mode $$mode \
-	    --output $(WORKDIR)/eval/$$split-$$mode.jsonl | tee $(WORKDIR)/eval/$$split-$$mode.json || exit 1; done; done
+	    --output $(WORKDIR)/eval/$$split-$$mode.jsonl | tee $(WORKDIR)/eval/$$split-$$mode.json || exit 1; done; \
+	  for mode in attention joint; do \
+	  $(VENV)/bin/jointctc-eval --workdir $(WORKDIR) --data $(CORPUS)/$$split/manifest.jsonl --mode $$mode \
+	    --lm_workdir $(LM_WORKDIR) --lm_weight $(LM_WEIGHT) --output $(WORKDIR)/eval/$$split-$$mode-lm.jsonl \
+	    | tee $(WORKDIR)/eval/$$split-$$mode-lm.json || exit 1; done; done
 	$(VENV)/bin/jointctc-export --workdir $(WORKDIR) --saved_model $(EXPORT)/saved_model \
-	  --tflite $(EXPORT)/model.tflite --quantize none
+	  --tflite $(EXPORT)/model.tflite --quantize none --lm_workdir $(LM_WORKDIR) --lm_weight $(LM_WEIGHT)
 	$(VENV)/bin/jointctc-transcribe --model $(EXPORT)/saved_model $$(ls $(CORPUS)/test_clean/wavs/*.wav | head -3)
 	$(VENV)/bin/jointctc-transcribe --model $(EXPORT)/model.tflite $$(ls $(CORPUS)/test_noisy/wavs/*.wav | head -3)
 

@@ -19,3 +19,8 @@ def load_config(name_or_path: str) -> ml_collections.ConfigDict:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.get_config()
+
+
+def load_lm_config() -> ml_collections.ConfigDict:
+    """`configs/lm_demo.py`: the demo's character LM (its shape is what the decode benchmark times)."""
+    return load_config("configs/lm_demo.py")

@@ -8,7 +8,11 @@ exactly tokens + 1 decoder steps per utterance). Each mode is traced and warmed 
 `--repeats` calls (mean). rtf = seconds per utterance / utterance seconds. The encoder alone is timed as
 well. Prints exactly one JSON line on stdout.
 
+Modes `attention_lm` and `joint_lm` add shallow fusion with a random-weight character LM of
+`configs/lm_demo.py`'s shape (`--lm-weight` beta): the decode-time cost of the LM (issue 13).
+
     python bench/decode.py [--arch wsj|demo] [--threads 1] [--frames 800] [--tokens 100] [--beam 20]
+        [--modes ctc_greedy,attention,joint,attention_lm,joint_lm]
 """
 
 from __future__ import annotations
@@ -23,16 +27,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from common import ARCHITECTURES, load_config  # noqa: E402
+from common import ARCHITECTURES, load_config, load_lm_config  # noqa: E402
 
 from tf_jointctc.decoding import beam_search, ctc_greedy_decode  # noqa: E402
+from tf_jointctc.language_model import build_language_model  # noqa: E402
 from tf_jointctc.model import build_model  # noqa: E402
 from tf_jointctc.text import Vocabulary  # noqa: E402
 
 FRAME_SECONDS = 0.01
 
 
-def make_modes(model, args, length_penalty: float) -> dict:
+def make_modes(model, args, length_penalty: float, lm=None) -> dict:
     def encoder(features, lengths):
         h, encoder_lengths = model.encode(features, lengths)
         return tf.reduce_sum(h), encoder_lengths
@@ -61,7 +66,19 @@ def make_modes(model, args, length_penalty: float) -> dict:
         )
         return out["token_ids"], out["num_tokens"], out["score"]
 
-    modes = {"encoder": encoder, "ctc_greedy": ctc_greedy, "attention": attention, "joint": joint}
+    def fused(ctc_weight: float):
+        def search(features, lengths):
+            h, encoder_lengths = model.encode(features, lengths)
+            out = beam_search(
+                model, h, encoder_lengths, beam=args.beam, ctc_weight=ctc_weight, length_penalty=length_penalty,
+                force_length=args.tokens, lm=lm, lm_weight=args.lm_weight,
+            )
+            return out["token_ids"], out["num_tokens"], out["score"]
+
+        return search
+
+    modes = {"encoder": encoder, "ctc_greedy": ctc_greedy, "attention": attention, "joint": joint,
+             "attention_lm": fused(0.0), "joint_lm": fused(args.ctc_weight)}
     return {name: tf.function(fn) for name, fn in modes.items()}
 
 
@@ -75,6 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ctc-weight", type=float, default=0.3, help="joint decoding lambda")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--modes", default="ctc_greedy,attention,joint")
+    parser.add_argument("--lm-weight", type=float, default=0.3, help="beta of the *_lm modes")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
@@ -90,7 +108,11 @@ def main(argv: list[str] | None = None) -> None:
     lengths = tf.constant([args.frames], tf.int32)
     utterance_seconds = args.frames * FRAME_SECONDS
 
-    modes = make_modes(model, args, float(config.decode.length_penalty))
+    lm = None
+    if any(m.endswith("_lm") for m in args.modes.split(",")):
+        lm_config = load_lm_config()
+        lm = build_language_model(lm_config.model, Vocabulary())
+    modes = make_modes(model, args, float(config.decode.length_penalty), lm)
     selected = ["encoder"] + [m for m in args.modes.split(",") if m]
     result: dict = {"benchmark": "decode"}
     for name in selected:
@@ -107,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
         result[f"{name}_seconds_per_utterance"] = round(seconds, 4)
         result[f"{name}_rtf"] = round(seconds / utterance_seconds, 4)
         result[f"{name}_first_call_seconds"] = round(trace, 2)
-        if name in ("attention", "joint"):
+        if name in ("attention", "joint", "attention_lm", "joint_lm"):
             assert int(np.min(out[1])) == args.tokens, "force_length did not fix the output length"
 
     result.update(
@@ -123,6 +145,8 @@ def main(argv: list[str] | None = None) -> None:
         length_penalty=float(config.decode.length_penalty),
         repeats=args.repeats,
         parameters=int(model.count_params()),
+        lm_weight=args.lm_weight if lm is not None else None,
+        lm_parameters=int(lm.count_params()) if lm is not None else None,
     )
     print(json.dumps(result))
 

@@ -5,9 +5,12 @@ The repository's top-level `export/` folder, installed as the package `tf_jointc
 
 - `signatures.py`: the serving functions (features, CMVN, encoder, decoding, vocabulary, all in-graph) and
   the boundary rules (`MAX_SAMPLES`, `MIN_SAMPLES`, non-finite samples);
-- `to_saved_model.py`: `export_saved_model(model, vocab, directory, options)`;
-- `to_tflite.py`: `export_tflite(model, vocab, path, options, quantize=...)` (built-ins only, batch 1,
+- `to_saved_model.py`: `export_saved_model(model, vocab, directory, options, lm=None)`;
+- `to_tflite.py`: `export_tflite(model, vocab, path, options, quantize=..., lm=None)` (built-ins only, batch 1,
   vocabulary in the flatbuffer metadata, read back by `tf_jointctc.tflite_metadata.read_export_info`).
+
+`lm`: a `FusionLM` (a character LM and its vocabulary, issue 13) fused into the beam-search signatures with
+weight `options.lm_weight`.
 
 Importing this package imports TensorFlow (through `signatures`).
 """
@@ -21,6 +24,7 @@ from tf_jointctc.export.signatures import (
     MIN_SAMPLES,
     SERVING_DEFAULT,
     DecodeOptions,
+    FusionLM,
     available_modes,
 )
 from tf_jointctc.export.to_saved_model import export_saved_model
@@ -37,6 +41,7 @@ __all__ = [
     "QUANTIZATIONS",
     "SERVING_DEFAULT",
     "DecodeOptions",
+    "FusionLM",
     "available_modes",
     "export_saved_model",
     "export_tflite",

@@ -22,6 +22,12 @@ the names of `jointctc-eval --mode`); what each one runs is recorded in the expo
 Feature extraction, CMVN and the vocabulary are inside the graph. The decoding options (beam, CTC weight,
 length penalty, length ratios) are baked in as constants and recorded in `export_info`.
 
+A character language model (`FusionLM`, issue 13) joins the beam searches of `serving_default` (when it runs
+`joint` or `attention`) and `attention_beam` by shallow fusion with weight `options.lm_weight` (beta > 0),
+exactly as `modes.decode(..., lm=)` does; `ctc_greedy` stays LM-free. Its weights are inside the export, its
+signatures' records gain `"lm_weight"` and `export_info` gains `"lm"` (`lm_record`). Without an LM (and
+`lm_weight` 0) the export is the one without LM support: same signatures, same graphs, same `export_info`.
+
 Behaviour at the serving boundary (the same in SavedModel and TFLite):
 
 - `num_samples` is clipped to `[0, samples]`;
@@ -40,6 +46,7 @@ Behaviour at the serving boundary (the same in SavedModel and TFLite):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -47,7 +54,9 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from tf_jointctc.data.lm_text import vocabulary_mismatch_message
 from tf_jointctc.decoding import modes
+from tf_jointctc.decoding.beam_search import check_lm
 from tf_jointctc.decoding.options import DecodeOptions
 from tf_jointctc.features import FRAME_LENGTH, FRAME_STEP, SAMPLE_RATE, FeatureExtractor
 
@@ -81,7 +90,7 @@ def serving_mode(model: Any, options: DecodeOptions) -> str:
 def _mode_info(mode: str, options: DecodeOptions) -> dict[str, Any]:
     if mode == modes.CTC_GREEDY:
         return {"mode": mode}
-    return {
+    info = {
         "mode": mode,
         "beam": int(options.beam),
         "ctc_weight": modes.beam_ctc_weight(mode, options),
@@ -89,13 +98,17 @@ def _mode_info(mode: str, options: DecodeOptions) -> dict[str, Any]:
         "max_length_ratio": float(options.max_length_ratio),
         "min_length_ratio": float(options.min_length_ratio),
     }
+    if options.lm_weight > 0.0:  # shallow fusion: only then, so that an LM-free record reads as before
+        info["lm_weight"] = float(options.lm_weight)
+    return info
 
 
 def available_modes(model: Any, options: DecodeOptions) -> dict[str, dict[str, Any]]:
     """Which signatures `model` gets and what each decodes: {signature: {"mode": ..., decoding options}}.
 
     `serving_default` always (its mode: `serving_mode`); `ctc_greedy` needs a CTC branch, `attention_beam` an
-    attention branch (`modes.unsupported_reason`).
+    attention branch (`modes.unsupported_reason`). With `options.lm_weight > 0` the beam-search signatures'
+    entries hold `"lm_weight"` (they fuse the LM); `ctc_greedy`'s never does.
     """
     if not model.compute_attention and not model.compute_ctc:  # pragma: no cover - a model always has one
         raise ValueError("the model has neither a CTC nor an attention branch")
@@ -104,6 +117,74 @@ def available_modes(model: Any, options: DecodeOptions) -> dict[str, dict[str, A
         if modes.unsupported_reason(model, mode, options) is None:
             available[name] = _mode_info(mode, options)
     return available
+
+
+@dataclasses.dataclass(frozen=True)
+class FusionLM:
+    """A character language model to put into an export's beam-search signatures (shallow fusion).
+
+    Attributes:
+      model: a `CharacterLanguageModel` (`initial_state`, `step`, `vocab_size`, `sos_id`, `eos_id`; e.g. from
+        `trained_model.load_trained_lm`).
+      vocab: its vocabulary (a `Vocabulary`): it must be the recognizer's, token for token (checked).
+      workdir, checkpoint: where it came from (recorded in `export_info["lm"]`; None when unknown).
+    """
+
+    model: Any
+    vocab: Any
+    workdir: str | None = None
+    checkpoint: str | None = None
+
+
+def _lm_layer(lm_model: Any) -> Any:
+    """The `CharacterLM` layer of a `CharacterLanguageModel` (it holds the weights; built at construction)."""
+    return getattr(lm_model, "lm", lm_model)
+
+
+def lm_record(
+    model: Any, vocab: Any, options: DecodeOptions, lm: FusionLM | None, signatures: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any] | None:
+    """`export_info["lm"]` (None without an LM), after checking that `lm` can be fused at `options.lm_weight`.
+
+    `signatures` is `available_modes(model, options)`. Raises ValueError when `options.lm_weight > 0` without an
+    LM, an LM with weight 0 (it would not be in the export), an LM whose vocabulary is not `vocab` (the message
+    names both, `data.lm_text.vocabulary_mismatch_message`) or whose output layer is not the model's, and an LM
+    for a model without a beam-search signature (trained with lambda = 1, or exported with ctc_weight 1).
+    """
+    weight = float(options.lm_weight)
+    if lm is None:
+        if weight > 0.0:
+            raise ValueError(f"lm_weight={weight} needs a language model; pass one (lm=) or set lm_weight to 0")
+        return None
+    where = f" of {lm.workdir}" if lm.workdir else ""
+    if weight <= 0.0:
+        raise ValueError(
+            f"the language model{where} would not be in the export with lm_weight 0: set lm_weight (beta) > 0, "
+            "or export without a language model"
+        )
+    mismatch = vocabulary_mismatch_message(lm.vocab, vocab)
+    if mismatch is not None:
+        raise ValueError(f"the language model{where} cannot be exported with the recognizer: {mismatch}")
+    check_lm(model, lm.model, weight)
+    fused = sorted(name for name, info in signatures.items() if "lm_weight" in info)
+    if not fused:
+        raise ValueError(
+            f"the language model{where} has no place in this export: none of its signatures "
+            f"({', '.join(sorted(signatures))}) runs a beam search (the model has no attention decoder, or "
+            "ctc_weight is 1); export without a language model"
+        )
+    layer = _lm_layer(lm.model)
+    return {
+        "workdir": lm.workdir,
+        "checkpoint": lm.checkpoint,
+        "weight": weight,
+        "layers": int(layer.num_layers),
+        "units": int(layer.units),
+        "embedding_dim": int(layer.embedding_dim),
+        "vocab_size": int(lm.model.vocab_size),
+        "vocabulary_check": f"passed: the same {int(vocab.size)} tokens with the same ids as the recognizer's",
+        "signatures": fused,
+    }
 
 
 def input_signature(batch_size: int | None = None) -> list[tf.TensorSpec]:
@@ -178,19 +259,26 @@ def make_decode_fn(
     vocab_tokens: tuple[str, ...] | None = None,
     skip_ids: tuple[int, ...] = (),
     check_max: bool = True,
+    lm: Any = None,
 ) -> Callable[[tf.Tensor, tf.Tensor], dict[str, tf.Tensor]]:
     """The serving function `(waveform, num_samples) -> outputs` of one signature (not yet traced).
 
     Args:
       model: a `JointCTCAttention`.
-      mode_info: one entry of `available_modes`.
+      mode_info: one entry of `available_modes`; with `"lm_weight"` the beam search fuses `lm`.
       vocab_tokens: if given, a `text` output is added (SavedModel only: TFLite has no string outputs).
       skip_ids: ids left out of `text` (blank and sos/eos).
       check_max: assert the width is at most MAX_SAMPLES (dropped by the TFLite converter anyway).
+      lm: the character LM (a `CharacterLanguageModel`, not a `FusionLM`) fused with weight
+        `mode_info["lm_weight"]`; unused when the entry has none (ctc_greedy, or no LM).
     """
     extractor = FeatureExtractor(name="features")
     mode = mode_info["mode"]
     options = DecodeOptions.from_config(mode_info)  # ctc_greedy: the defaults, unused
+    if options.lm_weight > 0.0:
+        modes.check_mode(model, mode, options, lm)
+    else:
+        lm = None
     pad_to = min_width(model)
     tokens_constant = None if vocab_tokens is None else np.array(list(vocab_tokens), dtype=object)
 
@@ -201,7 +289,7 @@ def make_decode_fn(
         # The decoders need at least one valid encoder frame: decode one (all-zero) frame and blank the result.
         empty = num_frames <= 0
         encoder_lengths = tf.maximum(encoder_lengths, 1)
-        token_ids, num_tokens, score = modes.decode(model, h, encoder_lengths, mode, options)
+        token_ids, num_tokens, score = modes.decode(model, h, encoder_lengths, mode, options, lm)
         outputs = _mask_empty(token_ids, num_tokens, score, empty)
         if tokens_constant is not None:
             outputs["text"] = ids_to_text(
@@ -219,9 +307,12 @@ def export_info(
     *,
     batch_size: int | None,
     extra: Mapping[str, Any] | None = None,
+    lm: FusionLM | None = None,
 ) -> dict[str, Any]:
-    """What an export records about itself (JSON-serializable)."""
+    """What an export records about itself (JSON-serializable); `"lm"` only with a language model (`lm_record`,
+    which also refuses an LM that cannot be fused)."""
     modes = available_modes(model, options)
+    fused = lm_record(model, vocab, options, lm, modes)
     info = {
         "format_version": FORMAT_VERSION,
         "sample_rate": SAMPLE_RATE,
@@ -237,6 +328,8 @@ def export_info(
         "sos_id": int(vocab.sos_id),
         "eos_id": int(vocab.eos_id),
     }
+    if fused is not None:
+        info["lm"] = fused
     if extra:
         info.update(dict(extra))
     return info
@@ -255,16 +348,21 @@ def build_archive(
     with_text: bool = True,
     check_max: bool = True,
     extra_info: Mapping[str, Any] | None = None,
+    lm: FusionLM | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """An `ExportArchive` with the decoding signatures (and, with text, the `export_info` signature).
 
     Returns (archive, export_info dict). `batch_size=None` is a dynamic batch (SavedModel); TFLite needs 1.
+    `lm`: a character LM fused into the beam-search signatures with weight `options.lm_weight` (its weights
+    are tracked into the archive).
     """
     import keras
 
-    info = export_info(model, vocab, options, batch_size=batch_size, extra=extra_info)
+    info = export_info(model, vocab, options, batch_size=batch_size, extra=extra_info, lm=lm)
     archive = keras.export.ExportArchive()
     archive.track(model)
+    if lm is not None:
+        archive.track(_lm_layer(lm.model))
     skip_ids = (int(vocab.blank_id), int(vocab.sos_id), int(vocab.eos_id))
     for name in DECODING_SIGNATURES:
         if name not in info["signatures"]:
@@ -275,6 +373,7 @@ def build_archive(
             vocab_tokens=tuple(vocab.tokens) if with_text else None,
             skip_ids=skip_ids,
             check_max=check_max,
+            lm=None if lm is None else lm.model,
         )
         archive.add_endpoint(name, fn, input_signature=input_signature(batch_size))
     if with_text:

@@ -2,7 +2,8 @@
 
 The folder holds, besides the SavedModel itself:
 
-- `assets.extra/export_info.json`: decoding options, what each signature decodes, vocabulary, limits;
+- `assets.extra/export_info.json`: decoding options, what each signature decodes, vocabulary, limits and,
+  with a fused character LM, its record (`"lm"`);
 - `assets.extra/vocab.json`: the vocabulary (`Vocabulary.to_json`).
 
 Both are also inside the graph (the `export_info` signature returns the JSON and the vocabulary as strings; the
@@ -38,10 +39,16 @@ def export_saved_model(
     options: sig.DecodeOptions | None = None,
     *,
     extra_info: Mapping[str, Any] | None = None,
+    lm: sig.FusionLM | None = None,
 ) -> dict[str, Any]:
-    """Writes `model` as a SavedModel with dynamic batch and text outputs; returns its export_info dict."""
+    """Writes `model` as a SavedModel with dynamic batch and text outputs; returns its export_info dict.
+
+    `lm`: a character LM fused into `serving_default` (when it runs a beam search) and `attention_beam` with
+    weight `options.lm_weight` (> 0); refused if it cannot be (`signatures.lm_record`)."""
     options = options or sig.DecodeOptions()
-    archive, info = sig.build_archive(model, vocab, options, batch_size=None, with_text=True, extra_info=extra_info)
+    archive, info = sig.build_archive(
+        model, vocab, options, batch_size=None, with_text=True, extra_info=extra_info, lm=lm
+    )
     archive.write_out(str(directory), verbose=False)
     extra = os.path.join(str(directory), EXTRA_DIR)
     os.makedirs(extra, exist_ok=True)

@@ -12,6 +12,8 @@
   `tf_jointctc.Recognizer` instead.
 - `quantize`: "none" (float32), "float16" (float16 weights) or "int8" (dynamic-range: int8 weights, float
   activations; `optimizations=[tf.lite.Optimize.DEFAULT]` without a representative dataset).
+- A fused character LM (`lm=`, `signatures.FusionLM`) is one more set of weights and ops inside the same
+  `WHILE` loops: still built-ins only, quantized like the rest.
 """
 
 from __future__ import annotations
@@ -35,11 +37,12 @@ def write_tflite_saved_model(
     options: sig.DecodeOptions | None = None,
     *,
     extra_info: Mapping[str, Any] | None = None,
+    lm: sig.FusionLM | None = None,
 ) -> dict[str, Any]:
     """The batch-1, text-free SavedModel that `convert` turns into TFLite; returns its export_info dict."""
     options = options or sig.DecodeOptions()
     archive, info = sig.build_archive(
-        model, vocab, options, batch_size=1, with_text=False, check_max=False, extra_info=extra_info
+        model, vocab, options, batch_size=1, with_text=False, check_max=False, extra_info=extra_info, lm=lm
     )
     archive.write_out(str(directory), verbose=False)
     return info
@@ -70,12 +73,16 @@ def export_tflite(
     *,
     quantize: str = "none",
     extra_info: Mapping[str, Any] | None = None,
+    lm: sig.FusionLM | None = None,
 ) -> dict[str, Any]:
     """Writes `.tflite` file(s). `path` is one file (converted with `quantize`) or {quantize: file} to write
-    several quantizations from one trace. Returns the export_info dict (without "quantize")."""
+    several quantizations from one trace. Returns the export_info dict (without "quantize").
+
+    `lm`: a character LM fused into the beam-search signatures, as for `export_saved_model`; its weights are
+    quantized like the recognizer's."""
     targets = {quantize: str(path)} if isinstance(path, str | os.PathLike) else dict(path)
     with tempfile.TemporaryDirectory(prefix="jointctc_tflite_") as tmp:
-        info = write_tflite_saved_model(model, vocab, tmp, options, extra_info=extra_info)
+        info = write_tflite_saved_model(model, vocab, tmp, options, extra_info=extra_info, lm=lm)
         for mode, target in targets.items():
             data = convert(tmp, info, mode)
             folder = os.path.dirname(os.path.abspath(target))

@@ -31,6 +31,7 @@ SLOWEST_FIRST = (
     "tests/faults/test_stream_resume.py",
     "tests/test_recognizer.py",
     "tests/export/test_export.py",
+    "tests/export/test_export_lm.py",
     "tests/training/test_overfit.py",
     "tests/cli/test_train.py",
     "tests/cli/test_export_cli.py",

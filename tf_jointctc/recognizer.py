@@ -18,7 +18,8 @@ Backends:
   utterance's length; text from the vocabulary in the model's metadata (`tf_jointctc.tflite_metadata`).
 
 It reads exported files only: a jointctc-train work dir is exported first (jointctc-export; jointctc-transcribe
-does that itself, into a temporary folder, when `--model` is a work dir).
+does that itself, into a temporary folder, when `--model` is a work dir). A character LM exported inside the
+model (jointctc-export --lm_workdir) is part of its beam-search signatures: `Recognizer.lm` shows its record.
 """
 
 from __future__ import annotations
@@ -82,6 +83,12 @@ class Recognizer:
         self._specials = {int(info.get("blank_id", 0)), int(info.get("sos_id", len(self.vocabulary) - 1))}
 
     @property
+    def lm(self) -> dict[str, Any] | None:
+        """The character language model fused into the beam-search signatures, as the export recorded it
+        (`export_info["lm"]`: work dir, checkpoint, weight, layers, units, signatures, ...), or None."""
+        return self.info.get("lm")
+
+    @property
     def signatures(self) -> tuple[str, ...]:
         """Decoding signatures this model has (`serving_default`, `ctc_greedy`, `attention_beam`)."""
         return tuple(self._backend.signatures)
@@ -143,7 +150,8 @@ class Recognizer:
         return [r["text"] for r in self.recognize(audio, signature)]
 
     def __repr__(self) -> str:
-        return f"Recognizer({self.path!r}, format={self.format!r}, signatures={list(self.signatures)})"
+        lm = f", lm_weight={self.lm['weight']:g}" if self.lm else ""
+        return f"Recognizer({self.path!r}, format={self.format!r}, signatures={list(self.signatures)}{lm})"
 
 
 class _SavedModelBackend:

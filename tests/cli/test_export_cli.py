@@ -43,6 +43,26 @@ def test_export_refuses_a_folder_that_is_not_a_workdir(tmp_path):
     assert result.returncode == 2 and "not a jointctc-train work dir" in result.stderr
 
 
+def test_export_refuses_an_lm_over_another_vocabulary_naming_both(trained_workdir, tmp_path):
+    """Refused before anything is written (exit 2); the LM flags' other refusals: tests/export/test_export_lm.py."""
+    from tests.test_evaluation import make_lm_workdir
+    from tf_jointctc.text import Vocabulary
+    from tf_jointctc.trained_model import load_vocab
+
+    workdir, _ = trained_workdir
+    characters = load_vocab(str(workdir)).tokens[1:-1]
+    other = make_lm_workdir(tmp_path / "lm", Vocabulary(tuple(c for c in characters if c != "q")))
+    result = run_cli(
+        "tf_jointctc.cli.export", f"--workdir={workdir}", f"--saved_model={tmp_path / 'sm'}",
+        f"--lm_workdir={other}", "--lm_weight=0.5",
+    )
+    assert result.returncode == 2, result.stderr[-3000:]
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith("jointctc-export: ") and "differs from the recognizer" in message, message
+    assert other in message and str(workdir) in message and "only the recognizer has q" in message, message
+    assert not (tmp_path / "sm").exists()
+
+
 def test_transcribe_prints_one_line_per_file_and_reports_failures(cli_export, tiny_corpus, tmp_path):
     out, _ = cli_export
     folder = tiny_corpus / "test_clean"
