@@ -15,9 +15,9 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from tf_jointctc.cli.resume_line import print_resume
 from tf_jointctc.training.errors import TrainingError
 from tf_jointctc.training.loop import train
-from tf_jointctc.training.resume import ResumePoint
 from tf_jointctc.training.strategy import STRATEGIES
 
 __all__ = ["run", "train"]
@@ -39,16 +39,12 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     try:
         summary = train(_CONFIG.value, _WORKDIR.value, _STRATEGY.value, _CPU_DEVICES.value, _TPU.value, _VERBOSE.value,
-                        on_resume=_print_resume)
+                        on_resume=print_resume)
     except TrainingError as error:
         raise SystemExit(f"jointctc-train: {error}") from None
     logging.info("training finished: %s", summary)
     sys.stdout.write(json.dumps(summary) + "\n")
 
-
-def _print_resume(point: ResumePoint) -> None:
-    sys.stdout.write(point.describe() + "\n")
-    sys.stdout.flush()
 
 
 def run() -> None:

@@ -15,9 +15,9 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from tf_jointctc.cli.resume_line import print_resume
 from tf_jointctc.training.errors import TrainingError
 from tf_jointctc.training.lm_loop import train_lm
-from tf_jointctc.training.resume import ResumePoint
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "LM config file (configs/lm_*.py).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Work dir: config, vocabulary, checkpoints, TensorBoard.")
@@ -32,16 +32,11 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     try:
-        summary = train_lm(_CONFIG.value, _WORKDIR.value, _VERBOSE.value, on_resume=_print_resume)
+        summary = train_lm(_CONFIG.value, _WORKDIR.value, _VERBOSE.value, on_resume=print_resume)
     except TrainingError as error:
         raise SystemExit(f"jointctc-train-lm: {error}") from None
     logging.info("LM training finished: %s", summary)
     sys.stdout.write(json.dumps(summary) + "\n")
-
-
-def _print_resume(point: ResumePoint) -> None:
-    sys.stdout.write(point.describe() + "\n")
-    sys.stdout.flush()
 
 
 def run() -> None:

@@ -103,11 +103,11 @@ def train_lm(
     dev = make_lm_dataset(dev_sentences, batch_size=batch_size, sos_id=vocab.sos_id, eos_id=vocab.eos_id,
                           pad_id=vocab.blank_id, first_batch=None)
     callbacks = [
+        _DevPerplexity(),  # before the checkpoint writes the epoch's logs to the history
         cb.EpochCheckpoint(checkpoints, every_steps=int(config.train.get("checkpoint_every_steps", 0)),
                            steps_per_epoch=steps_per_epoch, resume=resume),
         keras.callbacks.TensorBoard(os.path.join(workdir, "tensorboard"), update_freq="epoch", profile_batch=0),
     ]
-    callbacks.insert(0, _DevPerplexity())  # before the checkpoint writes the epoch's logs to the history
     for segment in fit_segments(resume, config.train.epochs, one_call_per_epoch=True):
         first = segment.first_epoch * steps_per_epoch + segment.start_batch
         model.fit(batches(first, steps_per_epoch - segment.start_batch), validation_data=dev,
