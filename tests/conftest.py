@@ -17,7 +17,9 @@ except ImportError:
 from tests.helpers import (
     TRAINED_SETTINGS,
     TRAINED_UTTERANCES,
+    build_once,
     last_json_line,
+    private_copy,
     run_cli,
     tiny_config,
     write_config_file,
@@ -45,36 +47,53 @@ def pytest_collection_modifyitems(config, items) -> None:
     items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))  # stable: files keep their order
 
 
+# The corpus, its manifest and the trained model are built once per run for both pytest-xdist workers
+# (`helpers.build_once`): the corpus and manifest are only read; each worker gets its own copy of the work dir,
+# which tests write into (evaluation caches, resumed training).
+
+
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory) -> pathlib.Path:
-    """About 40 s of speech per split family, SVOX Pico only, so it is the same on every machine."""
-    out = tmp_path_factory.mktemp("corpus")
-    result = run_cli("tf_jointctc.cli.synth", f"--out_dir={out}", "--minutes=1.2", "--seed=11", "--engines=pico")
-    assert result.returncode == 0, result.stderr[-3000:]
-    return out
+    """About 40 s of speech per split family, SVOX Pico only, so it is the same on every machine. Read only."""
+
+    def synthesize(out: pathlib.Path) -> None:
+        result = run_cli("tf_jointctc.cli.synth", f"--out_dir={out}", "--minutes=1.2", "--seed=11", "--engines=pico")
+        assert result.returncode == 0, result.stderr[-3000:]
+
+    return build_once(tmp_path_factory, "corpus", synthesize)
 
 
 @pytest.fixture(scope="session")
 def trained_manifest(tiny_corpus, tmp_path_factory) -> pathlib.Path:
     """A manifest of the `TRAINED_UTTERANCES` shortest train utterances of `tiny_corpus` (absolute audio paths):
-    `trained_workdir`'s training and dev set."""
-    folder = tiny_corpus / "train"
-    entries = [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines()]
-    chosen = sorted(entries, key=lambda e: (e["duration"], e["id"]))[:TRAINED_UTTERANCES]
-    path = tmp_path_factory.mktemp("trained_utterances") / "manifest.jsonl"
-    path.write_text("".join(json.dumps({**e, "audio": str(folder / e["audio"])}) + "\n" for e in chosen))
-    return path
+    `trained_workdir`'s training and dev set. Read only."""
+
+    def choose(out: pathlib.Path) -> None:
+        folder = tiny_corpus / "train"
+        entries = [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines()]
+        chosen = sorted(entries, key=lambda e: (e["duration"], e["id"]))[:TRAINED_UTTERANCES]
+        (out / "manifest.jsonl").write_text(
+            "".join(json.dumps({**e, "audio": str(folder / e["audio"])}) + "\n" for e in chosen))
+
+    return build_once(tmp_path_factory, "trained_utterances", choose) / "manifest.jsonl"
 
 
 @pytest.fixture(scope="session")
 def trained_workdir(tiny_corpus, trained_manifest, tmp_path_factory) -> tuple[pathlib.Path, dict]:
     """A tiny model (`tiny_config`'s shape) trained by the real `jointctc-train` (subprocess) for 2 epochs of 200
-    updates on `trained_manifest`, which is also its dev set; (workdir, its JSON line)."""
-    workdir = tmp_path_factory.mktemp("trained")
-    config = tiny_config(
-        tiny_corpus, **{"data.train": str(trained_manifest), "data.dev": str(trained_manifest), **TRAINED_SETTINGS}
-    )
-    config_file = write_config_file(config, workdir.parent)
-    result = run_cli("tf_jointctc.cli.train", f"--config={config_file}", f"--workdir={workdir}", "--verbose=0")
-    assert result.returncode == 0, result.stderr[-5000:]
-    return workdir, last_json_line(result.stdout)
+    updates on `trained_manifest`, which is also its dev set; (this worker's copy of the workdir, its JSON
+    line)."""
+
+    def train(folder: pathlib.Path) -> None:
+        config = tiny_config(
+            tiny_corpus, **{"data.train": str(trained_manifest), "data.dev": str(trained_manifest), **TRAINED_SETTINGS}
+        )
+        config_file = write_config_file(config, folder)
+        workdir = folder / "workdir"
+        result = run_cli("tf_jointctc.cli.train", f"--config={config_file}", f"--workdir={workdir}", "--verbose=0")
+        assert result.returncode == 0, result.stderr[-5000:]
+        (folder / "summary.json").write_text(json.dumps(last_json_line(result.stdout)))
+
+    shared = build_once(tmp_path_factory, "trained", train)
+    summary = json.loads((shared / "summary.json").read_text())
+    return private_copy(tmp_path_factory, shared / "workdir", "trained"), summary

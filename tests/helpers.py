@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
@@ -17,6 +21,46 @@ def run_cli(module: str, *args: str, timeout: float = 600, env: dict | None = No
         [sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=timeout, cwd=REPO,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})},
     )
+
+
+def run_root(tmp_path_factory) -> pathlib.Path:
+    """The temp folder that every pytest-xdist worker of this run shares (the parent of their basetemps);
+    without xdist, the basetemp."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@contextlib.contextmanager
+def exclusive(lock_path: pathlib.Path) -> Iterator[None]:
+    """Holds an exclusive `flock` on `lock_path` (created if absent): one worker at a time."""
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def build_once(tmp_path_factory, name: str, build: Callable[[pathlib.Path], None]) -> pathlib.Path:
+    """`run_root/name`, filled by `build(folder)` by the first worker that asks; the others wait for it and reuse
+    it. A build that failed (no completion marker) is wiped and run again by the next worker that asks. What is
+    built here is read by every worker: a test that writes must write into a copy (`private_copy`)."""
+    root = run_root(tmp_path_factory)
+    folder, marker = root / name, root / f"{name}.built"
+    with exclusive(root / f"{name}.lock"):
+        if not marker.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            build(folder)
+            marker.write_text("")
+    return folder
+
+
+def private_copy(tmp_path_factory, source: pathlib.Path, name: str) -> pathlib.Path:
+    """A copy of `source` in this worker's own temp folder."""
+    target = tmp_path_factory.mktemp(name) / source.name
+    shutil.copytree(source, target)
+    return target
 
 
 def last_json_line(stdout: str) -> dict:

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import soundfile
 
-from tests.export.test_export import export_once, shared_export_folder
+from tests.export.test_export import export_once
 from tf_jointctc.recognizer import MAX_SAMPLES, ModelLoadError, Recognizer, to_waveform
 
 
 @pytest.fixture(scope="module")
 def exported(trained_workdir, tmp_path_factory):
-    return export_once(trained_workdir[0], shared_export_folder(tmp_path_factory))
+    return export_once(trained_workdir[0], tmp_path_factory)
 
 
 def _test_files(corpus):

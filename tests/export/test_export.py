@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import MEMORIZED_CER
+from tests.helpers import MEMORIZED_CER, build_once
 from tf_jointctc.decoding import modes
 from tf_jointctc.export import signatures as sig
 from tf_jointctc.export.to_saved_model import export_saved_model
@@ -36,36 +36,30 @@ def load_model(workdir):
     return load_trained_model(str(workdir))
 
 
-def export_once(workdir, folder: pathlib.Path) -> dict:
-    """SavedModel + float and int8 TFLite of the trained test model in `folder` (made once per session: the
-    TFLite conversion of the beam search is slow). Returns the paths and the export info."""
-    folder = pathlib.Path(folder)
-    done = folder / _DONE
-    if done.exists():
-        return json.loads(done.read_text())
-    folder.mkdir(parents=True, exist_ok=True)
-    model, config, vocab, _ = load_model(workdir)
-    options = sig.DecodeOptions.from_config(config.decode, **TEST_DECODE)
-    paths = {
-        "saved_model": str(folder / "saved_model"),
-        "tflite": str(folder / "model.tflite"),
-        "tflite_int8": str(folder / "model_int8.tflite"),
-    }
-    info = export_saved_model(model, vocab, paths["saved_model"], options)
-    export_tflite(model, vocab, {"none": paths["tflite"], "int8": paths["tflite_int8"]}, options)
-    result = {**paths, "info": info}
-    done.write_text(json.dumps(result))
-    return result
+def export_once(workdir, tmp_path_factory) -> dict:
+    """SavedModel + float and int8 TFLite of the trained test model, made once per run for all pytest-xdist
+    workers (`helpers.build_once`: the TFLite conversion of the beam search is slow). Returns the paths and the
+    export info. Read only."""
 
+    def export(folder: pathlib.Path) -> None:
+        model, config, vocab, _ = load_model(workdir)
+        options = sig.DecodeOptions.from_config(config.decode, **TEST_DECODE)
+        paths = {
+            "saved_model": str(folder / "saved_model"),
+            "tflite": str(folder / "model.tflite"),
+            "tflite_int8": str(folder / "model_int8.tflite"),
+        }
+        info = export_saved_model(model, vocab, paths["saved_model"], options)
+        export_tflite(model, vocab, {"none": paths["tflite"], "int8": paths["tflite_int8"]}, options)
+        (folder / _DONE).write_text(json.dumps({**paths, "info": info}))
 
-def shared_export_folder(tmp_path_factory) -> pathlib.Path:
-    return tmp_path_factory.getbasetemp() / "shared_export"
+    return json.loads((build_once(tmp_path_factory, "shared_export", export) / _DONE).read_text())
 
 
 @pytest.fixture(scope="module")
 def exported(trained_workdir, tmp_path_factory):
     workdir, _ = trained_workdir
-    return export_once(workdir, shared_export_folder(tmp_path_factory))
+    return export_once(workdir, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,69 @@
+"""Characters per second of one full training step (forward, cross-entropy, backward, Adam update) of the
+character LM (issue 13) on random sentences. Prints one JSON line; compare batch sizes within one run.
+
+  python bench/train_lm.py [--config configs/lm_demo.py] [--batch 64] [--length 70] [--threads 2] [--steps 10]
+                           [--units N] [--layers N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+
+from common import load_config  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="configs/lm_demo.py")
+    parser.add_argument("--batch", type=int, default=None, help="sentences per update (default: config's)")
+    parser.add_argument("--length", type=int, default=70, help="characters per sentence (the demo text: ~64)")
+    parser.add_argument("--threads", type=int, default=2, help="intra-op threads (inter-op: same)")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps after two warm-up steps")
+    parser.add_argument("--units", type=int, default=None)
+    parser.add_argument("--layers", type=int, default=None)
+    args = parser.parse_args()
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import numpy as np
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    from tf_jointctc.language_model import build_language_model
+    from tf_jointctc.model import make_optimizer
+    from tf_jointctc.text import Vocabulary
+
+    config = load_config(args.config)
+    for key in ("units", "layers"):
+        if getattr(args, key) is not None:
+            config.model[key] = getattr(args, key)
+    batch = args.batch or int(config.train.batch_size)
+    vocab = Vocabulary()
+    model = build_language_model(config.model, vocab)
+    model.compile(optimizer=make_optimizer(config.optimizer, total_steps=1000))
+    rng = np.random.default_rng(0)
+    labels = rng.integers(1, vocab.sos_id, size=(batch, args.length)).astype("int32")
+    tokens_in = tf.constant(np.concatenate([np.full((batch, 1), vocab.sos_id, "int32"), labels], axis=1))
+    targets = tf.constant(np.concatenate([labels, np.full((batch, 1), vocab.eos_id, "int32")], axis=1))
+    step = tf.function(model.train_step)
+    for _ in range(2):
+        step((tokens_in, targets))
+    started = time.perf_counter()
+    for _ in range(args.steps):
+        logs = step((tokens_in, targets))
+    float(logs["loss"])
+    seconds = (time.perf_counter() - started) / args.steps
+    print(json.dumps({
+        "bench": "train_lm", "batch": batch, "length": args.length,
+        "layers": model.lm.num_layers, "units": model.lm.units, "threads": args.threads,
+        "seconds_per_step": round(seconds, 4), "characters_per_second": round(batch * (args.length + 1) / seconds),
+        "machine": platform.processor() or platform.machine(),
+    }))
+
+
+if __name__ == "__main__":
+    main()
