@@ -25,19 +25,21 @@ from tests.helpers import (
     write_config_file,
 )
 
-# The slowest test files (measured on the 2-core CI machine), run first: `make test` hands whole files to two
+# The slowest test files (measured on the 2-core CI machine), run first: `make test` hands whole files to the
 # pytest-xdist workers in collection order, so the long ones start early and the short ones fill in at the end.
 SLOWEST_FIRST = (
-    "tests/faults/test_kill_resume.py",
-    "tests/faults/test_mid_epoch_resume.py",
-    "tests/faults/test_stream_resume.py",
-    "tests/test_recognizer.py",
     "tests/export/test_export.py",
+    "tests/faults/test_kill_resume.py",
     "tests/export/test_export_lm.py",
-    "tests/training/test_overfit.py",
+    "tests/faults/test_stream_resume.py",
+    "tests/faults/test_mid_epoch_resume.py",
     "tests/cli/test_train.py",
+    "tests/test_recognizer.py",
+    "tests/training/test_overfit.py",
     "tests/cli/test_export_cli.py",
     "tests/faults/test_data_faults.py",
+    "tests/faults/test_non_finite.py",
+    "tests/test_evaluation.py",
     "tests/test_model.py",
 )
 
@@ -47,7 +49,7 @@ def pytest_collection_modifyitems(config, items) -> None:
     items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))  # stable: files keep their order
 
 
-# The corpus, its manifest and the trained model are built once per run for both pytest-xdist workers
+# The corpus, its manifest and the trained model are built once per run for all pytest-xdist workers
 # (`helpers.build_once`): the corpus and manifest are only read; each worker gets its own copy of the work dir,
 # which tests write into (evaluation caches, resumed training).
 

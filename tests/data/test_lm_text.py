@@ -176,7 +176,9 @@ def test_in_vocabulary_lines_round_trip(tmp_path, lines, compress):
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(lines=st.lists(st.text(st.characters(blacklist_characters="\n\r\ufeff"), max_size=30), max_size=15))
+# Lone surrogates (category Cs) are left out: no UTF-8 file can hold them (bad bytes are BAD_UTF8's case).
+@given(lines=st.lists(st.text(st.characters(blacklist_characters="\n\r\ufeff", blacklist_categories=("Cs",)),
+                              max_size=30), max_size=15))
 def test_any_text_is_normalized_then_encoded_or_counted(tmp_path, lines):
     path = _write(tmp_path / "any.txt", lines)
     result = read_lm_text([path], VOCAB)
