@@ -75,11 +75,10 @@ reproduce: $(STAMP)
 	$(PY) -m tf_jointctc.reproduce.run --corpus $(CORPUS) --out $(REPRODUCE_OUT) --jobs $(JOBS) \
 	  $(if $(EPOCHS),--epochs $(EPOCHS))
 
-# Three pytest workers (pytest-xdist) on the 2-core machine, one test file per worker at a time: most of a test's
-# time is single-threaded graph tracing (a tiny train() call: 27 of 42 s), so two workers left a core idle about a
-# quarter of the time (user 23.6 min over 15.4 min of wall). The corpus, trained model and export that many files
-# share are built once per run (tests/helpers.build_once).
-TEST_WORKERS ?= 3
+# Two pytest workers (pytest-xdist), one test file per worker at a time: one worker alone kept ~1 of the 2 cores
+# busy (user time = wall time); three were no faster than two (927 s against 923 s, one window). The corpus,
+# trained model and export that many files share are built once per run (tests/helpers.build_once).
+TEST_WORKERS ?= 2
 test: $(STAMP) engines
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q -p no:cacheprovider --durations=15 -n $(TEST_WORKERS) --dist loadfile tests

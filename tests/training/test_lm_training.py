@@ -17,7 +17,6 @@ import tensorflow as tf
 
 from tests.helpers import REPO, last_json_line, run_cli, write_config_file
 from tf_jointctc.config import lm_base_config
-from tf_jointctc.data.lm_batches import make_lm_dataset
 from tf_jointctc.data.synth import sentences as corpus_sentences
 from tf_jointctc.trained_model import load_trained_lm
 from tf_jointctc.training.lm_loop import train_lm
@@ -105,19 +104,21 @@ def test_train_lm_learns_resumes_after_sigkill_and_loads_back(tmp_path):
     for name, value in want.items():
         np.testing.assert_allclose(final[name], value, atol=2e-5, rtol=1e-4, err_msg=name)
 
-    # The best checkpoint loads back into a model that scores the dev text as training logged it.
-    model, _, vocab, path = load_trained_lm(str(workdir))
+    # The best checkpoint loads back into a model that scores the dev text as training logged it
+    # (jointctc-eval-lm), with bad lines counted, and its path says it is the best one.
+    _, _, _, path = load_trained_lm(str(workdir))
     assert "/best/" in path
     best = min(got, key=lambda h: h["val_bits_per_char"])
-    from tf_jointctc.data.lm_text import read_lm_text
-
-    sentences = read_lm_text([dev], vocab).sentences
-    total = count = 0.0
-    for tokens_in, targets in make_lm_dataset(sentences, batch_size=16, sos_id=vocab.sos_id, eos_id=vocab.eos_id,
-                                              first_batch=None):
-        nll, n = model.negative_log_likelihood(tokens_in, targets)
-        total, count = total + float(nll), count + float(n)
-    assert total / count / math.log(2) == pytest.approx(best["val_bits_per_char"], rel=1e-4)
+    (tmp_path / "bad.txt").write_bytes(b"\n12345\n")
+    scored = run_cli("tf_jointctc.cli.eval_lm", f"--lm_workdir={workdir}", f"--data={dev},{tmp_path / 'bad.txt'}")
+    assert scored.returncode == 0, scored.stderr[-3000:]
+    line = last_json_line(scored.stdout)
+    assert line["bits_per_char"] == pytest.approx(best["val_bits_per_char"], rel=1e-3)
+    assert line["perplexity"] == pytest.approx(2 ** line["bits_per_char"], rel=1e-3)
+    assert line["sentences"] == 40 and line["skipped"] == {"empty_line": 1, "no_vocabulary_character": 1}
+    assert line["lm_checkpoint"] == path
+    refused = run_cli("tf_jointctc.cli.eval_lm", f"--lm_workdir={workdir}", f"--data={tmp_path / 'bad.txt'}")
+    assert refused.returncode == 2 and "no usable sentence" in refused.stderr
 
 
 def test_train_lm_without_usable_text_exits_1_with_a_message(tmp_path):
