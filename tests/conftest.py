@@ -14,15 +14,7 @@ try:
 except ImportError:
     pass
 
-import tensorflow as tf  # noqa: E402  (after ttspico)
-
-# Grappler's graph optimizations are a quarter to a third of an in-process tiny training run's time (a 2-epoch
-# train() of tiny_config: 23-27 s without them, 31-40 s with, the same losses); the suite turns them off in its
-# own processes. The ops that run are the same; only their rewriting for speed is skipped. Subprocesses (the CLI
-# tests: jointctc-train, -eval, -export as users run them) keep TensorFlow's defaults.
-tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
-
-from tests.helpers import (  # noqa: E402
+from tests.helpers import (
     TRAINED_SETTINGS,
     TRAINED_UTTERANCES,
     build_once,
