@@ -13,7 +13,7 @@ import os
 import platform
 import time
 
-from common import load_config  # noqa: E402
+from common import load_config
 
 
 def main() -> None:

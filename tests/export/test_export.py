@@ -23,7 +23,7 @@ from tf_jointctc.tflite_metadata import read_export_info
 
 # A small beam keeps the tests fast; the parity argument does not depend on it.
 TEST_DECODE = {"beam": 4}
-_DONE = "done.json"
+_EXPORT_RECORD = "export.json"  # the paths and export info of the shared export
 
 
 def load_model(workdir):
@@ -51,9 +51,9 @@ def export_once(workdir, tmp_path_factory) -> dict:
         }
         info = export_saved_model(model, vocab, paths["saved_model"], options)
         export_tflite(model, vocab, {"none": paths["tflite"], "int8": paths["tflite_int8"]}, options)
-        (folder / _DONE).write_text(json.dumps({**paths, "info": info}))
+        (folder / _EXPORT_RECORD).write_text(json.dumps({**paths, "info": info}))
 
-    return json.loads((build_once(tmp_path_factory, "shared_export", export) / _DONE).read_text())
+    return json.loads((build_once(tmp_path_factory, "shared_export", export) / _EXPORT_RECORD).read_text())
 
 
 @pytest.fixture(scope="module")
