@@ -25,22 +25,26 @@ from tests.helpers import (
     write_config_file,
 )
 
-# The slowest test files (measured on the 2-core CI machine), run first: `make test` hands whole files to the
-# pytest-xdist workers in collection order, so the long ones start early and the short ones fill in at the end.
+# The order in which `make test` hands whole test files to the two pytest-xdist workers (`--dist loadfile
+# --no-loadscope-reorder`: xdist's default would reorder the files by their number of tests, which sent the
+# one-test SIGKILL files last). The first file builds the shared corpus, trained model and export
+# (`helpers.build_once`); the next ones need none of them, so the other worker is busy meanwhile instead of
+# waiting on the build; then the slow files that need only the corpus, then the slow ones that need the trained
+# model; the short files fill in at the end.
 SLOWEST_FIRST = (
     "tests/export/test_export.py",
+    "tests/training/test_overfit.py",
+    "tests/training/test_lm_training.py",
+    "tests/faults/test_non_finite.py",
+    "tests/test_model.py",
+    "tests/faults/test_mid_epoch_resume.py",
     "tests/faults/test_kill_resume.py",
     "tests/export/test_export_lm.py",
-    "tests/faults/test_stream_resume.py",
-    "tests/faults/test_mid_epoch_resume.py",
     "tests/cli/test_train.py",
     "tests/test_recognizer.py",
-    "tests/training/test_overfit.py",
     "tests/cli/test_export_cli.py",
     "tests/faults/test_data_faults.py",
-    "tests/faults/test_non_finite.py",
     "tests/test_evaluation.py",
-    "tests/test_model.py",
 )
 
 
