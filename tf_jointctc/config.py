@@ -74,7 +74,7 @@ def base_config() -> ml_collections.ConfigDict:
     config.train.epochs = 15  # the paper gives none; ESPnet's WSJ recipe trains 15
     config.train.batch_size = 30  # ESPnet's WSJ recipe
     config.train.max_non_finite_steps = 20  # consecutive non-finite losses that stop training
-    config.train.alignment_images = 3  # dev utterances whose attention alignment is logged every epoch
+    config.train.alignment_images = 3  # dev utterances whose attention alignment is logged every epoch (0: none)
     # Data set (manifest or Kaldi dir) whose first `alignment_images` utterances are aligned; "" = dev.
     config.train.alignment_data = ""
     config.train.shuffle_buffer = 2000

@@ -100,7 +100,8 @@ def test_three_sigkills_then_resume_to_completion(trained_workdir, tiny_corpus, 
     source, _ = trained_workdir
     workdir = tmp_path / "work"
     shutil.copytree(source, workdir, ignore=shutil.ignore_patterns("cache"))
-    config = tiny_config(tiny_corpus, **{"train.epochs": EPOCHS, "data.cache_dir": str(tmp_path / "cache")})
+    config = tiny_config(tiny_corpus, **{"train.epochs": EPOCHS, "data.cache_dir": str(tmp_path / "cache"),
+                                         "train.alignment_images": 2})
     config_file = write_config_file(config, tmp_path)
     latest = workdir / "checkpoints" / "latest"
     rng = random.Random(20240607)

@@ -1,16 +1,21 @@
-"""Issue 15: a run SIGKILLed inside an epoch, after a mid-epoch checkpoint (`train.checkpoint_every_steps`),
-resumes at that step: it skips the batches it had consumed, finishes the epoch as one epoch (one history entry,
-one dev evaluation), goes on normally, and ends with the weights, optimizer state and history of an
-uninterrupted run (to float tolerance). It runs on epochs that are passes over the data, the path that is new
-for mid-epoch resume (the pass shuffled by (seed, epoch), then skipped); an epoch of N updates of a stream
-resumes through the same `start_batch` skip that test_stream_resume.py checks at epoch ends. (The stream case
-ran here too, 70 s on the slow phase of the CI machine, and passed; it was dropped to keep the suite short.)
+"""Issues 12 and 15: a run SIGKILLed inside an epoch, after a mid-epoch checkpoint
+(`train.checkpoint_every_steps`), resumes at that step: it skips the batches it had consumed, finishes the epoch
+as one epoch (one history entry, one dev evaluation), goes on normally, and ends with the weights, optimizer
+state and history of an uninterrupted run (to float tolerance).
+
+Epochs here are `train.steps_per_epoch` = 5 updates of the endless, per-pass-seeded training stream (issue 12),
+about 2.5 passes over the tiny train split, and the kill lands after update 2 of epoch 2: the resumed run
+continues the stream at batch 7, inside a pass and past an epoch boundary, then runs epoch 3 as a second `fit`
+(`resume.fit_segments`). This one run covers what tests/faults/test_stream_resume.py (a stream resumed at an
+epoch end, batch 5: the same `start_batch` skip) and the passes case of this file checked with three trainings
+each; the batches a resumed pass skips are checked exactly at the data level
+(tests/data/test_data_pipeline.py) and its `fit` calls in tests/training/test_resume.py.
 
 The kill is real and lands at a chosen point: the killed run is its own process, whose `save_mid_epoch` sends
 SIGKILL to that process right after the chosen mid-epoch checkpoint is on disk (a kill from outside, timed by
 polling, would land one batch earlier or later from run to run). The uninterrupted reference and the resumption
-run in this process. The weights are compared to a tolerance, not exactly, as in test_stream_resume.py: the
-resumed run is a new model whose multi-threaded kernels may reassociate float sums differently.
+run in this process. The weights are compared to a tolerance, not exactly: the resumed run is a new model whose
+multi-threaded kernels may reassociate float sums differently.
 """
 
 from __future__ import annotations
@@ -65,17 +70,9 @@ def _checkpoint_values(folder) -> dict[str, np.ndarray]:
     return {name: reader.get_tensor(name) for name in names}
 
 
-@pytest.mark.parametrize(
-    "steps_per_epoch, killed_at",
-    [
-        (0, (1, 1)),  # epochs are passes: killed after batch 1 of epoch 2 (0-based epoch 1)
-    ],
-    ids=["passes"],
-)
-def test_a_run_sigkilled_mid_epoch_resumes_there_and_equals_an_uninterrupted_run(
-    tiny_corpus, tmp_path, steps_per_epoch, killed_at
-):
-    config = tiny_config(tiny_corpus, **{"train.steps_per_epoch": steps_per_epoch, "train.epochs": 2,
+def test_a_run_sigkilled_mid_epoch_resumes_there_and_equals_an_uninterrupted_run(tiny_corpus, tmp_path):
+    killed_at = (1, 2)  # (finished epochs, updates into the next one)
+    config = tiny_config(tiny_corpus, **{"train.steps_per_epoch": 5, "train.epochs": 3,
                                          "train.checkpoint_every_steps": 1, "data.cache_dir": str(tmp_path / "cache")})
     straight_dir, workdir = tmp_path / "straight", tmp_path / "killed"
     killed = subprocess.run(
@@ -99,7 +96,7 @@ def test_a_run_sigkilled_mid_epoch_resumes_there_and_equals_an_uninterrupted_run
     assert (point.epoch, point.step) == killed_at and point.path == killed_checkpoint
     assert point.describe().startswith(f"resuming from {point.path} at epoch {epoch}, step {step}")
 
-    assert resumed["epochs"] == straight["epochs"] == 2
+    assert resumed["epochs"] == straight["epochs"] == 3
     # The default `model.encoder.implementation = "auto"` on this machine: recorded and reported.
     runtime = json.loads((workdir / "runtime.json").read_text())
     expected_encoder = "keras" if tf.config.list_physical_devices("GPU") else "fused"
@@ -107,13 +104,14 @@ def test_a_run_sigkilled_mid_epoch_resumes_there_and_equals_an_uninterrupted_run
     assert runtime["encoder_implementation"] == resumed["encoder_implementation"] == expected_encoder
     want = json.loads((straight_dir / "history.json").read_text())
     got = json.loads((workdir / "history.json").read_text())
-    assert [h["epoch"] for h in got] == [1, 2]  # the interrupted epoch once
+    assert [h["epoch"] for h in got] == [1, 2, 3]  # the interrupted epoch once
     for a, b in zip(want, got):
         # The resumed epoch's losses are over all its batches (the metrics of those before the kill are restored).
         for key in ("loss", "ctc_loss", "attention_loss", "attention_accuracy", "val_loss"):
             assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-5), (b["epoch"], key)
         assert b["dev_cer"] == pytest.approx(a["dev_cer"], abs=1e-6)
     assert got[epoch]["epoch_seconds"] >= point.seconds > 0.0
+    assert not (workdir / "alignments").exists()  # tiny_config's `train.alignment_images` 0: none logged
 
     expected = _checkpoint_values(straight_dir / "checkpoints" / "latest")
     final = _checkpoint_values(workdir / "checkpoints" / "latest")

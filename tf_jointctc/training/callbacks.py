@@ -28,7 +28,7 @@ def alignment_image(weights: np.ndarray) -> np.ndarray:
 class DevEvaluation(keras.callbacks.Callback):
     """At each epoch end: dev CER (CTC greedy, or attention greedy when the model has no CTC branch) into
     `logs['dev_cer']`, and the attention alignments of a few fixed dev utterances to TensorBoard (as images)
-    and to `<workdir>/alignments/epoch_NNN.npz` (the paper's Fig. 3)."""
+    and to `<workdir>/alignments/epoch_NNN.npz` (the paper's Fig. 3); none with `num_alignments` 0."""
 
     def __init__(self, dev_dataset: tf.data.Dataset, vocab: Vocabulary, workdir: str, num_alignments: int = 3,
                  alignment_dataset: tf.data.Dataset | None = None):
@@ -81,7 +81,7 @@ class DevEvaluation(keras.callbacks.Callback):
         with self.writer.as_default(step=epoch + 1):
             tf.summary.scalar("cer", rates["cer"])
             tf.summary.scalar("wer", rates["wer"])
-            if self.model.compute_attention and self._align_batch is not None:
+            if self.model.compute_attention and self._align_batch is not None and self.num_alignments > 0:
                 self._write_alignments(epoch + 1)
         self.writer.flush()
 
