@@ -96,6 +96,7 @@ def test_train_lm_learns_resumes_after_sigkill_and_loads_back(tmp_path):
     summary = last_json_line(resumed.stdout)
     assert summary["epochs"] == 3
     got = json.loads((workdir / "history.json").read_text())
+    assert summary["loss"] == got[-1]["loss"] == pytest.approx(history[-1]["loss"], rel=1e-3)  # "final loss"
     for a, b in zip(history, got):
         assert b["val_bits_per_char"] == pytest.approx(a["val_bits_per_char"], rel=1e-4)
     want = _weights(tmp_path / "straight")

@@ -118,6 +118,7 @@ def train_lm(
     return {
         "workdir": workdir,
         "epochs": len(history),
+        "loss": last.get("loss"),  # the last epoch's mean cross-entropy in nats per label
         "bits_per_char": last.get("bits_per_char"),
         "dev_bits_per_char": last.get(BEST_METRIC),
         "dev_perplexity": last.get("dev_perplexity"),
