@@ -138,6 +138,7 @@ def make_training_stream(
     paths = resolve_shards(files)
 
     def one_pass(p: tf.Tensor) -> tf.data.Dataset:
+        _no_zero_graph_seed()
         return _pass_batches(paths, p, seed=seed, shuffle_buffer=shuffle_buffer, batch_size=batch_size,
                              bucket_boundaries=bucket_boundaries, max_frames_per_batch=max_frames_per_batch)
 
@@ -175,6 +176,21 @@ def make_epoch_dataset(
     if start_batch:
         batches = batches.skip(int(start_batch))
     return _with_features(batches, feature_extractor)
+
+
+# Stands in for a global seed of 0 inside the stream's pass function (`_no_zero_graph_seed`).
+_SEED_FOR_ZERO = 0x5EED  # any value that is not 0 modulo 2**31 - 1
+
+
+def _no_zero_graph_seed() -> None:
+    """Makes the seeded shuffles of a pass function work under a global seed of 0 (`tf.random.set_seed(0)`, or
+    `config.seed` 0 in `train`). Their op seed is a tensor there (it depends on the pass), and tf.data's seeding
+    compares `(global seed, op seed)` with `(0, 0)` in Python, which with a first element of 0 asks a symbolic
+    tensor for its truth value and fails. Inside the function's own graph (only there) a global seed of 0 is
+    replaced by `_SEED_FOR_ZERO`: still one fixed stream per seed."""
+    graph = tf.compat.v1.get_default_graph()
+    if graph.seed == 0:
+        graph.seed = _SEED_FOR_ZERO
 
 
 def _pass_batches(
