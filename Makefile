@@ -78,10 +78,13 @@ reproduce: $(STAMP)
 # Two pytest workers (pytest-xdist), one test file per worker at a time: one worker alone kept ~1 of the 2 cores
 # busy (user time = wall time); three were no faster than two (927 s against 923 s, one window). The corpus,
 # trained model and export that many files share are built once per run (tests/helpers.build_once).
+# Each TensorFlow process of the suite (workers and the CLI subprocesses they start) runs one intra-op and one
+# inter-op thread: the two workers already fill the two cores, and more threads only contend (two tiny
+# trainings side by side: 40.9 s and 68.8 s of user CPU with one thread each, 43.1 s and 77.5 s by default).
 TEST_WORKERS ?= 2
 test: $(STAMP) engines
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q -p no:cacheprovider --durations=15 -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder tests
+	TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 $(PY) -m pytest -q -p no:cacheprovider --durations=15 -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder tests
 
 # Lint is `ruff check` only, and it fails on any finding. `ruff format` is not adopted (yet): reformatting the
 # whole tree at once would collide with work in progress, so there is no format check.
