@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> None:
         repeats=args.repeats,
         parameters=int(model.count_params()),
         lm_weight=args.lm_weight if lm is not None else None,
-        lm_parameters=int(lm.count_params()) if lm is not None else None,
+        lm_parameters=sum(int(np.prod(w.shape)) for w in lm.weights) if lm is not None else None,
     )
     print(json.dumps(result))
 
