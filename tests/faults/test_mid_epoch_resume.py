@@ -6,10 +6,10 @@ state and history of an uninterrupted run (to float tolerance).
 Epochs here are `train.steps_per_epoch` = 5 updates of the endless, per-pass-seeded training stream (issue 12),
 about 2.5 passes over the tiny train split, and the kill lands after update 2 of epoch 2: the resumed run
 continues the stream at batch 7, inside a pass and past an epoch boundary, then runs epoch 3 as a second `fit`
-(`resume.fit_segments`). This one run covers what tests/faults/test_stream_resume.py (a stream resumed at an
-epoch end, batch 5: the same `start_batch` skip) and the passes case of this file checked with three trainings
-each; the batches a resumed pass skips are checked exactly at the data level
-(tests/data/test_data_pipeline.py) and its `fit` calls in tests/training/test_resume.py.
+(`resume.fit_segments`). This one run replaces two tests of three trainings each: a stream resumed at an epoch
+end (batch 5: the same `start_batch` skip) and a run whose epochs are passes killed mid-epoch. The batches a
+resumed pass skips are checked exactly at the data level (tests/data/test_data_pipeline.py) and its `fit`
+calls in tests/training/test_resume.py.
 
 The kill is real and lands at a chosen point: the killed run is its own process, whose `save_mid_epoch` sends
 SIGKILL to that process right after the chosen mid-epoch checkpoint is on disk (a kill from outside, timed by
