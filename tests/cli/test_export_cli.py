@@ -78,7 +78,7 @@ def test_transcribe_prints_one_line_per_file_and_reports_failures(cli_export, ti
         assert all(len(line.split("\t")) == 2 for line in lines)
         errors = [line for line in result.stderr.splitlines() if line.startswith("jointctc-transcribe:")]
         assert any(str(corrupt) in line for line in errors) and any(str(missing) in line for line in errors)
-    # `--signature`: test_transcribe_exports_a_workdir_first.
+    # `--signature` is tested in test_transcribe_exports_a_workdir_first.
 
 
 def test_transcribe_exports_a_workdir_first(trained_workdir, cli_export, tiny_corpus):

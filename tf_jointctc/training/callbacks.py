@@ -62,12 +62,13 @@ class DevEvaluation(keras.callbacks.Callback):
         if self._decode_fn is None:
             self._decode_fn = tf.function(self._decode, reduce_retracing=True)
             self._align_fn = tf.function(self._align, reduce_retracing=True)
-        if self._align_batch is None and self.alignment_dataset is not None:
+        aligning = self.model.compute_attention and self.num_alignments > 0
+        if aligning and self._align_batch is None and self.alignment_dataset is not None:
             for batch in self.alignment_dataset.take(1):
                 self._align_batch = {k: v[: self.num_alignments] for k, v in batch.items()}
         references, hypotheses = [], []
         for batch in self.dev_dataset:
-            if self._align_batch is None:
+            if aligning and self._align_batch is None:
                 self._align_batch = {k: v[: self.num_alignments] for k, v in batch.items()}
             token_ids, num_tokens = self._decode_fn({k: batch[k] for k in ("features", "feature_lengths")})
             for ids, n in zip(token_ids.numpy(), num_tokens.numpy()):
@@ -81,7 +82,7 @@ class DevEvaluation(keras.callbacks.Callback):
         with self.writer.as_default(step=epoch + 1):
             tf.summary.scalar("cer", rates["cer"])
             tf.summary.scalar("wer", rates["wer"])
-            if self.model.compute_attention and self._align_batch is not None and self.num_alignments > 0:
+            if self._align_batch is not None:
                 self._write_alignments(epoch + 1)
         self.writer.flush()
 
