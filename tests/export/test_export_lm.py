@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import shutil
 
 import keras
 import numpy as np
@@ -29,9 +30,9 @@ from tests.export.test_export import (
     tokens,
 )
 from tests.helpers import MEMORIZED_CER
-from tf_jointctc.cli import export as cli_export
 from tf_jointctc.config import lm_base_config
 from tf_jointctc.decoding import modes
+from tf_jointctc.export import from_workdir
 from tf_jointctc.export import signatures as sig
 from tf_jointctc.export.to_saved_model import export_saved_model
 from tf_jointctc.export.to_tflite import QUANTIZATIONS, export_tflite
@@ -70,14 +71,19 @@ def lm_workdir(trained_manifest, tmp_path_factory) -> pathlib.Path:
 
 @pytest.fixture(scope="module")
 def lm_exported(trained_workdir, lm_workdir, tmp_path_factory) -> dict:
+    """The work dir's export with the LM its config names (`decode.lm_workdir`, `decode.lm_weight`): what
+    jointctc-export without LM flags and `jointctc-transcribe --model <work dir>` both export."""
     workdir = str(trained_workdir[0])
     out = tmp_path_factory.mktemp("exported_lm")
+    configured = out / "workdir_with_lm"
+    shutil.copytree(workdir, configured)
+    config = json.loads((configured / "config.json").read_text())
+    config["decode"].update(lm_workdir=str(lm_workdir), lm_weight=LM_WEIGHT)
+    (configured / "config.json").write_text(json.dumps(config))
     keras.utils.set_random_seed(1234)
-    summary = cli_export.export(
-        workdir, str(out / "sm"), lm_workdir=str(lm_workdir), lm_weight=LM_WEIGHT, **TEST_DECODE
-    )
+    summary = from_workdir.export_workdir(str(configured), str(out / "sm"), **TEST_DECODE)
     model, config, vocab, _ = load_model(workdir)
-    lm, weight = cli_export.fusion_lm(config, vocab, workdir, str(lm_workdir), LM_WEIGHT)
+    lm, weight = from_workdir.fusion_lm(config, vocab, workdir, str(lm_workdir), LM_WEIGHT)
     options = sig.DecodeOptions.from_config(config.decode, **TEST_DECODE, lm_weight=weight)
     tflite = {quantize: str(out / f"model_{quantize}.tflite") for quantize in QUANTIZATIONS}
     tflite_info = export_tflite(model, vocab, tflite, options, lm=lm)
@@ -279,23 +285,23 @@ def test_command_lm_defaults_and_refusals(trained_workdir, lm_workdir, tmp_path)
 
     workdir = str(trained_workdir[0])
     config, vocab = load_config(workdir), load_vocab(workdir)
-    assert cli_export.fusion_lm(config, vocab, workdir) == (None, 0.0)  # no LM configured: today's export
+    assert from_workdir.fusion_lm(config, vocab, workdir) == (None, 0.0)  # no LM configured: today's export
     configured = load_config(workdir)
     configured.decode.lm_workdir, configured.decode.lm_weight = str(lm_workdir), 0.3
-    lm, weight = cli_export.fusion_lm(configured, vocab, workdir)
+    lm, weight = from_workdir.fusion_lm(configured, vocab, workdir)
     assert weight == 0.3 and lm.workdir == os.path.abspath(lm_workdir) and lm.vocab == vocab
-    assert cli_export.fusion_lm(configured, vocab, workdir, lm_workdir="", lm_weight=0.0) == (None, 0.0)
-    assert cli_export.fusion_lm(configured, vocab, workdir, lm_weight=0.0) == (None, 0.0)  # the config's "0: no LM"
-    with pytest.raises(cli_export.ExportRefused, match="needs a language model"):
-        cli_export.fusion_lm(configured, vocab, workdir, lm_workdir="")  # as jointctc-eval: the weight too
-    with pytest.raises(cli_export.ExportRefused, match="would export without the language model"):
-        cli_export.fusion_lm(config, vocab, workdir, lm_workdir=str(lm_workdir))  # explicit, weight 0
-    with pytest.raises(cli_export.ExportRefused, match="needs a language model"):
-        cli_export.fusion_lm(config, vocab, workdir, lm_weight=0.5)
-    with pytest.raises(cli_export.ExportRefused, match="finite number >= 0"):
-        cli_export.fusion_lm(config, vocab, workdir, lm_workdir=str(lm_workdir), lm_weight=-1.0)
+    assert from_workdir.fusion_lm(configured, vocab, workdir, lm_workdir="", lm_weight=0.0) == (None, 0.0)
+    assert from_workdir.fusion_lm(configured, vocab, workdir, lm_weight=0.0) == (None, 0.0)  # the config's "0: no LM"
+    with pytest.raises(from_workdir.ExportRefused, match="needs a language model"):
+        from_workdir.fusion_lm(configured, vocab, workdir, lm_workdir="")  # as jointctc-eval: the weight too
+    with pytest.raises(from_workdir.ExportRefused, match="would export without the language model"):
+        from_workdir.fusion_lm(config, vocab, workdir, lm_workdir=str(lm_workdir))  # explicit, weight 0
+    with pytest.raises(from_workdir.ExportRefused, match="needs a language model"):
+        from_workdir.fusion_lm(config, vocab, workdir, lm_weight=0.5)
+    with pytest.raises(from_workdir.ExportRefused, match="finite number >= 0"):
+        from_workdir.fusion_lm(config, vocab, workdir, lm_workdir=str(lm_workdir), lm_weight=-1.0)
     other = make_lm_workdir(tmp_path / "other", Vocabulary(tuple(c for c in vocab.tokens[1:-1] if c != "q")))
-    with pytest.raises(cli_export.ExportRefused) as error:
-        cli_export.fusion_lm(config, vocab, workdir, lm_workdir=other, lm_weight=0.5)
+    with pytest.raises(from_workdir.ExportRefused) as error:
+        from_workdir.fusion_lm(config, vocab, workdir, lm_workdir=other, lm_weight=0.5)
     message = str(error.value)
     assert other in message and workdir in message and "differs from the recognizer" in message, message

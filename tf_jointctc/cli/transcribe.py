@@ -2,7 +2,8 @@
 
 `M` is a SavedModel folder or a `.tflite` file (both from jointctc-export), read by `tf_jointctc.Recognizer`.
 For convenience `M` may also be a jointctc-train work dir: its model (`--which` checkpoint, decoding options
-from its `config.decode`) is then exported to a temporary SavedModel first, which takes a while. An audio file
+and the character LM of its `config.decode`, as jointctc-export exports them by default) is then exported to a
+temporary SavedModel first, which takes a while. An audio file
 that cannot be read or decoded gets a line `jointctc-transcribe: AUDIO: error` on stderr and the others are
 still transcribed; the exit status is 1 if any file failed, 2 if the model cannot be loaded.
 """
@@ -33,16 +34,13 @@ def _is_workdir(path: str) -> bool:
 
 
 def _export_workdir(workdir: str, which: str, folder: str) -> str:
-    """Exports the model of `workdir` as a SavedModel under `folder` (decoding options: its config.decode);
-    returns the SavedModel's path."""
-    from tf_jointctc.decoding.options import DecodeOptions
-    from tf_jointctc.export.to_saved_model import export_saved_model
-    from tf_jointctc.trained_model import load_trained_model
+    """Exports the model of `workdir` as a SavedModel under `folder`, as jointctc-export would with no flags but
+    `--which`: decoding options from its config.decode, and the character LM of `decode.lm_workdir` (weight
+    `decode.lm_weight`) inside the beam-search signatures. Returns the SavedModel's path."""
+    from tf_jointctc.export.from_workdir import export_workdir
 
-    model, config, vocab, checkpoint = load_trained_model(workdir, which)
     path = os.path.join(folder, "saved_model")
-    extra = {"checkpoint": str(checkpoint), "workdir": os.path.abspath(workdir), "which": which}
-    export_saved_model(model, vocab, path, DecodeOptions.from_config(config.get("decode")), extra_info=extra)
+    export_workdir(workdir, path, which=which)
     return path
 
 
