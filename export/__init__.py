@@ -7,7 +7,10 @@ The repository's top-level `export/` folder, installed as the package `tf_jointc
   the boundary rules (`MAX_SAMPLES`, `MIN_SAMPLES`, non-finite samples);
 - `to_saved_model.py`: `export_saved_model(model, vocab, directory, options, lm=None)`;
 - `to_tflite.py`: `export_tflite(model, vocab, path, options, quantize=..., lm=None)` (built-ins only, batch 1,
-  vocabulary in the flatbuffer metadata, read back by `tf_jointctc.tflite_metadata.read_export_info`).
+  vocabulary in the flatbuffer metadata, read back by `tf_jointctc.tflite_metadata.read_export_info`);
+- `from_workdir.py`: `export_workdir(workdir, saved_model, tflite=None, ...)`, the export of a jointctc-train
+  work dir with the LM its flags or config name (what jointctc-export and jointctc-transcribe run; not imported
+  here, it loads the training side).
 
 `lm`: a `FusionLM` (a character LM and its vocabulary, issue 13) fused into the beam-search signatures with
 weight `options.lm_weight`.
