@@ -343,6 +343,26 @@ def test_warmup_decay_schedules():
         model_lib.learning_rate({"schedule": "step"}, 10)
 
 
+def test_cosine_schedule_follows_the_spent_fraction_of_a_time_budget():
+    """With `elapsed_fraction` (train.max_minutes) the cosine's progress is the larger of the step count's and
+    the budget's, so the rate is at its floor when the budget ends, however few steps fitted in it."""
+    spent = tf.Variable(0.0, trainable=False)
+    timed = model_lib.WarmupDecay(2e-3, warmup_steps=10, kind="cosine", total_steps=110, elapsed_fraction=spent)
+    plain = model_lib.WarmupDecay(2e-3, warmup_steps=10, kind="cosine", total_steps=110)
+    assert float(timed(59)) == pytest.approx(float(plain(59)))  # no time spent: the step count decides
+    spent.assign(0.5)
+    assert float(timed(19)) == pytest.approx(float(plain(59)))  # step 20 of 110, but half the budget spent
+    assert float(timed(89)) == pytest.approx(float(plain(89)))  # the step count is further along
+    assert float(timed(5)) == pytest.approx(float(plain(5)))  # the warm-up follows the steps alone
+    spent.assign(1.0)
+    assert float(timed(30)) == pytest.approx(1e-4)  # the floor when the budget is spent
+    assert "elapsed_fraction" not in timed.get_config()  # a run-time input, not configuration
+    optimizer = make_optimizer({"name": "adam", "learning_rate": 3e-3, "schedule": "cosine", "warmup_steps": 5},
+                               50, elapsed_fraction=spent)
+    assert float(optimizer.learning_rate) == pytest.approx(3e-3 / 5)  # step 0: still the warm-up
+    assert model_lib.learning_rate({"schedule": "inverse_sqrt", "warmup_steps": 5}, 0, spent).elapsed_fraction is None
+
+
 def test_input_stacking_from_config_and_time_reduction():
     config = ml_collections.ConfigDict(
         {"encoder": {"num_layers": 2, "units": 8, "projection_units": 6, "subsample": (1, 1), "input_stack": 3},

@@ -88,6 +88,13 @@ def base_config() -> ml_collections.ConfigDict:
     # 0: every batch holds batch_size utterances. N > 0: a length bucket's batch holds at most N feature frames
     # (batch size x the bucket's longest utterance), and at most batch_size utterances.
     config.train.max_frames_per_batch = 0
+    # 0: train.epochs decide when training ends. M > 0: a wall-time budget as well (not in the paper): training
+    # ends after the batch at which M minutes of training (dev evaluations included, data preparation not) are
+    # spent, with that epoch's dev evaluation and checkpoint, and a cosine schedule's progress is the larger of
+    # the step count's and the spent fraction of M (so the rate reaches its floor with the budget). Such a run
+    # depends on the machine's speed: a resumed one is not bit-identical to an uninterrupted one. One process
+    # only (not with --strategy multi_worker or tpu).
+    config.train.max_minutes = 0.0
 
     config.decode = ml_collections.ConfigDict()
     config.decode.beam = 20

@@ -555,10 +555,16 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
 
     - "inverse_sqrt": `peak * sqrt(warmup_steps / step)` (Transformer-style; no end point needed), or
     - "cosine": cosine from `peak` down to `peak * final_fraction` at `total_steps`, flat after it.
+
+    `elapsed_fraction` (optional, "cosine" only): a scalar float32 variable in [0, 1], the fraction of a wall-time
+    budget spent (`train.max_minutes`; `training.callbacks.TimeBudget` sets it before every batch). The cosine's
+    progress past the warm-up is then the larger of the step count's and this fraction, so the rate reaches its
+    floor when the budget ends even if `total_steps` would come later. It is a run-time input, not part of
+    `get_config`: a schedule rebuilt from its config follows the step count alone.
     """
 
     def __init__(self, peak: float, warmup_steps: int, kind: str = "cosine", total_steps: int = 0,
-                 final_fraction: float = 0.05):
+                 final_fraction: float = 0.05, elapsed_fraction: tf.Variable | None = None):
         if kind not in ("inverse_sqrt", "cosine"):
             raise ValueError(f"schedule must be 'inverse_sqrt' or 'cosine', got {kind!r}")
         if kind == "cosine" and total_steps <= warmup_steps:
@@ -568,6 +574,7 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
         self.kind = kind
         self.total_steps = int(total_steps)
         self.final_fraction = float(final_fraction)
+        self.elapsed_fraction = elapsed_fraction
 
     def __call__(self, step: Any) -> tf.Tensor:
         step = tf.cast(step, tf.float32) + 1.0
@@ -576,7 +583,10 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
         if self.kind == "inverse_sqrt":
             return tf.where(step < warmup, ramp, self.peak * tf.sqrt(warmup / step))
         span = float(self.total_steps - self.warmup_steps)
-        progress = tf.clip_by_value((step - warmup) / span, 0.0, 1.0)
+        progress = (step - warmup) / span
+        if self.elapsed_fraction is not None:
+            progress = tf.maximum(progress, tf.cast(self.elapsed_fraction, tf.float32))
+        progress = tf.clip_by_value(progress, 0.0, 1.0)
         floor = self.peak * self.final_fraction
         cosine = floor + (self.peak - floor) * 0.5 * (1.0 + tf.cos(np.pi * progress))
         return tf.where(step < warmup, ramp, cosine)
@@ -586,22 +596,28 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
                 "total_steps": self.total_steps, "final_fraction": self.final_fraction}
 
 
-def learning_rate(optimizer_config: Any, total_steps: int = 0) -> float | WarmupDecay:
+def learning_rate(
+    optimizer_config: Any, total_steps: int = 0, elapsed_fraction: tf.Variable | None = None
+) -> float | WarmupDecay:
     """The configured learning rate: a float for `optimizer.schedule = "constant"` (default), else a
-    `WarmupDecay` with `optimizer.warmup_steps` and `optimizer.final_fraction`; "cosine" needs `total_steps`."""
+    `WarmupDecay` with `optimizer.warmup_steps` and `optimizer.final_fraction`; "cosine" needs `total_steps`
+    and follows `elapsed_fraction` too when given (a wall-time budget, see `WarmupDecay`)."""
     config = _section(optimizer_config, "optimizer")
     peak = float(config.get("learning_rate", 1e-3))
     kind = str(config.get("schedule", "constant"))
     if kind == "constant":
         return peak
     return WarmupDecay(peak, int(config.get("warmup_steps", 0)), kind, total_steps,
-                       float(config.get("final_fraction", 0.05)))
+                       float(config.get("final_fraction", 0.05)),
+                       elapsed_fraction=elapsed_fraction if kind == "cosine" else None)
 
 
-def make_optimizer(optimizer_config: Any, total_steps: int = 0) -> keras.optimizers.Optimizer:
+def make_optimizer(
+    optimizer_config: Any, total_steps: int = 0, elapsed_fraction: tf.Variable | None = None
+) -> keras.optimizers.Optimizer:
     """Optimizer from config keys optimizer.{name, learning_rate, rho, epsilon, clip_norm} and the learning
-    rate schedule of `learning_rate` (optimizer.{schedule, warmup_steps, final_fraction}; `total_steps` for
-    "cosine").
+    rate schedule of `learning_rate` (optimizer.{schedule, warmup_steps, final_fraction}; `total_steps` and
+    `elapsed_fraction` for "cosine").
 
     "adadelta" (paper; defaults learning_rate 1.0, rho 0.95, epsilon 1e-8) or "adam" (defaults learning_rate
     1e-3, epsilon 1e-7). `clip_norm` > 0 sets `global_clipnorm` (gradient-norm clipping, paper [20]); None or
@@ -625,7 +641,7 @@ def make_optimizer(optimizer_config: Any, total_steps: int = 0) -> keras.optimiz
         )
     if name == "adam":
         return keras.optimizers.Adam(
-            learning_rate=learning_rate(config, total_steps),
+            learning_rate=learning_rate(config, total_steps, elapsed_fraction),
             epsilon=float(get("epsilon", 1e-7)),
             global_clipnorm=clip,
         )

@@ -1,4 +1,5 @@
-"""Unit tests of the training helpers: atomic writes, checkpoints and history, non-finite guard, images."""
+"""Unit tests of the training helpers: atomic writes, checkpoints and history, non-finite guard, time budget,
+images."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ import json
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tf_jointctc.trained_model import restore_weights
 from tf_jointctc.training import atomic
-from tf_jointctc.training.callbacks import NonFiniteGuard, alignment_image
+from tf_jointctc.training.callbacks import NonFiniteGuard, TimeBudget, alignment_image
 from tf_jointctc.training.checkpoint import TrainingCheckpoints
 from tf_jointctc.training.strategy import make_strategy
 
@@ -88,3 +90,40 @@ def test_alignment_image_scales_rows():
 def test_unknown_strategy_is_refused():
     with pytest.raises(ValueError, match="unknown strategy"):
         make_strategy("horovod")
+
+
+def test_time_budget_ends_training_after_the_batch_that_reaches_it():
+    """A fake clock of 1 s per batch and a budget of 7.5 s: fit stops after the 8th batch (in its 2nd epoch of
+    5), with that epoch's end as usual, and the schedule's variable follows the spent fraction before each batch."""
+    clock = {"seconds": 0.0}
+    fractions, epoch_ends = [], []
+    spent = tf.Variable(0.0, trainable=False)
+    budget = TimeBudget(7.5, lambda: clock["seconds"], spent)
+
+    class Clock(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):  # runs before the budget's: the batch's own second
+            fractions.append(round(float(spent.numpy()), 4))  # what the budget set before this batch
+            clock["seconds"] += 1.0
+
+        def on_epoch_end(self, epoch, logs=None):
+            epoch_ends.append(epoch)
+
+    model = _tiny_model()
+    x, y = np.ones((20, 3), "float32"), np.zeros((20, 2), "float32")
+    history = model.fit(x, y, batch_size=4, epochs=10, verbose=0, callbacks=[Clock(), budget])
+    assert budget.reached and len(fractions) == 8 and epoch_ends == [0, 1] and len(history.history["loss"]) == 2
+    assert fractions == [round(i / 7.5, 4) for i in range(8)]
+    with pytest.raises(ValueError, match="positive"):
+        TimeBudget(0.0, lambda: 0.0)
+
+
+def test_epoch_checkpoint_counts_the_seconds_of_finished_epochs_and_of_a_resumed_one(tmp_path):
+    from tf_jointctc.training.callbacks import EpochCheckpoint
+    from tf_jointctc.training.resume import ResumePoint
+
+    model = _tiny_model()
+    checkpoints = TrainingCheckpoints(str(tmp_path), model, model.optimizer)
+    checkpoints.save(1, {"loss": 1.0, "epoch_seconds": 10.0})
+    callback = EpochCheckpoint(checkpoints, resume=ResumePoint(1, 3, "p", 4.0))
+    callback.on_epoch_begin(1)  # epoch 2, resumed after 4 s of it
+    assert 14.0 <= callback.train_seconds() < 15.0

@@ -1,9 +1,11 @@
-"""Callbacks of jointctc-train: dev CER and attention alignments each epoch, checkpoints, non-finite guard."""
+"""Callbacks of jointctc-train: dev CER and attention alignments each epoch, checkpoints, non-finite guard,
+wall-time budget."""
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -111,7 +113,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
     the epoch's start; not after batch `steps_per_epoch`, which the epoch-end save covers).
 
     Adds to the epoch's logs `epoch_seconds` (wall time of the epoch, its dev evaluation included);
-    `TrainingCheckpoints.save` sums them into `train_seconds`.
+    `TrainingCheckpoints.save` sums them into `train_seconds`. `train_seconds()` gives that sum up to now: the
+    finished epochs' and the current one's seconds so far.
 
     `resume`: a run restored from a mid-epoch checkpoint trains the rest of epoch `resume.epoch` (0-based) as a
     Keras epoch that starts after `resume.step` batches. For that epoch the callback counts those batches, puts
@@ -129,6 +132,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self._epoch = 0
         self._offset = 0  # batches of the current epoch consumed before this Keras epoch began
         self._seconds_before = 0.0
+        self._finished_seconds = 0.0  # train_seconds of the epochs before the current one
         self._started = time.monotonic()
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
@@ -138,6 +142,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
             self._offset, self._seconds_before = self._resume.step, self._resume.seconds
             self.checkpoints.restore_epoch_metrics()
             self._resume = None
+        history = self.checkpoints.history() or []
+        self._finished_seconds = float(history[-1].get("train_seconds", 0.0)) if history else 0.0
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         consumed = self._offset + batch + 1
@@ -149,6 +155,45 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
     def _elapsed(self) -> float:
         return self._seconds_before + time.monotonic() - self._started
+
+    def train_seconds(self) -> float:
+        """Seconds of training so far: the finished epochs' `train_seconds` and the current epoch's (seconds
+        before a resume included)."""
+        return self._finished_seconds + self._elapsed()
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Ends training when its wall time reaches `budget_seconds` (`train.max_minutes`).
+
+    `train_seconds` is a callable giving the seconds of training so far (`EpochCheckpoint.train_seconds`: dev
+    evaluations and the seconds before a resume included; put this callback after that one). After the batch at
+    which it reaches the budget, the callback sets `model.stop_training`: Keras ends the epoch there, with its dev
+    evaluation and checkpoint as usual, and `fit` returns; `reached` tells the training loop not to start another
+    `fit`. Before every batch it sets `elapsed_fraction` (when given: the `WarmupDecay`'s variable) to the spent
+    fraction of the budget, at most 1, so that a cosine schedule ends at its floor with the budget.
+    """
+
+    def __init__(self, budget_seconds: float, train_seconds: Callable[[], float],
+                 elapsed_fraction: tf.Variable | None = None):
+        super().__init__()
+        if not budget_seconds > 0:
+            raise ValueError(f"a time budget must be positive, got {budget_seconds} s")
+        self.budget_seconds = float(budget_seconds)
+        self.train_seconds = train_seconds
+        self.elapsed_fraction = elapsed_fraction
+        self.reached = False
+
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.elapsed_fraction is not None:
+            self.elapsed_fraction.assign(min(self.train_seconds() / self.budget_seconds, 1.0))
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.train_seconds() >= self.budget_seconds:
+            if not self.reached:
+                logging.info("time budget of %.1f min reached after %.1f s of training: this epoch ends here",
+                             self.budget_seconds / 60, self.train_seconds())
+            self.reached = True
+            self.model.stop_training = True
 
 
 class NonFiniteGuard(keras.callbacks.Callback):

@@ -104,6 +104,12 @@ def train(
 
     started = time.time()
     verbose = fit_verbosity(verbose, sys.stdout.isatty())
+    budget_seconds = 60.0 * float(config.train.get("max_minutes", 0.0))
+    if budget_seconds < 0:
+        raise ValueError(f"train.max_minutes must be >= 0 (0: no time budget), got {config.train.max_minutes}")
+    if budget_seconds and strategy_name in ("multi_worker", "tpu"):
+        raise ValueError(f"train.max_minutes needs one process: with --strategy {strategy_name} the workers' clocks "
+                         "would give them different learning rates")
     if cpu_devices > 1:
         split_cpu(cpu_devices)
     strategy = make_strategy(strategy_name, tpu)
@@ -127,7 +133,9 @@ def train(
     with strategy.scope():
         model = build_model(config.model, config.loss, vocab, cmvn)
         total_steps = config.train.epochs * (steps_per_epoch or _estimated_steps_per_pass(config, prepared["train"]))
-        optimizer = make_optimizer(config.optimizer, total_steps=total_steps)
+        # The spent fraction of the time budget, which a cosine schedule follows too (callbacks.TimeBudget).
+        elapsed_fraction = tf.Variable(0.0, trainable=False, name="elapsed_fraction") if budget_seconds else None
+        optimizer = make_optimizer(config.optimizer, total_steps=total_steps, elapsed_fraction=elapsed_fraction)
         model.compile(optimizer=optimizer)
         optimizer.build(model.trainable_variables)
     encoder_implementation = _record_runtime(workdir, config, model)
@@ -172,14 +180,23 @@ def train(
                                     training=False, include_text=True)
 
     guard = cb.NonFiniteGuard(config.train.max_non_finite_steps)
+    epoch_checkpoint = cb.EpochCheckpoint(checkpoints, every_steps=int(config.train.get("checkpoint_every_steps", 0)),
+                                          steps_per_epoch=fixed_steps, resume=resume)
     callbacks = [
         cb.DevEvaluation(dev_ds, vocab, workdir, num_alignments=config.train.alignment_images,
                          alignment_dataset=alignment_ds),
-        cb.EpochCheckpoint(checkpoints, every_steps=int(config.train.get("checkpoint_every_steps", 0)),
-                           steps_per_epoch=fixed_steps, resume=resume),
+        epoch_checkpoint,
         keras.callbacks.TensorBoard(os.path.join(workdir, "tensorboard"), update_freq="epoch", profile_batch=0),
         guard,
     ]
+    budget = None
+    if budget_seconds:
+        budget = cb.TimeBudget(budget_seconds, epoch_checkpoint.train_seconds, elapsed_fraction)
+        callbacks.append(budget)
+        spent = _train_seconds(checkpoints.history()) + resume.seconds
+        if spent >= budget_seconds:  # a rerun after the budget ran out: nothing more to train
+            logging.info("time budget of %.1f min already spent (%.1f s): no more training", budget_seconds / 60, spent)
+            budget.reached = True
     validation_kwargs = {}
     validation_ds = dev_ds
     if distributed:
@@ -188,6 +205,8 @@ def train(
     # One `fit` per epoch when epochs are passes (each its own dataset), else one for all (after one for the rest
     # of an epoch that a mid-epoch checkpoint left unfinished).
     for segment in fit_segments(resume, config.train.epochs, one_call_per_epoch=not steps_per_epoch):
+        if budget is not None and budget.reached:
+            break
         steps = {"steps_per_epoch": fixed_steps - segment.start_batch} if fixed_steps else {}
         model.fit(train_data(segment.first_epoch, segment.start_batch), validation_data=validation_ds,
                   epochs=segment.stop_epoch, initial_epoch=segment.first_epoch, callbacks=callbacks, verbose=verbose,
@@ -209,6 +228,8 @@ def train(
         "dev_wer": last.get("dev_wer"),
         "best_dev_cer": min((h["dev_cer"] for h in history if "dev_cer" in h), default=None),
         "non_finite_steps": guard.total,
+        "train_seconds": last.get("train_seconds"),
+        "time_budget_reached": bool(budget is not None and budget.reached),
         "train_utterances": prepared["train"]["num_utterances"],
         "dev_utterances": prepared["dev"]["num_utterances"],
         "encoder_implementation": encoder_implementation,
@@ -229,6 +250,11 @@ def _record_runtime(workdir: str, config: ml_collections.ConfigDict, model: kera
     atomic.write_json(os.path.join(workdir, RUNTIME_FILE),
                       {"encoder_implementation": resolved, "requested_encoder_implementation": requested, "gpus": gpus})
     return resolved
+
+
+def _train_seconds(history: list[dict]) -> float:
+    """Seconds of training the work dir's history records (its last entry's `train_seconds`)."""
+    return float(history[-1].get("train_seconds", 0.0)) if history else 0.0
 
 
 def _estimated_steps_per_pass(config: ml_collections.ConfigDict, summary: dict) -> int:
