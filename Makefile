@@ -9,7 +9,7 @@ WORKDIR ?= runs/demo
 # The character LM of shallow fusion (issue 13) and its weight beta in attention and joint decoding (tuned on
 # dev: docs/accuracy.md, "Language model").
 LM_WORKDIR ?= runs/lm_demo
-LM_WEIGHT ?= 0.5
+LM_WEIGHT ?= 0.7
 # Attention decoding alone is best at a lower beta on dev (0.3; 0.5 raised its CER): its evaluations use this one.
 LM_WEIGHT_ATTENTION ?= 0.3
 EXPORT ?= runs/demo/export
