@@ -59,7 +59,7 @@ def test_decoding_gives_the_same_results_in_any_batch_size(trained_workdir, tiny
 
 def test_beam_modes_decode_end_to_end(trained_workdir, trained_manifest):
     # The fixture model memorizes the utterances of `trained_manifest`: attention and joint beam search decode them
-    # exactly at beam 3 (CER 0.0, measured on the 2-core CPU), so `MEMORIZED_CER` fails if decoding breaks.
+    # at beam 3 within `MEMORIZED_CER` (0.0 on one machine, 25 and 45 on another), which fails if decoding breaks.
     workdir, _ = trained_workdir
     count = len(trained_manifest.read_text().splitlines())
     for mode in ("attention", "joint"):

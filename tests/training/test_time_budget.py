@@ -9,6 +9,7 @@ import json
 import pytest
 
 from tests.helpers import tiny_config
+from tf_jointctc.training.errors import ConfigError
 from tf_jointctc.training.loop import train
 
 
@@ -27,8 +28,9 @@ def test_a_spent_budget_ends_the_epoch_and_a_rerun_trains_no_more(tiny_corpus, t
 
 
 def test_a_budget_is_refused_where_workers_would_disagree_on_the_clock(tiny_corpus, tmp_path):
+    """A `TrainingError`: jointctc-train prints it as one line and exits 1 (tests/training/test_training_errors.py)."""
     config = tiny_config(tiny_corpus, **{"train.max_minutes": 1.0})
-    with pytest.raises(ValueError, match="one process"):
+    with pytest.raises(ConfigError, match="one process"):
         train(config, str(tmp_path / "work"), strategy_name="multi_worker")
-    with pytest.raises(ValueError, match=">= 0"):
+    with pytest.raises(ConfigError, match=">= 0"):
         train(tiny_config(tiny_corpus, **{"train.max_minutes": -1.0}), str(tmp_path / "work"))

@@ -20,3 +20,7 @@ class NonFiniteLossError(TrainingError):
 
 class SharedCacheTimeoutError(TrainingError):
     """A non-chief worker waited too long for the chief to prepare the shared `data.cache_dir`."""
+
+
+class ConfigError(TrainingError, ValueError):
+    """A config setting that training cannot honour (for example a time budget under several workers)."""

@@ -24,7 +24,7 @@ from tf_jointctc.training import atomic, shared_cache
 from tf_jointctc.training import callbacks as cb
 from tf_jointctc.training import workdir as wd
 from tf_jointctc.training.checkpoint import TrainingCheckpoints
-from tf_jointctc.training.errors import NonFiniteLossError, NoUsableDataError
+from tf_jointctc.training.errors import ConfigError, NonFiniteLossError, NoUsableDataError
 from tf_jointctc.training.progress import fit_verbosity
 from tf_jointctc.training.resume import ResumePoint, fit_segments
 from tf_jointctc.training.strategy import make_strategy, split_cpu
@@ -106,9 +106,9 @@ def train(
     verbose = fit_verbosity(verbose, sys.stdout.isatty())
     budget_seconds = 60.0 * float(config.train.get("max_minutes", 0.0))
     if budget_seconds < 0:
-        raise ValueError(f"train.max_minutes must be >= 0 (0: no time budget), got {config.train.max_minutes}")
+        raise ConfigError(f"train.max_minutes must be >= 0 (0: no time budget), got {config.train.max_minutes}")
     if budget_seconds and strategy_name in ("multi_worker", "tpu"):
-        raise ValueError(f"train.max_minutes needs one process: with --strategy {strategy_name} the workers' clocks "
+        raise ConfigError(f"train.max_minutes needs one process: with --strategy {strategy_name} the workers' clocks "
                          "would give them different learning rates")
     if cpu_devices > 1:
         split_cpu(cpu_devices)
