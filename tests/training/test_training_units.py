@@ -66,6 +66,9 @@ def test_history_sums_epoch_seconds_across_resumptions(tmp_path):
     resumed.save(2, {"loss": 2.5, "epoch_seconds": 7.0})  # epoch 2 repeated after a kill: replaces its entry
     resumed.save(3, {"loss": 1.0, "epoch_seconds": 4.0})
     assert [h["train_seconds"] for h in resumed.history()] == [10.5, 17.5, 21.5]
+    assert resumed.train_seconds() == 21.5
+    empty = _tiny_model()
+    assert TrainingCheckpoints(str(tmp_path / "new"), empty, empty.optimizer).train_seconds() == 0.0
     resumed.save(4, {"loss": 0.5})  # no timing given: none invented
     assert "train_seconds" not in resumed.history()[-1]
 

@@ -142,8 +142,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
             self._offset, self._seconds_before = self._resume.step, self._resume.seconds
             self.checkpoints.restore_epoch_metrics()
             self._resume = None
-        history = self.checkpoints.history() or []
-        self._finished_seconds = float(history[-1].get("train_seconds", 0.0)) if history else 0.0
+        self._finished_seconds = self.checkpoints.train_seconds()
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         consumed = self._offset + batch + 1

@@ -112,6 +112,11 @@ class TrainingCheckpoints:
         with open(self.history_path) as f:
             return json.load(f)[: int(self.epoch.numpy())]
 
+    def train_seconds(self) -> float:
+        """Seconds of training of the finished epochs that `history` keeps (its last entry's `train_seconds`)."""
+        history = self.history()
+        return float(history[-1].get("train_seconds", 0.0)) if history else 0.0
+
     def save(self, finished_epochs: int, logs: dict[str, Any]) -> None:
         """Saves after an epoch: the history, then best when `logs[best_metric]` improved, then latest.
 

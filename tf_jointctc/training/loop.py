@@ -193,7 +193,7 @@ def train(
     if budget_seconds:
         budget = cb.TimeBudget(budget_seconds, epoch_checkpoint.train_seconds, elapsed_fraction)
         callbacks.append(budget)
-        spent = _train_seconds(checkpoints.history()) + resume.seconds
+        spent = checkpoints.train_seconds() + resume.seconds
         if spent >= budget_seconds:  # a rerun after the budget ran out: nothing more to train
             logging.info("time budget of %.1f min already spent (%.1f s): no more training", budget_seconds / 60, spent)
             budget.reached = True
@@ -250,11 +250,6 @@ def _record_runtime(workdir: str, config: ml_collections.ConfigDict, model: kera
     atomic.write_json(os.path.join(workdir, RUNTIME_FILE),
                       {"encoder_implementation": resolved, "requested_encoder_implementation": requested, "gpus": gpus})
     return resolved
-
-
-def _train_seconds(history: list[dict]) -> float:
-    """Seconds of training the work dir's history records (its last entry's `train_seconds`)."""
-    return float(history[-1].get("train_seconds", 0.0)) if history else 0.0
 
 
 def _estimated_steps_per_pass(config: ml_collections.ConfigDict, summary: dict) -> int:
