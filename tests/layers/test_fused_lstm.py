@@ -1,5 +1,6 @@
-"""fused_lstm.bidirectional_lstm against keras.layers.Bidirectional(LSTM) with a padding mask: outputs and the
-gradients of the inputs and of every weight, both the training (hand-written backward) and inference paths."""
+"""fused_lstm.bidirectional_lstm against keras.layers.Bidirectional(LSTM) with a padding mask, and
+fused_lstm.unidirectional_lstm against keras.layers.LSTM: outputs and the gradients of the inputs and of every
+weight, both the training (hand-written backward) and inference paths."""
 
 import keras
 import numpy as np
@@ -8,7 +9,7 @@ import tensorflow as tf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tf_jointctc.layers.fused_lstm import bidirectional_lstm
+from tf_jointctc.layers.fused_lstm import bidirectional_lstm, unidirectional_lstm
 
 
 def _reference_and_fused(batch_lengths, dim, units, seed, training):
@@ -72,3 +73,33 @@ def test_graph_mode_with_unknown_time_and_batch():
     out = fn(args[0], np.array([5, 2], "int32"), *args[1:])
     assert out.shape == (2, 5, 4)
     assert np.all(out.numpy()[1, 2:] == 0.0)
+
+
+@settings(max_examples=8, deadline=None)
+@given(
+    batch=st.integers(1, 3),
+    steps=st.integers(1, 7),
+    dim=st.integers(1, 4),
+    units=st.integers(1, 5),
+    seed=st.integers(0, 1000),
+    training=st.booleans(),
+)
+def test_unidirectional_lstm_equals_keras_lstm(batch, steps, dim, units, seed, training):
+    rng = np.random.default_rng(seed)
+    x = tf.constant(rng.standard_normal((batch, steps, dim)).astype("float32"))
+    output_weights = tf.constant(rng.standard_normal((batch, steps, units)).astype("float32"))
+    keras.utils.set_random_seed(seed)
+    layer = keras.layers.LSTM(units, return_sequences=True)
+    layer.build((None, None, dim))
+    cell = layer.cell
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        expected = layer(x)
+        actual = unidirectional_lstm(x, (cell.kernel.value, cell.recurrent_kernel.value, cell.bias.value),
+                                     training=training)
+        loss_expected = tf.reduce_sum(expected * output_weights)
+        loss_actual = tf.reduce_sum(actual * output_weights)
+    np.testing.assert_allclose(actual.numpy(), expected.numpy(), atol=1e-6)
+    sources = [x, *layer.trainable_variables]
+    for got, want in zip(tape.gradient(loss_actual, sources), tape.gradient(loss_expected, sources)):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), atol=2e-5, rtol=1e-4)

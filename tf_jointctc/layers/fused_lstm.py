@@ -180,3 +180,22 @@ def bidirectional_lstm(x: tf.Tensor, lengths: tf.Tensor, forward: tuple, backwar
     out = tf.transpose(tf.concat([out_fw, out_bw], axis=-1), [1, 0, 2])  # [B, T, 2H]
     mask = tf.cast(tf.sequence_mask(lengths, steps), x.dtype)[..., None]
     return out * mask
+
+
+def unidirectional_lstm(x: tf.Tensor, weights: tuple, training: bool = False) -> tf.Tensor:
+    """Causal (forward-only) LSTM over every step, with no mask: what a step depends on never comes after it,
+    so padding at the end of a sequence changes nothing before it.
+
+    Args:
+      x: [B, T, D] inputs.
+      weights: (kernel [D, 4H], recurrent_kernel [H, 4H], bias [4H]), Keras' gate order (i, f, c, o).
+      training: use the hand-written gradient (training) or the plain loop (inference).
+
+    Returns:
+      [B, T, H], equal to `keras.layers.LSTM(H, return_sequences=True)` on the same weights.
+    """
+    kernel, recurrent, bias = weights
+    projected = tf.einsum("tbd,dg->tbg", tf.transpose(x, [1, 0, 2]), kernel) + bias  # [T, B, 4H]
+    loop = lstm_loop_with_gradient if training else lstm_loop
+    (out,) = loop([projected], [recurrent])  # [T, B, H]
+    return tf.transpose(out, [1, 0, 2])
