@@ -143,6 +143,7 @@ def lm_base_config() -> ml_collections.ConfigDict:
     config.train.batch_size = 64  # sentences per update
     config.train.steps_per_epoch = 0  # 0: an epoch is a pass over the text, else N updates of passes in turn
     config.train.checkpoint_every_steps = 0  # as base_config's
+    config.train.max_minutes = 0.0  # wall-time budget, as base_config's (0: none; the cosine follows it)
     return config
 
 

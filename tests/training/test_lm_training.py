@@ -1,5 +1,6 @@
 """`jointctc-train-lm` (issue 13): trains the character LM on text, reports dev bits per character, resumes
-after a SIGKILL with the run an uninterrupted one would have had, and refuses text it cannot use."""
+after a SIGKILL with the run an uninterrupted one would have had, stops at its wall-time budget
+(`train.max_minutes`), and refuses text it cannot use."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from tests.helpers import REPO, last_json_line, run_cli, write_config_file
 from tf_jointctc.config import lm_base_config
 from tf_jointctc.data.synth import sentences as corpus_sentences
 from tf_jointctc.trained_model import load_trained_lm
+from tf_jointctc.training.errors import ConfigError
 from tf_jointctc.training.lm_loop import train_lm
 
 pytestmark = pytest.mark.slow
@@ -120,6 +122,24 @@ def test_train_lm_learns_resumes_after_sigkill_and_loads_back(tmp_path):
     assert line["lm_checkpoint"] == path
     refused = run_cli("tf_jointctc.cli.eval_lm", f"--lm_workdir={workdir}", f"--data={tmp_path / 'bad.txt'}")
     assert refused.returncode == 2 and "no usable sentence" in refused.stderr
+
+
+def test_a_spent_lm_budget_ends_the_epoch_and_a_rerun_trains_no_more(tmp_path):
+    # 0.06 s: spent by the first batch (its tracing alone takes seconds) of 50 epochs of 12 batches.
+    train, dev = _text_files(tmp_path)
+    config = _config(train, dev)
+    config.train.epochs, config.train.max_minutes = 50, 0.001
+    workdir = str(tmp_path / "budget")
+    summary = train_lm(config, workdir, verbose=0)
+    assert summary["time_budget_reached"] and summary["epochs"] == 1
+    assert summary["dev_bits_per_char"] is not None and summary["train_seconds"] >= 0.06
+    history = json.loads((tmp_path / "budget" / "history.json").read_text())
+    again = train_lm(config, workdir, verbose=0)
+    assert again["time_budget_reached"] and again["epochs"] == 1
+    assert json.loads((tmp_path / "budget" / "history.json").read_text()) == history
+    config.train.max_minutes = -1.0
+    with pytest.raises(ConfigError, match=">= 0"):
+        train_lm(config, str(tmp_path / "negative"), verbose=0)
 
 
 def test_train_lm_without_usable_text_exits_1_with_a_message(tmp_path):

@@ -18,6 +18,7 @@ from tf_jointctc.decoding.attention_greedy import attention_greedy_decode
 from tf_jointctc.decoding.greedy import ctc_greedy_decode
 from tf_jointctc.text import Vocabulary
 from tf_jointctc.training.checkpoint import TrainingCheckpoints
+from tf_jointctc.training.errors import ConfigError
 from tf_jointctc.training.resume import ResumePoint
 
 
@@ -193,6 +194,27 @@ class TimeBudget(keras.callbacks.Callback):
                              self.budget_seconds / 60, self.train_seconds())
             self.reached = True
             self.model.stop_training = True
+
+
+def budget_seconds(train_config: Any) -> float:
+    """`train.max_minutes` of a recognizer's or an LM's config in seconds (0: no budget). Raises ConfigError if
+    negative."""
+    minutes = float(train_config.get("max_minutes", 0.0))
+    if minutes < 0:
+        raise ConfigError(f"train.max_minutes must be >= 0 (0: no time budget), got {minutes}")
+    return 60.0 * minutes
+
+
+def start_time_budget(budget_seconds: float, epoch_checkpoint: EpochCheckpoint, checkpoints: TrainingCheckpoints,
+                      resume: ResumePoint, elapsed_fraction: tf.Variable | None = None) -> TimeBudget:
+    """The `TimeBudget` of a run that may resume: `reached` from the start when the work dir's history (and the
+    resumed mid-epoch checkpoint) already spent the budget, so that a rerun trains no more."""
+    budget = TimeBudget(budget_seconds, epoch_checkpoint.train_seconds, elapsed_fraction)
+    spent = checkpoints.train_seconds() + resume.seconds
+    if spent >= budget_seconds:
+        logging.info("time budget of %.1f min already spent (%.1f s): no more training", budget_seconds / 60, spent)
+        budget.reached = True
+    return budget
 
 
 class NonFiniteGuard(keras.callbacks.Callback):

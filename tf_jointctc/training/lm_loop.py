@@ -5,7 +5,9 @@ resumable at epoch ends and, with `train.checkpoint_every_steps`, inside an epoc
 An epoch is a pass over the text (`train.steps_per_epoch = 0`) or N updates; either way batch k of the run is
 the same whenever it is built (`data.lm_batches`), so a resumed run sees the batches it would have seen. Each
 epoch's logs carry `val_bits_per_char` (dev bits per character: labels and eos, weighted by characters) and
-`dev_perplexity` (per character); the best checkpoint is the lowest dev bits per character.
+`dev_perplexity` (per character); the best checkpoint is the lowest dev bits per character. With
+`train.max_minutes` training ends when that much wall time is spent, as jointctc-train's does
+(`callbacks.TimeBudget`; the cosine schedule follows the budget).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 import keras
 import ml_collections
+import tensorflow as tf
 from absl import logging
 
 from tf_jointctc.data.lm_batches import batches_per_epoch, make_lm_dataset
@@ -86,8 +89,12 @@ def train_lm(
 
     batch_size = int(config.train.batch_size)
     steps_per_epoch = int(config.train.steps_per_epoch) or batches_per_epoch(len(train_sentences), batch_size)
+    budget_seconds = cb.budget_seconds(config.train)
     model = build_language_model(config.model, vocab)
-    optimizer = make_optimizer(config.optimizer, total_steps=config.train.epochs * steps_per_epoch)
+    # The spent fraction of the time budget, which a cosine schedule follows too (callbacks.TimeBudget).
+    elapsed_fraction = tf.Variable(0.0, trainable=False, name="elapsed_fraction") if budget_seconds else None
+    optimizer = make_optimizer(config.optimizer, total_steps=config.train.epochs * steps_per_epoch,
+                               elapsed_fraction=elapsed_fraction)
     model.compile(optimizer=optimizer)
     optimizer.build(model.trainable_variables)
 
@@ -102,13 +109,20 @@ def train_lm(
 
     dev = make_lm_dataset(dev_sentences, batch_size=batch_size, sos_id=vocab.sos_id, eos_id=vocab.eos_id,
                           pad_id=vocab.blank_id, first_batch=None)
+    epoch_checkpoint = cb.EpochCheckpoint(checkpoints, every_steps=int(config.train.get("checkpoint_every_steps", 0)),
+                                          steps_per_epoch=steps_per_epoch, resume=resume)
     callbacks = [
         _DevPerplexity(),  # before the checkpoint writes the epoch's logs to the history
-        cb.EpochCheckpoint(checkpoints, every_steps=int(config.train.get("checkpoint_every_steps", 0)),
-                           steps_per_epoch=steps_per_epoch, resume=resume),
+        epoch_checkpoint,
         keras.callbacks.TensorBoard(os.path.join(workdir, "tensorboard"), update_freq="epoch", profile_batch=0),
     ]
+    budget = None
+    if budget_seconds:
+        budget = cb.start_time_budget(budget_seconds, epoch_checkpoint, checkpoints, resume, elapsed_fraction)
+        callbacks.append(budget)
     for segment in fit_segments(resume, config.train.epochs, one_call_per_epoch=True):
+        if budget is not None and budget.reached:
+            break
         first = segment.first_epoch * steps_per_epoch + segment.start_batch
         model.fit(batches(first, steps_per_epoch - segment.start_batch), validation_data=dev,
                   epochs=segment.stop_epoch, initial_epoch=segment.first_epoch, callbacks=callbacks, verbose=verbose)
@@ -127,5 +141,7 @@ def train_lm(
         "train_characters": train_summary["characters"],
         "dev_sentences": dev_summary["sentences"],
         "skipped": {"train": train_summary["skipped"], "dev": dev_summary["skipped"]},
+        "train_seconds": last.get("train_seconds"),
+        "time_budget_reached": bool(budget is not None and budget.reached),
         "seconds": round(time.time() - started, 1),
     }

@@ -104,9 +104,7 @@ def train(
 
     started = time.time()
     verbose = fit_verbosity(verbose, sys.stdout.isatty())
-    budget_seconds = 60.0 * float(config.train.get("max_minutes", 0.0))
-    if budget_seconds < 0:
-        raise ConfigError(f"train.max_minutes must be >= 0 (0: no time budget), got {config.train.max_minutes}")
+    budget_seconds = cb.budget_seconds(config.train)
     if budget_seconds and strategy_name in ("multi_worker", "tpu"):
         raise ConfigError(f"train.max_minutes needs one process: with --strategy {strategy_name} the workers' clocks "
                          "would give them different learning rates")
@@ -191,12 +189,8 @@ def train(
     ]
     budget = None
     if budget_seconds:
-        budget = cb.TimeBudget(budget_seconds, epoch_checkpoint.train_seconds, elapsed_fraction)
+        budget = cb.start_time_budget(budget_seconds, epoch_checkpoint, checkpoints, resume, elapsed_fraction)
         callbacks.append(budget)
-        spent = checkpoints.train_seconds() + resume.seconds
-        if spent >= budget_seconds:  # a rerun after the budget ran out: nothing more to train
-            logging.info("time budget of %.1f min already spent (%.1f s): no more training", budget_seconds / 60, spent)
-            budget.reached = True
     validation_kwargs = {}
     validation_ds = dev_ds
     if distributed:
