@@ -32,6 +32,7 @@ from tf_jointctc.export.to_saved_model import directory_size, export_saved_model
 from tf_jointctc.export.to_tflite import QUANTIZATIONS, export_tflite  # noqa: E402
 from tf_jointctc.features import FeatureExtractor  # noqa: E402
 from tf_jointctc.model import build_model  # noqa: E402
+from tf_jointctc.recognizer import TFLiteSignatures  # noqa: E402
 from tf_jointctc.text import Vocabulary  # noqa: E402
 
 SAMPLE_RATE = 16000
@@ -89,12 +90,11 @@ def bench_arch(arch: str, args: argparse.Namespace, folder: str) -> dict:
     result["tflite_export_seconds"] = round(time.perf_counter() - started, 1)
     for quantize, path in paths.items():
         entry = {"bytes": os.path.getsize(path)}
-        interpreter = Interpreter(model_path=path, num_threads=1)
+        signatures = TFLiteSignatures(Interpreter(model_path=path, num_threads=1), list(info["signatures"]))
         for name in info["signatures"]:
-            runner = interpreter.get_signature_runner(name)
-            latency, out = timed(lambda r=runner: r(waveform=waveform, num_samples=num_samples), args.repeats)
+            latency, out = timed(lambda n=name, s=signatures: s(n, waveform[0]), args.repeats)
             entry[name] = {
-                "seconds": round(latency, 4), "rtf": round(latency / seconds, 4), "tokens": int(out["num_tokens"][0]),
+                "seconds": round(latency, 4), "rtf": round(latency / seconds, 4), "tokens": int(out["num_tokens"]),
             }
         result[f"tflite_{quantize}"] = entry
     result["decode"] = info["decode"]

@@ -14,6 +14,12 @@
   activations; `optimizations=[tf.lite.Optimize.DEFAULT]` without a representative dataset).
 - A fused character LM (`lm=`, `signatures.FusionLM`) is one more set of weights and ops inside the same
   `WHILE` loops: still built-ins only, quantized like the rest.
+- The encoder's LSTMs are traced as composites (`layers.fused_lstm.tflite_fusable_lstms`) that the converter
+  turns into fused `UNIDIRECTIONAL_SEQUENCE_LSTM` ops (two per BLSTM: the backward one on a reversed input);
+  their cell clip, which the converter sets to 10, is reset to 0 (no clip, as in TensorFlow). **Their initial
+  states are TFLite variable tensors that each invocation overwrites: call `Interpreter.reset_all_variables()`
+  before every invocation** (a signature runner re-allocates, and so resets, only when an input's shape
+  changes). `tf_jointctc.Recognizer` does; export_info records it (`"reset_variables_before_invoke": true`).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tf_jointctc.export import signatures as sig
+from tf_jointctc.layers.fused_lstm import tflite_fusable_lstms
 from tf_jointctc.tflite_metadata import METADATA_NAME, TFLITE_IDENTIFIER, schema
 
 QUANTIZATIONS = ("none", "float16", "int8")
@@ -41,10 +48,12 @@ def write_tflite_saved_model(
 ) -> dict[str, Any]:
     """The batch-1, text-free SavedModel that `convert` turns into TFLite; returns its export_info dict."""
     options = options or sig.DecodeOptions()
-    archive, info = sig.build_archive(
-        model, vocab, options, batch_size=1, with_text=False, check_max=False, extra_info=extra_info, lm=lm
-    )
-    archive.write_out(str(directory), verbose=False)
+    extra_info = {**dict(extra_info or {}), "reset_variables_before_invoke": True}
+    with tflite_fusable_lstms():
+        archive, info = sig.build_archive(
+            model, vocab, options, batch_size=1, with_text=False, check_max=False, extra_info=extra_info, lm=lm
+        )
+        archive.write_out(str(directory), verbose=False)
     return info
 
 
@@ -60,7 +69,7 @@ def convert(saved_model_dir: str, info: Mapping[str, Any], quantize: str = "none
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quantize == "float16":
         converter.target_spec.supported_types = [tf.float16]
-    flatbuffer = converter.convert()
+    flatbuffer = unclip_fused_lstms(converter.convert())
     info = {**dict(info), "quantize": quantize}
     return add_metadata(flatbuffer, {METADATA_NAME: json.dumps(info, sort_keys=True).encode("utf-8")})
 
@@ -90,6 +99,26 @@ def export_tflite(
             with open(target, "wb") as f:
                 f.write(data)
     return info
+
+
+def unclip_fused_lstms(flatbuffer: bytes) -> bytes:
+    """Sets the cell clip of every fused LSTM op to 0 (no clipping): the converter's Keras-LSTM fusion writes 10,
+    which TensorFlow's LSTM does not have (a cell state past 10 would change the result)."""
+    import flatbuffers
+
+    generated = schema()
+    model = generated.ModelT.InitFromObj(generated.Model.GetRootAs(bytearray(flatbuffer), 0))
+    changed = 0
+    for subgraph in model.subgraphs or []:
+        for op in subgraph.operators or []:
+            if getattr(op.builtinOptions, "cellClip", 0.0):
+                op.builtinOptions.cellClip = 0.0
+                changed += 1
+    if not changed:
+        return flatbuffer
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=TFLITE_IDENTIFIER)
+    return bytes(builder.Output())
 
 
 def _text(value: Any) -> str:

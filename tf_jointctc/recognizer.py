@@ -179,6 +179,34 @@ class _SavedModelBackend:
         return out["token_ids"].numpy()[0], int(out["num_tokens"].numpy()[0]), float(out["score"].numpy()[0]), text
 
 
+class TFLiteSignatures:
+    """Runs the decoding signatures of a LiteRT interpreter on one utterance at a time.
+
+    The encoder's fused LSTM ops keep their states in variable tensors that every invocation overwrites
+    (`export.to_tflite`), so each call resets them first. Resetting needs every subgraph allocated: the
+    constructor runs each of the model's signatures once on `MIN_SAMPLES` of silence.
+
+    Args:
+      interpreter: an `ai_edge_litert.interpreter.Interpreter` of a jointctc TFLite model.
+      names: the signatures to call (default: all of the model's).
+    """
+
+    def __init__(self, interpreter: Any, names: Sequence[str] | None = None):
+        self.interpreter = interpreter
+        every = list(interpreter.get_signature_list())
+        runners = {name: interpreter.get_signature_runner(name) for name in every}
+        for runner in runners.values():  # allocates each signature's tensors (no reset before that)
+            runner(waveform=np.zeros([1, MIN_SAMPLES], np.float32), num_samples=np.array([MIN_SAMPLES], np.int32))
+        self.runners = {name: runners[name] for name in (every if names is None else names)}
+
+    def __call__(self, name: str, waveform: np.ndarray) -> dict[str, np.ndarray]:
+        """waveform [samples] float32 -> the signature's outputs for it (batch row 0 of each)."""
+        self.interpreter.reset_all_variables()
+        out = self.runners[name](waveform=np.asarray(waveform, np.float32)[None, :],
+                                 num_samples=np.array([len(waveform)], np.int32))
+        return {key: value[0] for key, value in out.items()}
+
+
 class _TFLiteBackend:
     format = "tflite"
 
@@ -187,15 +215,13 @@ class _TFLiteBackend:
             self.info = read_export_info(path)
             from ai_edge_litert.interpreter import Interpreter
 
-            self._interpreter = Interpreter(model_path=path, num_threads=num_threads)
-            names = self._interpreter.get_signature_list()
+            interpreter = Interpreter(model_path=path, num_threads=num_threads)
+            names = [name for name in interpreter.get_signature_list() if name in self.info["signatures"]]
+            self._run = TFLiteSignatures(interpreter, names)
         except Exception as error:  # noqa: BLE001 - any failure means an unusable file
             raise ModelLoadError(f"{path}: cannot load the TFLite model ({type(error).__name__}: {error})") from error
-        self.signatures = {name: None for name in names if name in self.info["signatures"]}
+        self.signatures = dict.fromkeys(names)
 
     def run(self, signature: str, waveform: np.ndarray):
-        runner = self.signatures[signature]
-        if runner is None:
-            runner = self.signatures[signature] = self._interpreter.get_signature_runner(signature)
-        out = runner(waveform=waveform[None, :], num_samples=np.array([waveform.shape[0]], np.int32))
-        return out["token_ids"][0], int(out["num_tokens"][0]), float(out["score"][0]), None
+        out = self._run(signature, waveform)
+        return out["token_ids"], int(out["num_tokens"]), float(out["score"]), None

@@ -18,6 +18,7 @@ from tf_jointctc.export import signatures as sig
 from tf_jointctc.export.to_saved_model import export_saved_model
 from tf_jointctc.export.to_tflite import export_tflite
 from tf_jointctc.metrics import error_rates
+from tf_jointctc.recognizer import TFLiteSignatures
 from tf_jointctc.text import Vocabulary, normalize
 from tf_jointctc.tflite_metadata import read_export_info
 
@@ -106,10 +107,14 @@ def run_saved_model(loaded, name, waveform):
     return {k: v.numpy()[0] for k, v in out.items()}
 
 
+_SIGNATURES: dict[int, TFLiteSignatures] = {}
+
+
 def run_tflite(interpreter, name, waveform):
-    runner = interpreter.get_signature_runner(name)
-    out = runner(waveform=waveform[None].astype(np.float32), num_samples=np.array([len(waveform)], np.int32))
-    return {k: v[0] for k, v in out.items()}
+    """As `Recognizer` runs it: the fused LSTMs' states reset before each call (export.to_tflite)."""
+    if id(interpreter) not in _SIGNATURES:
+        _SIGNATURES[id(interpreter)] = TFLiteSignatures(interpreter)
+    return _SIGNATURES[id(interpreter)](name, waveform)
 
 
 def tokens(out):
@@ -169,6 +174,7 @@ def test_tflite_is_builtins_only_batch_one_with_vocabulary(exported, key):
     ops = _operator_names(exported[key])
     assert not any(op.startswith("CUSTOM") for op in ops), ops  # no Flex (Flex ops are custom ops)
     assert "WHILE" in ops
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in ops  # the encoder's LSTMs are the fused kernel (issue 14)
     interpreter = _interpreter(exported[key])  # no Flex delegate anywhere
     signatures = interpreter.get_signature_list()
     assert set(signatures) == {"serving_default", "ctc_greedy", "attention_beam"}
@@ -187,6 +193,28 @@ def test_tflite_is_builtins_only_batch_one_with_vocabulary(exported, key):
 
 
 # ---------------------------------------------------------------------------------------------- parity
+
+
+def test_fused_lstms_are_unclipped_and_their_state_is_reset_between_calls(exported, trained_manifest):
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.interpreter import Interpreter
+
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(bytearray(pathlib.Path(exported["tflite"]).read_bytes())))
+    clips = [op.builtinOptions.cellClip for g in model.subgraphs for op in g.operators
+             if isinstance(op.builtinOptions, schema.UnidirectionalSequenceLSTMOptionsT)]
+    assert clips and all(c == 0.0 for c in clips)  # the converter writes 10; TensorFlow's LSTM has no clip
+    assert read_export_info(exported["tflite"])["reset_variables_before_invoke"] is True
+
+    _, waveform, _ = manifest_audio(trained_manifest)[0]
+    interpreter = Interpreter(model_path=exported["tflite"], num_threads=1)
+    signatures = TFLiteSignatures(interpreter, ["ctc_greedy"])
+    first, again = signatures("ctc_greedy", waveform), signatures("ctc_greedy", waveform)
+    assert first["score"] == again["score"] and tokens(first) == tokens(again)
+    # Without the reset, a second call of the same length starts from the first call's final LSTM states.
+    runner = interpreter.get_signature_runner("ctc_greedy")
+    inputs = {"waveform": waveform[None].astype(np.float32), "num_samples": np.array([len(waveform)], np.int32)}
+    runner(**inputs)
+    assert runner(**inputs)["score"][0] != first["score"]
 
 
 def test_keras_saved_model_and_tflite_give_identical_tokens(trained_manifest, keras_model, saved_model, tflite_float):

@@ -178,7 +178,9 @@ def test_tflite_with_the_lm_is_builtins_only(lm_exported, tflite_lm):
         assert set(tflite_lm[quantize].get_signature_list()) == {"serving_default", "ctc_greedy", "attention_beam"}
     sizes = {quantize: os.path.getsize(path) for quantize, path in lm_exported["tflite"].items()}
     print("TFLite bytes with the LM:", sizes)
-    assert sizes["int8"] < sizes["float16"] < sizes["none"]
+    # Both quantizations shrink the model. (int8 is not always below float16 here: the fused LSTMs' per-gate
+    # weights of this tiny model are under the quantizer's 1,024-element minimum and stay float32 in int8 mode.)
+    assert sizes["int8"] < sizes["none"] and sizes["float16"] < sizes["none"]
 
 
 # ---------------------------------------------------------------------------------------------- parity

@@ -149,10 +149,12 @@ class PyramidalBLSTM(keras.layers.Layer):
             return x, lengths
         x, lengths = tf.convert_to_tensor(x), tf.convert_to_tensor(lengths)
         batch, steps, dim = tf.shape(x)[0], tf.shape(x)[1], x.shape[-1]
+        x_batch_static = x.shape[0]
         x = x * tf.expand_dims(tf.sequence_mask(lengths, steps, dtype=x.dtype), -1)
         padded_steps = (steps + k - 1) // k * k
         x = tf.pad(x, [[0, 0], [0, padded_steps - steps], [0, 0]])
         x = tf.reshape(x, tf.stack([batch, padded_steps // k, k * dim]))
+        x.set_shape([x_batch_static, None, k * dim])  # a static batch stays static (TFLite's fused LSTMs need it)
         return x, (lengths + k - 1) // k
 
     def call(self, x: tf.Tensor, lengths: tf.Tensor, training: bool | None = None) -> tuple[tf.Tensor, tf.Tensor]:

@@ -20,14 +20,21 @@ differently from Keras' generic RNN loop:
   [T*B, 4H]`), instead of accumulating a `[H, 4H]` outer product per step.
 
 Only while loops, matmuls and element-wise ops: the inference path (no custom gradient) converts to TFLite
-built-ins (WHILE, FULLY_CONNECTED / BATCH_MATMUL, LOGISTIC, TANH).
+built-ins (WHILE, FULLY_CONNECTED / BATCH_MATMUL, LOGISTIC, TANH). Inside `tflite_fusable_lstms()` (the TFLite
+export), each direction of an inference-time LSTM with a static batch is traced instead as the composite
+function that the TFLite converter replaces by its fused `UNIDIRECTIONAL_SEQUENCE_LSTM` kernel (`_lstm_composite`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import uuid
+from collections.abc import Iterator, Sequence
 
 import tensorflow as tf
+from absl import logging
+
+_COMPOSITES = {"enabled": False}
 
 
 def _cell(z: tf.Tensor, c: tf.Tensor) -> tuple[tf.Tensor, ...]:
@@ -152,6 +159,54 @@ def lstm_loop_with_gradient(inputs: Sequence[tf.Tensor], recurrent: Sequence[tf.
     return list(_loop_with_gradient(*inputs, *recurrent))
 
 
+@contextlib.contextmanager
+def tflite_fusable_lstms() -> Iterator[None]:
+    """While active, `bidirectional_lstm` and `unidirectional_lstm` at inference with a static batch trace each
+    direction as `_lstm_composite`, which the TFLite converter (`from_saved_model`, built-ins only) turns into
+    one fused `UNIDIRECTIONAL_SEQUENCE_LSTM` op instead of a WHILE loop of small ops. What that op implies for
+    the converted model (`export.to_tflite`): its cell clip is set to 10 (the exporter resets it to 0, no clip)
+    and its initial state is a TFLite *variable* tensor that the kernel overwrites, so the interpreter's
+    variables must be reset before every invocation (`Interpreter.reset_all_variables()`)."""
+    previous = _COMPOSITES["enabled"]
+    _COMPOSITES["enabled"] = True
+    try:
+        yield
+    finally:
+        _COMPOSITES["enabled"] = previous
+
+
+def _lstm_composite(x: tf.Tensor, weights: tuple) -> tf.Tensor:
+    """x [B, T, D] (B static) -> h [B, T, H] through a function with the Keras 2 LSTM contract that the TFLite
+    converter's `prepare_composite_functions` pass fuses (tensorflow/compiler/mlir/lite/utils/lstm_utils.cc,
+    `ConvertKerasLSTMLayer`): attribute `api_implements = "lstm_<uuid>"` and `time_major`; arguments
+    `(inputs, init_h, init_c, kernel, recurrent_kernel, bias)`, tensors with static shapes except time;
+    results `(last_output, outputs, h, c, runtime)` of which callers use `outputs` only. In TensorFlow the
+    function runs the same loop as `lstm_loop`."""
+    kernel, recurrent, bias = (tf.convert_to_tensor(w) for w in weights)
+    zeros = tf.zeros([x.shape[0], recurrent.shape[0]], x.dtype)
+
+    def keras_lstm(inputs, init_h, init_c, kernel, recurrent_kernel, bias):
+        del init_c  # zero, like init_h: the fused kernel starts from these; the loop starts from zeros
+        projected = tf.einsum("tbd,dg->tbg", tf.transpose(inputs, [1, 0, 2]), kernel) + bias
+        (outputs,) = lstm_loop([projected], [recurrent_kernel])  # [T, B, H]
+        outputs = tf.transpose(outputs, [1, 0, 2])
+        return outputs[:, -1], outputs, init_h, init_h, tf.constant(0.0)
+
+    composite = tf.function(keras_lstm, autograph=False, experimental_attributes={
+        "api_implements": f"lstm_{uuid.uuid4()}", "api_preferred_device": "CPU", "time_major": False,
+        "go_backwards": False})
+    return composite(x, zeros, zeros, kernel, recurrent, bias)[1]
+
+
+def _use_composite(x: tf.Tensor, training: bool) -> bool:
+    if not _COMPOSITES["enabled"] or training:
+        return False
+    if x.shape[0] is None:
+        logging.warning("tflite_fusable_lstms: batch size not static, the LSTM stays a loop of small ops")
+        return False
+    return True
+
+
 def bidirectional_lstm(x: tf.Tensor, lengths: tf.Tensor, forward: tuple, backward: tuple, training: bool = False
                        ) -> tf.Tensor:
     """Masked bidirectional LSTM.
@@ -167,6 +222,12 @@ def bidirectional_lstm(x: tf.Tensor, lengths: tf.Tensor, forward: tuple, backwar
       [B, T, 2H]: forward then backward outputs, exactly zero at padded frames.
     """
     steps = tf.shape(x)[1]
+    mask = tf.cast(tf.sequence_mask(lengths, steps), x.dtype)[..., None]
+    if _use_composite(x, training):
+        out_fw = _lstm_composite(x, forward)
+        x_reversed = tf.reverse_sequence(x, lengths, seq_axis=1, batch_axis=0)
+        out_bw = tf.reverse_sequence(_lstm_composite(x_reversed, backward), lengths, seq_axis=1, batch_axis=0)
+        return tf.concat([out_fw, out_bw], axis=-1) * mask
     x_time_major = tf.transpose(x, [1, 0, 2])  # [T, B, D]
     x_reversed = tf.reverse_sequence(x_time_major, lengths, seq_axis=0, batch_axis=1)
     projected = [
@@ -178,7 +239,6 @@ def bidirectional_lstm(x: tf.Tensor, lengths: tf.Tensor, forward: tuple, backwar
     out_fw, out_bw = loop(projected, recurrent)  # [T, B, H] each, backward in reversed time
     out_bw = tf.reverse_sequence(out_bw, lengths, seq_axis=0, batch_axis=1)
     out = tf.transpose(tf.concat([out_fw, out_bw], axis=-1), [1, 0, 2])  # [B, T, 2H]
-    mask = tf.cast(tf.sequence_mask(lengths, steps), x.dtype)[..., None]
     return out * mask
 
 
@@ -194,6 +254,8 @@ def unidirectional_lstm(x: tf.Tensor, weights: tuple, training: bool = False) ->
     Returns:
       [B, T, H], equal to `keras.layers.LSTM(H, return_sequences=True)` on the same weights.
     """
+    if _use_composite(x, training):
+        return _lstm_composite(x, weights)
     kernel, recurrent, bias = weights
     projected = tf.einsum("tbd,dg->tbg", tf.transpose(x, [1, 0, 2]), kernel) + bias  # [T, B, 4H]
     loop = lstm_loop_with_gradient if training else lstm_loop
