@@ -2,6 +2,7 @@ import itertools
 
 import hypothesis.strategies as st
 import numpy as np
+import pytest
 import tensorflow as tf
 from hypothesis import given, settings
 
@@ -124,3 +125,22 @@ def test_single_frame_utterance():
     state = cps.initial_state(log_probs, [1])
     log_psi, _, _ = cps.extend(log_probs, [1], state, [[1, 2, 3]], eos_id=3)
     np.testing.assert_allclose(np.exp(log_psi.numpy()), [[0.3, 0.2, 0.5]], rtol=1e-5)
+
+
+@pytest.mark.parametrize("frames,prefix_length", [(5, 0), (8, 3), (30, 7), (31, 30)])
+def test_blocks_of_frames_give_the_frame_by_frame_values(monkeypatch, frames, prefix_length):
+    """`extend` runs the recursion in blocks of FRAMES_PER_ITERATION frames (the last one padded): the same
+    values, bit for bit, as one frame per iteration, whatever the frame count and the first scanned frame."""
+    rng = np.random.default_rng(frames)
+    n, vocab, eos = 3, 6, 5
+    log_probs = random_log_probs(rng, n, frames, vocab, scale=3.0)
+    lengths = np.array([frames, max(1, frames - 4), max(1, frames // 2)], np.int32)
+    state = cps.initial_state(log_probs, lengths)
+    last = tf.constant([1, 2, -1 if prefix_length == 0 else 3])
+    state = state._replace(length=tf.fill([n], prefix_length), last=last)
+    candidates = tf.constant(rng.integers(0, vocab, size=(n, 4)), tf.int32)
+    blocked = cps.extend(log_probs, lengths, state, candidates, eos_id=eos)
+    monkeypatch.setattr(cps, "FRAMES_PER_ITERATION", 1)
+    per_frame = cps.extend(log_probs, lengths, state, candidates, eos_id=eos)
+    for got, want in zip(blocked, per_frame):
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
