@@ -69,9 +69,11 @@ def convert(saved_model_dir: str, info: Mapping[str, Any], quantize: str = "none
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quantize == "float16":
         converter.target_spec.supported_types = [tf.float16]
-    flatbuffer = unclip_fused_lstms(converter.convert())
     info = {**dict(info), "quantize": quantize}
-    return add_metadata(flatbuffer, {METADATA_NAME: json.dumps(info, sort_keys=True).encode("utf-8")})
+    model = _unpack(converter.convert())
+    _unclip_fused_lstms(model)
+    _add_metadata_entries(model, {METADATA_NAME: json.dumps(info, sort_keys=True).encode("utf-8")})
+    return _pack(model)
 
 
 def export_tflite(
@@ -101,24 +103,27 @@ def export_tflite(
     return info
 
 
-def unclip_fused_lstms(flatbuffer: bytes) -> bytes:
-    """Sets the cell clip of every fused LSTM op to 0 (no clipping): the converter's Keras-LSTM fusion writes 10,
-    which TensorFlow's LSTM does not have (a cell state past 10 would change the result)."""
+def _unpack(flatbuffer: bytes) -> Any:
+    generated = schema()
+    return generated.ModelT.InitFromObj(generated.Model.GetRootAs(bytearray(flatbuffer), 0))
+
+
+def _pack(model: Any) -> bytes:
     import flatbuffers
 
-    generated = schema()
-    model = generated.ModelT.InitFromObj(generated.Model.GetRootAs(bytearray(flatbuffer), 0))
-    changed = 0
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=TFLITE_IDENTIFIER)
+    return bytes(builder.Output())
+
+
+def _unclip_fused_lstms(model: Any) -> None:
+    """Sets the cell clip of every fused LSTM op of an unpacked model to 0 (no clipping): the converter's
+    Keras-LSTM fusion writes 10, which TensorFlow's LSTM does not have (a cell state past 10 would change the
+    result)."""
     for subgraph in model.subgraphs or []:
         for op in subgraph.operators or []:
             if getattr(op.builtinOptions, "cellClip", 0.0):
                 op.builtinOptions.cellClip = 0.0
-                changed += 1
-    if not changed:
-        return flatbuffer
-    builder = flatbuffers.Builder(1024)
-    builder.Finish(model.Pack(builder), file_identifier=TFLITE_IDENTIFIER)
-    return bytes(builder.Output())
 
 
 def _text(value: Any) -> str:
@@ -127,11 +132,16 @@ def _text(value: Any) -> str:
 
 def add_metadata(flatbuffer: bytes, entries: Mapping[str, bytes]) -> bytes:
     """Returns `flatbuffer` with named metadata entries (each a new buffer) added or replaced."""
-    import flatbuffers
+    model = _unpack(flatbuffer)
+    _add_metadata_entries(model, entries)
+    return _pack(model)
+
+
+def _add_metadata_entries(model: Any, entries: Mapping[str, bytes]) -> None:
+    """Adds (or replaces) named metadata entries of an unpacked model, each in a new buffer."""
     import numpy as np
 
     generated = schema()
-    model = generated.ModelT.InitFromObj(generated.Model.GetRootAs(bytearray(flatbuffer), 0))
     model.metadata = [m for m in (model.metadata or []) if _text(m.name) not in entries]
     model.buffers = model.buffers or []
     for name, data in entries.items():
@@ -142,8 +152,3 @@ def add_metadata(flatbuffer: bytes, entries: Mapping[str, bytes]) -> bytes:
         metadata.name = name
         metadata.buffer = len(model.buffers) - 1
         model.metadata.append(metadata)
-    builder = flatbuffers.Builder(1024)
-    builder.Finish(model.Pack(builder), file_identifier=TFLITE_IDENTIFIER)
-    return bytes(builder.Output())
-
-

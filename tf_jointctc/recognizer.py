@@ -220,7 +220,7 @@ class _TFLiteBackend:
             self._run = TFLiteSignatures(interpreter, names)
         except Exception as error:  # noqa: BLE001 - any failure means an unusable file
             raise ModelLoadError(f"{path}: cannot load the TFLite model ({type(error).__name__}: {error})") from error
-        self.signatures = dict.fromkeys(names)
+        self.signatures = self._run.runners
 
     def run(self, signature: str, waveform: np.ndarray):
         out = self._run(signature, waveform)

@@ -181,15 +181,13 @@ def _lstm_composite(x: tf.Tensor, weights: tuple) -> tf.Tensor:
     `ConvertKerasLSTMLayer`): attribute `api_implements = "lstm_<uuid>"` and `time_major`; arguments
     `(inputs, init_h, init_c, kernel, recurrent_kernel, bias)`, tensors with static shapes except time;
     results `(last_output, outputs, h, c, runtime)` of which callers use `outputs` only. In TensorFlow the
-    function runs the same loop as `lstm_loop`."""
+    function runs `_causal_lstm`."""
     kernel, recurrent, bias = (tf.convert_to_tensor(w) for w in weights)
     zeros = tf.zeros([x.shape[0], recurrent.shape[0]], x.dtype)
 
     def keras_lstm(inputs, init_h, init_c, kernel, recurrent_kernel, bias):
         del init_c  # zero, like init_h: the fused kernel starts from these; the loop starts from zeros
-        projected = tf.einsum("tbd,dg->tbg", tf.transpose(inputs, [1, 0, 2]), kernel) + bias
-        (outputs,) = lstm_loop([projected], [recurrent_kernel])  # [T, B, H]
-        outputs = tf.transpose(outputs, [1, 0, 2])
+        outputs = _causal_lstm(inputs, (kernel, recurrent_kernel, bias), training=False)
         return outputs[:, -1], outputs, init_h, init_h, tf.constant(0.0)
 
     composite = tf.function(keras_lstm, autograph=False, experimental_attributes={
@@ -256,6 +254,11 @@ def unidirectional_lstm(x: tf.Tensor, weights: tuple, training: bool = False) ->
     """
     if _use_composite(x, training):
         return _lstm_composite(x, weights)
+    return _causal_lstm(x, weights, training)
+
+
+def _causal_lstm(x: tf.Tensor, weights: tuple, training: bool) -> tf.Tensor:
+    """`unidirectional_lstm` as a TensorFlow loop: [B, T, D] -> [B, T, H]."""
     kernel, recurrent, bias = weights
     projected = tf.einsum("tbd,dg->tbg", tf.transpose(x, [1, 0, 2]), kernel) + bias  # [T, B, 4H]
     loop = lstm_loop_with_gradient if training else lstm_loop
