@@ -255,7 +255,8 @@ class JointCTCAttention(keras.Model):
         h_proj: tf.Tensor,
         encoder_lengths: tf.Tensor,
     ) -> tuple[tf.Tensor, DecoderState]:
-        """-> (log_probs [B, V], new_state). See `AttentionDecoder.step`."""
+        """-> (log_probs [N, V], new_state) for N = B * K rows of tokens and state (K per utterance, consecutive)
+        on the B utterances' h [B, L, P], h_proj and encoder_lengths [B]. See `AttentionDecoder.step`."""
         return self.decoder.step(prev_token, state, h, h_proj, self.encoder_mask(h, encoder_lengths))
 
     # ------------------------------------------------------------------ losses

@@ -144,3 +144,32 @@ def test_blocks_of_frames_give_the_frame_by_frame_values(monkeypatch, frames, pr
     per_frame = cps.extend(log_probs, lengths, state, candidates, eos_id=eos)
     for got, want in zip(blocked, per_frame):
         np.testing.assert_array_equal(got.numpy(), want.numpy())
+
+
+def test_confident_posteriors_stay_finite_clamped_and_exact():
+    """Log posteriors of -2000 (a very confident model) drive many forward variables below log 0: every result
+    stays finite and at or above LOG_ZERO, and the prefix scores match brute force."""
+    rng = np.random.default_rng(11)
+    frames, vocab, eos = 5, 3, 3
+    best = rng.integers(0, vocab, size=frames)
+    log_probs = np.full((1, frames, vocab), -2000.0, np.float32)
+    log_probs[0, np.arange(frames), best] = 0.0
+    log_probs[0, 1] = np.log([0.5, 0.3, 0.2])  # one uncertain frame: more than one path survives
+    state = cps.initial_state(log_probs, [frames])
+    candidates = np.array([[1, 2, BLANK, eos]], np.int32)
+    for prefix in ([], [int(c) for c in collapse(best)][:1]):
+        if prefix:
+            log_psi, r_n, r_b = cps.extend(log_probs, [frames], state, [[prefix[0]]], eos_id=eos)
+            state = cps.select(log_psi, r_n, r_b, [0], [0], [prefix[0]], state.length)
+        log_psi, r_n, r_b = cps.extend(log_probs, [frames], state, candidates, eos_id=eos)
+        for values in (log_psi, r_n, r_b):
+            assert np.all(np.isfinite(values.numpy())) and values.numpy().min() >= cps.LOG_ZERO
+        for j, c in enumerate(candidates[0]):
+            if c == BLANK:
+                continue
+            complete = c == eos
+            expected = brute_force(log_probs[0], frames, prefix if complete else [*prefix, c], complete=complete)
+            if expected == 0.0:  # below float64's range: the log score must be too (it is e.g. -6000)
+                assert log_psi.numpy()[0, j] < np.log(np.finfo(np.float64).tiny)
+            else:
+                np.testing.assert_allclose(np.exp(np.float64(log_psi.numpy()[0, j])), expected, rtol=1e-4)

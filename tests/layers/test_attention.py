@@ -165,3 +165,24 @@ def test_config_round_trip(kind):
         assert np.max(np.abs(w.numpy())) <= 0.05 + 1e-7
     with pytest.raises(ValueError):
         make_attention("monotonic", A)
+
+
+@pytest.mark.parametrize("kind", ["content", "location"])
+def test_several_decoder_rows_per_utterance_equal_the_tiled_encoder(kind):
+    """K decoder rows per utterance (a beam) on the B utterances' h, h_proj and mask give what each row gives on
+    its own copy of them (the encoder tensors tiled to B * K rows)."""
+    att = _make(kind)
+    h, mask, _ = _inputs([9, 5], seed=4)
+    per_utterance = 3
+    rng = np.random.default_rng(7)
+    state = tf.constant(rng.standard_normal((2 * per_utterance, S)).astype("float32"))
+    previous = tf.nn.softmax(tf.constant(rng.standard_normal((2 * per_utterance, 9)).astype("float32")))
+    previous = previous * tf.cast(tf.repeat(mask, per_utterance, axis=0), tf.float32)
+    h_proj = att.precompute(h)
+    grouped = att(state, h, h_proj, mask, previous)
+    tile = lambda x: tf.repeat(x, per_utterance, axis=0)  # noqa: E731
+    tiled = att(state, tile(h), tile(h_proj), tile(mask), previous)
+    for got, want in zip(grouped, tiled):
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6, atol=1e-7)
+    assert np.all(grouped[1].numpy()[per_utterance:, 5:] == 0.0)  # the second utterance's padding

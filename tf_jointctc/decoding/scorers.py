@@ -93,14 +93,14 @@ class AttentionScorer(Scorer):
         self.encoder_lengths = tf.cast(encoder_lengths, tf.int32)
 
     def init_state(self, beam: int) -> State:
-        h_proj, state = self.model.decoder_initial_state(self.h, self.encoder_lengths)
-        self._h = tile_rows(self.h, beam)
-        self._h_proj = tile_rows(h_proj, beam)
-        self._lengths = tile_rows(self.encoder_lengths, beam)
+        # The encoder tensors stay [B, ...]: the attention reads them once for the beam hypotheses of each
+        # utterance (rows n * beam .. n * beam + beam - 1), only the decoder state is per hypothesis.
+        self._h_proj, state = self.model.decoder_initial_state(self.h, self.encoder_lengths)
         return tf.nest.map_structure(lambda x: tile_rows(x, beam), state)
 
     def score(self, last_tokens: tf.Tensor, state: State, candidates: tf.Tensor | None = None) -> tuple[Any, State]:
-        log_probs, new_state = self.model.decoder_step(last_tokens, state, self._h, self._h_proj, self._lengths)
+        log_probs, new_state = self.model.decoder_step(
+            last_tokens, state, self.h, self._h_proj, self.encoder_lengths)
         return tf.cast(log_probs, tf.float32), new_state
 
     def select(

@@ -3,8 +3,10 @@
 Both layers share one step-wise API, designed for beam search:
 
 - `precompute(h [B, L, P]) -> h_proj [B, L, A]` = `V h + b`, computed once per utterance;
-- `call(decoder_state [B, S], h [B, L, P], h_proj [B, L, A], mask [B, L] bool, previous_weights [B, L])
-  -> (context [B, P], weights [B, L])`.
+- `call(decoder_state [N, S], h [B, L, P], h_proj [B, L, A], mask [B, L] bool, previous_weights [N, L])
+  -> (context [N, P], weights [N, L])`, where N = B * K: K decoder rows per utterance, consecutive (row n
+  reads utterance n // K). Teacher forcing has K = 1; a beam search passes its B * beam hypotheses with the
+  B utterances' encoder tensors, which are then read once per step instead of once per hypothesis.
 
 Scores: `e_l = w^T tanh(W s + V h_l + b)` (content) or `w^T tanh(W s + V h_l + U f_l + b)` with
 `f = F * a_prev` (location). Weights `a = softmax(gamma * e)` over the valid frames only: padded frames get
@@ -33,10 +35,11 @@ def initial_weights(mask: tf.Tensor) -> tf.Tensor:
 
 
 def masked_softmax(scores: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
-    """Softmax over axis 1 restricted to `mask`; masked entries are exactly 0 (all-masked rows are all 0)."""
+    """Softmax over the last axis restricted to `mask` (broadcast against `scores`); masked entries are exactly
+    0 (all-masked rows are all 0)."""
     mask = tf.cast(mask, tf.bool)
     scores = tf.where(mask, scores, tf.cast(_NEG, scores.dtype))
-    weights = tf.nn.softmax(scores, axis=1)
+    weights = tf.nn.softmax(scores, axis=-1)
     return weights * tf.cast(mask, weights.dtype)
 
 
@@ -97,16 +100,26 @@ class ContentAttention(keras.layers.Layer):
         previous_weights: tf.Tensor,
         location_matrix: tf.Tensor | None = None,
     ) -> tuple[tf.Tensor, tf.Tensor]:
-        """Returns (context [B, P], weights [B, L]). `location_matrix`: optional `location_matrix(L)`, the
-        location convolution as one matmul (same result; faster in teacher forcing)."""
-        energy = h_proj + tf.expand_dims(self.state_dense(decoder_state), 1)  # [B, L, A]
-        location = self._location_term(previous_weights, location_matrix)
+        """Returns (context [N, P], weights [N, L]) for decoder_state [N, S] and previous_weights [N, L], N = B * K
+        (module docstring). `location_matrix`: optional `location_matrix(L)`, the location convolution as one
+        matmul (same result; faster in teacher forcing)."""
+        batch = tf.shape(h)[0]
+        frames = tf.shape(h)[1]
+        per_utterance = tf.shape(decoder_state)[0] // batch  # K
+        grouped = tf.stack([batch, per_utterance, frames, self.attention_dim])
+        state_term = tf.reshape(self.state_dense(decoder_state), tf.stack([batch, per_utterance, 1, -1]))
+        energy = tf.expand_dims(h_proj, 1) + state_term  # [B, K, L, A]
+        location = self._location_term(previous_weights, location_matrix)  # [N, L, A]
         if location is not None:
-            energy = energy + location
-        scores = tf.squeeze(self.score_dense(tf.tanh(energy)), -1)  # [B, L]
-        weights = masked_softmax(self.sharpening * scores, mask)
-        # A batched matmul [B, 1, L] x [B, L, P]: no [B, L, P] product in memory (nor its gradient).
-        context = tf.squeeze(tf.matmul(tf.expand_dims(weights, 1), h), 1)  # [B, P]
+            energy = energy + tf.reshape(location, grouped)
+        scores = tf.squeeze(self.score_dense(tf.tanh(energy)), -1)  # [B, K, L]
+        weights = masked_softmax(self.sharpening * scores, tf.expand_dims(mask, 1))
+        # A batched matmul [B, K, L] x [B, L, P]: no [B, K, L, P] product in memory (nor its gradient).
+        context = tf.matmul(weights, h)  # [B, K, P]
+        rows = tf.stack([batch * per_utterance, -1])
+        context, weights = tf.reshape(context, rows), tf.reshape(weights, rows)
+        context.set_shape(decoder_state.shape[:1].concatenate(h.shape[-1:]))  # static shapes, as before
+        weights.set_shape(decoder_state.shape[:1].concatenate(h.shape[1:2]))
         return context, weights
 
     def compute_output_shape(self, decoder_state_shape: Sequence[int | None], h_shape: Sequence[int | None]) -> tuple:

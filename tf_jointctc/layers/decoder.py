@@ -156,15 +156,16 @@ class AttentionDecoder(keras.layers.Layer):
         h_proj: tf.Tensor,
         h_mask: tf.Tensor,
     ) -> tuple[tf.Tensor, DecoderState]:
-        """Beam-search step.
+        """Beam-search step on N = B * K rows: K hypotheses per utterance, consecutive (row n reads utterance
+        n // K; K = 1 is one row per utterance).
 
         Args:
-          prev_token: [B] int32, the previous token (sos at the first step).
-          state: from `initial_state` or a previous `step`.
+          prev_token: [N] int32, the previous token (sos at the first step).
+          state: from `initial_state` (tiled to N rows) or a previous `step`.
           h: [B, L, P] encoder output; h_proj: `precompute(h)` [B, L, A]; h_mask: [B, L] bool.
         Returns:
-          (log_probs [B, V] (log-softmax), new_state). The new state's last element is this step's attention
-          weights a_u [B, L].
+          (log_probs [N, V] (log-softmax), new_state). The new state's last element is this step's attention
+          weights a_u [N, L].
         """
         self._ensure_built(h)
         logits, state = self._step(tf.cast(prev_token, tf.int32), state, h, h_proj, h_mask, training=False)
