@@ -11,8 +11,11 @@ well. Prints exactly one JSON line on stdout.
 Modes `attention_lm` and `joint_lm` add shallow fusion with a random-weight character LM of
 `configs/lm_demo.py`'s shape (`--lm-weight` beta): the decode-time cost of the LM (issue 13).
 
+`--subsample 1,2,2,1` gives the encoder ESPnet's subsampling (`../shared/peers`: ESPnet's WSJ model skips frames
+after layers 1 and 2, ours after layers 3 and 4 by default), to compare encoders on equal frame counts.
+
     python bench/decode.py [--arch wsj|demo] [--threads 1] [--frames 800] [--tokens 100] [--beam 20]
-        [--modes ctc_greedy,attention,joint,attention_lm,joint_lm]
+        [--modes ctc_greedy,attention,joint,attention_lm,joint_lm] [--subsample S]
 """
 
 from __future__ import annotations
@@ -94,6 +97,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--modes", default="ctc_greedy,attention,joint")
     parser.add_argument("--lm-weight", type=float, default=0.3, help="beta of the *_lm modes")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--subsample", default=None, help="per-layer encoder subsampling (default: config's; ESPnet: 1,2,2,1)"
+    )
     args = parser.parse_args(argv)
 
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
@@ -102,6 +108,8 @@ def main(argv: list[str] | None = None) -> None:
 
     config = load_config(args.arch)
     config.loss.ctc_weight = 0.2  # any value in (0, 1): both branches exist
+    if args.subsample is not None:
+        config.model.encoder.subsample = tuple(int(x) for x in args.subsample.split(","))
     model = build_model(config, config, Vocabulary())
     features = np.random.default_rng(args.seed).standard_normal((1, args.frames, model.feature_dim))
     features = tf.constant(features.astype(np.float32))
@@ -138,6 +146,7 @@ def main(argv: list[str] | None = None) -> None:
         frames=args.frames,
         utterance_seconds=utterance_seconds,
         encoder_frames=int(model.encoder.output_lengths(args.frames, model.encoder_subsample)),
+        subsample=",".join(str(x) for x in config.model.encoder.subsample),
         tokens=args.tokens,
         beam=args.beam,
         ctc_weight=args.ctc_weight,

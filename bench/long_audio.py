@@ -1,0 +1,195 @@
+"""Decode time and memory against utterance length (issue 14, item 3): 4, 8, 16, 32 and 60 s.
+
+Two parts, both at 1 thread:
+
+- **Graphs** (`tf.function`, the SavedModel's code): the paper's WSJ architecture or the demo config with random
+  weights (seeded), on random features of each length; the encoder alone, CTC greedy, attention beam and joint
+  CTC/attention beam (CTC weight 0.3). A random model emits eos at random times, so the beam searches run with
+  `force_length` = `--tokens_per_second` x seconds (eos forbidden before, forced after), as `bench/decode.py`
+  does: 12.5 tokens per second is its 100 tokens per 8 s. Per length: seconds (mean of `--repeats` calls after
+  a warm-up call) and seconds per audio second.
+- **TFLite** (`--tflite`, one or more `.tflite` files with `export_info` metadata, e.g. from `make demo`): each
+  length runs in a fresh process that loads the interpreter (`recognizer.TFLiteSignatures`, which warms every
+  signature up on a short input) and records its resident memory; then, per signature (`ctc_greedy`,
+  `attention_beam`, `serving_default`), one call on the waveform (it includes resizing the tensors to the new
+  length), its seconds, and the peak resident memory during it (`VmHWM` after resetting it through
+  `/proc/self/clear_refs`; Linux). The waveform is `--wav` (speech: a trained model then emits realistic numbers
+  of tokens; it is repeated to each length) or low-level noise. Each call reports its tokens: a beam search's
+  time depends on them.
+
+Prints exactly one JSON line on stdout.
+
+    python bench/long_audio.py [--arch wsj|demo] [--seconds 4,8,16,32,60] [--modes encoder,ctc_greedy,...]
+        [--tflite a.tflite,b.tflite] [--wav speech.wav] [--repeats 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+SAMPLE_RATE = 16000
+FRAME_SECONDS = 0.01
+GRAPH_MODES = ("encoder", "ctc_greedy", "attention", "joint")
+TFLITE_SIGNATURES = ("ctc_greedy", "attention_beam", "serving_default")
+
+
+def _memory_mb(field: str) -> float:
+    """`VmRSS` (resident now) or `VmHWM` (peak resident since the last `_reset_peak`) of this process, MB."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024.0  # kB
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def _reset_peak() -> None:
+    """Resets `VmHWM` to the current resident size (Linux `clear_refs`, value 5)."""
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")
+
+
+def graph_timings(args: argparse.Namespace, lengths: list[float]) -> dict:
+    import keras
+    import tensorflow as tf
+    from common import load_config
+
+    from tf_jointctc.decoding import beam_search, ctc_greedy_decode
+    from tf_jointctc.model import build_model
+    from tf_jointctc.text import Vocabulary
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    keras.utils.set_random_seed(0)
+    config = load_config(args.arch)
+    config.loss.ctc_weight = 0.2  # both branches exist
+    model = build_model(config, config, Vocabulary())
+    length_penalty = float(config.decode.length_penalty)
+
+    def search(ctc_weight: float):
+        @tf.function
+        def fn(features, lengths, tokens):
+            h, encoder_lengths = model.encode(features, lengths)
+            out = beam_search(model, h, encoder_lengths, beam=args.beam, ctc_weight=ctc_weight,
+                              length_penalty=length_penalty, force_length=tokens)
+            return out["num_tokens"]
+        return fn
+
+    @tf.function
+    def encoder(features, lengths, tokens):
+        h, _ = model.encode(features, lengths)
+        return tf.reduce_sum(h)
+
+    @tf.function
+    def ctc_greedy(features, lengths, tokens):
+        h, encoder_lengths = model.encode(features, lengths)
+        return ctc_greedy_decode(model.ctc_logits(h), encoder_lengths)[1]
+
+    functions = {"encoder": encoder, "ctc_greedy": ctc_greedy, "attention": search(0.0), "joint": search(0.3)}
+    rng = np.random.default_rng(0)
+    result: dict = {}
+    for mode in args.modes.split(","):
+        rows = []
+        for seconds in lengths:
+            frames = int(round(seconds / FRAME_SECONDS))
+            features = tf.constant(rng.standard_normal((1, frames, model.feature_dim)).astype(np.float32))
+            frame_counts = tf.constant([frames], tf.int32)
+            # force_length is a Python int (it fixes the loop's bounds): one trace per length.
+            tokens = int(round(args.tokens_per_second * seconds)) if mode in ("attention", "joint") else 0
+            functions[mode](features, frame_counts, tokens)
+            started = time.perf_counter()
+            for _ in range(args.repeats):
+                out = functions[mode](features, frame_counts, tokens)
+            elapsed = (time.perf_counter() - started) / args.repeats
+            row = {"audio_seconds": seconds, "seconds": round(elapsed, 4),
+                   "seconds_per_audio_second": round(elapsed / seconds, 4)}
+            if mode in ("attention", "joint"):
+                row["tokens"] = int(np.asarray(out)[0, 0])
+            rows.append(row)
+        result[mode] = rows
+    result["encoder_frames_per_second_of_audio"] = int(model.encoder.output_lengths(100, model.encoder_subsample))
+    return result
+
+
+def _waveform(args: argparse.Namespace, seconds: float) -> np.ndarray:
+    samples = int(seconds * SAMPLE_RATE)
+    if args.wav:
+        from tf_jointctc.data.audio import read_audio
+
+        speech = read_audio(args.wav).astype(np.float32) / 32768.0
+        return np.resize(speech, samples)  # the recording repeated to the length
+    return (0.05 * np.random.default_rng(0).standard_normal(samples)).astype(np.float32)
+
+
+def _tflite_child(path: str, seconds: float, args: argparse.Namespace, queue) -> None:
+    """In a fresh process: per signature, the seconds of one call on `seconds` of audio and the peak resident
+    memory during it (the interpreter is loaded and every signature warmed up on a short input first)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from tf_jointctc.recognizer import TFLiteSignatures
+
+    waveform = _waveform(args, seconds)
+    signatures = TFLiteSignatures(Interpreter(model_path=path, num_threads=1))
+    row: dict = {"audio_seconds": seconds, "rss_loaded_mb": round(_memory_mb("VmRSS"), 1)}
+    for name in TFLITE_SIGNATURES:
+        if name not in signatures.runners:
+            continue
+        _reset_peak()
+        before = _memory_mb("VmRSS")
+        started = time.perf_counter()
+        out = signatures(name, waveform)  # resizes the tensors to this length, then decodes
+        elapsed = time.perf_counter() - started
+        peak = _memory_mb("VmHWM")
+        row[name] = {"seconds": round(elapsed, 4), "tokens": int(out["num_tokens"]),
+                     "peak_rss_mb": round(peak, 1), "peak_increase_mb": round(peak - before, 1)}
+    queue.put(row)
+
+
+def tflite_memory(args: argparse.Namespace, lengths: list[float]) -> dict:
+    context = multiprocessing.get_context("spawn")
+    result: dict = {}
+    for path in args.tflite.split(","):
+        rows = []
+        for seconds in lengths:
+            queue = context.Queue()
+            child = context.Process(target=_tflite_child, args=(path, seconds, args, queue))
+            child.start()
+            row = queue.get()
+            child.join()
+            rows.append(row)
+        result[os.path.basename(path)] = rows
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", choices=("wsj", "demo"), default="wsj")
+    parser.add_argument("--seconds", default="4,8,16,32,60", help="utterance lengths, comma-separated")
+    parser.add_argument("--modes", default=",".join(GRAPH_MODES), help="graph modes; empty: none")
+    parser.add_argument("--tokens_per_second", type=float, default=12.5)
+    parser.add_argument("--beam", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--tflite", default="", help="comma-separated .tflite files (jointctc exports)")
+    parser.add_argument("--wav", default="", help="speech to repeat to each length (default: noise)")
+    args = parser.parse_args(argv)
+    lengths = [float(s) for s in args.seconds.split(",")]
+    result: dict = {"benchmark": "long_audio", "threads": 1, "seconds": lengths}
+    started = time.perf_counter()
+    if args.modes:
+        result["graphs"] = {"arch": args.arch, "beam": args.beam, "tokens_per_second": args.tokens_per_second,
+                            **graph_timings(args, lengths)}
+    if args.tflite:
+        result["tflite"] = {"waveform": args.wav or "noise", **tflite_memory(args, lengths)}
+    result["bench_seconds"] = round(time.perf_counter() - started, 1)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
