@@ -127,7 +127,7 @@ def test_single_frame_utterance():
     np.testing.assert_allclose(np.exp(log_psi.numpy()), [[0.3, 0.2, 0.5]], rtol=1e-5)
 
 
-@pytest.mark.parametrize("frames,prefix_length", [(5, 0), (8, 3), (30, 7), (31, 30)])
+@pytest.mark.parametrize("frames,prefix_length", [(5, 0), (8, 3), (31, 30), (64, 7), (75, 40)])
 def test_blocks_of_frames_give_the_frame_by_frame_values(monkeypatch, frames, prefix_length):
     """`extend` runs the recursion in blocks of FRAMES_PER_ITERATION frames (the last one padded): the same
     values, bit for bit, as one frame per iteration, whatever the frame count and the first scanned frame."""

@@ -41,9 +41,12 @@ import tensorflow as tf
 LOG_ZERO = -1e10
 # Frames of the prefix recursion per iteration of its loop (unrolled inside it). The loop is op-overhead bound, and
 # in TFLite every iteration's output write copies the whole output buffer (its TensorArray becomes slices and a
-# concatenation): blocks of 8 frames made a recursion of this shape ~3.5x faster in TensorFlow and ~6x faster in
-# TFLite at 800 frames (docs/performance.md), with the same values frame by frame.
-FRAMES_PER_ITERATION = 8
+# concatenation), which makes the copies grow as T^2 / FRAMES_PER_ITERATION per beam step. Blocks of 8 frames made
+# a recursion of this shape ~3.5x faster in TensorFlow and ~6x faster in TFLite at 800 frames than one frame per
+# iteration; blocks of 32 made one scorer call (10 hypotheses, 16 candidates, 1 thread) 1.2x / 1.5x / 2.7x faster
+# than blocks of 8 in TFLite at 270 / 540 / 2,000 frames, 5 % slower at 100, and no slower in TensorFlow
+# (docs/performance.md). The values are the same frame by frame whatever the block size (tested).
+FRAMES_PER_ITERATION = 32
 
 
 class CTCPrefixState(NamedTuple):
