@@ -2,8 +2,9 @@
 
 Builds the same random-weight model, input and `tf.function` as `bench/decode.py` (`--arch`, `--frames`,
 `--tokens`, `--beam`, 1 thread), warms the mode up, then traces one call with `tf.profiler.experimental` and
-sums the kernel events of the trace (`node:OpType`) as self time (an event's duration minus the events nested
-in it on the same thread), by op type and by graph node, as milliseconds and as shares of the traced call.
+sums the kernel events of the trace (`node:OpType`; not the executor's `Class::Method` events) as self time
+(an event's duration minus the events nested in it on the same thread), by op type and by graph node, as
+milliseconds and as shares of the traced call.
 `outside_kernels_ms` is the rest of the call: the executor's scheduling between kernels, what a loop of small
 ops costs beyond its kernels. The traced call is slower than an untraced one (`wall_seconds_untraced` against
 `wall_seconds_traced`); the shares are what to read.
@@ -37,7 +38,7 @@ from tf_jointctc.model import build_model  # noqa: E402
 from tf_jointctc.text import Vocabulary  # noqa: E402
 
 
-def self_times(space: xplane_pb2.XSpace) -> collections.Counter:
+def self_times(space: xplane_pb2.XSpace) -> dict:
     """Self time (picoseconds) and count per event name over the host planes' threads: {name: [ps, count]}."""
     totals: dict = collections.defaultdict(lambda: [0, 0])
     for plane in space.planes:
@@ -63,11 +64,11 @@ def self_times(space: xplane_pb2.XSpace) -> collections.Counter:
 
 def summarize(totals: dict, wall_ps: float, top: int) -> dict:
     """Kernels ("node:OpType" events) by op type and by node, in ms and as shares of the traced call."""
+    kernels = {name: value for name, value in totals.items() if ":" in name and "::" not in name}
     by_type: dict = collections.defaultdict(lambda: [0, 0])
-    for name, (ps, count) in totals.items():
-        if ":" in name:
-            by_type[name.rsplit(":", 1)[1]][0] += ps
-            by_type[name.rsplit(":", 1)[1]][1] += count
+    for name, (ps, count) in kernels.items():
+        by_type[name.rsplit(":", 1)[1]][0] += ps
+        by_type[name.rsplit(":", 1)[1]][1] += count
     kernels_ps = sum(ps for ps, _ in by_type.values())
 
     def rows(items):
@@ -79,7 +80,7 @@ def summarize(totals: dict, wall_ps: float, top: int) -> dict:
         "kernels_ms": round(kernels_ps / 1e9, 1),
         "outside_kernels_ms": round((wall_ps - kernels_ps) / 1e9, 1),
         "op_types": rows(by_type.items()),
-        "nodes": rows((k, v) for k, v in totals.items() if ":" in k),
+        "nodes": rows(kernels.items()),
     }
 
 
