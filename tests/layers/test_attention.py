@@ -186,3 +186,8 @@ def test_several_decoder_rows_per_utterance_equal_the_tiled_encoder(kind):
         assert got.shape == want.shape
         np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6, atol=1e-7)
     assert np.all(grouped[1].numpy()[per_utterance:, 5:] == 0.0)  # the second utterance's padding
+
+
+@pytest.mark.parametrize("kind", ["content", "location"])
+def test_output_shape_has_one_row_per_decoder_row(kind):
+    assert _make(kind).compute_output_shape((6, S), (2, 9, P)) == ((6, P), (6, 9))

@@ -123,7 +123,7 @@ class ContentAttention(keras.layers.Layer):
         return context, weights
 
     def compute_output_shape(self, decoder_state_shape: Sequence[int | None], h_shape: Sequence[int | None]) -> tuple:
-        return (h_shape[0], h_shape[-1]), (h_shape[0], h_shape[1])
+        return (decoder_state_shape[0], h_shape[-1]), (decoder_state_shape[0], h_shape[1])
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
