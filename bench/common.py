@@ -1,4 +1,4 @@
-"""What every benchmark shares: loading a `configs/*.py` file of the repository."""
+"""What every benchmark shares: loading a `configs/*.py` file of the repository, and `--subsample`."""
 
 from __future__ import annotations
 
@@ -24,3 +24,12 @@ def load_config(name_or_path: str) -> ml_collections.ConfigDict:
 def load_lm_config() -> ml_collections.ConfigDict:
     """`configs/lm_demo.py`: the demo's character LM (its shape is what the decode benchmark times)."""
     return load_config("configs/lm_demo.py")
+
+
+SUBSAMPLE_HELP = "per-layer encoder subsampling (default: config's; ESPnet: 1,2,2,1)"
+
+
+def set_subsample(config: ml_collections.ConfigDict, subsample: str | None) -> None:
+    """`--subsample 1,2,2,1` -> `config.model.encoder.subsample`; None keeps the config's."""
+    if subsample is not None:
+        config.model.encoder.subsample = tuple(int(x) for x in subsample.split(","))

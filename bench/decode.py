@@ -30,7 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from common import ARCHITECTURES, load_config, load_lm_config  # noqa: E402
+from common import ARCHITECTURES, SUBSAMPLE_HELP, load_config, load_lm_config, set_subsample  # noqa: E402
 
 from tf_jointctc.decoding import beam_search, ctc_greedy_decode  # noqa: E402
 from tf_jointctc.language_model import build_language_model  # noqa: E402
@@ -40,7 +40,18 @@ from tf_jointctc.text import Vocabulary  # noqa: E402
 FRAME_SECONDS = 0.01
 
 
+def random_model(arch: str, subsample: str | None = None):
+    """(config, model): the architecture's `JointCTCAttention` with random weights (seed them first) and both
+    branches (CTC weight 0.2), so every decoding mode runs."""
+    config = load_config(arch)
+    config.loss.ctc_weight = 0.2  # any value in (0, 1): both branches exist
+    set_subsample(config, subsample)
+    return config, build_model(config, config, Vocabulary())
+
+
 def make_modes(model, args, length_penalty: float, lm=None) -> dict:
+    """`tf.function`s (features, lengths) of every mode, on `args.beam`, `args.tokens` (forced length),
+    `args.ctc_weight` and `args.lm_weight`."""
     def encoder(features, lengths):
         h, encoder_lengths = model.encode(features, lengths)
         return tf.reduce_sum(h), encoder_lengths
@@ -97,20 +108,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--modes", default="ctc_greedy,attention,joint")
     parser.add_argument("--lm-weight", type=float, default=0.3, help="beta of the *_lm modes")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--subsample", default=None, help="per-layer encoder subsampling (default: config's; ESPnet: 1,2,2,1)"
-    )
+    parser.add_argument("--subsample", default=None, help=SUBSAMPLE_HELP)
     args = parser.parse_args(argv)
 
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     keras.utils.set_random_seed(args.seed)
 
-    config = load_config(args.arch)
-    config.loss.ctc_weight = 0.2  # any value in (0, 1): both branches exist
-    if args.subsample is not None:
-        config.model.encoder.subsample = tuple(int(x) for x in args.subsample.split(","))
-    model = build_model(config, config, Vocabulary())
+    config, model = random_model(args.arch, args.subsample)
     features = np.random.default_rng(args.seed).standard_normal((1, args.frames, model.feature_dim))
     features = tf.constant(features.astype(np.float32))
     lengths = tf.constant([args.frames], tf.int32)

@@ -2,12 +2,12 @@
 
 Two parts, both at 1 thread:
 
-- **Graphs** (`tf.function`, the SavedModel's code): the paper's WSJ architecture or the demo config with random
-  weights (seeded), on random features of each length; the encoder alone, CTC greedy, attention beam and joint
-  CTC/attention beam (CTC weight 0.3). A random model emits eos at random times, so the beam searches run with
-  `force_length` = `--tokens_per_second` x seconds (eos forbidden before, forced after), as `bench/decode.py`
-  does: 12.5 tokens per second is its 100 tokens per 8 s. Per length: seconds (mean of `--repeats` calls after
-  a warm-up call) and seconds per audio second.
+- **Graphs** (`tf.function`, the SavedModel's code): `bench/decode.py`'s random-weight model (the paper's WSJ
+  architecture or the demo config, seeded) and modes, on random features of each length: the encoder alone,
+  CTC greedy, attention beam and joint CTC/attention beam (CTC weight 0.3). A random model emits eos at random
+  times, so the beam searches run with `force_length` = `--tokens_per_second` x seconds (eos forbidden before,
+  forced after): 12.5 tokens per second is `bench/decode.py`'s 100 tokens per 8 s. Per length: seconds (mean
+  of `--repeats` calls after a warm-up call) and seconds per audio second.
 - **TFLite** (`--tflite`, one or more `.tflite` files with `export_info` metadata, e.g. from `make demo`): each
   length runs in a fresh process that loads the interpreter (`recognizer.TFLiteSignatures`, which warms every
   signature up on a short input) and records its resident memory; then, per signature (`ctc_greedy`,
@@ -38,6 +38,7 @@ import numpy as np  # noqa: E402
 SAMPLE_RATE = 16000
 FRAME_SECONDS = 0.01
 GRAPH_MODES = ("encoder", "ctc_greedy", "attention", "joint")
+JOINT_CTC_WEIGHT = 0.3
 TFLITE_SIGNATURES = ("ctc_greedy", "attention_beam", "serving_default")
 
 
@@ -57,63 +58,37 @@ def _reset_peak() -> None:
 
 
 def graph_timings(args: argparse.Namespace, lengths: list[float]) -> dict:
+    """Per mode and length: seconds of one call (mean of `--repeats` after a warm-up), by `bench/decode.py`'s
+    modes with `force_length` = tokens per second x seconds (a new set of functions per length)."""
     import keras
     import tensorflow as tf
-    from common import load_config
-
-    from tf_jointctc.decoding import beam_search, ctc_greedy_decode
-    from tf_jointctc.model import build_model
-    from tf_jointctc.text import Vocabulary
+    from decode import make_modes, random_model
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     keras.utils.set_random_seed(0)
-    config = load_config(args.arch)
-    config.loss.ctc_weight = 0.2  # both branches exist
-    model = build_model(config, config, Vocabulary())
+    config, model = random_model(args.arch)
     length_penalty = float(config.decode.length_penalty)
-
-    def search(ctc_weight: float):
-        @tf.function
-        def fn(features, lengths, tokens):
-            h, encoder_lengths = model.encode(features, lengths)
-            out = beam_search(model, h, encoder_lengths, beam=args.beam, ctc_weight=ctc_weight,
-                              length_penalty=length_penalty, force_length=tokens)
-            return out["num_tokens"]
-        return fn
-
-    @tf.function
-    def encoder(features, lengths, tokens):
-        h, _ = model.encode(features, lengths)
-        return tf.reduce_sum(h)
-
-    @tf.function
-    def ctc_greedy(features, lengths, tokens):
-        h, encoder_lengths = model.encode(features, lengths)
-        return ctc_greedy_decode(model.ctc_logits(h), encoder_lengths)[1]
-
-    functions = {"encoder": encoder, "ctc_greedy": ctc_greedy, "attention": search(0.0), "joint": search(0.3)}
     rng = np.random.default_rng(0)
-    result: dict = {}
-    for mode in args.modes.split(","):
-        rows = []
-        for seconds in lengths:
-            frames = int(round(seconds / FRAME_SECONDS))
-            features = tf.constant(rng.standard_normal((1, frames, model.feature_dim)).astype(np.float32))
-            frame_counts = tf.constant([frames], tf.int32)
-            # force_length is a Python int (it fixes the loop's bounds): one trace per length.
-            tokens = int(round(args.tokens_per_second * seconds)) if mode in ("attention", "joint") else 0
-            functions[mode](features, frame_counts, tokens)
+    result: dict = {mode: [] for mode in args.modes.split(",")}
+    for seconds in lengths:
+        frames = int(round(seconds / FRAME_SECONDS))
+        features = tf.constant(rng.standard_normal((1, frames, model.feature_dim)).astype(np.float32))
+        frame_counts = tf.constant([frames], tf.int32)
+        tokens = int(round(args.tokens_per_second * seconds))
+        search = argparse.Namespace(beam=args.beam, tokens=tokens, ctc_weight=JOINT_CTC_WEIGHT, lm_weight=0.0)
+        functions = make_modes(model, search, length_penalty)
+        for mode in result:
+            functions[mode](features, frame_counts)
             started = time.perf_counter()
             for _ in range(args.repeats):
-                out = functions[mode](features, frame_counts, tokens)
+                out = functions[mode](features, frame_counts)
             elapsed = (time.perf_counter() - started) / args.repeats
             row = {"audio_seconds": seconds, "seconds": round(elapsed, 4),
                    "seconds_per_audio_second": round(elapsed / seconds, 4)}
             if mode in ("attention", "joint"):
-                row["tokens"] = int(np.asarray(out)[0, 0])
-            rows.append(row)
-        result[mode] = rows
+                row["tokens"] = int(np.asarray(out[1])[0, 0])
+            result[mode].append(row)
     result["encoder_frames_per_second_of_audio"] = int(model.encoder.output_lengths(100, model.encoder_subsample))
     return result
 

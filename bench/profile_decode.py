@@ -30,12 +30,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from common import ARCHITECTURES, load_config  # noqa: E402
-from decode import make_modes  # noqa: E402
+from common import ARCHITECTURES  # noqa: E402
+from decode import make_modes, random_model  # noqa: E402
 from tensorflow.tsl.profiler.protobuf import xplane_pb2  # noqa: E402
-
-from tf_jointctc.model import build_model  # noqa: E402
-from tf_jointctc.text import Vocabulary  # noqa: E402
 
 
 def self_times(space: xplane_pb2.XSpace) -> dict:
@@ -98,9 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     keras.utils.set_random_seed(0)
-    config = load_config(args.arch)
-    config.loss.ctc_weight = 0.2
-    model = build_model(config, config, Vocabulary())
+    config, model = random_model(args.arch)
     fn = make_modes(model, args, float(config.decode.length_penalty))[args.mode]
     features = np.random.default_rng(0).standard_normal((1, args.frames, model.feature_dim)).astype(np.float32)
     features, lengths = tf.constant(features), tf.constant([args.frames], tf.int32)

@@ -15,7 +15,7 @@ import os
 import platform
 import time
 
-from common import load_config  # noqa: E402
+from common import SUBSAMPLE_HELP, load_config, set_subsample  # noqa: E402
 
 
 def main() -> None:
@@ -24,9 +24,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=800)
     parser.add_argument("--labels", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2, help="intra-op threads (inter-op: same)")
-    parser.add_argument(
-        "--subsample", default=None, help="per-layer encoder subsampling (default: config's; ESPnet: 1,2,2,1)"
-    )
+    parser.add_argument("--subsample", default=None, help=SUBSAMPLE_HELP)
     parser.add_argument("--ctc_weight", type=float, default=0.2)
     parser.add_argument("--steps", type=int, default=5, help="timed steps after two warm-up steps")
     parser.add_argument("--config", default="configs/wsj_si284.py")
@@ -45,8 +43,7 @@ def main() -> None:
     from tf_jointctc.text import Vocabulary
 
     config = load_config(args.config)
-    if args.subsample is not None:
-        config.model.encoder.subsample = tuple(int(x) for x in args.subsample.split(","))
+    set_subsample(config, args.subsample)
     config.loss.ctc_weight = args.ctc_weight
     # Time the full step: a config's CTC warm-up would otherwise skip the decoder in every timed step.
     config.loss.ctc_warmup_steps = 0
