@@ -70,8 +70,14 @@ def test_figures_and_report_from_fake_workdirs(tmp_path):
     assert figures.character_accuracy("mtl_0.2", history)[1][0] == np.float64(4.0)
     assert figures.character_accuracy("ctc", figures.load_history(str(out / "ctc")))[1][0] == 15.0
 
+    config = system_config("ctc", str(tmp_path / "corpus"), str(out), 9)  # configs/demo.py's recipe
+    (out / "ctc" / "config.json").write_text(json.dumps(config.to_dict()))
     with open(report.write_report(str(out), str(docs))) as f:
         text = f.read()
+    encoder = config.model.encoder
+    assert (f"{encoder.num_layers}-layer BLSTM with {encoder.units} cells per direction (input frames stacked by "
+            f"{encoder.input_stack}, layer subsampling {','.join(str(s) for s in encoder.subsample)})") in text
+    assert f"or {config.train.max_minutes:g} minutes of training" in text and "pyramidal" not in text
     for system in SYSTEMS.values():
         assert f"| {system.label}" in text
         if system.is_mtl:
@@ -137,6 +143,23 @@ def test_run_trains_evaluates_and_skips_finished_work(tmp_path):
     run.run(str(corpus), str(out), epochs=9, names=["ctc", "mtl_0.2"], docs=str(docs), train_fn=fake_train,
             eval_fn=fake_eval)
     assert calls == {"train": [], "eval": []}
+
+
+def test_a_system_stopped_by_its_time_budget_counts_as_trained(tmp_path):
+    out, corpus = tmp_path / "out", tmp_path / "corpus"
+    _fake_workdir(out, "ctc", epochs=4)
+    record = {"epochs": 4, "train_seconds": 1000.0, "summary": {"epochs": 4, "time_budget_reached": False}}
+    (out / "ctc" / "train.json").write_text(json.dumps(record))
+    assert not run.system_done("ctc", str(out), 10)  # 4 of 10 epochs, budget not reached: not finished
+
+    record["summary"]["time_budget_reached"] = True
+    (out / "ctc" / "train.json").write_text(json.dumps(record))
+    assert run.system_done("ctc", str(out), 10)
+
+    def fail_train(config, workdir, verbose=1):
+        raise AssertionError("a system that spent its time budget must not be trained again")
+
+    assert run.train_system("ctc", str(corpus), str(out), 10, train_fn=fail_train) == record
 
 
 def test_system_configs_differ_only_in_lambda_and_attention(tmp_path):

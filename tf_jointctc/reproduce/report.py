@@ -105,14 +105,34 @@ def _corpus_lines(out: str, results: dict) -> list[str]:
 
 
 def _model_text(out: str) -> str:
+    """The systems' shared recipe as the first work dir's config.json records it (encoder, decoder, optimizer,
+    batches, CTC warm-up, epochs and time budget)."""
     for name in SYSTEMS:
         config = _read(os.path.join(out, name, "config.json"))
         if config:
-            model, optimizer = config["model"], config["optimizer"]
+            model, optimizer, train = config["model"], config["optimizer"], config["train"]
             encoder = model["encoder"]
-            return (f"{encoder['num_layers']}-layer pyramidal BLSTM with {encoder['units']} cells per direction, "
-                    f"{model['decoder_units']}-cell LSTM decoder, {optimizer['name']} lr {optimizer['learning_rate']}, "
-                    f"batch {config['train']['batch_size']}")
+            subsample = ",".join(str(s) for s in encoder.get("subsample", ()))
+            stack = int(encoder.get("input_stack", 1))
+            frames = f"input frames stacked by {stack}, " if stack > 1 else ""
+            schedule = optimizer.get("schedule", "constant")
+            warmup = int(config.get("loss", {}).get("ctc_warmup_steps", 0))
+            budget = float(train.get("max_minutes", 0.0))
+            steps = int(train.get("steps_per_epoch", 0))
+            parts = [
+                f"{encoder['num_layers']}-layer BLSTM with {encoder['units']} cells per direction ({frames}layer "
+                f"subsampling {subsample})",
+                f"{model['decoder_units']}-cell LSTM decoder",
+                f"{optimizer['name']} lr {optimizer['learning_rate']} ({schedule} schedule)",
+                f"batch {train['batch_size']}",
+            ]
+            if warmup:
+                parts.append(f"the first {warmup} updates of an MTL system train CTC alone")
+            limits = f"at most {train['epochs']} epochs" + (f" of {steps} updates" if steps else "")
+            if budget:
+                limits += f" or {budget:g} minutes of training (dev evaluations included), whichever ends first"
+            parts.append(limits)
+            return "; ".join(parts)
     return "no work dir yet"
 
 
@@ -148,8 +168,8 @@ def render(out: str, reading: str | None = None) -> str:
         "",
         f"- Command: `{meta.get('command') or 'make reproduce'}`",
         *_corpus_lines(out, results),
-        f"- Epochs: {meta.get('epochs', '?')} per system, same encoder, data and seed: configs/demo.py "
-        f"({_model_text(out)}) with only λ and the attention type changed.",
+        f"- Recipe: configs/demo.py with only λ and the attention type changed (same encoder, data and seed; "
+        f"{meta.get('epochs', '?')} epochs at most): {_model_text(out)}.",
         "",
         "| System | λ | attention | parameters | epochs | train wall time (s) | eval wall time (s) | "
         "best dev CER (greedy) |",

@@ -62,14 +62,21 @@ def _count_parameters(workdir: str) -> int | None:
         return None
 
 
+def _trained(record: dict, epochs: int) -> bool:
+    """A train.json record of a finished system: trained to `epochs`, or stopped earlier by its wall-time budget
+    (`train.max_minutes`; training it again would add nothing)."""
+    return record.get("epochs", 0) >= epochs or bool(record.get("summary", {}).get("time_budget_reached"))
+
+
 def train_system(name: str, corpus: str, out: str, epochs: int, train_fn: Callable | None = None,
                  base_config: str | None = None) -> dict:
-    """Trains (or resumes) `<out>/<name>` to `epochs` epochs; returns `<out>/<name>/train.json`'s content."""
+    """Trains (or resumes) `<out>/<name>` to `epochs` epochs or its time budget; returns `<out>/<name>/train.json`'s
+    content."""
     workdir = os.path.join(out, name)
     record_path = os.path.join(workdir, "train.json")
     if os.path.exists(record_path):
         record = _read_json(record_path)
-        if record.get("epochs", 0) >= epochs:
+        if _trained(record, epochs):
             log(f"{name}: trained ({record['epochs']} epochs), skipping")
             return record
     else:
@@ -130,10 +137,11 @@ def evaluate_system(name: str, corpus: str, out: str, eval_fn: Callable | None =
 
 
 def system_done(name: str, out: str, epochs: int) -> bool:
-    """True when `<out>/<name>` is trained to `epochs` and every decoding of it is on disk."""
+    """True when `<out>/<name>` is trained (to `epochs`, or to its time budget) and every decoding of it is on
+    disk."""
     workdir = os.path.join(out, name)
     record_path = os.path.join(workdir, "train.json")
-    if not os.path.exists(record_path) or _read_json(record_path).get("epochs", 0) < epochs:
+    if not os.path.exists(record_path) or not _trained(_read_json(record_path), epochs):
         return False
     modes = sysmod.decode_modes(sysmod.SYSTEMS[name])
     return all(os.path.exists(os.path.join(workdir, "eval", f"{split}-{mode}.json"))
