@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from tf_jointctc.trained_model import restore_weights
 from tf_jointctc.training import atomic
-from tf_jointctc.training.callbacks import NonFiniteGuard, TimeBudget, alignment_image
+from tf_jointctc.training.callbacks import NonFiniteGuard, TimeBudget, alignment_image, validation_dataset
 from tf_jointctc.training.checkpoint import TrainingCheckpoints
 from tf_jointctc.training.strategy import make_strategy
 
@@ -130,3 +130,12 @@ def test_epoch_checkpoint_counts_the_seconds_of_finished_epochs_and_of_a_resumed
     callback = EpochCheckpoint(checkpoints, resume=ResumePoint(1, 3, "p", 4.0))
     callback.on_epoch_begin(1)  # epoch 2, resumed after 4 s of it
     assert 14.0 <= callback.train_seconds() < 15.0
+
+
+def test_validation_dataset_turns_autotuning_off_and_keeps_the_elements():
+    dataset = tf.data.Dataset.range(10).map(lambda x: x * 2, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
+        tf.data.AUTOTUNE)
+    assert dataset.options().autotune.enabled is not False
+    validation = validation_dataset(dataset)
+    assert validation.options().autotune.enabled is False
+    assert [int(x) for x in validation] == [int(x) for x in dataset] == list(range(0, 20, 2))

@@ -196,6 +196,15 @@ class TimeBudget(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+def validation_dataset(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """`dataset` with tf.data's autotuning off, for `fit(validation_data=...)`. Each validation pass makes Keras
+    delete the previous pass's iterator, and with autotuning that deletion blocked 8-53 s (no CPU) after long
+    epochs, up to a quarter of a training budget (docs/accuracy.md, "Where a training step's time goes")."""
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
+
+
 def budget_seconds(train_config: Any) -> float:
     """`train.max_minutes` of a recognizer's or an LM's config in seconds (0: no budget). Raises ConfigError if
     negative."""

@@ -107,8 +107,8 @@ def train_lm(
         return make_lm_dataset(train_sentences, batch_size=batch_size, sos_id=vocab.sos_id, eos_id=vocab.eos_id,
                                pad_id=vocab.blank_id, seed=config.seed, first_batch=first, num_batches=count)
 
-    dev = make_lm_dataset(dev_sentences, batch_size=batch_size, sos_id=vocab.sos_id, eos_id=vocab.eos_id,
-                          pad_id=vocab.blank_id, first_batch=None)
+    dev = cb.validation_dataset(make_lm_dataset(dev_sentences, batch_size=batch_size, sos_id=vocab.sos_id,
+                                                eos_id=vocab.eos_id, pad_id=vocab.blank_id, first_batch=None))
     epoch_checkpoint = cb.EpochCheckpoint(checkpoints, every_steps=int(config.train.get("checkpoint_every_steps", 0)),
                                           steps_per_epoch=steps_per_epoch, resume=resume)
     callbacks = [

@@ -126,13 +126,9 @@ def train(
 
     steps_per_epoch = int(config.train.get("steps_per_epoch", 0))
     max_frames = int(config.train.get("max_frames_per_batch", 0)) or None
-    dev_ds = make_dataset(dev_shards, batch_size=config.train.batch_size, training=False, include_text=True)
-    # No tf.data autotuning for dev: at each validation pass Keras deletes the previous pass' iterator, and with
-    # autotuning that deletion blocked 8-53 s (no CPU) after long epochs, up to a quarter of a training budget
-    # (docs/accuracy.md, "Where a training step's time goes").
-    no_autotune = tf.data.Options()
-    no_autotune.autotune.enabled = False
-    dev_ds = dev_ds.with_options(no_autotune)
+    dev_ds = cb.validation_dataset(
+        make_dataset(dev_shards, batch_size=config.train.batch_size, training=False, include_text=True)
+    )
 
     with strategy.scope():
         model = build_model(config.model, config.loss, vocab, cmvn)
