@@ -4,7 +4,7 @@ paper's WSJ architecture on random data. Prints one JSON line; `reference_matmul
 
   python bench/train.py [--batch 16] [--frames 800] [--labels 100] [--threads 2] [--subsample S]
                         [--ctc_weight 0.2] [--steps 5] [--config configs/wsj_si284.py] [--implementation fused]
-                        [--input_stack K] [--units N]
+                        [--input_stack K] [--units N] [--projection_dtype float32|bfloat16]
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ def main() -> None:
     parser.add_argument("--implementation", default="fused", help="encoder BLSTMs: fused or keras (reference)")
     parser.add_argument("--input_stack", type=int, default=None, help="feature frames stacked (default: config's)")
     parser.add_argument("--units", type=int, default=None, help="encoder and decoder width (default: config's)")
+    parser.add_argument("--projection_dtype", default=None,
+                        help="the encoder BLSTMs' input projections in training: float32 or bfloat16 "
+                             "(model.encoder.training_projection_dtype; default: config's)")
     args = parser.parse_args()
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -53,6 +56,8 @@ def main() -> None:
     if args.units is not None:
         config.model.encoder.units = config.model.encoder.projection_units = args.units
         config.model.attention_dim = config.model.decoder_units = args.units
+    if args.projection_dtype is not None:
+        config.model.encoder.training_projection_dtype = args.projection_dtype
     vocab = Vocabulary()
     model = build_model(config.model, config.loss, vocab)
     model.compile(optimizer=make_optimizer(config.optimizer, total_steps=10**6))
@@ -94,6 +99,7 @@ def main() -> None:
         "subsample": ",".join(str(x) for x in config.model.encoder.subsample),
         "input_stack": int(config.model.encoder.input_stack),
         "units": int(config.model.encoder.units), "implementation": args.implementation, "ctc_weight": args.ctc_weight,
+        "projection_dtype": config.model.encoder.get("training_projection_dtype", "float32"),
         "config": args.config, "reference_matmul_us": round(reference_us, 1),
         "parameters": int(model.count_params()), "machine": f"{platform.machine()} {os.cpu_count()} cpus",
     }))

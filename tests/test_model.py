@@ -375,6 +375,22 @@ def test_input_stacking_from_config_and_time_reduction():
     assert JointCTCAttention.from_config(model.get_config()).time_reduction == 3
 
 
+def test_bfloat16_training_projections_from_config():
+    config = ml_collections.ConfigDict(
+        {"encoder": {"num_layers": 2, "units": 8, "projection_units": 6, "subsample": (1, 1),
+                     "training_projection_dtype": "bfloat16"},
+         "decoder_units": 8, "attention_dim": 8, "attention_width": 5, "attention_filters": 2}
+    )
+    model = build_model(config, {"ctc_weight": 0.5}, Vocabulary())
+    assert model.encoder.training_projection_dtype == "bfloat16"
+    clone = JointCTCAttention.from_config(model.get_config())
+    assert clone.encoder.training_projection_dtype == "bfloat16"
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    logs = model.train_on_batch(_batch(), return_dict=True)
+    assert np.isfinite(logs["loss"]) and logs["loss"] > 0
+    assert all(v.dtype == "float32" for v in model.trainable_variables)
+
+
 def test_forget_bias_is_added_to_every_lstm_forget_gate():
     keras.utils.set_random_seed(3)
     plain = _small()

@@ -48,6 +48,7 @@ class JointCTCAttention(keras.Model):
         encoder_subsample: Sequence[int] = (1, 1, 2, 2),
         encoder_implementation: str = "fused",
         encoder_input_stack: int = 1,
+        encoder_training_projection_dtype: str = "float32",
         attention: str = "location",
         attention_dim: int = 320,
         attention_filters: int = 10,
@@ -78,6 +79,7 @@ class JointCTCAttention(keras.Model):
         self.encoder_subsample = tuple(int(s) for s in encoder_subsample)
         self.encoder_implementation = str(encoder_implementation)
         self.encoder_input_stack = int(encoder_input_stack)
+        self.encoder_training_projection_dtype = str(encoder_training_projection_dtype)
         self.attention_type = attention
         self.attention_dim = int(attention_dim)
         self.attention_filters = int(attention_filters)
@@ -110,6 +112,7 @@ class JointCTCAttention(keras.Model):
             init_scale=self.init_scale,
             implementation=self.encoder_implementation,
             input_stack=self.encoder_input_stack,
+            training_projection_dtype=self.encoder_training_projection_dtype,
             name="encoder",
         )
         self.ctc_head = CTCHead(self.vocab_size, init_scale=self.init_scale, name="ctc_head")
@@ -417,6 +420,7 @@ class JointCTCAttention(keras.Model):
             encoder_subsample=list(self.encoder_subsample),
             encoder_implementation=self.encoder_implementation,
             encoder_input_stack=self.encoder_input_stack,
+            encoder_training_projection_dtype=self.encoder_training_projection_dtype,
             attention=self.attention_type,
             attention_dim=self.attention_dim,
             attention_filters=self.attention_filters,
@@ -510,8 +514,8 @@ def build_model(model_config: Any, loss_config: Any, vocab: Any, cmvn: Any = Non
 
     Args:
       model_config: ConfigDict with (or being) `model`: encoder.{num_layers, units, projection_units,
-        subsample, implementation, input_stack}, attention ("location"|"content"), attention_dim,
-        attention_filters, attention_width, sharpening, decoder_units, init_scale, forget_bias.
+        subsample, implementation, input_stack, training_projection_dtype}, attention ("location"|"content"),
+        attention_dim, attention_filters, attention_width, sharpening, decoder_units, init_scale, forget_bias.
       loss_config: ConfigDict with (or being) `loss`: ctc_weight (lambda of eq. 14), label_smoothing,
         ctc_warmup_steps, guided_attention_weight, guided_attention_width.
       vocab: a `text.Vocabulary` (size, sos_id, eos_id).
@@ -531,6 +535,7 @@ def build_model(model_config: Any, loss_config: Any, vocab: Any, cmvn: Any = Non
         encoder_subsample=tuple(encoder["subsample"]),
         encoder_implementation=str(encoder.get("implementation", "fused")),
         encoder_input_stack=int(encoder.get("input_stack", 1)),
+        encoder_training_projection_dtype=str(encoder.get("training_projection_dtype", "float32")),
         attention=str(model.get("attention", "location")),
         attention_dim=int(model.get("attention_dim", 320)),
         attention_filters=int(model.get("attention_filters", 10)),

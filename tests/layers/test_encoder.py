@@ -218,3 +218,31 @@ def test_default_config_is_auto_and_builds_the_fused_encoder_on_this_cpu():
     config.model.update(attention_dim=4, attention_filters=2, attention_width=3, decoder_units=4)
     model = build_model(config.model, config.loss, Vocabulary())
     assert model.encoder.implementation == ("keras" if tf.config.list_physical_devices("GPU") else "fused")
+
+
+def test_bfloat16_training_projections_keep_float32_weights_and_close_gradients():
+    import tensorflow as tf
+
+    exact = PyramidalBLSTM(num_layers=2, units=8, projection_units=6, subsample=(1, 2), implementation="fused")
+    x, lengths = _inputs([13, 7, 4], seed=4)
+    exact(x, lengths)
+    rounded = PyramidalBLSTM.from_config({**exact.get_config(), "training_projection_dtype": "bfloat16"})
+    rounded(x, lengths)
+    rounded.set_weights(exact.get_weights())
+    assert PyramidalBLSTM.from_config(rounded.get_config()).training_projection_dtype == "bfloat16"
+    assert all(w.dtype == "float32" for w in rounded.weights)
+    np.testing.assert_array_equal(rounded(x, lengths)[0].numpy(), exact(x, lengths)[0].numpy())  # inference
+
+    def gradients(encoder):
+        with tf.GradientTape() as tape:
+            h, _ = encoder(x, lengths, training=True)
+            loss = tf.reduce_sum(tf.sin(h))
+        return h, tape.gradient(loss, encoder.trainable_variables)
+
+    (h_exact, g_exact), (h_rounded, g_rounded) = gradients(exact), gradients(rounded)
+    assert 0.0 < np.abs(h_rounded.numpy() - h_exact.numpy()).max() < 0.02
+    for got, want in zip(g_rounded, g_exact):
+        assert got.dtype == tf.float32
+        np.testing.assert_allclose(got.numpy(), want.numpy(), atol=0.05 * np.abs(want.numpy()).max() + 1e-3)
+    with pytest.raises(ValueError, match="training_projection_dtype"):
+        PyramidalBLSTM(num_layers=2, subsample=(1, 1), training_projection_dtype="float16")

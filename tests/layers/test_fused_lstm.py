@@ -9,7 +9,7 @@ import tensorflow as tf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tf_jointctc.layers.fused_lstm import bidirectional_lstm, unidirectional_lstm
+from tf_jointctc.layers.fused_lstm import bidirectional_lstm, input_projection, unidirectional_lstm
 
 
 def _reference_and_fused(batch_lengths, dim, units, seed, training):
@@ -103,3 +103,48 @@ def test_unidirectional_lstm_equals_keras_lstm(batch, steps, dim, units, seed, t
     sources = [x, *layer.trainable_variables]
     for got, want in zip(tape.gradient(loss_actual, sources), tape.gradient(loss_expected, sources)):
         np.testing.assert_allclose(got.numpy(), want.numpy(), atol=2e-5, rtol=1e-4)
+
+
+def test_input_projection_in_bfloat16_rounds_only_the_gemm_operands():
+    rng = np.random.default_rng(5)
+    x = tf.constant(rng.standard_normal((7, 3, 40)).astype("float32"))
+    kernel = tf.Variable(rng.standard_normal((40, 24)).astype("float32"))
+    bias = tf.constant(rng.standard_normal(24).astype("float32"))
+    upstream = tf.constant(rng.standard_normal((7, 3, 24)).astype("float32"))  # d loss / d projection
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        rounded = input_projection(x, kernel, bias, "bfloat16")
+        loss = tf.reduce_sum(rounded * upstream)
+    grad_x, grad_kernel = tape.gradient(loss, [x, kernel])
+    assert rounded.dtype == grad_x.dtype == grad_kernel.dtype == kernel.dtype == tf.float32
+
+    def to_bf16(a):
+        return tf.cast(tf.cast(a, tf.bfloat16), tf.float64).numpy()
+
+    # Each GEMM against float64 products of the bfloat16-rounded operands: only the result's rounding to
+    # bfloat16 (8 bits of mantissa) remains, under 1 % of the largest entry.
+    def assert_bf16_close(got, want):
+        np.testing.assert_allclose(got, want, atol=0.01 * np.abs(want).max())
+
+    assert_bf16_close(rounded.numpy() - bias.numpy(), np.einsum("tbd,dg->tbg", to_bf16(x), to_bf16(kernel)))
+    assert_bf16_close(grad_x.numpy(), np.einsum("tbg,dg->tbd", to_bf16(upstream), to_bf16(kernel)))
+    assert_bf16_close(grad_kernel.numpy(), np.einsum("tbd,tbg->dg", to_bf16(x), to_bf16(upstream)))
+    exact = input_projection(x, kernel, bias)
+    assert np.abs(rounded.numpy() - exact.numpy()).max() > 0.0  # really rounded
+    with pytest.raises(ValueError, match="float16"):
+        input_projection(x, kernel, bias, "float16")
+
+
+def test_bfloat16_projections_apply_to_training_only():
+    rng = np.random.default_rng(6)
+    x = tf.constant(rng.standard_normal((3, 9, 5)).astype("float32"))
+    lengths = tf.constant([9, 4, 6])
+    weights = [tuple(tf.constant(rng.uniform(-0.5, 0.5, shape).astype("float32"))
+                     for shape in ((5, 24), (6, 24), (24,))) for _ in range(2)]
+    reference = bidirectional_lstm(x, lengths, *weights, training=False)
+    inference = bidirectional_lstm(x, lengths, *weights, training=False, training_projection_dtype="bfloat16")
+    training = bidirectional_lstm(x, lengths, *weights, training=True, training_projection_dtype="bfloat16")
+    np.testing.assert_array_equal(inference.numpy(), reference.numpy())
+    difference = np.abs(training.numpy() - reference.numpy()).max()
+    assert 0.0 < difference < 0.05
+    assert np.all(training.numpy()[1, 4:] == 0.0)  # padding stays exactly zero

@@ -8,6 +8,7 @@ from typing import Any
 
 import keras
 import tensorflow as tf
+from absl import logging
 
 from tf_jointctc.layers.fused_lstm import bidirectional_lstm
 
@@ -55,8 +56,10 @@ class PyramidalBLSTM(keras.layers.Layer):
     directions in one loop, input projections as one GEMM per direction, hand-written backward pass); "keras" calls the
     `Bidirectional(LSTM)` layers (cuDNN on a GPU); "auto" is "keras" when a GPU is visible, else "fused"
     (`resolve_implementation`; the attribute `implementation` holds the resolved choice, `get_config` the
-    requested one). Both use the same weights (the Keras layers hold them), so checkpoints are
-    interchangeable and the outputs agree to float rounding; "keras" is kept as the reference.
+    requested one). `training_projection_dtype` "bfloat16" (not in the paper; "fused" only) computes the
+    BLSTMs' input projections in bfloat16 during training (`fused_lstm.input_projection`; float32 weights,
+    float32 recurrence), float32 at inference. Both implementations use the same weights (the Keras layers hold
+    them), so checkpoints are interchangeable and the outputs agree to float rounding; "keras" is kept as the reference.
 
     All weights (LSTM kernels, recurrent kernels, biases, projections) are initialized uniformly in
     `[-init_scale, init_scale]` (no unit forget bias), as in the paper.
@@ -75,9 +78,14 @@ class PyramidalBLSTM(keras.layers.Layer):
         init_scale: float = 0.1,
         implementation: str = "fused",
         input_stack: int = 1,
+        training_projection_dtype: str = "float32",
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
+        if training_projection_dtype not in ("float32", "bfloat16"):
+            raise ValueError(f"training_projection_dtype must be 'float32' or 'bfloat16', got "
+                             f"{training_projection_dtype!r}")
+        self.training_projection_dtype = training_projection_dtype
         if int(input_stack) < 1:
             raise ValueError(f"input_stack must be >= 1, got {input_stack}")
         self.input_stack = int(input_stack)
@@ -88,6 +96,9 @@ class PyramidalBLSTM(keras.layers.Layer):
             raise ValueError(f"subsample factors must be 1 or 2, got {subsample}")
         self.requested_implementation = implementation
         self.implementation = resolve_implementation(implementation)
+        if self.training_projection_dtype != "float32" and self.implementation != "fused":
+            logging.warning("training_projection_dtype %s applies to the fused encoder only; the %s encoder "
+                            "trains in float32", self.training_projection_dtype, self.implementation)
         self.num_layers = int(num_layers)
         self.units = int(units)
         self.projection_units = int(projection_units)
@@ -168,7 +179,8 @@ class PyramidalBLSTM(keras.layers.Layer):
             mask = tf.sequence_mask(lengths, maxlen=tf.shape(h)[1])
             if self.implementation == "fused":
                 forward, backward = self._weights(blstm.forward_layer), self._weights(blstm.backward_layer)
-                h = bidirectional_lstm(h, lengths, forward, backward, training=bool(training))
+                h = bidirectional_lstm(h, lengths, forward, backward, training=bool(training),
+                                       training_projection_dtype=self.training_projection_dtype)
             else:
                 h = blstm(h, mask=mask)
             h = projection(h)
@@ -200,6 +212,7 @@ class PyramidalBLSTM(keras.layers.Layer):
             init_scale=self.init_scale,
             implementation=self.requested_implementation,
             input_stack=self.input_stack,
+            training_projection_dtype=self.training_projection_dtype,
         )
         return config
 

@@ -205,8 +205,20 @@ def _use_composite(x: tf.Tensor, training: bool) -> bool:
     return True
 
 
-def bidirectional_lstm(x: tf.Tensor, lengths: tf.Tensor, forward: tuple, backward: tuple, training: bool = False
-                       ) -> tf.Tensor:
+def input_projection(inputs: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor, dtype: str = "float32") -> tf.Tensor:
+    """[T, B, D] x kernel [D, 4H] + bias [4H] -> [T, B, 4H] float32, one GEMM for every frame. With `dtype`
+    "bfloat16" the GEMM (and, under a gradient tape, its two gradient GEMMs) reads inputs and kernel rounded to
+    bfloat16 and returns float32; the kernel variable stays float32."""
+    if dtype == "float32":
+        return tf.einsum("tbd,dg->tbg", inputs, kernel) + bias
+    if dtype != "bfloat16":
+        raise ValueError(f"projection dtype must be 'float32' or 'bfloat16', got {dtype!r}")
+    product = tf.einsum("tbd,dg->tbg", tf.cast(inputs, tf.bfloat16), tf.cast(kernel, tf.bfloat16))
+    return tf.cast(product, tf.float32) + bias
+
+
+def bidirectional_lstm(x: tf.Tensor, lengths: tf.Tensor, forward: tuple, backward: tuple, training: bool = False,
+                       training_projection_dtype: str = "float32") -> tf.Tensor:
     """Masked bidirectional LSTM.
 
     Args:
@@ -215,6 +227,8 @@ def bidirectional_lstm(x: tf.Tensor, lengths: tf.Tensor, forward: tuple, backwar
       forward, backward: (kernel [D, 4H], recurrent_kernel [H, 4H], bias [4H]) of each direction, Keras' gate
         order (i, f, c, o).
       training: use the hand-written gradient (training) or the plain loop (inference, export).
+      training_projection_dtype: "float32" or "bfloat16": the input projections' GEMMs when `training`
+        (`input_projection`); inference always computes them in float32.
 
     Returns:
       [B, T, 2H]: forward then backward outputs, exactly zero at padded frames.
@@ -228,8 +242,9 @@ def bidirectional_lstm(x: tf.Tensor, lengths: tf.Tensor, forward: tuple, backwar
         return tf.concat([out_fw, out_bw], axis=-1) * mask
     x_time_major = tf.transpose(x, [1, 0, 2])  # [T, B, D]
     x_reversed = tf.reverse_sequence(x_time_major, lengths, seq_axis=0, batch_axis=1)
+    projection_dtype = training_projection_dtype if training else "float32"
     projected = [
-        tf.einsum("tbd,dg->tbg", inputs, kernel) + bias  # [T, B, 4H], one GEMM for every frame
+        input_projection(inputs, kernel, bias, projection_dtype)  # [T, B, 4H]
         for inputs, (kernel, _, bias) in ((x_time_major, forward), (x_reversed, backward))
     ]
     recurrent = [forward[1], backward[1]]
@@ -260,7 +275,7 @@ def unidirectional_lstm(x: tf.Tensor, weights: tuple, training: bool = False) ->
 def _causal_lstm(x: tf.Tensor, weights: tuple, training: bool) -> tf.Tensor:
     """`unidirectional_lstm` as a TensorFlow loop: [B, T, D] -> [B, T, H]."""
     kernel, recurrent, bias = weights
-    projected = tf.einsum("tbd,dg->tbg", tf.transpose(x, [1, 0, 2]), kernel) + bias  # [T, B, 4H]
+    projected = input_projection(tf.transpose(x, [1, 0, 2]), kernel, bias)  # [T, B, 4H]
     loop = lstm_loop_with_gradient if training else lstm_loop
     (out,) = loop([projected], [recurrent])  # [T, B, H]
     return tf.transpose(out, [1, 0, 2])
