@@ -55,6 +55,24 @@ def test_checkpoints_restore_epoch_weights_and_truncate_history(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+def test_a_restart_removes_what_interrupted_writes_left_and_nothing_else(tmp_path):
+    model = _tiny_model()
+    checkpoints = TrainingCheckpoints(str(tmp_path), model, model.optimizer)
+    checkpoints.save(1, {"loss": 3.0, "dev_cer": 50.0})
+    latest = tmp_path / "checkpoints" / "latest"
+    (tmp_path / "alignments").mkdir()
+    left = [latest / "checkpoint.tmp26b8de147a1444fc9200fb30fc4b3328", tmp_path / ".tmp-k3j2history.json",
+            tmp_path / "cmvn.json.tmp", tmp_path / "alignments" / ".tmp-epoch_002.npz"]
+    for path in left:
+        path.write_text("half")
+    (latest / "ckpt-2_temp").mkdir()
+    kept = sorted(str(p) for p in tmp_path.rglob("*") if p not in left and p.name != "ckpt-2_temp")
+    fresh = _tiny_model()
+    restarted = TrainingCheckpoints(str(tmp_path), fresh, fresh.optimizer)
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == kept
+    assert restarted.restore_latest() == 1
+
+
 def test_history_sums_epoch_seconds_across_resumptions(tmp_path):
     model = _tiny_model()
     checkpoints = TrainingCheckpoints(str(tmp_path), model, model.optimizer)

@@ -17,7 +17,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from tf_jointctc.trained_model import model_variables
+from tf_jointctc.trained_model import CMVN_FILE, model_variables
 from tf_jointctc.training import atomic
 from tf_jointctc.training.resume import ResumePoint
 
@@ -62,7 +62,7 @@ class TrainingCheckpoints:
             max_to_keep=1,
         )
         self.history_path = os.path.join(workdir, "history.json")
-        _remove_partial_saves(os.path.join(workdir, "checkpoints"))
+        remove_interrupted_writes(workdir)
 
     def restore(self) -> ResumePoint:
         """Restores the newest complete checkpoint, epoch-end or mid-epoch, whichever is further along (if any).
@@ -142,17 +142,37 @@ class TrainingCheckpoints:
         self._latest.save(checkpoint_number=finished_epochs)
 
 
-def _remove_partial_saves(folder: str) -> None:
-    """Deletes the `ckpt-N_temp` folders a save killed mid-way leaves behind (TF does not reuse or remove them;
-    they are never named in the `checkpoint` index, so nothing reads them)."""
+def remove_interrupted_writes(workdir: str) -> None:
+    """Deletes what a training process killed mid-write leaves in its work dir. Nothing reads these files: each
+    write goes to a temporary name that is renamed only when complete.
+
+    - `checkpoints/{latest,best,mid_epoch}/ckpt-N_temp/`: a checkpoint save cut short (TF neither reuses nor
+      removes it);
+    - `checkpoints/*/checkpoint.tmp<hex>`: TF's temporary copy of a folder's `checkpoint` index;
+    - `.tmp-*` in the work dir and in `alignments/`: `atomic.write_text`'s and the alignment writer's
+      temporaries (history, config, vocabulary, runtime, `alignments/epoch_NNN.npz`), and `cmvn.json.tmp`.
+    """
+    folder = os.path.join(workdir, "checkpoints")
     for name in ("latest", "best", "mid_epoch"):
         path = os.path.join(folder, name)
         if not os.path.isdir(path):
             continue
         for entry in os.listdir(path):
-            if entry.startswith("ckpt-") and entry.endswith("_temp") and os.path.isdir(os.path.join(path, entry)):
-                logging.info("removing %s, left by an interrupted checkpoint save", os.path.join(path, entry))
-                shutil.rmtree(os.path.join(path, entry), ignore_errors=True)
+            full = os.path.join(path, entry)
+            if entry.startswith("ckpt-") and entry.endswith("_temp") and os.path.isdir(full):
+                logging.info("removing %s, left by an interrupted checkpoint save", full)
+                shutil.rmtree(full, ignore_errors=True)
+            elif entry.startswith("checkpoint.tmp") and os.path.isfile(full):
+                logging.info("removing %s, left by an interrupted checkpoint save", full)
+                os.remove(full)
+    for path in (workdir, os.path.join(workdir, "alignments")):
+        if not os.path.isdir(path):
+            continue
+        for entry in os.listdir(path):
+            full = os.path.join(path, entry)
+            if (entry.startswith(".tmp-") or entry == CMVN_FILE + ".tmp") and os.path.isfile(full):
+                logging.info("removing %s, left by an interrupted write", full)
+                os.remove(full)
 
 
 def _read_int(path: str, name: str) -> int:
