@@ -96,10 +96,10 @@ def lstm_loop(inputs: Sequence[tf.Tensor], recurrent: Sequence[tf.Tensor]) -> li
 
     inputs: per direction [T, B, 4H] (input projection + bias); recurrent: per direction [H, 4H]
     -> per direction h [T, B, H]. The same values as the training loop's forward (`_forward`), with fewer ops
-    per step, which is what a step costs at inference (batch 1: each op is a few microseconds, the matmuls'
-    arithmetic little): all directions' gates and states are one [n, B, .] tensor (one cell's ops, one loop
-    variable each for h and c, one write), and the gates are reordered once (`_gates_ifo_g`) so that one
-    sigmoid covers i, f and o. Each direction keeps its own 2-D matmul (faster here than a batched one).
+    per step: at batch 1 a step's ~30 small ops cost more than its two matmuls (docs/performance.md). All
+    directions' gates and states are one [n, B, .] tensor (one cell's ops, one loop variable each for h and c,
+    one write), and the gates are reordered once (`_gates_ifo_g`) so that one sigmoid covers i, f and o. Each
+    direction keeps its own 2-D matmul (a batched one was no faster).
     """
     directions = len(inputs)
     units = recurrent[0].shape[0]
