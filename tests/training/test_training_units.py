@@ -62,7 +62,7 @@ def test_a_restart_removes_what_interrupted_writes_left_and_nothing_else(tmp_pat
     latest = tmp_path / "checkpoints" / "latest"
     (tmp_path / "alignments").mkdir()
     left = [latest / "checkpoint.tmp26b8de147a1444fc9200fb30fc4b3328", tmp_path / ".tmp-k3j2history.json",
-            tmp_path / "cmvn.json.tmp", tmp_path / "alignments" / ".tmp-epoch_002.npz"]
+            tmp_path / ".tmp-cmvn.json", tmp_path / "alignments" / ".tmp-epoch_002.npz"]
     for path in left:
         path.write_text("half")
     (latest / "ckpt-2_temp").mkdir()

@@ -62,14 +62,13 @@ def _stack(array: tf.TensorArray, static_shape: tf.TensorShape) -> tf.Tensor:
     return stacked
 
 
-def _forward(inputs: Sequence[tf.Tensor], recurrent: Sequence[tf.Tensor], keep_gates: bool) -> list[list[tf.Tensor]]:
-    """All directions advance in one loop. Per direction returns the stacked [T, B, H] step tensors: [h], or
-    [h, c, i, f, g, o] with `keep_gates` (what the backward pass needs)."""
+def _forward(inputs: Sequence[tf.Tensor], recurrent: Sequence[tf.Tensor]) -> list[list[tf.Tensor]]:
+    """The training loop's forward: all directions advance in one loop. Per direction returns the stacked
+    [T, B, H] step tensors [h, c, i, f, g, o] (what the backward pass needs)."""
     steps = tf.shape(inputs[0])[0]
     zeros = [_zero_state(x, r) for x, r in zip(inputs, recurrent)]
     shapes = [_state_shape(x, r) for x, r in zip(inputs, recurrent)]
-    kept = 6 if keep_gates else 1
-    arrays = [[tf.TensorArray(x.dtype, size=steps, element_shape=s) for _ in range(kept)]
+    arrays = [[tf.TensorArray(x.dtype, size=steps, element_shape=s) for _ in range(6)]
               for x, s in zip(inputs, shapes)]
 
     def body(t, hs, cs, arrays):
@@ -147,7 +146,7 @@ def _loop_with_gradient(*tensors: tf.Tensor):
     directions = len(tensors) // 2
     inputs, recurrent = tensors[:directions], tensors[directions:]
     steps = tf.shape(inputs[0])[0]
-    saved = _forward(inputs, recurrent, keep_gates=True)  # per direction: h, c, i, f, g, o
+    saved = _forward(inputs, recurrent)  # per direction: h, c, i, f, g, o
 
     def grad(*d_hs: tf.Tensor) -> list[tf.Tensor]:
         cell_from_h, factors = zip(*(_backward_factors(hs, cs, gates) for hs, cs, *gates in saved))

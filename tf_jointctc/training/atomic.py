@@ -7,11 +7,15 @@ import os
 import tempfile
 from typing import Any
 
+# What every temporary sibling's name starts with; a restarted trainer deletes the ones a kill left
+# (`checkpoint.remove_interrupted_writes`).
+TEMP_PREFIX = ".tmp-"
+
 
 def write_text(path: str, text: str) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=TEMP_PREFIX, suffix=os.path.basename(path))
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)

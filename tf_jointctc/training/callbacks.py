@@ -17,6 +17,7 @@ from tf_jointctc import metrics
 from tf_jointctc.decoding.attention_greedy import attention_greedy_decode
 from tf_jointctc.decoding.greedy import ctc_greedy_decode
 from tf_jointctc.text import Vocabulary
+from tf_jointctc.training import atomic
 from tf_jointctc.training.checkpoint import TrainingCheckpoints
 from tf_jointctc.training.errors import ConfigError
 from tf_jointctc.training.resume import ResumePoint
@@ -103,7 +104,7 @@ class DevEvaluation(keras.callbacks.Callback):
             tf.summary.image(f"alignment/{name}", alignment_image(alignment))
         folder = os.path.join(self.workdir, "alignments")
         os.makedirs(folder, exist_ok=True)
-        tmp = os.path.join(folder, f".tmp-epoch_{epoch:03d}.npz")
+        tmp = os.path.join(folder, f"{atomic.TEMP_PREFIX}epoch_{epoch:03d}.npz")
         np.savez(tmp, **arrays)
         os.replace(tmp, os.path.join(folder, f"epoch_{epoch:03d}.npz"))
 

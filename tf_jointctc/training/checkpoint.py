@@ -17,7 +17,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from tf_jointctc.trained_model import CMVN_FILE, model_variables
+from tf_jointctc.trained_model import model_variables
 from tf_jointctc.training import atomic
 from tf_jointctc.training.resume import ResumePoint
 
@@ -149,8 +149,8 @@ def remove_interrupted_writes(workdir: str) -> None:
     - `checkpoints/{latest,best,mid_epoch}/ckpt-N_temp/`: a checkpoint save cut short (TF neither reuses nor
       removes it);
     - `checkpoints/*/checkpoint.tmp<hex>`: TF's temporary copy of a folder's `checkpoint` index;
-    - `.tmp-*` in the work dir and in `alignments/`: `atomic.write_text`'s and the alignment writer's
-      temporaries (history, config, vocabulary, runtime, `alignments/epoch_NNN.npz`), and `cmvn.json.tmp`.
+    - `atomic.TEMP_PREFIX`* files in the work dir and in `alignments/`: the temporaries of `atomic.write_text`
+      (history, config, vocabulary, runtime), of the CMVN statistics and of `alignments/epoch_NNN.npz`.
     """
     folder = os.path.join(workdir, "checkpoints")
     for name in ("latest", "best", "mid_epoch"):
@@ -170,7 +170,7 @@ def remove_interrupted_writes(workdir: str) -> None:
             continue
         for entry in os.listdir(path):
             full = os.path.join(path, entry)
-            if (entry.startswith(".tmp-") or entry == CMVN_FILE + ".tmp") and os.path.isfile(full):
+            if entry.startswith(atomic.TEMP_PREFIX) and os.path.isfile(full):
                 logging.info("removing %s, left by an interrupted write", full)
                 os.remove(full)
 

@@ -34,7 +34,7 @@ def load_or_compute_cmvn(workdir: str, train_dataset: tf.data.Dataset | None = N
     if train_dataset is None:
         raise FileNotFoundError(f"{path} not found")
     stats = compute_cmvn_stats(train_dataset)
-    tmp = path + ".tmp"
+    tmp = os.path.join(workdir, atomic.TEMP_PREFIX + CMVN_FILE)
     stats.save(tmp)
     os.replace(tmp, path)
     logging.info("CMVN statistics over %d training frames saved to %s", int(stats.count), path)
