@@ -4,6 +4,7 @@ invariance, and a stream that a resumed run continues exactly."""
 from __future__ import annotations
 
 import collections
+import os
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from tf_jointctc import features
 from tf_jointctc.data.audio import read_audio
 from tf_jointctc.data.pipeline import (
     bucket_batch_sizes,
+    cached_utterance_features,
     make_dataset,
     make_epoch_dataset,
     make_training_stream,
@@ -219,3 +221,67 @@ def test_epoch_datasets_are_the_streams_passes_and_skip_exactly(prepared):
     repeated = [_ids(b) for b in make_epoch_dataset(paths, epoch=1, repeat=True, start_batch=1, **kwargs).take(
         2 * len(epochs[1]))]
     assert repeated == (epochs[1] + epochs[1] + epochs[1])[1 : 1 + 2 * len(epochs[1])]
+
+
+def _features_by_id(dataset) -> dict[str, np.ndarray]:
+    out = {}
+    for batch in dataset:
+        for uid, feats, n in zip(_ids(batch), batch["features"].numpy(), batch["feature_lengths"].numpy()):
+            assert not feats[n:].any()  # zero past the length
+            out[uid] = feats[:n]
+    return out
+
+
+def test_cached_stream_is_complete_deterministic_equal_to_live_features_and_read_from_memory(prepared, tmp_path):
+    """`data.cache_features`: every pass holds every utterance once, a rebuilt stream (a resumed run) gives the
+    same batches, the features equal the live pipeline's, and after the first pass nothing is read from disk:
+    the shards are moved away and later passes still come, from the cache."""
+    import shutil
+
+    src_paths, _ = prepared
+    paths = []
+    for p in src_paths:  # a private copy of the shards, which this test moves away
+        paths.append(str(tmp_path / os.path.basename(p)))
+        shutil.copy(p, paths[-1])
+    tf.random.set_seed(1)
+    kwargs = {"batch_size": 3, "seed": 1, "shuffle_buffer": 16, "bucket_boundaries": [100, 160]}
+
+    def build(cache, start_batch=0):
+        return make_training_stream(paths, start_batch=start_batch, cached_utterances=cache, **kwargs)
+
+    cache = cached_utterance_features(paths)
+    iterator = iter(build(cache))
+    first_pass, seen = [], 0
+    while seen < len(SECONDS):
+        first_pass.append(next(iterator))
+        seen += len(first_pass[-1]["ids"])
+    assert seen == len(SECONDS)
+    live = _features_by_id(make_dataset(paths, batch_size=7, training=False))
+    cached = _features_by_id(first_pass)
+    assert set(cached) == set(live)
+    for uid, feats in live.items():
+        np.testing.assert_allclose(cached[uid], feats, rtol=1e-5, atol=1e-5)
+    assert {b["features"].shape[-1] for b in first_pass} == {120}
+    # The first pass has filled the cache (the prefetching iterator has begun pass 2 from it): move the shards.
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    for p in paths:
+        shutil.move(p, moved / os.path.basename(p))
+    later = [_ids(next(iterator)) for _ in range(10)]
+    passes, current = [], []
+    for batch in later:
+        current += batch
+        if len(current) == len(SECONDS):
+            passes.append(current)
+            current = []
+    assert len(passes) >= 1
+    for one_pass in passes:
+        assert collections.Counter(one_pass) == {f"utt{i}": 1 for i in range(7)}
+    for p in paths:  # back, since building a stream resolves the shard paths
+        shutil.move(moved / os.path.basename(p), p)
+    # A rebuilt stream on the same cache, from batch 3 on: exactly what the first gave from batch 3 on.
+    stream = [_ids(b) for b in first_pass] + later
+    assert [_ids(b) for b in build(cache, start_batch=3).take(len(stream) - 3)] == stream[3:]
+    # Epoch datasets on the cache are the stream's passes, as without it.
+    epoch0 = _epoch_ids(make_epoch_dataset(paths, epoch=0, cached_utterances=cache, **kwargs))
+    assert [i for batch in epoch0 for i in batch] == [i for b in first_pass for i in _ids(b)]

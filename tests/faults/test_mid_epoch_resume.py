@@ -70,10 +70,15 @@ def _checkpoint_values(folder) -> dict[str, np.ndarray]:
     return {name: reader.get_tensor(name) for name in names}
 
 
-def test_a_run_sigkilled_mid_epoch_resumes_there_and_equals_an_uninterrupted_run(tiny_corpus, tmp_path):
+@pytest.mark.parametrize("cache_features", [False, True], ids=["live_features", "cached_features"])
+def test_a_run_sigkilled_mid_epoch_resumes_there_and_equals_an_uninterrupted_run(tiny_corpus, tmp_path,
+                                                                                 cache_features):
+    """With `data.cache_features` too: the resumed process fills its cache anew, and its batches are still those
+    the killed one would have trained on."""
     killed_at = (1, 2)  # (finished epochs, updates into the next one)
     config = tiny_config(tiny_corpus, **{"train.steps_per_epoch": 5, "train.epochs": 3,
-                                         "train.checkpoint_every_steps": 1, "data.cache_dir": str(tmp_path / "cache")})
+                                         "train.checkpoint_every_steps": 1, "data.cache_dir": str(tmp_path / "cache"),
+                                         "data.cache_features": cache_features})
     straight_dir, workdir = tmp_path / "straight", tmp_path / "killed"
     killed = subprocess.run(
         [sys.executable, "-c", _KILLED_RUN, write_config_file(config, tmp_path), str(workdir),

@@ -157,3 +157,11 @@ def test_validation_dataset_turns_autotuning_off_and_keeps_the_elements():
     validation = validation_dataset(dataset)
     assert validation.options().autotune.enabled is False
     assert [int(x) for x in validation] == [int(x) for x in dataset] == list(range(0, 20, 2))
+
+
+def test_length_bucket_boundaries_sit_just_above_the_frame_count_quantiles():
+    from tf_jointctc.training.loop import length_bucket_boundaries
+
+    summary = {"num_frames": {"percentiles": {"25": 99, "50": 150, "75": 150, "90": 300, "99": 800}}}
+    assert length_bucket_boundaries(summary) == [100, 151, 301]  # equal quantiles give one boundary; 99 unused
+    assert length_bucket_boundaries({"num_frames": {}}) == []

@@ -23,6 +23,7 @@ _EXPORTS = {
     "parse_example": "tfrecord",
     "prepare_dataset": "tfrecord",
     "write_shards": "tfrecord",
+    "cached_utterance_features": "pipeline",
     "make_dataset": "pipeline",
     "make_epoch_dataset": "pipeline",
     "make_training_stream": "pipeline",

@@ -1,0 +1,97 @@
+"""Training steps per second on the built-in corpus with features computed for every batch (the live pipeline)
+against features cached in memory (`data.cache_features`), in one process, phases interleaved. Prints one JSON
+line.
+
+  python bench/feature_cache.py [--shards data/cache/train] [--config configs/demo.py] [--rounds 4]
+                                [--steps 40] [--threads 2]
+
+Both streams are the trainer's (`make_training_stream` with the config's batch size, frame cap and the length
+buckets `jointctc-train` uses); the cache is filled by one pass before timing. Each round times `--steps` full
+training steps (CTC warm-up off) from each stream, the order alternating between rounds. While one stream's
+phase runs, the other's prefetching may compute a few batches ahead, which takes CPU from the cached phase and
+gives the live phase a head start: the measured gain is a lower bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+
+from common import load_config  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shards", default="data/cache/train", help="prepared train shards (jointctc-train's cache)")
+    parser.add_argument("--config", default="configs/demo.py")
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=40, help="timed steps per stream and round")
+    parser.add_argument("--threads", type=int, default=2, help="intra-op threads (inter-op: same)")
+    args = parser.parse_args()
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    from tf_jointctc.data.pipeline import cached_utterance_features, make_training_stream, resolve_shards
+    from tf_jointctc.model import build_model, make_optimizer
+    from tf_jointctc.text import Vocabulary
+    from tf_jointctc.training.loop import length_bucket_boundaries
+
+    config = load_config(args.config)
+    config.loss.ctc_warmup_steps = 0
+    shards = resolve_shards(args.shards)
+    with open(os.path.join(args.shards, "summary.json"), encoding="utf-8") as f:
+        summary = json.load(f)
+    stream_args = {
+        "batch_size": config.train.batch_size, "seed": config.seed, "shuffle_buffer": config.train.shuffle_buffer,
+        "bucket_boundaries": length_bucket_boundaries(summary),
+        "max_frames_per_batch": int(config.train.max_frames_per_batch) or None,
+    }
+    tf.random.set_seed(config.seed)
+    cache = cached_utterance_features(shards)
+    started = time.perf_counter()
+    for _ in cache:  # fill the cache: the first pass of a training run does this while it trains
+        pass
+    fill_seconds = time.perf_counter() - started
+    streams = {
+        "live": iter(make_training_stream(shards, **stream_args)),
+        "cached": iter(make_training_stream(shards, cached_utterances=cache, **stream_args)),
+    }
+
+    model = build_model(config.model, config.loss, Vocabulary())
+    model.compile(optimizer=make_optimizer(config.optimizer, total_steps=10**6))
+    step = tf.function(model.train_step, reduce_retracing=True)
+
+    def run(name: str, steps: int) -> float:
+        started = time.perf_counter()
+        for _ in range(steps):
+            step(next(streams[name]))["loss"].numpy()
+        return (time.perf_counter() - started) / steps
+
+    for name in streams:  # trace the step's shapes
+        run(name, 10)
+    per_step: dict[str, list[float]] = {name: [] for name in streams}
+    for r in range(args.rounds):
+        for name in (("live", "cached") if r % 2 == 0 else ("cached", "live")):
+            per_step[name].append(run(name, args.steps))
+    live, cached = statistics.median(per_step["live"]), statistics.median(per_step["cached"])
+    print(json.dumps({
+        "benchmark": "feature_cache",
+        "live_seconds_per_step": round(live, 4),
+        "cached_seconds_per_step": round(cached, 4),
+        "speedup": round(live / cached, 3),
+        "rounds": {name: [round(s, 4) for s in values] for name, values in per_step.items()},
+        "steps_per_round": args.steps, "cache_fill_seconds": round(fill_seconds, 1),
+        "utterances": summary["num_utterances"], "config": args.config, "threads": args.threads,
+        "machine": f"{platform.machine()} {os.cpu_count()} cpus",
+    }))
+
+
+if __name__ == "__main__":
+    main()
