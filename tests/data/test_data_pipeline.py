@@ -262,7 +262,8 @@ def test_cached_stream_is_complete_deterministic_equal_to_live_features_and_read
     for uid, feats in live.items():
         np.testing.assert_allclose(cached[uid], feats, rtol=1e-5, atol=1e-5)
     assert {b["features"].shape[-1] for b in first_pass} == {120}
-    # The first pass has filled the cache (the prefetching iterator has begun pass 2 from it): move the shards.
+    # The pass's shuffle buffer (16) holds all 7 utterances, so the cache was complete before the first batch
+    # came out: move the shards away; later passes can only come from memory.
     moved = tmp_path / "moved"
     moved.mkdir()
     for p in paths:
