@@ -158,6 +158,18 @@ def test_resolve_shards(prepared, tmp_path):
         resolve_shards(str(tmp_path / "none-*.tfrecord"))
 
 
+def _complete_passes(stream: list[list[str]]) -> list[list[str]]:
+    """The ids of the stream's batches grouped into passes of len(SECONDS) utterances (a trailing incomplete
+    pass is dropped); the stream must start at a pass boundary."""
+    passes, current = [], []
+    for batch in stream:
+        current += batch
+        if len(current) == len(SECONDS):
+            passes.append(current)
+            current = []
+    return passes
+
+
 def test_training_stream_passes_cover_every_utterance_and_resume_continues_exactly(prepared):
     paths, _ = prepared
     boundaries = [100, 160]
@@ -168,12 +180,7 @@ def test_training_stream_passes_cover_every_utterance_and_resume_continues_exact
 
     stream = [_ids(batch) for batch in build(seed=1).take(12)]
     # Each pass is every utterance once; passes are batched separately and shuffled differently.
-    passes, current = [], []
-    for batch in stream:
-        current += batch
-        if len(current) == len(SECONDS):
-            passes.append(current)
-            current = []
+    passes = _complete_passes(stream)
     assert len(passes) >= 2
     for one_pass in passes:
         assert collections.Counter(one_pass) == {f"utt{i}": 1 for i in range(7)}
@@ -269,12 +276,7 @@ def test_cached_stream_is_complete_deterministic_equal_to_live_features_and_read
     for p in paths:
         shutil.move(p, moved / os.path.basename(p))
     later = [_ids(next(iterator)) for _ in range(10)]
-    passes, current = [], []
-    for batch in later:
-        current += batch
-        if len(current) == len(SECONDS):
-            passes.append(current)
-            current = []
+    passes = _complete_passes(later)
     assert len(passes) >= 1
     for one_pass in passes:
         assert collections.Counter(one_pass) == {f"utt{i}": 1 for i in range(7)}

@@ -142,7 +142,8 @@ def make_training_stream(
 
     `cached_utterances`: the `cached_utterance_features` of the same shards. Every pass then shuffles and
     batches those (seeded as above, so still the same stream whenever built, though not the batches of a stream
-    without the cache); features are computed once per utterance, in the first pass that reaches it.
+    without the cache); features are computed once per utterance, in the first pass, skipped batches included
+    (that pass fills the cache), and `feature_extractor` is not used (the cache's extractor is).
     """
     paths = resolve_shards(files)
 
@@ -155,9 +156,7 @@ def make_training_stream(
     batches = tf.data.Dataset.range(2**62).flat_map(one_pass)
     if start_batch:
         batches = batches.skip(int(start_batch))
-    if cached_utterances is not None:
-        return batches.prefetch(AUTOTUNE)
-    return _with_features(batches, feature_extractor)
+    return _training_batches(batches, feature_extractor, cached_utterances)
 
 
 def make_epoch_dataset(
@@ -190,9 +189,7 @@ def make_epoch_dataset(
         batches = batches.repeat()
     if start_batch:
         batches = batches.skip(int(start_batch))
-    if cached_utterances is not None:
-        return batches.prefetch(AUTOTUNE)
-    return _with_features(batches, feature_extractor)
+    return _training_batches(batches, feature_extractor, cached_utterances)
 
 
 def cached_utterance_features(
@@ -255,12 +252,13 @@ def _pass_batches(
     """Raw batches of training pass `p` (an int or a scalar tensor), shuffled by `(seed, p)` (and the global
     seed: tf.data derives an op's shuffle from both); with `cached_utterances`, batches of those (features
     included) instead."""
+    pass_seed = p * 1_000_003 + int(seed)
     if cached_utterances is not None:
-        return _cached_batches(cached_utterances, seed=p * 1_000_003 + int(seed), shuffle_buffer=shuffle_buffer,
+        return _cached_batches(cached_utterances, seed=pass_seed, shuffle_buffer=shuffle_buffer,
                                batch_size=batch_size, bucket_boundaries=bucket_boundaries,
                                max_frames_per_batch=max_frames_per_batch)
     return _raw_batches(
-        paths, training=True, seed=p * 1_000_003 + int(seed), shuffle_buffer=shuffle_buffer, batch_size=batch_size,
+        paths, training=True, seed=pass_seed, shuffle_buffer=shuffle_buffer, batch_size=batch_size,
         bucket_boundaries=bucket_boundaries, drop_remainder=False, max_frames_per_batch=max_frames_per_batch,
         reshuffle_each_iteration=False,
     )
@@ -369,6 +367,18 @@ def _cached_batches(
             padding_values=padding,
         )
     return dataset.padded_batch(batch_size, padding_values=padding)
+
+
+def _training_batches(
+    batches: tf.data.Dataset,
+    feature_extractor: features.FeatureExtractor | None,
+    cached_utterances: tf.data.Dataset | None,
+) -> tf.data.Dataset:
+    """The training dict of the module docstring: batches of cached utterances already hold their features;
+    raw waveform batches get them here."""
+    if cached_utterances is not None:
+        return batches.prefetch(AUTOTUNE)
+    return _with_features(batches, feature_extractor)
 
 
 def _build_extractor(extractor: features.FeatureExtractor) -> int:
