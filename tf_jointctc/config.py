@@ -103,6 +103,11 @@ def base_config() -> ml_collections.ConfigDict:
     # depends on the machine's speed: a resumed one is not bit-identical to an uninterrupted one. One process
     # only (not with --strategy multi_worker or tpu).
     config.train.max_minutes = 0.0
+    # d > 0 (not in the paper): an exponential moving average of the weights with decay d (warmed up as
+    # min(d, (1 + t) / (10 + t)) at update t) is what dev evaluation, the best checkpoint, evaluation and export
+    # use; training itself is unchanged, and the history logs the dev CER of both (`dev_cer`, `dev_cer_raw`).
+    # 0: the weights as trained.
+    config.train.ema_decay = 0.0
 
     config.decode = ml_collections.ConfigDict()
     config.decode.beam = 20

@@ -3,6 +3,7 @@ wall-time budget."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from tf_jointctc.training import atomic
 from tf_jointctc.training.checkpoint import TrainingCheckpoints
 from tf_jointctc.training.errors import ConfigError
 from tf_jointctc.training.resume import ResumePoint
+from tf_jointctc.training.weight_average import WeightAverage
 
 
 def alignment_image(weights: np.ndarray) -> np.ndarray:
@@ -32,11 +34,15 @@ def alignment_image(weights: np.ndarray) -> np.ndarray:
 class DevEvaluation(keras.callbacks.Callback):
     """At each epoch end: dev CER (CTC greedy, or attention greedy when the model has no CTC branch) into
     `logs['dev_cer']`, and the attention alignments of a few fixed dev utterances to TensorBoard (as images)
-    and to `<workdir>/alignments/epoch_NNN.npz` (the paper's Fig. 3); none with `num_alignments` 0."""
+    and to `<workdir>/alignments/epoch_NNN.npz` (the paper's Fig. 3); none with `num_alignments` 0.
+
+    With a `weight_average` (`train.ema_decay`) both come from the averaged weights, and `logs['dev_cer_raw']`
+    and `logs['dev_wer_raw']` hold the error rates of the weights as trained."""
 
     def __init__(self, dev_dataset: tf.data.Dataset, vocab: Vocabulary, workdir: str, num_alignments: int = 3,
-                 alignment_dataset: tf.data.Dataset | None = None):
+                 alignment_dataset: tf.data.Dataset | None = None, weight_average: WeightAverage | None = None):
         super().__init__()
+        self.weight_average = weight_average
         self.dev_dataset = dev_dataset  # batches with `texts`
         # The fixed utterances to align come from the first batch of `alignment_dataset` when given (e.g. a
         # noisy test set, as the paper's Fig. 3), else from the first dev batch.
@@ -67,28 +73,41 @@ class DevEvaluation(keras.callbacks.Callback):
             self._decode_fn = tf.function(self._decode, reduce_retracing=True)
             self._align_fn = tf.function(self._align, reduce_retracing=True)
         aligning = self.model.compute_attention and self.num_alignments > 0
-        if aligning and self._align_batch is None and self.alignment_dataset is not None:
-            for batch in self.alignment_dataset.take(1):
+        if aligning and self._align_batch is None:
+            source = self.alignment_dataset if self.alignment_dataset is not None else self.dev_dataset
+            for batch in source.take(1):
                 self._align_batch = {k: v[: self.num_alignments] for k, v in batch.items()}
+        if self.weight_average is not None:
+            raw = self._dev_error_rates()
+            logs["dev_cer_raw"], logs["dev_wer_raw"] = raw["cer"], raw["wer"]
+            logging.info("epoch %d: dev CER %.2f%% WER %.2f%% with the weights as trained", epoch + 1, raw["cer"],
+                         raw["wer"])
+        with self.weight_average.swapped_in() if self.weight_average is not None else contextlib.nullcontext():
+            rates = self._dev_error_rates()
+            with self.writer.as_default(step=epoch + 1):
+                tf.summary.scalar("cer", rates["cer"])
+                tf.summary.scalar("wer", rates["wer"])
+                if self._align_batch is not None:
+                    self._write_alignments(epoch + 1)
+            self.writer.flush()
+        logs["dev_cer"] = rates["cer"]
+        logs["dev_wer"] = rates["wer"]
+        averaged = " (averaged weights)" if self.weight_average is not None else ""
+        logging.info("epoch %d: dev CER %.2f%% WER %.2f%%%s (%d utterances); e.g. ref %r hyp %r", epoch + 1,
+                     rates["cer"], rates["wer"], averaged, rates["utterances"], rates["reference"],
+                     rates["hypothesis"])
+
+    def _dev_error_rates(self) -> dict[str, Any]:
+        """CER and WER of the model's current weights on the dev data, and its first utterance's texts."""
         references, hypotheses = [], []
         for batch in self.dev_dataset:
-            if aligning and self._align_batch is None:
-                self._align_batch = {k: v[: self.num_alignments] for k, v in batch.items()}
             token_ids, num_tokens = self._decode_fn({k: batch[k] for k in ("features", "feature_lengths")})
             for ids, n in zip(token_ids.numpy(), num_tokens.numpy()):
                 hypotheses.append(self.vocab.decode(ids[:n]))
             references.extend(t.decode() for t in batch["texts"].numpy())
         rates = metrics.error_rates(references, hypotheses)
-        logs["dev_cer"] = rates["cer"]
-        logs["dev_wer"] = rates["wer"]
-        logging.info("epoch %d: dev CER %.2f%% WER %.2f%% (%d utterances); e.g. ref %r hyp %r", epoch + 1,
-                     rates["cer"], rates["wer"], len(references), references[0], hypotheses[0])
-        with self.writer.as_default(step=epoch + 1):
-            tf.summary.scalar("cer", rates["cer"])
-            tf.summary.scalar("wer", rates["wer"])
-            if self._align_batch is not None:
-                self._write_alignments(epoch + 1)
-        self.writer.flush()
+        return {"cer": rates["cer"], "wer": rates["wer"], "utterances": len(references),
+                "reference": references[0], "hypothesis": hypotheses[0]}
 
     def _write_alignments(self, epoch: int) -> None:
         batch = {k: v for k, v in self._align_batch.items() if k != "texts"}

@@ -20,16 +20,20 @@ from absl import logging
 from tf_jointctc.trained_model import model_variables
 from tf_jointctc.training import atomic
 from tf_jointctc.training.resume import ResumePoint
+from tf_jointctc.training.weight_average import WeightAverage
 
 
 class TrainingCheckpoints:
     """`<workdir>/checkpoints/latest` (last few epochs), `<workdir>/checkpoints/best` (lowest `best_metric` of
     the epoch logs: dev CER for the recognizer, dev bits per character for the LM) and
     `<workdir>/checkpoints/mid_epoch` (the newest mid-epoch checkpoint, `save_mid_epoch`). The best value so far
-    travels in the checkpoints as `best_dev_cer` (its name from before the LM), whatever the metric."""
+    travels in the checkpoints as `best_dev_cer` (its name from before the LM), whatever the metric.
+
+    With a `weight_average` (`train.ema_decay`), `best` holds the averaged weights as its model (what evaluation
+    and export read), and `latest` and `mid_epoch` hold the averages beside the weights as trained."""
 
     def __init__(self, workdir: str, model: keras.Model, optimizer: keras.optimizers.Optimizer, keep: int = 2,
-                 best_metric: str = "dev_cer"):
+                 best_metric: str = "dev_cer", weight_average: WeightAverage | None = None):
         self.workdir = workdir
         self.best_metric = best_metric
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
@@ -41,15 +45,20 @@ class TrainingCheckpoints:
         # the values of the batches before the interruption (`restore_epoch_metrics`).
         self._metric_variables = {f"{m.name}/{v.name}": v for m in model.metrics for v in m.variables}
         self._resumed_metrics: dict[str, Any] = {}
+        averages = {"averages": weight_average.shadows} if weight_average is not None else {}
         self._latest = tf.train.CheckpointManager(
             tf.train.Checkpoint(
-                model=model_variables(model), optimizer=optimizer, epoch=self.epoch, best_dev_cer=self.best_dev_cer
+                model=model_variables(model), optimizer=optimizer, epoch=self.epoch, best_dev_cer=self.best_dev_cer,
+                **averages,
             ),
             os.path.join(workdir, "checkpoints", "latest"),
             max_to_keep=keep,
         )
         self._best = tf.train.CheckpointManager(
-            tf.train.Checkpoint(model=model_variables(model), epoch=self.epoch),
+            tf.train.Checkpoint(
+                model=model_variables(model) if weight_average is None else weight_average.averaged_model_variables(),
+                epoch=self.epoch,
+            ),
             os.path.join(workdir, "checkpoints", "best"),
             max_to_keep=1,
         )
@@ -57,6 +66,7 @@ class TrainingCheckpoints:
             tf.train.Checkpoint(
                 model=model_variables(model), optimizer=optimizer, epoch=self.epoch, step=self.step,
                 best_dev_cer=self.best_dev_cer, epoch_seconds=self.epoch_seconds, metrics=self._metric_variables,
+                **averages,
             ),
             os.path.join(workdir, "checkpoints", "mid_epoch"),
             max_to_keep=1,

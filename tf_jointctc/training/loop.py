@@ -35,6 +35,7 @@ from tf_jointctc.training.errors import ConfigError, NonFiniteLossError, NoUsabl
 from tf_jointctc.training.progress import fit_verbosity
 from tf_jointctc.training.resume import ResumePoint, fit_segments
 from tf_jointctc.training.strategy import make_strategy, split_cpu
+from tf_jointctc.training.weight_average import AverageWeights, WeightAverage
 
 RUNTIME_FILE = "runtime.json"  # what a run resolved at its start (the encoder's BLSTM computation, the GPUs)
 
@@ -145,9 +146,11 @@ def train(
         optimizer = make_optimizer(config.optimizer, total_steps=total_steps, elapsed_fraction=elapsed_fraction)
         model.compile(optimizer=optimizer)
         optimizer.build(model.trainable_variables)
+        ema_decay = float(config.train.get("ema_decay", 0.0))
+        weight_average = WeightAverage(model, ema_decay) if ema_decay else None
     encoder_implementation = _record_runtime(workdir, config, model)
 
-    checkpoints = TrainingCheckpoints(workdir, model, optimizer)
+    checkpoints = TrainingCheckpoints(workdir, model, optimizer, weight_average=weight_average)
     resume = checkpoints.restore()
     if resume.path is not None and on_resume is not None:
         on_resume(resume)
@@ -195,8 +198,9 @@ def train(
     epoch_checkpoint = cb.EpochCheckpoint(checkpoints, every_steps=int(config.train.get("checkpoint_every_steps", 0)),
                                           steps_per_epoch=fixed_steps, resume=resume)
     callbacks = [
+        *([AverageWeights(weight_average)] if weight_average is not None else []),  # before any checkpoint save
         cb.DevEvaluation(dev_ds, vocab, workdir, num_alignments=config.train.alignment_images,
-                         alignment_dataset=alignment_ds),
+                         alignment_dataset=alignment_ds, weight_average=weight_average),
         epoch_checkpoint,
         keras.callbacks.TensorBoard(os.path.join(workdir, "tensorboard"), update_freq="epoch", profile_batch=0),
         guard,
