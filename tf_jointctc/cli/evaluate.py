@@ -31,7 +31,10 @@ _LM_WORKDIR = flags.DEFINE_string(
 )
 _LM_WEIGHT = flags.DEFINE_float("lm_weight", None, "LM weight beta, attention/joint modes (default: decode.lm_weight).")
 _OUTPUT = flags.DEFINE_string("output", None, "Write per-utterance hypotheses and errors to this JSONL file.")
-_WHICH = flags.DEFINE_enum("which", "best", ["best", "latest"], "Checkpoint: best dev CER or the newest.")
+_WHICH = flags.DEFINE_enum(
+    "which", "best", ["best", "latest"],
+    "Checkpoint: best dev CER (averaged weights with train.ema_decay) or the newest (the weights as trained).",
+)
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 8, "Utterances decoded together.")
 
 

@@ -32,7 +32,10 @@ _QUANTIZE = flags.DEFINE_enum(
     "quantize", "none", ["none", "float16", "int8"],
     "TFLite weights: none (float32), float16, or int8 (dynamic-range quantization).",
 )
-_WHICH = flags.DEFINE_enum("which", "best", ["best", "latest"], "Checkpoint to export.")
+_WHICH = flags.DEFINE_enum(
+    "which", "best", ["best", "latest"],
+    "Checkpoint to export: best dev CER (averaged weights with train.ema_decay) or the newest (as trained).",
+)
 _BEAM = flags.DEFINE_integer("beam", None, "Beam size (default: the work dir's config.decode.beam).")
 _CTC_WEIGHT = flags.DEFINE_float("ctc_weight", None, "Joint decoding CTC weight (default: config.decode).")
 _LENGTH_PENALTY = flags.DEFINE_float("length_penalty", None, "Per-token bonus (default: config.decode).")
