@@ -2,7 +2,7 @@
 paper's WSJ architecture on random data. Prints one JSON line; `reference_matmul_us` times one [batch, 320] x
 [320, 1280] matmul in a graph loop, to tell a slower phase of the machine from a slower step.
 
-  python bench/train.py [--batch 16] [--frames 800] [--labels 100] [--threads 2] [--subsample S]
+  python bench/train.py [--batch 16] [--frames 800] [--labels 100] [--threads 2] [--intra_threads N] [--subsample S]
                         [--ctc_weight 0.2] [--steps 5] [--config configs/wsj_si284.py] [--implementation fused]
                         [--input_stack K] [--units N] [--projection_dtype float32|bfloat16]
 """
@@ -23,7 +23,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--frames", type=int, default=800)
     parser.add_argument("--labels", type=int, default=100)
-    parser.add_argument("--threads", type=int, default=2, help="intra-op threads (inter-op: same)")
+    parser.add_argument("--threads", type=int, default=2, help="inter-op threads (intra-op: the same by default)")
+    parser.add_argument("--intra_threads", type=int, default=None,
+                        help="intra-op threads (default: --threads; configs/demo.py trains with 1)")
     parser.add_argument("--subsample", default=None, help=SUBSAMPLE_HELP)
     parser.add_argument("--ctc_weight", type=float, default=0.2)
     parser.add_argument("--steps", type=int, default=5, help="timed steps after two warm-up steps")
@@ -40,7 +42,8 @@ def main() -> None:
     import numpy as np
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    intra_threads = args.threads if args.intra_threads is None else args.intra_threads
+    tf.config.threading.set_intra_op_parallelism_threads(intra_threads)
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     from tf_jointctc.model import build_model, make_optimizer
     from tf_jointctc.text import Vocabulary
@@ -96,6 +99,7 @@ def main() -> None:
         "frames_per_second": round(args.batch * args.frames / seconds, 1),
         "seconds_per_step": round(seconds, 3),
         "batch": args.batch, "frames": args.frames, "labels": args.labels, "threads": args.threads,
+        "intra_threads": intra_threads,
         "subsample": ",".join(str(x) for x in config.model.encoder.subsample),
         "input_stack": int(config.model.encoder.input_stack),
         "units": int(config.model.encoder.units), "implementation": args.implementation, "ctc_weight": args.ctc_weight,

@@ -108,6 +108,12 @@ def base_config() -> ml_collections.ConfigDict:
     # use; training itself is unchanged, and the history logs the dev CER of both (`dev_cer`, `dev_cer_raw`).
     # 0: the weights as trained.
     config.train.ema_decay = 0.0
+    # TensorFlow's CPU thread pools for jointctc-train (not in the paper; 0: TensorFlow's default, one thread per
+    # core): threads per op (intra) and ops run at once (inter). A small model's many small ops can run faster
+    # one thread each, side by side (docs/performance.md). Applied before TensorFlow starts; recorded in
+    # <workdir>/runtime.json.
+    config.train.intra_op_threads = 0
+    config.train.inter_op_threads = 0
 
     config.decode = ml_collections.ConfigDict()
     config.decode.beam = 20

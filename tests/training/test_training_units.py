@@ -4,17 +4,22 @@ images."""
 from __future__ import annotations
 
 import json
+import logging
+import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.helpers import REPO
 from tf_jointctc.trained_model import restore_weights
 from tf_jointctc.training import atomic
 from tf_jointctc.training.callbacks import NonFiniteGuard, TimeBudget, alignment_image, validation_dataset
 from tf_jointctc.training.checkpoint import TrainingCheckpoints
-from tf_jointctc.training.strategy import make_strategy
+from tf_jointctc.training.strategy import make_strategy, set_cpu_threads
 
 
 def test_atomic_write_replaces_whole_file_and_leaves_no_temporaries(tmp_path):
@@ -111,6 +116,27 @@ def test_alignment_image_scales_rows():
 def test_unknown_strategy_is_refused():
     with pytest.raises(ValueError, match="unknown strategy"):
         make_strategy("horovod")
+
+
+def test_cpu_threads_apply_in_a_fresh_process_after_importing_the_training_loop():
+    """jointctc-train sets them first thing in `train`: importing the package must not start TensorFlow."""
+    code = ("import json; import tf_jointctc.training.loop; from tf_jointctc.training.strategy import set_cpu_threads;"
+            " import tensorflow as tf; print(json.dumps([set_cpu_threads(1, 3),"
+            " tf.config.threading.get_intra_op_parallelism_threads()]))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=REPO,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == [{"intra_op": 1, "inter_op": 3}, 1]
+
+
+def test_cpu_threads_that_cannot_change_any_more_are_reported_as_they_are(caplog):
+    tf.constant(1.0) + 1.0  # TensorFlow is running in this process
+    current = tf.config.threading.get_intra_op_parallelism_threads()
+    with caplog.at_level(logging.WARNING):
+        assert set_cpu_threads(current + 5, 0)["intra_op"] == current
+    assert "cannot apply" in caplog.text
+    with pytest.raises(ValueError, match="intra_op threads must be >= 0"):
+        set_cpu_threads(-1, 0)
 
 
 def test_time_budget_ends_training_after_the_batch_that_reaches_it():

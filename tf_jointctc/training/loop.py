@@ -34,10 +34,10 @@ from tf_jointctc.training.checkpoint import TrainingCheckpoints
 from tf_jointctc.training.errors import ConfigError, NonFiniteLossError, NoUsableDataError
 from tf_jointctc.training.progress import fit_verbosity
 from tf_jointctc.training.resume import ResumePoint, fit_segments
-from tf_jointctc.training.strategy import make_strategy, split_cpu
+from tf_jointctc.training.strategy import make_strategy, set_cpu_threads, split_cpu
 from tf_jointctc.training.weight_average import AverageWeights, WeightAverage
 
-RUNTIME_FILE = "runtime.json"  # what a run resolved at its start (the encoder's BLSTM computation, the GPUs)
+RUNTIME_FILE = "runtime.json"  # what a run resolved at its start (the encoder's BLSTM computation, GPUs, threads)
 
 
 def prepare_data(
@@ -116,6 +116,8 @@ def train(
     if budget_seconds and strategy_name in ("multi_worker", "tpu"):
         raise ConfigError(f"train.max_minutes needs one process: with --strategy {strategy_name} the workers' clocks "
                          "would give them different learning rates")
+    threads = set_cpu_threads(int(config.train.get("intra_op_threads", 0)),
+                              int(config.train.get("inter_op_threads", 0)))
     if cpu_devices > 1:
         split_cpu(cpu_devices)
     strategy = make_strategy(strategy_name, tpu)
@@ -148,7 +150,7 @@ def train(
         optimizer.build(model.trainable_variables)
         ema_decay = float(config.train.get("ema_decay", 0.0))
         weight_average = WeightAverage(model, ema_decay) if ema_decay else None
-    encoder_implementation = _record_runtime(workdir, config, model)
+    encoder_implementation = _record_runtime(workdir, config, model, threads)
 
     checkpoints = TrainingCheckpoints(workdir, model, optimizer, weight_average=weight_average)
     resume = checkpoints.restore()
@@ -250,17 +252,20 @@ def train(
     return summary
 
 
-def _record_runtime(workdir: str, config: ml_collections.ConfigDict, model: keras.Model) -> str:
+def _record_runtime(workdir: str, config: ml_collections.ConfigDict, model: keras.Model,
+                    threads: dict[str, int]) -> str:
     """Logs, and writes to `<workdir>/runtime.json`, what this run resolved at its start: the encoder's BLSTM
-    computation (`model.encoder.implementation = "auto"` picks it by the visible GPUs) and those GPUs. Returns
-    the computation ("fused" or "keras")."""
+    computation (`model.encoder.implementation = "auto"` picks it by the visible GPUs), those GPUs and the CPU
+    thread pools (`set_cpu_threads`: {"intra_op", "inter_op"}, 0 = TensorFlow's default). Returns the
+    computation ("fused" or "keras")."""
     gpus = [device.name for device in tf.config.list_physical_devices("GPU")]
     requested = str(config.model.encoder.get("implementation", "fused"))
     resolved = model.encoder.implementation
-    logging.info("encoder BLSTMs: %s (model.encoder.implementation=%r, %d GPU(s) visible)", resolved, requested,
-                 len(gpus))
+    logging.info("encoder BLSTMs: %s (model.encoder.implementation=%r, %d GPU(s) visible); CPU threads %s", resolved,
+                 requested, len(gpus), threads)
     atomic.write_json(os.path.join(workdir, RUNTIME_FILE),
-                      {"encoder_implementation": resolved, "requested_encoder_implementation": requested, "gpus": gpus})
+                      {"encoder_implementation": resolved, "requested_encoder_implementation": requested, "gpus": gpus,
+                       "cpu_threads": threads})
     return resolved
 
 

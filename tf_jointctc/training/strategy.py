@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tensorflow as tf
+from absl import logging
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
@@ -16,6 +17,28 @@ def split_cpu(num_devices: int) -> None:
         return
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * num_devices)
+
+
+def set_cpu_threads(intra_op: int, inter_op: int) -> dict[str, int]:
+    """Sets TensorFlow's intra-op and inter-op thread pools (0 leaves a pool at TensorFlow's default, one thread
+    per core); returns the settings in effect, {"intra_op": n, "inter_op": n} (0: TensorFlow's default).
+
+    Must run before TensorFlow initializes its runtime (before any op runs). In a process where it already has,
+    a different setting cannot apply: it is logged as a warning and the returned values say what holds."""
+    settings = (("intra_op", intra_op, tf.config.threading.get_intra_op_parallelism_threads,
+                 tf.config.threading.set_intra_op_parallelism_threads),
+                ("inter_op", inter_op, tf.config.threading.get_inter_op_parallelism_threads,
+                 tf.config.threading.set_inter_op_parallelism_threads))
+    for name, wanted, get, set_ in settings:
+        if wanted < 0:
+            raise ValueError(f"{name} threads must be >= 0 (0: TensorFlow's default), got {wanted}")
+        if wanted and get() != wanted:
+            try:
+                set_(wanted)
+            except RuntimeError:
+                logging.warning("%s threads stay at %d: TensorFlow is already running in this process, so %d "
+                                "cannot apply (set it before any TensorFlow op runs)", name, get(), wanted)
+    return {name: get() for name, _, get, _ in settings}
 
 
 def make_strategy(name: str, tpu_address: str = "") -> tf.distribute.Strategy:
