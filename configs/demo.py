@@ -15,9 +15,12 @@ width), and why (measurements in docs/accuracy.md):
 - Epochs of 350 updates over a 288-minute train split (`make demo` builds it with `--minutes 300
   --heldout_minutes 6`), not passes over the data, and a wall-time budget: training ends when 17 minutes of
   it are spent (`train.max_minutes`; dev evaluations included, so that the whole of jointctc-train stays under
-  20 minutes), or after 10 epochs (3,500 updates), whichever comes first, and the cosine decay follows the
-  budget. This machine's speed differs by 2x between phases: a fixed 1,400 updates took 15.6 minutes in one
-  and 7.9 in another, and the budget uses what the machine gives (~3,100 updates in the fast phase).
+  20 minutes), or after 14 epochs (4,900 updates, where twice the old demo's updates stopped improving dev:
+  row a13 of docs/accuracy.md), whichever comes first, and the cosine decay follows the budget. This machine's
+  speed differs by 2x between phases: a fixed 1,400 updates took 15.6 minutes in one and 7.9 in another, and
+  the budget uses what the machine gives.
+- One thread per TensorFlow op, two ops at a time (`train.intra_op_threads = 1`): this model's ops are small,
+  and a joint step ran 1.04-1.87x faster (median ~1.35x) than with two threads per op (docs/performance.md).
 - Each train utterance's features are computed once and kept in memory (`data.cache_features`, ~0.8 GB for
   the 4.8 h train split): 1.03x per update in one process (docs/performance.md).
 - Decoding: beam 10 (20 in the paper) and joint CTC weight 0.5 (tuned on dev).
@@ -51,7 +54,8 @@ def get_config():
     config.train.batch_size = 16
     config.train.max_frames_per_batch = 6400
     config.train.steps_per_epoch = 350
-    config.train.epochs = 10
+    config.train.epochs = 14
+    config.train.intra_op_threads = 1
     config.train.max_minutes = 17.0
     config.decode.beam = 10
     config.decode.ctc_weight = 0.5

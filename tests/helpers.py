@@ -118,6 +118,7 @@ def tiny_config(corpus: pathlib.Path, **overrides):
     config.optimizer.schedule = "constant"  # a tiny run has too few steps for the demo's warm-ups
     config.loss.ctc_warmup_steps = 0
     config.train.ema_decay = 0.0  # a weight average would lag a run of a few dozen updates (tested on its own)
+    config.train.intra_op_threads = 0  # TensorFlow's default, as in the test process that compares against them
     # Two epochs of a tiny model: with the demo's lambda 0.5 its decoder loops on near-ties that the exact
     # SavedModel/TFLite token-parity tests cannot survive; the paper's 0.2 and joint weight 0.3 train it more.
     config.loss.ctc_weight = 0.2
