@@ -2,7 +2,7 @@
 character LM (issue 13) on random sentences. Prints one JSON line; compare batch sizes within one run.
 
   python bench/train_lm.py [--config configs/lm_demo.py] [--batch 64] [--length 70] [--threads 2] [--steps 10]
-                           [--units N] [--layers N]
+                           [--intra_threads N] [--units N] [--layers N]
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ def main() -> None:
     parser.add_argument("--config", default="configs/lm_demo.py")
     parser.add_argument("--batch", type=int, default=None, help="sentences per update (default: config's)")
     parser.add_argument("--length", type=int, default=70, help="characters per sentence (the demo text: ~64)")
-    parser.add_argument("--threads", type=int, default=2, help="intra-op threads (inter-op: same)")
+    parser.add_argument("--threads", type=int, default=2, help="inter-op threads (intra-op: the same by default)")
+    parser.add_argument("--intra_threads", type=int, default=None, help="intra-op threads (default: --threads)")
     parser.add_argument("--steps", type=int, default=10, help="timed steps after two warm-up steps")
     parser.add_argument("--units", type=int, default=None)
     parser.add_argument("--layers", type=int, default=None)
@@ -31,7 +32,8 @@ def main() -> None:
     import numpy as np
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    intra_threads = args.threads if args.intra_threads is None else args.intra_threads
+    tf.config.threading.set_intra_op_parallelism_threads(intra_threads)
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     from tf_jointctc.language_model import build_language_model
     from tf_jointctc.model import make_optimizer
@@ -59,7 +61,7 @@ def main() -> None:
     seconds = (time.perf_counter() - started) / args.steps
     print(json.dumps({
         "bench": "train_lm", "batch": batch, "length": args.length,
-        "layers": model.lm.num_layers, "units": model.lm.units, "threads": args.threads,
+        "layers": model.lm.num_layers, "units": model.lm.units, "threads": args.threads, "intra_threads": intra_threads,
         "seconds_per_step": round(seconds, 4), "characters_per_second": round(batch * (args.length + 1) / seconds),
         "machine": platform.processor() or platform.machine(),
     }))
