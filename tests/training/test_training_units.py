@@ -14,11 +14,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import REPO
+from tests.helpers import REPO, tiny_config
 from tf_jointctc.trained_model import restore_weights
 from tf_jointctc.training import atomic
 from tf_jointctc.training.callbacks import NonFiniteGuard, TimeBudget, alignment_image, validation_dataset
 from tf_jointctc.training.checkpoint import TrainingCheckpoints
+from tf_jointctc.training.errors import ConfigError
+from tf_jointctc.training.loop import train
 from tf_jointctc.training.strategy import make_strategy, set_cpu_threads
 
 
@@ -137,6 +139,12 @@ def test_cpu_threads_that_cannot_change_any_more_are_reported_as_they_are(caplog
     assert "cannot apply" in caplog.text
     with pytest.raises(ValueError, match="intra_op threads must be >= 0"):
         set_cpu_threads(-1, 0)
+
+
+def test_train_refuses_negative_threads_before_any_work(tiny_corpus, tmp_path):
+    with pytest.raises(ConfigError, match="inter_op_threads must be >= 0"):
+        train(tiny_config(tiny_corpus, **{"train.inter_op_threads": -2}), str(tmp_path / "work"))
+    assert not (tmp_path / "work").exists()
 
 
 def test_time_budget_ends_training_after_the_batch_that_reaches_it():

@@ -8,8 +8,11 @@ import keras
 import numpy as np
 import pytest
 
+from tests.helpers import tiny_config
 from tf_jointctc.trained_model import model_variables, restore_weights
 from tf_jointctc.training.checkpoint import TrainingCheckpoints
+from tf_jointctc.training.errors import ConfigError
+from tf_jointctc.training.loop import train
 from tf_jointctc.training.weight_average import AverageWeights, WeightAverage, effective_decay
 
 
@@ -109,3 +112,11 @@ def test_best_holds_the_averages_and_latest_holds_both(tmp_path):
         np.testing.assert_array_equal(a, b)
     for key, shadow in average.shadows.items():
         np.testing.assert_array_equal(resumed_average.shadows[key].numpy(), shadow.numpy())
+
+
+@pytest.mark.parametrize("decay", [1.0, -0.1])
+def test_train_refuses_a_decay_outside_zero_to_one_before_any_work(tiny_corpus, tmp_path, decay):
+    """A `ConfigError` (a `TrainingError`: jointctc-train prints it as one line and exits 1)."""
+    with pytest.raises(ConfigError, match=r"train.ema_decay must be in \[0, 1\)"):
+        train(tiny_config(tiny_corpus, **{"train.ema_decay": decay}), str(tmp_path / "work"))
+    assert not (tmp_path / "work" / "cache").exists()

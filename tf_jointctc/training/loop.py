@@ -107,7 +107,8 @@ def train(
 
     Raises:
       TrainingError: `NoUsableDataError` or `SharedCacheTimeoutError` (data preparation), `NonFiniteLossError`
-        (`train.max_non_finite_steps` non-finite losses in a row).
+        (`train.max_non_finite_steps` non-finite losses in a row), `ConfigError` (a setting training cannot
+        honour: a time budget under several workers, a weight-average decay outside [0, 1), negative threads).
     """
 
     started = time.time()
@@ -116,8 +117,10 @@ def train(
     if budget_seconds and strategy_name in ("multi_worker", "tpu"):
         raise ConfigError(f"train.max_minutes needs one process: with --strategy {strategy_name} the workers' clocks "
                          "would give them different learning rates")
-    threads = set_cpu_threads(int(config.train.get("intra_op_threads", 0)),
-                              int(config.train.get("inter_op_threads", 0)))
+    threads = set_cpu_threads(*_thread_settings(config.train))
+    ema_decay = float(config.train.get("ema_decay", 0.0))
+    if not 0.0 <= ema_decay < 1.0:
+        raise ConfigError(f"train.ema_decay must be in [0, 1) (0: no weight average), got {ema_decay}")
     if cpu_devices > 1:
         split_cpu(cpu_devices)
     strategy = make_strategy(strategy_name, tpu)
@@ -148,7 +151,6 @@ def train(
         optimizer = make_optimizer(config.optimizer, total_steps=total_steps, elapsed_fraction=elapsed_fraction)
         model.compile(optimizer=optimizer)
         optimizer.build(model.trainable_variables)
-        ema_decay = float(config.train.get("ema_decay", 0.0))
         weight_average = WeightAverage(model, ema_decay) if ema_decay else None
     encoder_implementation = _record_runtime(workdir, config, model, threads)
 
@@ -267,6 +269,15 @@ def _record_runtime(workdir: str, config: ml_collections.ConfigDict, model: kera
                       {"encoder_implementation": resolved, "requested_encoder_implementation": requested, "gpus": gpus,
                        "cpu_threads": threads})
     return resolved
+
+
+def _thread_settings(train_config: ml_collections.ConfigDict) -> tuple[int, int]:
+    """(train.intra_op_threads, train.inter_op_threads). Raises ConfigError if one is negative."""
+    values = tuple(int(train_config.get(key, 0)) for key in ("intra_op_threads", "inter_op_threads"))
+    if min(values) < 0:
+        raise ConfigError(f"train.intra_op_threads and train.inter_op_threads must be >= 0 (0: TensorFlow's "
+                          f"default), got {values}")
+    return values
 
 
 def _estimated_steps_per_pass(config: ml_collections.ConfigDict, summary: dict) -> int:
