@@ -1,7 +1,9 @@
-"""What every benchmark shares: loading a `configs/*.py` file of the repository, and `--subsample`."""
+"""What every benchmark shares: loading a `configs/*.py` file of the repository, `--subsample`, and the thread
+flags of the training benchmarks."""
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import os
 
@@ -33,3 +35,19 @@ def set_subsample(config: ml_collections.ConfigDict, subsample: str | None) -> N
     """`--subsample 1,2,2,1` -> `config.model.encoder.subsample`; None keeps the config's."""
     if subsample is not None:
         config.model.encoder.subsample = tuple(int(x) for x in subsample.split(","))
+
+
+def add_thread_flags(parser: argparse.ArgumentParser) -> None:
+    """`--threads` (inter-op; intra-op too unless `--intra_threads` is given) and `--intra_threads`."""
+    parser.add_argument("--threads", type=int, default=2, help="inter-op threads (intra-op: the same by default)")
+    parser.add_argument("--intra_threads", type=int, default=None,
+                        help="intra-op threads (default: --threads; configs/demo.py trains with 1)")
+
+
+def set_threads(args: argparse.Namespace) -> int:
+    """Applies `add_thread_flags`' flags with jointctc-train's `set_cpu_threads` (before TensorFlow runs any op);
+    returns the intra-op threads."""
+    from tf_jointctc.training.strategy import set_cpu_threads
+
+    intra_threads = args.threads if args.intra_threads is None else args.intra_threads
+    return set_cpu_threads(intra_threads, args.threads)["intra_op"]

@@ -15,7 +15,7 @@ import os
 import platform
 import time
 
-from common import SUBSAMPLE_HELP, load_config, set_subsample  # noqa: E402
+from common import SUBSAMPLE_HELP, add_thread_flags, load_config, set_subsample, set_threads  # noqa: E402
 
 
 def main() -> None:
@@ -23,9 +23,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--frames", type=int, default=800)
     parser.add_argument("--labels", type=int, default=100)
-    parser.add_argument("--threads", type=int, default=2, help="inter-op threads (intra-op: the same by default)")
-    parser.add_argument("--intra_threads", type=int, default=None,
-                        help="intra-op threads (default: --threads; configs/demo.py trains with 1)")
+    add_thread_flags(parser)
     parser.add_argument("--subsample", default=None, help=SUBSAMPLE_HELP)
     parser.add_argument("--ctc_weight", type=float, default=0.2)
     parser.add_argument("--steps", type=int, default=5, help="timed steps after two warm-up steps")
@@ -42,9 +40,7 @@ def main() -> None:
     import numpy as np
     import tensorflow as tf
 
-    intra_threads = args.threads if args.intra_threads is None else args.intra_threads
-    tf.config.threading.set_intra_op_parallelism_threads(intra_threads)
-    tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    intra_threads = set_threads(args)
     from tf_jointctc.model import build_model, make_optimizer
     from tf_jointctc.text import Vocabulary
 

@@ -13,7 +13,7 @@ import os
 import platform
 import time
 
-from common import load_config
+from common import add_thread_flags, load_config, set_threads
 
 
 def main() -> None:
@@ -21,8 +21,7 @@ def main() -> None:
     parser.add_argument("--config", default="configs/lm_demo.py")
     parser.add_argument("--batch", type=int, default=None, help="sentences per update (default: config's)")
     parser.add_argument("--length", type=int, default=70, help="characters per sentence (the demo text: ~64)")
-    parser.add_argument("--threads", type=int, default=2, help="inter-op threads (intra-op: the same by default)")
-    parser.add_argument("--intra_threads", type=int, default=None, help="intra-op threads (default: --threads)")
+    add_thread_flags(parser)
     parser.add_argument("--steps", type=int, default=10, help="timed steps after two warm-up steps")
     parser.add_argument("--units", type=int, default=None)
     parser.add_argument("--layers", type=int, default=None)
@@ -32,9 +31,7 @@ def main() -> None:
     import numpy as np
     import tensorflow as tf
 
-    intra_threads = args.threads if args.intra_threads is None else args.intra_threads
-    tf.config.threading.set_intra_op_parallelism_threads(intra_threads)
-    tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    intra_threads = set_threads(args)
     from tf_jointctc.language_model import build_language_model
     from tf_jointctc.model import make_optimizer
     from tf_jointctc.text import Vocabulary

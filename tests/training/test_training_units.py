@@ -137,7 +137,7 @@ def test_cpu_threads_that_cannot_change_any_more_are_reported_as_they_are(caplog
     with caplog.at_level(logging.WARNING):
         assert set_cpu_threads(current + 5, 0)["intra_op"] == current
     assert "cannot apply" in caplog.text
-    with pytest.raises(ValueError, match="intra_op threads must be >= 0"):
+    with pytest.raises(ConfigError, match="train.intra_op_threads must be >= 0"):
         set_cpu_threads(-1, 0)
 
 

@@ -117,7 +117,8 @@ def train(
     if budget_seconds and strategy_name in ("multi_worker", "tpu"):
         raise ConfigError(f"train.max_minutes needs one process: with --strategy {strategy_name} the workers' clocks "
                          "would give them different learning rates")
-    threads = set_cpu_threads(*_thread_settings(config.train))
+    threads = set_cpu_threads(int(config.train.get("intra_op_threads", 0)),
+                              int(config.train.get("inter_op_threads", 0)))
     ema_decay = float(config.train.get("ema_decay", 0.0))
     if not 0.0 <= ema_decay < 1.0:
         raise ConfigError(f"train.ema_decay must be in [0, 1) (0: no weight average), got {ema_decay}")
@@ -269,15 +270,6 @@ def _record_runtime(workdir: str, config: ml_collections.ConfigDict, model: kera
                       {"encoder_implementation": resolved, "requested_encoder_implementation": requested, "gpus": gpus,
                        "cpu_threads": threads})
     return resolved
-
-
-def _thread_settings(train_config: ml_collections.ConfigDict) -> tuple[int, int]:
-    """(train.intra_op_threads, train.inter_op_threads). Raises ConfigError if one is negative."""
-    values = tuple(int(train_config.get(key, 0)) for key in ("intra_op_threads", "inter_op_threads"))
-    if min(values) < 0:
-        raise ConfigError(f"train.intra_op_threads and train.inter_op_threads must be >= 0 (0: TensorFlow's "
-                          f"default), got {values}")
-    return values
 
 
 def _estimated_steps_per_pass(config: ml_collections.ConfigDict, summary: dict) -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import tensorflow as tf
 from absl import logging
 
+from tf_jointctc.training.errors import ConfigError
+
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
 
@@ -24,14 +26,17 @@ def set_cpu_threads(intra_op: int, inter_op: int) -> dict[str, int]:
     per core); returns the settings in effect, {"intra_op": n, "inter_op": n} (0: TensorFlow's default).
 
     Must run before TensorFlow initializes its runtime (before any op runs). In a process where it already has,
-    a different setting cannot apply: it is logged as a warning and the returned values say what holds."""
+    a different setting cannot apply: it is logged as a warning and the returned values say what holds.
+
+    Raises:
+      ConfigError: a negative count (`train.intra_op_threads` / `train.inter_op_threads`)."""
     settings = (("intra_op", intra_op, tf.config.threading.get_intra_op_parallelism_threads,
                  tf.config.threading.set_intra_op_parallelism_threads),
                 ("inter_op", inter_op, tf.config.threading.get_inter_op_parallelism_threads,
                  tf.config.threading.set_inter_op_parallelism_threads))
     for name, wanted, get, set_ in settings:
         if wanted < 0:
-            raise ValueError(f"{name} threads must be >= 0 (0: TensorFlow's default), got {wanted}")
+            raise ConfigError(f"train.{name}_threads must be >= 0 (0: TensorFlow's default), got {wanted}")
         if wanted and get() != wanted:
             try:
                 set_(wanted)
