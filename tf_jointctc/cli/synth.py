@@ -14,7 +14,8 @@ from absl import app, flags, logging
 from tf_jointctc.data.synth.engines import ENGINES
 
 flags.DEFINE_string(
-    "out_dir", None, "Folder to build the corpus in (train, dev, test_clean, test_noisy, test_unseen_voice)."
+    "out_dir", None, "Folder to build the corpus in (train, dev, test_clean, test_noisy, test_unseen_voice, "
+    "dev_unseen_voice)."
 )
 flags.DEFINE_float(
     "minutes", 60.0, "Minutes of train + dev + test_clean speech (test_noisy copies test_clean; test_unseen_voice "
@@ -29,6 +30,10 @@ flags.DEFINE_list("engines", list(ENGINES), "TTS engines the corpus uses; a miss
 flags.DEFINE_bool(
     "allow_missing_engines", False, "Build without the engines of --engines that are not installed (warned and "
     "recorded in corpus.json) instead of failing."
+)
+flags.DEFINE_bool(
+    "extra_train_voices", False, "Train is also spoken by eight more espeak-ng voices that speak no other split "
+    "(engines.EXTRA_TRAIN_VOICES); dev and test splits are unchanged."
 )
 flags.mark_flag_as_required("out_dir")
 
@@ -50,6 +55,7 @@ def main(argv: list[str]) -> None:
         heldout_minutes=FLAGS.heldout_minutes,
         engines=tuple(FLAGS.engines),
         allow_missing_engines=FLAGS.allow_missing_engines,
+        extra_train_voices=FLAGS.extra_train_voices,
     )
     try:
         summary = build_corpus(FLAGS.out_dir, config, workers=FLAGS.workers)

@@ -1,4 +1,5 @@
-"""Builds the synthesized corpus: `train`, `dev`, `test_clean`, `test_noisy` and `test_unseen_voice`.
+"""Builds the synthesized corpus: `train`, `dev`, `test_clean`, `test_noisy`, `test_unseen_voice` and
+`dev_unseen_voice`.
 
 Each split folder holds `manifest.jsonl`, Kaldi `wav.scp`, `text`, `utt2spk`, `spk2utt` and `wavs/*.wav`
 (16 kHz mono 16-bit). Paths in `manifest.jsonl` and `wav.scp` are relative to the split folder.
@@ -8,7 +9,13 @@ augmentation come from a numpy Generator seeded with that triple, so worker sche
 split takes the shortest prefix of its utterance sequence whose audio reaches the split's share of
 `minutes`. test_noisy holds the test_clean utterances (same ids, same text) mixed with babble or coloured
 noise at 0-15 dB SNR. test_unseen_voice speaks test sentences with the base voices `engines.UNSEEN_VOICES`,
-which never speak train, dev or test (its size is test_clean's).
+which never speak train, dev or test (its size is test_clean's). dev_unseen_voice is its development
+counterpart: dev sentences spoken by `engines.DEV_UNSEEN_VOICES`, which speak no other split (its size is dev's),
+so that what helps on voices never heard in training can be chosen without looking at a test split.
+
+Voices: train, dev and test share the engines' base voices (at disjoint rates and pitches). With
+`extra_train_voices`, train is also spoken by `engines.EXTRA_TRAIN_VOICES`, which speak no other split (the
+other splits, and the babble of test_noisy, are then byte-identical to those of a corpus built without them).
 
 Sizes: `minutes` is train + dev + test_clean. By default dev and test_clean get 10 % of it each; with
 `heldout_minutes` > 0 they get that many minutes each and train gets the rest.
@@ -42,13 +49,15 @@ from absl import logging
 from tf_jointctc.data.synth import augment, engines, sentences
 
 SAMPLE_RATE = engines.SAMPLE_RATE
-SPLITS = ("train", "dev", "test_clean", "test_noisy", "test_unseen_voice")
-FRACTIONS = {"train": 0.8, "dev": 0.1, "test_clean": 0.1, "test_unseen_voice": 0.1}
-_SENTENCE_POOL = {"train": "train", "dev": "dev", "test_clean": "test", "test_unseen_voice": "test"}
-_SPEAKER_SET = {"train": "train", "dev": "dev", "test_clean": "test", "test_unseen_voice": "unseen_voice"}
-_ID_TAG = {"train": "tr", "dev": "dv", "test_clean": "te", "test_unseen_voice": "uv"}
+SPLITS = ("train", "dev", "test_clean", "test_noisy", "test_unseen_voice", "dev_unseen_voice")
+FRACTIONS = {"train": 0.8, "dev": 0.1, "test_clean": 0.1, "test_unseen_voice": 0.1, "dev_unseen_voice": 0.1}
+_SENTENCE_POOL = {"train": "train", "dev": "dev", "test_clean": "test", "test_unseen_voice": "test",
+                  "dev_unseen_voice": "dev"}
+_SPEAKER_SET = {"train": "train", "dev": "dev", "test_clean": "test", "test_unseen_voice": "unseen_voice",
+                "dev_unseen_voice": "dev_unseen_voice"}
+_ID_TAG = {"train": "tr", "dev": "dv", "test_clean": "te", "test_unseen_voice": "uv", "dev_unseen_voice": "du"}
 _SPLIT_CODE = {"train": 1, "dev": 2, "test_clean": 3, "test_noisy": 4, "babble": 5, "test_unseen_voice": 6,
-               "train_babble": 7}
+               "train_babble": 7, "dev_unseen_voice": 8}
 _PLAN, _AUGMENT = 0, 1
 FORMAT_VERSION = 2
 
@@ -77,6 +86,7 @@ class SynthConfig:
     babble_bank: int = 40
     noisy_types: tuple[str, ...] = ("babble", "white", "pink", "brown")
     noisy_weights: tuple[float, ...] = (0.4, 0.2, 0.2, 0.2)
+    extra_train_voices: bool = False  # train is also spoken by `engines.EXTRA_TRAIN_VOICES` (train only)
 
 
 def rng_for(seed: int, split: str, index: int, purpose: int) -> np.random.Generator:
@@ -234,7 +244,7 @@ def split_minutes(config: SynthConfig, split: str) -> float:
 
 def _speech_split(runner: _Runner, config: SynthConfig, names: tuple[str, ...], split: str, folder: str) -> list:
     pool = sentences.load_pool(_SENTENCE_POOL[split])
-    speakers = engines.speakers_for(_SPEAKER_SET[split], list(names))
+    speakers = engines.speakers_for(_SPEAKER_SET[split], list(names), config.extra_train_voices)
     plan_rng = rng_for(config.seed, split, 0, _PLAN)
     order, speaker_order = plan_rng.permutation(len(pool)), plan_rng.permutation(len(speakers))
     target = max(split_minutes(config, split) * 60.0, 1e-3)
@@ -301,6 +311,8 @@ def _noisy_split(runner: _Runner, config: SynthConfig, names: tuple[str, ...], c
 def _config_record(config: SynthConfig, names: tuple[str, ...]) -> dict:
     record = dataclasses.asdict(config) | {"engines": list(names), "format_version": FORMAT_VERSION}
     record.pop("allow_missing_engines")  # how the build treats a missing engine, not what it builds
+    if not config.extra_train_voices:
+        record.pop("extra_train_voices")  # absent from corpora built before it existed: they stay complete
     return json.loads(json.dumps(record))  # tuples -> lists, as read back from disk
 
 
@@ -331,10 +343,8 @@ def resolve_engines(config: SynthConfig) -> tuple[str, ...]:
 
 
 def _built_splits(names: tuple[str, ...]) -> tuple[str, ...]:
-    """SPLITS without test_unseen_voice when none of the engines has a held-out voice."""
-    if engines.speakers_for("unseen_voice", list(names)):
-        return SPLITS
-    return tuple(s for s in SPLITS if s != "test_unseen_voice")
+    """SPLITS without test_unseen_voice (dev_unseen_voice) when none of the engines has a voice for it."""
+    return tuple(s for s in SPLITS if s not in _SPEAKER_SET or engines.speakers_for(_SPEAKER_SET[s], list(names)))
 
 
 def _summary(out_dir: str, splits_built: tuple[str, ...]) -> dict:
@@ -354,8 +364,8 @@ def build_corpus(out_dir: str, config: SynthConfig, workers: int = 2) -> dict:
     started = time.time()
     names = resolve_engines(config)
     splits_built = _built_splits(names)
-    if "test_unseen_voice" not in splits_built:
-        logging.warning("no held-out base voice among engines %s: test_unseen_voice is not built", list(names))
+    for split in sorted(set(SPLITS) - set(splits_built)):
+        logging.warning("no voice for %s among engines %s: it is not built", split, list(names))
     logging.info("TTS engines used: %s", ", ".join(names))
     os.makedirs(out_dir, exist_ok=True)
     record = _config_record(config, names)
@@ -373,10 +383,11 @@ def build_corpus(out_dir: str, config: SynthConfig, workers: int = 2) -> dict:
     def save_record() -> None:
         payload = {"config": record, "complete": complete, "splits": list(splits_built)}
         payload["voices"] = {
-            speaker_set: {e: engines.voices(e, speaker_set) for e in names} for speaker_set in engines.SPEAKER_SETS
+            speaker_set: {e: engines.voices(e, speaker_set, config.extra_train_voices) for e in names}
+            for speaker_set in engines.SPEAKER_SETS
         }
         payload["speakers"] = {
-            split: [s.id for s in engines.speakers_for(_SPEAKER_SET[split], list(names))]
+            split: [s.id for s in engines.speakers_for(_SPEAKER_SET[split], list(names), config.extra_train_voices)]
             for split in _SPEAKER_SET
             if split in splits_built
         }

@@ -43,6 +43,19 @@ _PICO_VOICES = ("en-US", "en-GB")
 _ESPEAK_VOICES = ("en-us", "en-gb", "en-us+f3", "en-gb-scotland")
 # Base voices that never speak train, dev or test: a US male flite voice and a Scottish espeak-ng accent.
 UNSEEN_VOICES = {"pico": (), "flite": ("rms",), "espeak": ("en-gb-scotland",)}
+# Base voices that speak only `dev_unseen_voice` (dev sentences): the development set for generalization to
+# voices never heard in training, so that choices about voices are not made on test_unseen_voice. A Caribbean
+# accent and a male timbre of espeak-ng's US English.
+DEV_UNSEEN_VOICES = {"pico": (), "flite": (), "espeak": ("en-029", "en-us+m7")}
+# Voices that speak train only, and only in a corpus built with `extra_train_voices`: four espeak-ng accents
+# (Received Pronunciation, Lancaster, West Midlands, New York City) and four timbres (espeak-ng variants, one of
+# them its Klatt synthesizer). None of them is, or is a variant of, a held-out voice.
+EXTRA_TRAIN_VOICES = {
+    "pico": (),
+    "flite": (),
+    "espeak": ("en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-us-nyc", "en-us+m3", "en-gb+f4",
+               "en-us+klatt4", "en-gb+m5"),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,14 +93,20 @@ def available_engines() -> list[str]:
     return found
 
 
-def voices(engine: str, split: str = "train") -> list[str]:
-    """Base voices of `engine` that speak `split`: the held-out `UNSEEN_VOICES` for `unseen_voice`, the others
-    for `train`, `dev` and `test`."""
+def voices(engine: str, split: str = "train", extra_train_voices: bool = False) -> list[str]:
+    """Base voices of `engine` that speak the speaker set `split`: the held-out `UNSEEN_VOICES` for
+    `unseen_voice`, `DEV_UNSEEN_VOICES` for `dev_unseen_voice`, the others for `train`, `dev` and `test`, and for
+    `train` also `EXTRA_TRAIN_VOICES` if `extra_train_voices`."""
     every = {"pico": _PICO_VOICES, "flite": tuple(_FLITE_F0), "espeak": _ESPEAK_VOICES}[engine]
     unseen = UNSEEN_VOICES[engine]
     if split == "unseen_voice":
         return list(unseen)
-    return [v for v in every if v not in unseen]
+    if split == "dev_unseen_voice":
+        return list(DEV_UNSEEN_VOICES[engine])
+    shared = [v for v in every if v not in unseen]
+    if split == "train" and extra_train_voices:
+        return shared + list(EXTRA_TRAIN_VOICES[engine])
+    return shared
 
 
 def varies_pitch(engine: str, voice: str) -> bool:
@@ -101,16 +120,17 @@ HELDOUT_GRID = {
     "dev": ((0.93, 1.0), (1.08, 0.82)),
     "test": ((1.07, 1.0), (0.92, 1.18)),
     "unseen_voice": ((1.0, 1.0), (0.93, 1.08)),
+    "dev_unseen_voice": ((1.0, 1.0), (0.93, 1.08)),
 }
-SPEAKER_SETS = ("train", "dev", "test", "unseen_voice")
+SPEAKER_SETS = ("train", "dev", "test", "unseen_voice", "dev_unseen_voice")
 
 
-def speakers_for(split: str, engines: list[str]) -> list[Speaker]:
-    """Pseudo-speakers of a speaker set (`SPEAKER_SETS`), for the given engines."""
+def speakers_for(split: str, engines: list[str], extra_train_voices: bool = False) -> list[Speaker]:
+    """Pseudo-speakers of a speaker set (`SPEAKER_SETS`), for the given engines (`voices` for the base voices)."""
     grid = TRAIN_GRID if split == "train" else HELDOUT_GRID[split]
     result: dict[str, Speaker] = {}
     for engine in engines:
-        for voice in voices(engine, split):
+        for voice in voices(engine, split, extra_train_voices):
             for rate, pitch in grid:
                 speaker = Speaker(engine, voice, rate, pitch if varies_pitch(engine, voice) else 1.0)
                 result.setdefault(speaker.id, speaker)
