@@ -258,3 +258,62 @@ def test_train_noise_includes_babble_of_train_sentences_only():
     train_speakers = {s.id for s in engines.speakers_for("train", ["pico", "flite", "espeak"])}
     assert all(p["sentence"] in train_pool for p in plan)
     assert all(engines.Speaker(**p["speaker"]).id in train_speakers for p in plan)
+
+
+def _base(voice: str) -> str:
+    return voice.split("+")[0]  # an espeak-ng variant (`en-us+m3`) speaks its base voice's accent
+
+
+def test_voice_sets_are_disjoint_where_they_must_be():
+    for engine in engines.ENGINES:
+        held_out = set(engines.UNSEEN_VOICES[engine]) | set(engines.DEV_UNSEEN_VOICES[engine])
+        trained = engines.voices(engine, "train", extra_train_voices=True)
+        assert not held_out & set(trained)
+        # No trained voice is a variant of test_unseen_voice's (dev_unseen_voice's en-us+m7 is a timbre of the
+        # trained en-us accent on purpose: it mirrors test_unseen_voice's flite rms, a new US male voice).
+        assert not set(engines.UNSEEN_VOICES[engine]) & {_base(v) for v in trained}
+        assert not set(engines.UNSEEN_VOICES[engine]) & set(engines.DEV_UNSEEN_VOICES[engine])
+        for speaker_set in ("dev", "test"):  # the extra voices speak train only
+            assert not set(engines.EXTRA_TRAIN_VOICES[engine]) & set(engines.voices(engine, speaker_set))
+    assert engines.voices("espeak", "train", extra_train_voices=True)[: len(engines.voices("espeak"))] == (
+        engines.voices("espeak"))
+
+
+@pytest.mark.skipif(ENGINES_HERE != engines.ENGINES, reason="flite or espeak-ng is not installed")
+def test_dev_unseen_voice_split_has_only_its_own_voices_and_dev_sentences(corpus):
+    out_dir, summary = corpus
+    data = {split: _read(os.path.join(out_dir, split)) for split in SPLITS}
+    assert summary["splits"]["dev_unseen_voice"]["utterances"] > 0
+    voices_of = {split: {tuple(e["speaker"].split("-")[:2]) for e in entries} for split, entries in data.items()}
+    expected = {("espeak", "".join(c for c in v if c.isalnum()).lower()) for v in engines.DEV_UNSEEN_VOICES["espeak"]}
+    assert voices_of["dev_unseen_voice"] and voices_of["dev_unseen_voice"] <= expected
+    for split in SPLITS:
+        if split != "dev_unseen_voice":
+            assert not voices_of[split] & expected
+    dev_pool = set(sentences.load_pool("dev"))
+    assert all(e["sentence"] in dev_pool for e in data["dev_unseen_voice"])
+    with open(os.path.join(out_dir, "corpus.json"), encoding="utf-8") as handle:
+        record = json.load(handle)
+    assert record["voices"]["dev_unseen_voice"]["espeak"] == list(engines.DEV_UNSEEN_VOICES["espeak"])
+    assert "extra_train_voices" not in record["config"]  # a corpus built before the option stays complete
+
+
+@pytest.mark.skipif(ENGINES_HERE != engines.ENGINES, reason="flite or espeak-ng is not installed")
+def test_extra_train_voices_speak_train_only_and_leave_every_other_split_identical(corpus, tmp_path):
+    out_dir, _ = corpus
+    wide = str(tmp_path / "wide")
+    build_corpus(wide, _config(minutes=0.5, seed=3, extra_train_voices=True), workers=2)
+    digests, wide_digests = _digest(out_dir), _digest(wide)
+    held_out = {k for k in digests if not k.startswith("train/")}
+    assert held_out and {k: digests[k] for k in held_out} == {k: wide_digests[k] for k in held_out}
+    extra_ids = {s.id for s in engines.speakers_for("train", list(ENGINES_HERE), extra_train_voices=True)}
+    base_ids = {s.id for s in engines.speakers_for("train", list(ENGINES_HERE))}
+    assert base_ids < extra_ids and len(extra_ids) == len(base_ids) + 6 * len(engines.EXTRA_TRAIN_VOICES["espeak"])
+    assert {e["speaker"] for e in _read(os.path.join(wide, "train"))} <= extra_ids
+    with open(os.path.join(wide, "corpus.json"), encoding="utf-8") as handle:
+        record = json.load(handle)
+    assert record["config"]["extra_train_voices"] is True
+    assert record["voices"]["train"]["espeak"][-len(engines.EXTRA_TRAIN_VOICES["espeak"]):] == list(
+        engines.EXTRA_TRAIN_VOICES["espeak"])
+    assert set(record["speakers"]["train"]) == extra_ids
+    assert record["voices"]["dev"] == {e: engines.voices(e, "dev") for e in ENGINES_HERE}

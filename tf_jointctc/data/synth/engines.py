@@ -44,12 +44,13 @@ _ESPEAK_VOICES = ("en-us", "en-gb", "en-us+f3", "en-gb-scotland")
 # Base voices that never speak train, dev or test: a US male flite voice and a Scottish espeak-ng accent.
 UNSEEN_VOICES = {"pico": (), "flite": ("rms",), "espeak": ("en-gb-scotland",)}
 # Base voices that speak only `dev_unseen_voice` (dev sentences): the development set for generalization to
-# voices never heard in training, so that choices about voices are not made on test_unseen_voice. A Caribbean
-# accent and a male timbre of espeak-ng's US English.
+# voices never heard in training, so that choices about voices are not made on test_unseen_voice. Like
+# UNSEEN_VOICES, a new accent (Caribbean) and a new voice of a trained accent (a male timbre variant of
+# espeak-ng's US English, as flite rms is a new US male voice).
 DEV_UNSEEN_VOICES = {"pico": (), "flite": (), "espeak": ("en-029", "en-us+m7")}
 # Voices that speak train only, and only in a corpus built with `extra_train_voices`: four espeak-ng accents
 # (Received Pronunciation, Lancaster, West Midlands, New York City) and four timbres (espeak-ng variants, one of
-# them its Klatt synthesizer). None of them is, or is a variant of, a held-out voice.
+# them its Klatt synthesizer). None of them is a held-out voice or a variant of an UNSEEN_VOICES one.
 EXTRA_TRAIN_VOICES = {
     "pico": (),
     "flite": (),
