@@ -146,6 +146,8 @@ def lm_base_config() -> ml_collections.ConfigDict:
     config.model.embedding_dim = 64
     config.model.dropout = 0.0  # on the embedding and between layers, training only
     config.model.init_scale = 0.1  # uniform in [-0.1, 0.1], as the recognizer
+    # "bfloat16": the LSTM matmuls' operands in training (float32 weights, states, results and inference)
+    config.model.training_dtype = "float32"
 
     config.optimizer = ml_collections.ConfigDict()
     config.optimizer.name = "adam"

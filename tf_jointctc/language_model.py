@@ -28,7 +28,7 @@ class CharacterLanguageModel(keras.Model):
 
     Args:
       vocab_size, sos_id, eos_id, pad_id: the recognizer's vocabulary.
-      layers, units, embedding_dim, dropout, init_scale: `CharacterLM`'s.
+      layers, units, embedding_dim, dropout, init_scale, training_dtype: `CharacterLM`'s.
 
     Gradient clipping is the optimizer's (`model.make_optimizer`'s `global_clipnorm`).
     """
@@ -44,6 +44,7 @@ class CharacterLanguageModel(keras.Model):
         embedding_dim: int = 64,
         dropout: float = 0.0,
         init_scale: float = 0.1,
+        training_dtype: str = "float32",
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -51,7 +52,7 @@ class CharacterLanguageModel(keras.Model):
         self.sos_id, self.eos_id, self.pad_id = int(sos_id), int(eos_id), int(pad_id)
         self.lm = CharacterLM(
             vocab_size, layers=layers, units=units, embedding_dim=embedding_dim, dropout=dropout,
-            init_scale=init_scale, name="char_lm",
+            init_scale=init_scale, training_dtype=training_dtype, name="char_lm",
         )
         self.lm.build()
         self.nats_per_char = keras.metrics.Mean(name="loss")
@@ -105,7 +106,7 @@ class CharacterLanguageModel(keras.Model):
             "vocab_size": self.vocab_size, "sos_id": self.sos_id, "eos_id": self.eos_id, "pad_id": self.pad_id,
             "layers": self.lm.num_layers, "units": self.lm.units, "embedding_dim": self.lm.embedding_dim,
             "dropout": self.lm.dropout_rate, "init_scale": self.lm.init_scale,
-            "name": self.name,
+            "training_dtype": self.lm.training_dtype, "name": self.name,
         }
 
 
@@ -115,5 +116,6 @@ def build_language_model(model_config: ml_collections.ConfigDict, vocab: Vocabul
         vocab.size, sos_id=vocab.sos_id, eos_id=vocab.eos_id, pad_id=vocab.blank_id,
         layers=model_config.layers, units=model_config.units, embedding_dim=model_config.embedding_dim,
         dropout=model_config.dropout, init_scale=model_config.init_scale,
+        training_dtype=model_config.get("training_dtype", "float32"),  # absent from LMs trained before it
         name="character_lm",
     )

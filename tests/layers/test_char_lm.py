@@ -61,3 +61,20 @@ def test_config_round_trip_rebuilds_the_same_layer():
 def test_zero_layers_is_refused():
     with pytest.raises(ValueError, match="at least one LSTM layer"):
         CharacterLM(VOCAB, layers=0)
+
+
+def test_training_dtype_round_trips_and_only_changes_training():
+    keras.utils.set_random_seed(3)
+    layer = CharacterLM(VOCAB, layers=1, units=16, embedding_dim=8, training_dtype="bfloat16")
+    layer.build()
+    clone = CharacterLM.from_config(layer.get_config())
+    assert clone.training_dtype == "bfloat16"
+    reference = CharacterLM(VOCAB, layers=1, units=16, embedding_dim=8)
+    reference.build()
+    reference.set_weights(layer.get_weights())
+    tokens = tf.constant([[11, 1, 2, 3, 4]])
+    np.testing.assert_array_equal(layer(tokens, training=False).numpy(), reference(tokens, training=False).numpy())
+    trained, exact = layer(tokens, training=True).numpy(), reference(tokens, training=True).numpy()
+    assert 0.0 < np.abs(trained - exact).max() < 0.05 * np.abs(exact).max()
+    with pytest.raises(ValueError, match="training_dtype"):
+        CharacterLM(VOCAB, training_dtype="float16")

@@ -148,3 +148,32 @@ def test_bfloat16_projections_apply_to_training_only():
     difference = np.abs(training.numpy() - reference.numpy()).max()
     assert 0.0 < difference < 0.05
     assert np.all(training.numpy()[1, 4:] == 0.0)  # padding stays exactly zero
+
+
+def test_bfloat16_training_matmuls_stay_close_to_float32_and_inference_is_exact():
+    """`unidirectional_lstm(training_dtype="bfloat16")` (the demo LM's training): outputs and every gradient
+    within bfloat16 rounding of the float32 ones (but not equal to them); inference ignores the setting."""
+    rng = np.random.default_rng(7)
+    x = tf.constant(rng.standard_normal((4, 12, 6)).astype("float32"))
+    weights = [tf.Variable(rng.uniform(-0.5, 0.5, shape).astype("float32")) for shape in ((6, 32), (8, 32), (32,))]
+    upstream = tf.constant(rng.standard_normal((4, 12, 8)).astype("float32"))
+
+    def outputs_and_gradients(dtype):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            out = unidirectional_lstm(x, tuple(tf.convert_to_tensor(w) for w in weights), training=True,
+                                      training_dtype=dtype)
+            loss = tf.reduce_sum(out * upstream)
+        return [out, *tape.gradient(loss, [x, *weights])]
+
+    exact, rounded = outputs_and_gradients("float32"), outputs_and_gradients("bfloat16")
+    for want, got in zip(exact, rounded):
+        assert got.dtype == tf.float32
+        scale = np.abs(want.numpy()).max()
+        difference = np.abs(got.numpy() - want.numpy()).max()
+        assert 0.0 < difference < 0.03 * scale
+    tensors = tuple(tf.convert_to_tensor(w) for w in weights)
+    inference = unidirectional_lstm(x, tensors, training=False, training_dtype="bfloat16")
+    np.testing.assert_array_equal(inference.numpy(), unidirectional_lstm(x, tensors).numpy())
+    with pytest.raises(ValueError, match="float16"):
+        unidirectional_lstm(x, tensors, training=True, training_dtype="float16")

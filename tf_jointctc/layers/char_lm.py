@@ -39,6 +39,8 @@ class CharacterLM(keras.layers.Layer):
       embedding_dim: E, token embedding width.
       dropout: dropout on the embedding and between layers (training only).
       init_scale: all weights uniform in [-init_scale, init_scale] (the recognizer's initialization).
+      training_dtype: "float32" or "bfloat16": the operands of the LSTM layers' matmuls in training
+        (`fused_lstm.unidirectional_lstm`); weights, states, gates, `step` and inference stay float32.
 
     State (a flat tuple): `(h_1 [N, S], c_1 [N, S], ..., h_L [N, S], c_L [N, S])`.
     """
@@ -51,9 +53,13 @@ class CharacterLM(keras.layers.Layer):
         embedding_dim: int = 64,
         dropout: float = 0.0,
         init_scale: float = 0.1,
+        training_dtype: str = "float32",
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
+        if training_dtype not in ("float32", "bfloat16"):
+            raise ValueError(f"training_dtype must be 'float32' or 'bfloat16', got {training_dtype!r}")
+        self.training_dtype = training_dtype
         self.vocab_size = int(vocab_size)
         self.num_layers = int(layers)
         self.units = int(units)
@@ -136,7 +142,8 @@ class CharacterLM(keras.layers.Layer):
         x = self.dropout(self.embedding(tf.cast(tokens_in, tf.int32)), training=training)
         for lstm in self.lstms:
             weights = (lstm.cell.kernel.value, lstm.cell.recurrent_kernel.value, lstm.cell.bias.value)
-            x = self.dropout(unidirectional_lstm(x, weights, training=bool(training)), training=training)
+            x = unidirectional_lstm(x, weights, training=bool(training), training_dtype=self.training_dtype)
+            x = self.dropout(x, training=training)
         return self.output_dense(x)
 
     def compute_output_shape(self, tokens_shape: tuple) -> tuple:
@@ -151,5 +158,6 @@ class CharacterLM(keras.layers.Layer):
             embedding_dim=self.embedding_dim,
             dropout=self.dropout_rate,
             init_scale=self.init_scale,
+            training_dtype=self.training_dtype,
         )
         return config

@@ -28,8 +28,9 @@ function that the TFLite converter replaces by its fused `UNIDIRECTIONAL_SEQUENC
 from __future__ import annotations
 
 import contextlib
+import functools
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import tensorflow as tf
 from absl import logging
@@ -62,19 +63,39 @@ def _stack(array: tf.TensorArray, static_shape: tf.TensorShape) -> tf.Tensor:
     return stacked
 
 
-def _forward(inputs: Sequence[tf.Tensor], recurrent: Sequence[tf.Tensor]) -> list[list[tf.Tensor]]:
+def _check_dtype(dtype: str) -> None:
+    if dtype not in ("float32", "bfloat16"):
+        raise ValueError(f"matmul dtype must be 'float32' or 'bfloat16', got {dtype!r}")
+
+
+def _operand(tensor: tf.Tensor, dtype: str) -> tf.Tensor:
+    """`tensor` as a matmul operand of `dtype` ("float32": unchanged)."""
+    return tensor if dtype == "float32" else tf.cast(tensor, tf.bfloat16)
+
+
+def _matmul(a: tf.Tensor, b: tf.Tensor, dtype: str, **kwargs) -> tf.Tensor:
+    """a x b in float32, or on bfloat16-rounded operands (`b` already cast by `_operand`) with a float32 result."""
+    if dtype == "float32":
+        return tf.matmul(a, b, **kwargs)
+    return tf.cast(tf.matmul(_operand(a, dtype), _operand(b, dtype), **kwargs), tf.float32)
+
+
+def _forward(inputs: Sequence[tf.Tensor], recurrent: Sequence[tf.Tensor], dtype: str = "float32"
+             ) -> list[list[tf.Tensor]]:
     """The training loop's forward: all directions advance in one loop. Per direction returns the stacked
-    [T, B, H] step tensors [h, c, i, f, g, o] (what the backward pass needs)."""
+    [T, B, H] step tensors [h, c, i, f, g, o] (what the backward pass needs). `dtype`: the recurrent matmuls'
+    operands (`_matmul`)."""
     steps = tf.shape(inputs[0])[0]
     zeros = [_zero_state(x, r) for x, r in zip(inputs, recurrent)]
     shapes = [_state_shape(x, r) for x, r in zip(inputs, recurrent)]
+    kernels = [_operand(r, dtype) for r in recurrent]
     arrays = [[tf.TensorArray(x.dtype, size=steps, element_shape=s) for _ in range(6)]
               for x, s in zip(inputs, shapes)]
 
     def body(t, hs, cs, arrays):
         new_h, new_c, written = [], [], []
-        for d, (x, r) in enumerate(zip(inputs, recurrent)):
-            i, f, g, o, c, h = _cell(x[t] + tf.matmul(hs[d], r), cs[d])
+        for d, (x, r) in enumerate(zip(inputs, kernels)):
+            i, f, g, o, c, h = _cell(x[t] + _matmul(hs[d], r, dtype), cs[d])
             new_h.append(h)
             new_c.append(c)
             written.append([a.write(t, v) for a, v in zip(arrays[d], (h, c, i, f, g, o))])
@@ -139,53 +160,62 @@ def _backward_factors(hs: tf.Tensor, cs: tf.Tensor, gates: Sequence[tf.Tensor]) 
     return cell_from_h, factors
 
 
-@tf.custom_gradient
-def _loop_with_gradient(*tensors: tf.Tensor):
-    """`lstm_loop` for training, on (inputs of every direction, then their recurrent kernels): saves the gates
-    and cells, and back-propagates by hand (module docstring)."""
-    directions = len(tensors) // 2
-    inputs, recurrent = tensors[:directions], tensors[directions:]
-    steps = tf.shape(inputs[0])[0]
-    saved = _forward(inputs, recurrent)  # per direction: h, c, i, f, g, o
+@functools.cache
+def _loop_with_gradient(dtype: str) -> Callable:
+    """`lstm_loop` for training, as a function of (inputs of every direction, then their recurrent kernels)
+    that saves the gates and cells and back-propagates by hand (module docstring). `dtype`: the operands of its
+    recurrent matmuls, forward and backward, and of the recurrent-weight gradient (`_matmul`)."""
 
-    def grad(*d_hs: tf.Tensor) -> list[tf.Tensor]:
-        cell_from_h, factors = zip(*(_backward_factors(hs, cs, gates) for hs, cs, *gates in saved))
-        recurrent_t = [tf.transpose(r) for r in recurrent]  # [4H, H]
-        f_s = [s[3] for s in saved]
-        zeros = [_zero_state(x, r) for x, r in zip(inputs, recurrent)]
-        d_z = [tf.TensorArray(x.dtype, size=steps, element_shape=tf.TensorShape([None, None])) for x in inputs]
+    @tf.custom_gradient
+    def loop(*tensors: tf.Tensor):
+        directions = len(tensors) // 2
+        inputs, recurrent = tensors[:directions], tensors[directions:]
+        steps = tf.shape(inputs[0])[0]
+        saved = _forward(inputs, recurrent, dtype)  # per direction: h, c, i, f, g, o
 
-        def back(t, dh_next, dc_next, d_z):
-            new_dh, new_dc, written = [], [], []
+        def grad(*d_hs: tf.Tensor) -> list[tf.Tensor]:
+            cell_from_h, factors = zip(*(_backward_factors(hs, cs, gates) for hs, cs, *gates in saved))
+            recurrent_t = [_operand(tf.transpose(r), dtype) for r in recurrent]  # [4H, H]
+            f_s = [s[3] for s in saved]
+            zeros = [_zero_state(x, r) for x, r in zip(inputs, recurrent)]
+            d_z = [tf.TensorArray(x.dtype, size=steps, element_shape=tf.TensorShape([None, None])) for x in inputs]
+
+            def back(t, dh_next, dc_next, d_z):
+                new_dh, new_dc, written = [], [], []
+                for d in range(directions):
+                    dh = d_hs[d][t] + dh_next[d]
+                    dc = dc_next[d] + dh * cell_from_h[d][t]
+                    dz = tf.concat([dc, dc, dc, dh], axis=-1) * factors[d][t]
+                    new_dh.append(_matmul(dz, recurrent_t[d], dtype))
+                    new_dc.append(dc * f_s[d][t])
+                    written.append(d_z[d].write(t, dz))
+                return t - 1, new_dh, new_dc, written
+
+            _, _, _, d_z = tf.while_loop(lambda t, *_: t >= 0, back, (steps - 1, zeros, zeros, d_z))
+            d_inputs, d_recurrent = [], []
             for d in range(directions):
-                dh = d_hs[d][t] + dh_next[d]
-                dc = dc_next[d] + dh * cell_from_h[d][t]
-                dz = tf.concat([dc, dc, dc, dh], axis=-1) * factors[d][t]
-                new_dh.append(tf.matmul(dz, recurrent_t[d]))
-                new_dc.append(dc * f_s[d][t])
-                written.append(d_z[d].write(t, dz))
-            return t - 1, new_dh, new_dc, written
+                dz = tf.reshape(d_z[d].stack(), tf.shape(inputs[d]))  # [T, B, 4H]
+                hs = saved[d][0]
+                units = tf.shape(hs)[-1]
+                # sum_t h_{t-1}^T dz_t (h_{-1} = 0): one GEMM [H, (T-1)*B] x [(T-1)*B, 4H].
+                d_recurrent.append(_matmul(tf.reshape(hs[:-1], [-1, units]), tf.reshape(dz[1:], [-1, 4 * units]),
+                                           dtype, transpose_a=True))
+                d_inputs.append(dz)
+            return d_inputs + d_recurrent
 
-        _, _, _, d_z = tf.while_loop(lambda t, *_: t >= 0, back, (steps - 1, zeros, zeros, d_z))
-        d_inputs, d_recurrent = [], []
-        for d in range(directions):
-            dz = tf.reshape(d_z[d].stack(), tf.shape(inputs[d]))  # [T, B, 4H]
-            hs = saved[d][0]
-            units = tf.shape(hs)[-1]
-            # sum_t h_{t-1}^T dz_t (h_{-1} = 0): one GEMM [H, (T-1)*B] x [(T-1)*B, 4H].
-            d_recurrent.append(tf.matmul(tf.reshape(hs[:-1], [-1, units]), tf.reshape(dz[1:], [-1, 4 * units]),
-                                         transpose_a=True))
-            d_inputs.append(dz)
-        return d_inputs + d_recurrent
+        return [s[0] for s in saved], grad
 
-    return [s[0] for s in saved], grad
+    return loop
 
 
-def lstm_loop_with_gradient(inputs: Sequence[tf.Tensor], recurrent: Sequence[tf.Tensor]) -> list[tf.Tensor]:
-    """`lstm_loop` with the hand-written backward pass."""
+def lstm_loop_with_gradient(inputs: Sequence[tf.Tensor], recurrent: Sequence[tf.Tensor], dtype: str = "float32"
+                            ) -> list[tf.Tensor]:
+    """`lstm_loop` with the hand-written backward pass; `dtype` "bfloat16" computes its recurrent matmuls (and
+    the recurrent-weight gradient) on bfloat16-rounded operands, with float32 states, gates and results."""
     if len(inputs) != len(recurrent):
         raise ValueError(f"{len(inputs)} inputs for {len(recurrent)} recurrent kernels")
-    return list(_loop_with_gradient(*inputs, *recurrent))
+    _check_dtype(dtype)
+    return list(_loop_with_gradient(dtype)(*inputs, *recurrent))
 
 
 @contextlib.contextmanager
@@ -216,7 +246,7 @@ def _lstm_composite(x: tf.Tensor, weights: tuple) -> tf.Tensor:
 
     def keras_lstm(inputs, init_h, init_c, kernel, recurrent_kernel, bias):
         del init_c  # zero, like init_h: the fused kernel starts from these; the loop starts from zeros
-        outputs = _causal_lstm(inputs, (kernel, recurrent_kernel, bias), training=False)
+        outputs = _causal_lstm(inputs, (kernel, recurrent_kernel, bias), training=False, dtype="float32")
         return outputs[:, -1], outputs, init_h, init_h, tf.constant(0.0)
 
     composite = tf.function(keras_lstm, autograph=False, experimental_attributes={
@@ -284,7 +314,8 @@ def bidirectional_lstm(x: tf.Tensor, lengths: tf.Tensor, forward: tuple, backwar
     return out * mask
 
 
-def unidirectional_lstm(x: tf.Tensor, weights: tuple, training: bool = False) -> tf.Tensor:
+def unidirectional_lstm(x: tf.Tensor, weights: tuple, training: bool = False, training_dtype: str = "float32"
+                        ) -> tf.Tensor:
     """Causal (forward-only) LSTM over every step, with no mask: what a step depends on never comes after it,
     so padding at the end of a sequence changes nothing before it.
 
@@ -292,19 +323,25 @@ def unidirectional_lstm(x: tf.Tensor, weights: tuple, training: bool = False) ->
       x: [B, T, D] inputs.
       weights: (kernel [D, 4H], recurrent_kernel [H, 4H], bias [4H]), Keras' gate order (i, f, c, o).
       training: use the hand-written gradient (training) or the plain loop (inference).
+      training_dtype: "float32" or "bfloat16": the operands of every matmul when `training` (the input
+        projection, `input_projection`, and the recurrence, `lstm_loop_with_gradient`); inference always
+        computes in float32.
 
     Returns:
       [B, T, H], equal to `keras.layers.LSTM(H, return_sequences=True)` on the same weights.
     """
+    _check_dtype(training_dtype)
     if _use_composite(x, training):
         return _lstm_composite(x, weights)
-    return _causal_lstm(x, weights, training)
+    return _causal_lstm(x, weights, training, training_dtype if training else "float32")
 
 
-def _causal_lstm(x: tf.Tensor, weights: tuple, training: bool) -> tf.Tensor:
+def _causal_lstm(x: tf.Tensor, weights: tuple, training: bool, dtype: str) -> tf.Tensor:
     """`unidirectional_lstm` as a TensorFlow loop: [B, T, D] -> [B, T, H]."""
     kernel, recurrent, bias = weights
-    projected = input_projection(tf.transpose(x, [1, 0, 2]), kernel, bias)  # [T, B, 4H]
-    loop = lstm_loop_with_gradient if training else lstm_loop
-    (out,) = loop([projected], [recurrent])  # [T, B, H]
+    projected = input_projection(tf.transpose(x, [1, 0, 2]), kernel, bias, dtype)  # [T, B, 4H]
+    if training:
+        (out,) = lstm_loop_with_gradient([projected], [recurrent], dtype)  # [T, B, H]
+    else:
+        (out,) = lstm_loop([projected], [recurrent])
     return tf.transpose(out, [1, 0, 2])
