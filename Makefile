@@ -53,10 +53,10 @@ demo: $(STAMP) engines
 	$(VENV)/bin/jointctc-train --config configs/demo.py --workdir $(WORKDIR) \
 	  --config.data.train=$(CORPUS)/train/manifest.jsonl --config.data.dev=$(CORPUS)/dev/manifest.jsonl
 	mkdir -p $(WORKDIR)/eval; set -o pipefail; for split in test_clean test_noisy test_unseen_voice; do for mode in ctc_greedy attention joint; do \
-	  $(VENV)/bin/jointctc-eval --workdir $(WORKDIR) --data $(CORPUS)/$$split/manifest.jsonl --mode $$mode \
+	  $(VENV)/bin/jointctc-eval --workdir $(WORKDIR) --data $(CORPUS)/$$split/manifest.jsonl --mode $$mode --intra_op_threads 1 \
 	    --output $(WORKDIR)/eval/$$split-$$mode.jsonl | tee $(WORKDIR)/eval/$$split-$$mode.json || exit 1; done; \
 	  for mode in attention joint; do beta=$(LM_WEIGHT); [ $$mode = attention ] && beta=$(LM_WEIGHT_ATTENTION); \
-	  $(VENV)/bin/jointctc-eval --workdir $(WORKDIR) --data $(CORPUS)/$$split/manifest.jsonl --mode $$mode \
+	  $(VENV)/bin/jointctc-eval --workdir $(WORKDIR) --data $(CORPUS)/$$split/manifest.jsonl --mode $$mode --intra_op_threads 1 \
 	    --lm_workdir $(LM_WORKDIR) --lm_weight $$beta --output $(WORKDIR)/eval/$$split-$$mode-lm.jsonl \
 	    | tee $(WORKDIR)/eval/$$split-$$mode-lm.json || exit 1; done; done
 	$(VENV)/bin/jointctc-export --workdir $(WORKDIR) --saved_model $(EXPORT)/saved_model \

@@ -18,9 +18,10 @@ def test_eval_cli_prints_the_contract_line_and_writes_hypotheses(trained_workdir
     manifest = trained_manifest
     output = tmp_path / "hyp.jsonl"
     result = run_cli("tf_jointctc.cli.evaluate", f"--workdir={workdir}", f"--data={manifest}",
-                     "--mode=ctc_greedy", f"--output={output}")
+                     "--mode=ctc_greedy", f"--output={output}", "--intra_op_threads=1")
     assert result.returncode == 0, result.stderr[-3000:]
     summary = last_json_line(result.stdout)
+    assert summary["cpu_threads"]["intra_op"] == 1  # applied: the CLI sets it before TensorFlow runs
     for key in ("cer", "wer", "utterances", "audio_seconds", "decode_seconds", "rtf"):
         assert key in summary, key
     entries = [json.loads(line) for line in manifest.read_text().splitlines()]
@@ -73,3 +74,5 @@ def test_eval_refuses_an_unknown_data_set_clearly(trained_workdir, tmp_path):
     result = run_cli("tf_jointctc.cli.evaluate", f"--workdir={workdir}", f"--data={tmp_path / 'nope.jsonl'}")
     assert result.returncode != 0
     assert "jointctc-eval:" in result.stderr and "nope.jsonl" in result.stderr
+    result = run_cli("tf_jointctc.cli.evaluate", f"--workdir={workdir}", f"--data={tmp_path}", "--intra_op_threads=-1")
+    assert result.returncode != 0 and "intra_op_threads" in result.stderr

@@ -1,7 +1,7 @@
 """`jointctc-eval --workdir W --data D --mode {ctc_greedy,attention,joint} [--beam 20] [--ctc_weight 0.3]
-[--length_penalty 0.1] [--lm_workdir LM --lm_weight 0.3] [--output H.jsonl]` (docs/interfaces.md): decodes a data
-set with a trained model and prints one JSON line `{"cer", "wer", "utterances", "audio_seconds", "decode_seconds",
-"rtf", ..., "lm_workdir", "lm_weight"}`.
+[--length_penalty 0.1] [--lm_workdir LM --lm_weight 0.3] [--output H.jsonl] [--intra_op_threads N]`
+(docs/interfaces.md): decodes a data set with a trained model and prints one JSON line `{"cer", "wer",
+"utterances", "audio_seconds", "decode_seconds", "rtf", ..., "lm_workdir", "lm_weight", "cpu_threads"}`.
 
 `--lm_workdir` (a jointctc-train-lm work dir) adds its character LM to the attention and joint beam searches by
 shallow fusion with weight `--lm_weight`; both default to the recognizer config's `decode.lm_workdir` and
@@ -19,6 +19,7 @@ from absl import app, flags
 
 from tf_jointctc.decoding.modes import MODES
 from tf_jointctc.evaluation import evaluate_workdir
+from tf_jointctc.training.strategy import set_cpu_threads
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A jointctc-train work dir.")
 _DATA = flags.DEFINE_string("data", None, "Data set: a .jsonl manifest or a Kaldi data dir.")
@@ -36,11 +37,17 @@ _WHICH = flags.DEFINE_enum(
     "Checkpoint: best dev CER (averaged weights with train.ema_decay) or the newest (the weights as trained).",
 )
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 8, "Utterances decoded together.")
+_INTRA_OP_THREADS = flags.DEFINE_integer(
+    "intra_op_threads", 0, "Threads per TensorFlow op (0: TensorFlow's default, one per core). 1 decodes the demo "
+    "model 1.09-1.18x faster on 2 cores, the same hypotheses (docs/performance.md); `make demo` uses it.",
+    lower_bound=0,
+)
 
 
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    threads = set_cpu_threads(_INTRA_OP_THREADS.value, 0)  # before any TensorFlow op runs
     try:
         summary = evaluate_workdir(
             _WORKDIR.value, _DATA.value, _MODE.value, beam=_BEAM.value, ctc_weight=_CTC_WEIGHT.value,
@@ -49,6 +56,7 @@ def main(argv: list[str]) -> None:
         )
     except (ValueError, FileNotFoundError) as error:
         raise SystemExit(f"jointctc-eval: {error}") from None
+    summary["cpu_threads"] = threads
     sys.stdout.write(json.dumps(summary) + "\n")
 
 
