@@ -19,6 +19,10 @@ differently from Keras' generic RNN loop:
   the recurrent-weight gradient after it as one 2-D GEMM over all steps (`h_{t-1}^T dz_t`, `[H, T*B] x
   [T*B, 4H]`), instead of accumulating a `[H, 4H]` outer product per step.
 
+Training can round the operands of its matmuls to bfloat16 (float32 results, states and gates): the input
+projection's (`input_projection`, the encoder's `training_projection_dtype`) and, for `unidirectional_lstm`
+(the character LM's `training_dtype`), the recurrence's and the recurrent-weight gradient's too.
+
 Only while loops, matmuls and element-wise ops: the inference path (no custom gradient) converts to TFLite
 built-ins (WHILE, FULLY_CONNECTED / BATCH_MATMUL, LOGISTIC, TANH). Inside `tflite_fusable_lstms()` (the TFLite
 export), each direction of an inference-time LSTM with a static batch is traced instead as the composite
