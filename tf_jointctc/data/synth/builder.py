@@ -25,8 +25,9 @@ missing one is an error that says how to install it, unless `allow_missing_engin
 goes on without it with a warning, and `corpus.json` records the engines and voices it used.
 
 Train augmentation (drawn per utterance): reverberation with probability `reverb_fraction`, then noise with
-probability `noise_fraction`: babble of 3-6 talkers (train sentences by train speakers, never the held-out
-babble pool of test_noisy) or coloured noise, at `train_snr_db`.
+probability `noise_fraction`: babble of 3-6 talkers (train sentences by the base voices' train speakers, never
+the held-out babble pool of test_noisy; the same with `extra_train_voices`) or coloured noise, at
+`train_snr_db`.
 
 Robustness: a split is written to `.tmp-<split>` and renamed when complete; `corpus.json` records the
 arguments and the completed splits, and a rerun with the same arguments skips them.
