@@ -170,13 +170,25 @@ def test_corpus_splits_are_disjoint(corpus):
         assert not train_ids & {s.id for s in engines.speakers_for(split, names)}
 
 
-def test_test_noisy_matches_test_clean(corpus):
+@pytest.mark.parametrize(("noisy_split", "clean_split"), [("test_noisy", "test_clean"), ("dev_noisy", "dev")])
+def test_noisy_splits_match_their_clean_split(corpus, noisy_split, clean_split):
     out_dir, _ = corpus
-    clean = _read(os.path.join(out_dir, "test_clean"))
-    noisy = _read(os.path.join(out_dir, "test_noisy"))
+    clean = _read(os.path.join(out_dir, clean_split))
+    noisy = _read(os.path.join(out_dir, noisy_split))
     assert [(e["id"], e["text"]) for e in clean] == [(e["id"], e["text"]) for e in noisy]
     for entry in noisy:
         assert entry["noise"] in ("babble", "white", "pink", "brown") and 0.0 <= entry["snr_db"] <= 15.0
+        audio, _ = sf.read(os.path.join(out_dir, noisy_split, entry["audio"]))
+        original, _ = sf.read(os.path.join(out_dir, clean_split, entry["audio"]))
+        assert audio.shape == original.shape and not np.array_equal(audio, original)
+
+
+def test_dev_noisy_draws_its_own_noise(corpus):
+    out_dir, _ = corpus
+    draws = {split: [(e["noise"], e["snr_db"]) for e in _read(os.path.join(out_dir, split))]
+             for split in ("dev_noisy", "test_noisy")}
+    count = min(len(draws["dev_noisy"]), len(draws["test_noisy"]))
+    assert draws["dev_noisy"][:count] != draws["test_noisy"][:count]
 
 
 def test_same_seed_is_byte_identical_and_other_seed_differs(corpus, tmp_path):

@@ -1,5 +1,5 @@
-"""Builds the synthesized corpus: `train`, `dev`, `test_clean`, `test_noisy`, `test_unseen_voice` and
-`dev_unseen_voice`.
+"""Builds the synthesized corpus: `train`, `dev`, `test_clean`, `test_noisy`, `test_unseen_voice`,
+`dev_unseen_voice` and `dev_noisy`.
 
 Each split folder holds `manifest.jsonl`, Kaldi `wav.scp`, `text`, `utt2spk`, `spk2utt` and `wavs/*.wav`
 (16 kHz mono 16-bit). Paths in `manifest.jsonl` and `wav.scp` are relative to the split folder.
@@ -8,7 +8,9 @@ Determinism: utterance i of a split is fully defined by (seed, split, i): its se
 augmentation come from a numpy Generator seeded with that triple, so worker scheduling does not matter. A
 split takes the shortest prefix of its utterance sequence whose audio reaches the split's share of
 `minutes`. test_noisy holds the test_clean utterances (same ids, same text) mixed with babble or coloured
-noise at 0-15 dB SNR. test_unseen_voice speaks test sentences with the base voices `engines.UNSEEN_VOICES`,
+noise at 0-15 dB SNR; dev_noisy is its development counterpart, the dev utterances mixed the same way (its own
+draws of noise type, SNR and babble talkers, from the same bank of babble sources), so that noise robustness
+is judged on dev. test_unseen_voice speaks test sentences with the base voices `engines.UNSEEN_VOICES`,
 which never speak train, dev or test (its size is test_clean's). dev_unseen_voice is its development
 counterpart: dev sentences spoken by `engines.DEV_UNSEEN_VOICES`, which speak no other split (its size is dev's),
 so that what helps on voices never heard in training can be chosen without looking at a test split.
@@ -50,7 +52,8 @@ from absl import logging
 from tf_jointctc.data.synth import augment, engines, sentences
 
 SAMPLE_RATE = engines.SAMPLE_RATE
-SPLITS = ("train", "dev", "test_clean", "test_noisy", "test_unseen_voice", "dev_unseen_voice")
+SPLITS = ("train", "dev", "test_clean", "test_noisy", "test_unseen_voice", "dev_unseen_voice", "dev_noisy")
+_NOISY_SOURCE = {"test_noisy": "test_clean", "dev_noisy": "dev"}  # noisy split -> the clean split it mixes
 FRACTIONS = {"train": 0.8, "dev": 0.1, "test_clean": 0.1, "test_unseen_voice": 0.1, "dev_unseen_voice": 0.1}
 _SENTENCE_POOL = {"train": "train", "dev": "dev", "test_clean": "test", "test_unseen_voice": "test",
                   "dev_unseen_voice": "dev"}
@@ -58,7 +61,7 @@ _SPEAKER_SET = {"train": "train", "dev": "dev", "test_clean": "test", "test_unse
                 "dev_unseen_voice": "dev_unseen_voice"}
 _ID_TAG = {"train": "tr", "dev": "dv", "test_clean": "te", "test_unseen_voice": "uv", "dev_unseen_voice": "du"}
 _SPLIT_CODE = {"train": 1, "dev": 2, "test_clean": 3, "test_noisy": 4, "babble": 5, "test_unseen_voice": 6,
-               "train_babble": 7, "dev_unseen_voice": 8}
+               "train_babble": 7, "dev_unseen_voice": 8, "dev_noisy": 9}
 _PLAN, _AUGMENT = 0, 1
 FORMAT_VERSION = 2
 
@@ -176,7 +179,7 @@ def _babble_plan(seed: int, engine_names: tuple[str, ...], size: int, use: str =
 def _noisy_task(task: dict) -> dict:
     entry = dict(task["entry"])
     clean = _read_wav(os.path.join(task["clean_folder"], entry["audio"]))
-    rng = rng_for(task["seed"], "test_noisy", task["index"], _AUGMENT)
+    rng = rng_for(task["seed"], task["split"], task["index"], _AUGMENT)
     kind = str(rng.choice(task["noisy_types"], p=np.asarray(task["noisy_weights"]) / sum(task["noisy_weights"])))
     snr = float(rng.uniform(*task["test_snr_db"]))
     if kind == "babble":
@@ -288,10 +291,12 @@ def _speech_split(runner: _Runner, config: SynthConfig, names: tuple[str, ...], 
     return entries
 
 
-def _noisy_split(runner: _Runner, config: SynthConfig, names: tuple[str, ...], clean_folder: str, folder: str):
+def _noisy_split(runner: _Runner, config: SynthConfig, names: tuple[str, ...], split: str, clean_folder: str,
+                 folder: str):
     clean = sorted(_read_entries(clean_folder), key=lambda e: e["id"])
     tasks = [
         {
+            "split": split,
             "entry": entry,
             "index": index,
             "seed": config.seed,
@@ -408,8 +413,9 @@ def build_corpus(out_dir: str, config: SynthConfig, workers: int = 2) -> dict:
             temporary = os.path.join(out_dir, f".tmp-{split}")
             shutil.rmtree(temporary, ignore_errors=True)
             os.makedirs(os.path.join(temporary, "wavs"))
-            if split == "test_noisy":
-                entries = _noisy_split(runner, config, names, os.path.join(out_dir, "test_clean"), temporary)
+            if split in _NOISY_SOURCE:
+                clean_folder = os.path.join(out_dir, _NOISY_SOURCE[split])
+                entries = _noisy_split(runner, config, names, split, clean_folder, temporary)
             else:
                 entries = _speech_split(runner, config, names, split, temporary)
             _write_split(temporary, entries)
