@@ -15,7 +15,7 @@ from tf_jointctc.data.synth.engines import ENGINES
 
 flags.DEFINE_string(
     "out_dir", None, "Folder to build the corpus in (train, dev, test_clean, test_noisy, test_unseen_voice, "
-    "dev_unseen_voice)."
+    "dev_unseen_voice, dev_noisy)."
 )
 flags.DEFINE_float(
     "minutes", 60.0, "Minutes of train + dev + test_clean speech (test_noisy copies test_clean; test_unseen_voice "
