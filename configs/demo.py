@@ -15,11 +15,11 @@ width), and why (measurements in docs/accuracy.md):
 - Epochs of 350 updates over a 288-minute train split (`make demo` builds it with `--minutes 300
   --heldout_minutes 6`; row a16 of docs/accuracy.md tried eight more train voices), not passes over the data, and
   a wall-time budget: training ends when 18.5 minutes of it are spent (`train.max_minutes`; dev evaluations
-  included; start-up and the last checkpoint took another ~0.5 min in `make demo`, 19.0 min in all, so jointctc-
-  train stays under issue 12's 20 minutes), or after 14 epochs (4,900 updates, where twice the old demo's updates
-  stopped improving dev: row a13 of docs/accuracy.md), whichever comes first, and the cosine decay follows the
-  budget. This machine's speed differs by 2x between phases: a fixed 1,400 updates took 15.6 minutes in one and
-  7.9 in another, and the budget uses what the machine gives.
+  included; start-up and the last checkpoint took another ~0.5 min in `make demo`, 19.0 min in all, so
+  jointctc-train stays under issue 12's 20 minutes), or after 14 epochs (4,900 updates, where twice the old
+  demo's updates stopped improving dev: row a13 of docs/accuracy.md), whichever comes first, and the cosine decay
+  follows the budget. This machine's speed differs by 2x between phases: a fixed 1,400 updates took 15.6 minutes
+  in one and 7.9 in another, and the budget uses what the machine gives.
 - One thread per TensorFlow op, two ops at a time (`train.intra_op_threads = 1`): this model's ops are small,
   and a joint step ran 1.04-1.87x faster (median ~1.35x) than with two threads per op (docs/performance.md).
 - Each train utterance's features are computed once and kept in memory (`data.cache_features`, ~0.8 GB for
