@@ -9,7 +9,13 @@ import tensorflow as tf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tf_jointctc.layers.fused_lstm import bidirectional_lstm, input_projection, unidirectional_lstm
+from tf_jointctc.layers.fused_lstm import (
+    TRAINING_DTYPES,
+    bidirectional_lstm,
+    check_training_dtype,
+    input_projection,
+    unidirectional_lstm,
+)
 
 
 def _reference_and_fused(batch_lengths, dim, units, seed, training):
@@ -177,3 +183,10 @@ def test_bfloat16_training_matmuls_stay_close_to_float32_and_inference_is_exact(
     np.testing.assert_array_equal(inference.numpy(), unidirectional_lstm(x, tensors).numpy())
     with pytest.raises(ValueError, match="float16"):
         unidirectional_lstm(x, tensors, training=True, training_dtype="float16")
+
+
+def test_check_training_dtype_names_the_setting():
+    for dtype in TRAINING_DTYPES:
+        check_training_dtype(dtype)  # accepted
+    with pytest.raises(ValueError, match=r"training_dtype must be 'float32' or 'bfloat16', got 'float16'"):
+        check_training_dtype("float16", "training_dtype")

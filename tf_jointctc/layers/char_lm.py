@@ -23,7 +23,7 @@ import keras
 import tensorflow as tf
 
 from tf_jointctc.layers.encoder import uniform_initializer
-from tf_jointctc.layers.fused_lstm import unidirectional_lstm
+from tf_jointctc.layers.fused_lstm import check_training_dtype, unidirectional_lstm
 
 LMState = tuple[tf.Tensor, ...]  # (h_1, c_1, ..., h_L, c_L), each [N, units]
 
@@ -57,8 +57,7 @@ class CharacterLM(keras.layers.Layer):
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
-        if training_dtype not in ("float32", "bfloat16"):
-            raise ValueError(f"training_dtype must be 'float32' or 'bfloat16', got {training_dtype!r}")
+        check_training_dtype(training_dtype, "training_dtype")
         self.training_dtype = training_dtype
         self.vocab_size = int(vocab_size)
         self.num_layers = int(layers)

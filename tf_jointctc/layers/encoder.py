@@ -10,7 +10,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from tf_jointctc.layers.fused_lstm import bidirectional_lstm
+from tf_jointctc.layers.fused_lstm import bidirectional_lstm, check_training_dtype
 
 IMPLEMENTATIONS = ("auto", "fused", "keras")
 
@@ -82,9 +82,7 @@ class PyramidalBLSTM(keras.layers.Layer):
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
-        if training_projection_dtype not in ("float32", "bfloat16"):
-            raise ValueError(f"training_projection_dtype must be 'float32' or 'bfloat16', got "
-                             f"{training_projection_dtype!r}")
+        check_training_dtype(training_projection_dtype, "training_projection_dtype")
         self.training_projection_dtype = training_projection_dtype
         if int(input_stack) < 1:
             raise ValueError(f"input_stack must be >= 1, got {input_stack}")

@@ -40,6 +40,8 @@ import tensorflow as tf
 from absl import logging
 
 _COMPOSITES = {"enabled": False}
+# What training may round its matmul operands to (`training_dtype`, `training_projection_dtype`).
+TRAINING_DTYPES = ("float32", "bfloat16")
 
 
 def _cell(z: tf.Tensor, c: tf.Tensor) -> tuple[tf.Tensor, ...]:
@@ -67,9 +69,10 @@ def _stack(array: tf.TensorArray, static_shape: tf.TensorShape) -> tf.Tensor:
     return stacked
 
 
-def _check_dtype(dtype: str) -> None:
-    if dtype not in ("float32", "bfloat16"):
-        raise ValueError(f"matmul dtype must be 'float32' or 'bfloat16', got {dtype!r}")
+def check_training_dtype(dtype: str, name: str = "matmul dtype") -> None:
+    """Raises ValueError (naming the setting `name`) unless `dtype` is one of `TRAINING_DTYPES`."""
+    if dtype not in TRAINING_DTYPES:
+        raise ValueError(f"{name} must be 'float32' or 'bfloat16', got {dtype!r}")
 
 
 def _operand(tensor: tf.Tensor, dtype: str) -> tf.Tensor:
@@ -218,7 +221,7 @@ def lstm_loop_with_gradient(inputs: Sequence[tf.Tensor], recurrent: Sequence[tf.
     the recurrent-weight gradient) on bfloat16-rounded operands, with float32 states, gates and results."""
     if len(inputs) != len(recurrent):
         raise ValueError(f"{len(inputs)} inputs for {len(recurrent)} recurrent kernels")
-    _check_dtype(dtype)
+    check_training_dtype(dtype)
     return list(_loop_with_gradient(dtype)(*inputs, *recurrent))
 
 
@@ -272,11 +275,10 @@ def input_projection(inputs: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor, dtyp
     """[T, B, D] x kernel [D, 4H] + bias [4H] -> [T, B, 4H] float32, one GEMM for every frame. With `dtype`
     "bfloat16" the GEMM (and, under a gradient tape, its two gradient GEMMs) reads inputs and kernel rounded to
     bfloat16 and returns float32; the kernel variable stays float32."""
+    check_training_dtype(dtype, "projection dtype")
     if dtype == "float32":
         return tf.einsum("tbd,dg->tbg", inputs, kernel) + bias
-    if dtype != "bfloat16":
-        raise ValueError(f"projection dtype must be 'float32' or 'bfloat16', got {dtype!r}")
-    product = tf.einsum("tbd,dg->tbg", tf.cast(inputs, tf.bfloat16), tf.cast(kernel, tf.bfloat16))
+    product = tf.einsum("tbd,dg->tbg", _operand(inputs, dtype), _operand(kernel, dtype))
     return tf.cast(product, tf.float32) + bias
 
 
@@ -334,7 +336,7 @@ def unidirectional_lstm(x: tf.Tensor, weights: tuple, training: bool = False, tr
     Returns:
       [B, T, H], equal to `keras.layers.LSTM(H, return_sequences=True)` on the same weights.
     """
-    _check_dtype(training_dtype)
+    check_training_dtype(training_dtype)
     if _use_composite(x, training):
         return _lstm_composite(x, weights)
     return _causal_lstm(x, weights, training, training_dtype if training else "float32")
