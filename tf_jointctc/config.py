@@ -43,8 +43,9 @@ def base_config() -> ml_collections.ConfigDict:
     # k > 1 every BLSTM runs at 1/k of the frame rate. Keep at least ~2 encoder frames per output character.
     config.model.encoder.input_stack = 1
     # The dtype of the fused BLSTMs' input-projection GEMMs in training (not in the paper): "float32" or
-    # "bfloat16" (float32 weights, recurrence and inference). With AMX-BF16: 1.10x per step of the WSJ
-    # architecture, 1.03x of the demo's (docs/performance.md); no config uses it.
+    # "bfloat16" (float32 weights, recurrence and inference), or "auto" (bfloat16 where the CPU multiplies it
+    # natively, float32 elsewhere). With AMX-BF16: 1.10x per step of the WSJ architecture, 1.03x of the demo's
+    # (docs/performance.md); no config uses it.
     config.model.encoder.training_projection_dtype = "float32"
     config.model.attention = "location"  # "location" (eq. 9, location-based) or "content"
     config.model.attention_dim = 320
@@ -146,7 +147,8 @@ def lm_base_config() -> ml_collections.ConfigDict:
     config.model.embedding_dim = 64
     config.model.dropout = 0.0  # on the embedding and between layers, training only
     config.model.init_scale = 0.1  # uniform in [-0.1, 0.1], as the recognizer
-    # "bfloat16": the LSTM matmuls' operands in training (float32 weights, states, results and inference)
+    # "bfloat16": the LSTM matmuls' operands in training (float32 weights, states, results and inference);
+    # "auto": bfloat16 where the CPU multiplies it natively (AMX-BF16, AVX512-BF16), float32 elsewhere
     config.model.training_dtype = "float32"
 
     config.optimizer = ml_collections.ConfigDict()

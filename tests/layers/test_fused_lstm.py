@@ -9,11 +9,13 @@ import tensorflow as tf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tf_jointctc.layers import fused_lstm
 from tf_jointctc.layers.fused_lstm import (
     TRAINING_DTYPES,
     bidirectional_lstm,
     check_training_dtype,
     input_projection,
+    resolve_training_dtype,
     unidirectional_lstm,
 )
 
@@ -188,5 +190,41 @@ def test_bfloat16_training_matmuls_stay_close_to_float32_and_inference_is_exact(
 def test_check_training_dtype_names_the_setting():
     for dtype in TRAINING_DTYPES:
         check_training_dtype(dtype)  # accepted
-    with pytest.raises(ValueError, match=r"training_dtype must be 'float32' or 'bfloat16', got 'float16'"):
+    with pytest.raises(ValueError, match=r"training_dtype must be 'float32', 'bfloat16' or 'auto', got 'float16'"):
         check_training_dtype("float16", "training_dtype")
+
+
+def test_auto_training_dtype_is_bfloat16_only_where_the_cpu_multiplies_it_natively(monkeypatch):
+    for native, expected in ((True, "bfloat16"), (False, "float32")):
+        monkeypatch.setattr(fused_lstm, "cpu_has_native_bfloat16", lambda native=native: native)
+        assert resolve_training_dtype("auto") == expected
+        assert resolve_training_dtype("float32") == "float32" and resolve_training_dtype("bfloat16") == "bfloat16"
+    with pytest.raises(ValueError, match="float16"):
+        resolve_training_dtype("float16")
+
+
+def test_cpu_has_native_bfloat16_reads_the_cpu_flags():
+    with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+        text = cpuinfo.read()
+    assert fused_lstm.cpu_has_native_bfloat16() == ("amx_bf16" in text.split() or "avx512_bf16" in text.split())
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bfloat16_products_are_the_same_with_and_without_native_bfloat16(monkeypatch, native):
+    """The emulated operands (rounded, then float32) give the native path's product: bfloat16 operands, float32
+    accumulation, so a long sum stays within float32 rounding of the exact product of the rounded operands."""
+    if native and not fused_lstm.cpu_has_native_bfloat16():
+        pytest.skip("this CPU has no native bfloat16 matmul")
+    monkeypatch.setattr(fused_lstm, "cpu_has_native_bfloat16", lambda: native)
+    rng = np.random.default_rng(8)
+    a = tf.constant(rng.standard_normal((6, 4096)).astype("float32"))
+    b = tf.constant(rng.standard_normal((4096, 5)).astype("float32"))
+    product = fused_lstm._matmul(a, fused_lstm._operand(b, "bfloat16"), "bfloat16")
+    assert product.dtype == tf.float32
+
+    def rounded(x):
+        return tf.cast(tf.cast(x, tf.bfloat16), tf.float64).numpy()
+
+    exact = rounded(a) @ rounded(b)
+    np.testing.assert_allclose(product.numpy(), exact, atol=1e-3)
+    assert np.abs(product.numpy() - (a.numpy().astype(np.float64) @ b.numpy())).max() > 1e-2  # really rounded

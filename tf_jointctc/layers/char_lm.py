@@ -39,7 +39,7 @@ class CharacterLM(keras.layers.Layer):
       embedding_dim: E, token embedding width.
       dropout: dropout on the embedding and between layers (training only).
       init_scale: all weights uniform in [-init_scale, init_scale] (the recognizer's initialization).
-      training_dtype: "float32" or "bfloat16": the operands of the LSTM layers' matmuls in training
+      training_dtype: "float32", "bfloat16" or "auto": the operands of the LSTM layers' matmuls in training
         (`fused_lstm.unidirectional_lstm`); weights, states, gates, `step` and inference stay float32.
 
     State (a flat tuple): `(h_1 [N, S], c_1 [N, S], ..., h_L [N, S], c_L [N, S])`.

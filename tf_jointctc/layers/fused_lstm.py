@@ -21,7 +21,8 @@ differently from Keras' generic RNN loop:
 
 Training can round the operands of its matmuls to bfloat16 (float32 results, states and gates): the input
 projection's (`input_projection`, the encoder's `training_projection_dtype`) and, for `unidirectional_lstm`
-(the character LM's `training_dtype`), the recurrence's and the recurrent-weight gradient's too.
+(the character LM's `training_dtype`), the recurrence's and the recurrent-weight gradient's too. The product
+is the same on every CPU (`_operand`); "auto" uses bfloat16 only where the CPU multiplies it natively.
 
 Only while loops, matmuls and element-wise ops: the inference path (no custom gradient) converts to TFLite
 built-ins (WHILE, FULLY_CONNECTED / BATCH_MATMUL, LOGISTIC, TANH). Inside `tflite_fusable_lstms()` (the TFLite
@@ -40,8 +41,24 @@ import tensorflow as tf
 from absl import logging
 
 _COMPOSITES = {"enabled": False}
-# What training may round its matmul operands to (`training_dtype`, `training_projection_dtype`).
-TRAINING_DTYPES = ("float32", "bfloat16")
+# What training may round its matmul operands to (`training_dtype`, `training_projection_dtype`): "auto" is
+# bfloat16 where the CPU multiplies bfloat16 natively (`cpu_has_native_bfloat16`) and float32 elsewhere.
+TRAINING_DTYPES = ("float32", "bfloat16", "auto")
+# /proc/cpuinfo flags of the x86 units that multiply bfloat16 with float32 accumulation (Intel AMX, AVX512-BF16).
+_NATIVE_BFLOAT16_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+@functools.cache
+def cpu_has_native_bfloat16() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (AMX-BF16 or AVX512-BF16, from /proc/cpuinfo; False where
+    it cannot be read). Elsewhere TensorFlow's bfloat16 matmul is no faster than float32 and may accumulate in
+    bfloat16, so `_operand` emulates the native arithmetic instead."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            flags = next((line.split(":", 1)[1].split() for line in cpuinfo if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return any(flag in flags for flag in _NATIVE_BFLOAT16_FLAGS)
 
 
 def _cell(z: tf.Tensor, c: tf.Tensor) -> tuple[tf.Tensor, ...]:
@@ -72,19 +89,35 @@ def _stack(array: tf.TensorArray, static_shape: tf.TensorShape) -> tf.Tensor:
 def check_training_dtype(dtype: str, name: str = "matmul dtype") -> None:
     """Raises ValueError (naming the setting `name`) unless `dtype` is one of `TRAINING_DTYPES`."""
     if dtype not in TRAINING_DTYPES:
-        raise ValueError(f"{name} must be 'float32' or 'bfloat16', got {dtype!r}")
+        raise ValueError(f"{name} must be 'float32', 'bfloat16' or 'auto', got {dtype!r}")
+
+
+def resolve_training_dtype(dtype: str) -> str:
+    """"float32" or "bfloat16" for a `TRAINING_DTYPES` setting: "auto" is "bfloat16" on a CPU with native
+    bfloat16 matmuls (`cpu_has_native_bfloat16`), else "float32" (on this project's AVX2-only machines bfloat16
+    matmuls bought no speed: docs/performance.md)."""
+    check_training_dtype(dtype)
+    if dtype != "auto":
+        return dtype
+    return "bfloat16" if cpu_has_native_bfloat16() else "float32"
 
 
 def _operand(tensor: tf.Tensor, dtype: str) -> tf.Tensor:
-    """`tensor` as a matmul operand of `dtype` ("float32": unchanged)."""
-    return tensor if dtype == "float32" else tf.cast(tensor, tf.bfloat16)
+    """`tensor` as a matmul operand of `dtype` ("float32": unchanged; "bfloat16": rounded to bfloat16). Where
+    the CPU has no native bfloat16 matmul, the rounded operand is cast back to float32, so that the product is
+    the native one's (bfloat16 operands, float32 accumulation) on every CPU."""
+    if dtype == "float32":
+        return tensor
+    rounded = tf.cast(tensor, tf.bfloat16)
+    return rounded if cpu_has_native_bfloat16() else tf.cast(rounded, tf.float32)
 
 
 def _matmul(a: tf.Tensor, b: tf.Tensor, dtype: str, **kwargs) -> tf.Tensor:
-    """a x b in float32, or on bfloat16-rounded operands (`b` already cast by `_operand`) with a float32 result."""
+    """a x b in float32, or on bfloat16-rounded operands (`b` already rounded by `_operand`) with a float32
+    result."""
     if dtype == "float32":
         return tf.matmul(a, b, **kwargs)
-    return tf.cast(tf.matmul(_operand(a, dtype), _operand(b, dtype), **kwargs), tf.float32)
+    return tf.cast(tf.matmul(_operand(a, dtype), b, **kwargs), tf.float32)
 
 
 def _forward(inputs: Sequence[tf.Tensor], recurrent: Sequence[tf.Tensor], dtype: str = "float32"
@@ -205,8 +238,9 @@ def _loop_with_gradient(dtype: str) -> Callable:
                 hs = saved[d][0]
                 units = tf.shape(hs)[-1]
                 # sum_t h_{t-1}^T dz_t (h_{-1} = 0): one GEMM [H, (T-1)*B] x [(T-1)*B, 4H].
-                d_recurrent.append(_matmul(tf.reshape(hs[:-1], [-1, units]), tf.reshape(dz[1:], [-1, 4 * units]),
-                                           dtype, transpose_a=True))
+                d_recurrent.append(_matmul(tf.reshape(hs[:-1], [-1, units]),
+                                           _operand(tf.reshape(dz[1:], [-1, 4 * units]), dtype), dtype,
+                                           transpose_a=True))
                 d_inputs.append(dz)
             return d_inputs + d_recurrent
 
@@ -217,12 +251,12 @@ def _loop_with_gradient(dtype: str) -> Callable:
 
 def lstm_loop_with_gradient(inputs: Sequence[tf.Tensor], recurrent: Sequence[tf.Tensor], dtype: str = "float32"
                             ) -> list[tf.Tensor]:
-    """`lstm_loop` with the hand-written backward pass; `dtype` "bfloat16" computes its recurrent matmuls (and
-    the recurrent-weight gradient) on bfloat16-rounded operands, with float32 states, gates and results."""
+    """`lstm_loop` with the hand-written backward pass; `dtype` "bfloat16" (or "auto" on a CPU with native
+    bfloat16: `resolve_training_dtype`) computes its recurrent matmuls (and the recurrent-weight gradient) on
+    bfloat16-rounded operands, with float32 states, gates and results."""
     if len(inputs) != len(recurrent):
         raise ValueError(f"{len(inputs)} inputs for {len(recurrent)} recurrent kernels")
-    check_training_dtype(dtype)
-    return list(_loop_with_gradient(dtype)(*inputs, *recurrent))
+    return list(_loop_with_gradient(resolve_training_dtype(dtype))(*inputs, *recurrent))
 
 
 @contextlib.contextmanager
@@ -274,8 +308,9 @@ def _use_composite(x: tf.Tensor, training: bool) -> bool:
 def input_projection(inputs: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor, dtype: str = "float32") -> tf.Tensor:
     """[T, B, D] x kernel [D, 4H] + bias [4H] -> [T, B, 4H] float32, one GEMM for every frame. With `dtype`
     "bfloat16" the GEMM (and, under a gradient tape, its two gradient GEMMs) reads inputs and kernel rounded to
-    bfloat16 and returns float32; the kernel variable stays float32."""
+    bfloat16 and returns float32; the kernel variable stays float32. "auto": `resolve_training_dtype`."""
     check_training_dtype(dtype, "projection dtype")
+    dtype = resolve_training_dtype(dtype)
     if dtype == "float32":
         return tf.einsum("tbd,dg->tbg", inputs, kernel) + bias
     product = tf.einsum("tbd,dg->tbg", _operand(inputs, dtype), _operand(kernel, dtype))
@@ -292,8 +327,8 @@ def bidirectional_lstm(x: tf.Tensor, lengths: tf.Tensor, forward: tuple, backwar
       forward, backward: (kernel [D, 4H], recurrent_kernel [H, 4H], bias [4H]) of each direction, Keras' gate
         order (i, f, c, o).
       training: use the hand-written gradient (training) or the plain loop (inference, export).
-      training_projection_dtype: "float32" or "bfloat16": the input projections' GEMMs when `training`
-        (`input_projection`); inference always computes them in float32.
+      training_projection_dtype: "float32", "bfloat16" or "auto": the input projections' GEMMs when
+        `training` (`input_projection`); inference always computes them in float32.
 
     Returns:
       [B, T, 2H]: forward then backward outputs, exactly zero at padded frames.
@@ -329,9 +364,9 @@ def unidirectional_lstm(x: tf.Tensor, weights: tuple, training: bool = False, tr
       x: [B, T, D] inputs.
       weights: (kernel [D, 4H], recurrent_kernel [H, 4H], bias [4H]), Keras' gate order (i, f, c, o).
       training: use the hand-written gradient (training) or the plain loop (inference).
-      training_dtype: "float32" or "bfloat16": the operands of every matmul when `training` (the input
-        projection, `input_projection`, and the recurrence, `lstm_loop_with_gradient`); inference always
-        computes in float32.
+      training_dtype: "float32", "bfloat16" or "auto" (`resolve_training_dtype`): the operands of every matmul
+        when `training` (the input projection, `input_projection`, and the recurrence,
+        `lstm_loop_with_gradient`); inference always computes in float32.
 
     Returns:
       [B, T, H], equal to `keras.layers.LSTM(H, return_sequences=True)` on the same weights.
