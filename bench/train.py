@@ -4,7 +4,7 @@ paper's WSJ architecture on random data. Prints one JSON line; `reference_matmul
 
   python bench/train.py [--batch 16] [--frames 800] [--labels 100] [--threads 2] [--intra_threads N] [--subsample S]
                         [--ctc_weight 0.2] [--steps 5] [--config configs/wsj_si284.py] [--implementation fused]
-                        [--input_stack K] [--units N] [--projection_dtype float32|bfloat16]
+                        [--input_stack K] [--units N] [--projection_dtype float32|bfloat16] [--input_dims N]
 """
 
 from __future__ import annotations
@@ -34,6 +34,9 @@ def main() -> None:
     parser.add_argument("--projection_dtype", default=None,
                         help="the encoder BLSTMs' input projections in training: float32 or bfloat16 "
                              "(model.encoder.training_projection_dtype; default: config's)")
+    parser.add_argument("--input_dims", type=int, default=None,
+                        help="features per frame the encoder reads, 0 = all (model.encoder.input_dims; default: "
+                             "config's)")
     args = parser.parse_args()
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -57,6 +60,8 @@ def main() -> None:
         config.model.attention_dim = config.model.decoder_units = args.units
     if args.projection_dtype is not None:
         config.model.encoder.training_projection_dtype = args.projection_dtype
+    if args.input_dims is not None:
+        config.model.encoder.input_dims = args.input_dims
     vocab = Vocabulary()
     model = build_model(config.model, config.loss, vocab)
     model.compile(optimizer=make_optimizer(config.optimizer, total_steps=10**6))
@@ -98,6 +103,7 @@ def main() -> None:
         "intra_threads": intra_threads,
         "subsample": ",".join(str(x) for x in config.model.encoder.subsample),
         "input_stack": int(config.model.encoder.input_stack),
+        "input_dims": int(config.model.encoder.get("input_dims", 0)),
         "units": int(config.model.encoder.units), "implementation": args.implementation, "ctc_weight": args.ctc_weight,
         "projection_dtype": config.model.encoder.get("training_projection_dtype", "float32"),
         "config": args.config, "reference_matmul_us": round(reference_us, 1),

@@ -60,7 +60,7 @@ def test_paper_configs_carry_section_3_2(name):
     assert config.optimizer.name == "adadelta" and config.decode.beam == 20
     assert config.loss.ctc_weight == 0.2
     # Nothing of the small-compute recipe (issue 12) leaks into the paper's settings.
-    assert encoder.input_stack == 1 and config.loss.label_smoothing == 0.0
+    assert encoder.input_stack == 1 and encoder.input_dims == 0 and config.loss.label_smoothing == 0.0
     assert config.optimizer.schedule == "constant" and config.train.steps_per_epoch == 0
     assert config.train.max_frames_per_batch == 0
     assert config.decode.length_penalty == (0.3 if name == "chime4" else 0.1)

@@ -375,6 +375,20 @@ def test_input_stacking_from_config_and_time_reduction():
     assert JointCTCAttention.from_config(model.get_config()).time_reduction == 3
 
 
+def test_encoder_input_dims_from_config():
+    config = ml_collections.ConfigDict(
+        {"encoder": {"num_layers": 2, "units": 8, "projection_units": 6, "subsample": (1, 1), "input_stack": 3,
+                     "input_dims": 40},
+         "decoder_units": 8, "attention_dim": 8, "attention_width": 5, "attention_filters": 2}
+    )
+    model = build_model(config, {"ctc_weight": 0.5}, Vocabulary())
+    out = model(_batch())
+    assert model.encoder.input_dims == 40
+    assert model.encoder.blstms[0].forward_layer.cell.kernel.shape == (120, 32)  # 3 stacked frames x 40
+    assert out["encoder_lengths"].numpy().tolist() == [8, 7, 5, 4]
+    assert JointCTCAttention.from_config(model.get_config()).encoder.input_dims == 40
+
+
 def test_bfloat16_training_projections_from_config():
     config = ml_collections.ConfigDict(
         {"encoder": {"num_layers": 2, "units": 8, "projection_units": 6, "subsample": (1, 1),

@@ -42,6 +42,9 @@ def base_config() -> ml_collections.ConfigDict:
     # Feature frames stacked into one before the first BLSTM (not in the paper; 1 = the paper's encoder). With
     # k > 1 every BLSTM runs at 1/k of the frame rate. Keep at least ~2 encoder frames per output character.
     config.model.encoder.input_stack = 1
+    # The encoder reads the first N features of each frame (not in the paper): 40 = the static log-mels without
+    # deltas and delta-deltas (layers/encoder.py); 0 = all 120, the paper's input.
+    config.model.encoder.input_dims = 0
     # The dtype of the fused BLSTMs' input-projection GEMMs in training (not in the paper): "float32" or
     # "bfloat16" (float32 weights, recurrence and inference), or "auto" (bfloat16 where the CPU multiplies it
     # natively, float32 elsewhere). With AMX-BF16: 1.10x per step of the WSJ architecture, 1.03x of the demo's

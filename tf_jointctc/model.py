@@ -49,6 +49,7 @@ class JointCTCAttention(keras.Model):
         encoder_implementation: str = "fused",
         encoder_input_stack: int = 1,
         encoder_training_projection_dtype: str = "float32",
+        encoder_input_dims: int = 0,
         attention: str = "location",
         attention_dim: int = 320,
         attention_filters: int = 10,
@@ -80,6 +81,7 @@ class JointCTCAttention(keras.Model):
         self.encoder_implementation = str(encoder_implementation)
         self.encoder_input_stack = int(encoder_input_stack)
         self.encoder_training_projection_dtype = str(encoder_training_projection_dtype)
+        self.encoder_input_dims = int(encoder_input_dims)
         self.attention_type = attention
         self.attention_dim = int(attention_dim)
         self.attention_filters = int(attention_filters)
@@ -113,6 +115,7 @@ class JointCTCAttention(keras.Model):
             implementation=self.encoder_implementation,
             input_stack=self.encoder_input_stack,
             training_projection_dtype=self.encoder_training_projection_dtype,
+            input_dims=self.encoder_input_dims,
             name="encoder",
         )
         self.ctc_head = CTCHead(self.vocab_size, init_scale=self.init_scale, name="ctc_head")
@@ -421,6 +424,7 @@ class JointCTCAttention(keras.Model):
             encoder_implementation=self.encoder_implementation,
             encoder_input_stack=self.encoder_input_stack,
             encoder_training_projection_dtype=self.encoder_training_projection_dtype,
+            encoder_input_dims=self.encoder_input_dims,
             attention=self.attention_type,
             attention_dim=self.attention_dim,
             attention_filters=self.attention_filters,
@@ -514,8 +518,9 @@ def build_model(model_config: Any, loss_config: Any, vocab: Any, cmvn: Any = Non
 
     Args:
       model_config: ConfigDict with (or being) `model`: encoder.{num_layers, units, projection_units,
-        subsample, implementation, input_stack, training_projection_dtype}, attention ("location"|"content"),
-        attention_dim, attention_filters, attention_width, sharpening, decoder_units, init_scale, forget_bias.
+        subsample, implementation, input_stack, training_projection_dtype, input_dims}, attention
+        ("location"|"content"), attention_dim, attention_filters, attention_width, sharpening, decoder_units,
+        init_scale, forget_bias.
       loss_config: ConfigDict with (or being) `loss`: ctc_weight (lambda of eq. 14), label_smoothing,
         ctc_warmup_steps, guided_attention_weight, guided_attention_width.
       vocab: a `text.Vocabulary` (size, sos_id, eos_id).
@@ -536,6 +541,7 @@ def build_model(model_config: Any, loss_config: Any, vocab: Any, cmvn: Any = Non
         encoder_implementation=str(encoder.get("implementation", "fused")),
         encoder_input_stack=int(encoder.get("input_stack", 1)),
         encoder_training_projection_dtype=str(encoder.get("training_projection_dtype", "float32")),
+        encoder_input_dims=int(encoder.get("input_dims", 0)),
         attention=str(model.get("attention", "location")),
         attention_dim=int(model.get("attention_dim", 320)),
         attention_filters=int(model.get("attention_filters", 10)),

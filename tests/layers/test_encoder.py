@@ -182,6 +182,33 @@ def test_rejects_bad_input_stack():
         PyramidalBLSTM(num_layers=2, subsample=(1, 1), input_stack=0)
 
 
+@pytest.mark.parametrize("implementation", ["fused", "keras"])
+def test_input_dims_reads_only_the_first_features(implementation):
+    """`input_dims` n: the encoder equals one without it run on x[..., :n] (same weights), whatever the other
+    features hold; the first layer's kernel reads input_stack x n features; serialization keeps n."""
+    x, lengths = _inputs([7, 5], dim=6)
+    kwargs = dict(num_layers=2, units=4, projection_units=3, subsample=(1, 2), input_stack=2,
+                  implementation=implementation)
+    narrow = PyramidalBLSTM(input_dims=2, **kwargs)
+    h, out_lengths = narrow(x, lengths)
+    assert narrow.blstms[0].forward_layer.cell.kernel.shape == (4, 16)  # 2 stacked frames x 2 features
+    reference = PyramidalBLSTM(**kwargs)
+    reference(x[..., :2], lengths)
+    reference.set_weights(narrow.get_weights())
+    expected, expected_lengths = reference(x[..., :2], lengths)
+    np.testing.assert_allclose(h.numpy(), expected.numpy(), atol=1e-6)
+    np.testing.assert_array_equal(out_lengths.numpy(), expected_lengths.numpy())
+    changed = x.copy()
+    changed[..., 2:] = 100.0  # what the encoder does not read
+    np.testing.assert_allclose(narrow(changed, lengths)[0].numpy(), h.numpy(), atol=1e-6)
+    clone = PyramidalBLSTM.from_config(narrow.get_config())
+    assert clone.input_dims == 2
+    with pytest.raises(ValueError, match="input_dims 8 exceeds the 6 input features"):
+        PyramidalBLSTM(input_dims=8, **kwargs)(x, lengths)
+    with pytest.raises(ValueError, match="input_dims"):
+        PyramidalBLSTM(input_dims=-1, **kwargs)
+
+
 def test_auto_implementation_picks_keras_with_a_gpu_and_fused_without():
     """The selection of `model.encoder.implementation = "auto"`, with the visible-device list given to the pure
     selection function. No GPU was available to test the cuDNN path itself (Keras' `LSTM` runs cuDNN when a GPU

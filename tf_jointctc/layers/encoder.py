@@ -40,6 +40,11 @@ def uniform_initializer(init_scale: float) -> keras.initializers.Initializer:
 class PyramidalBLSTM(keras.layers.Layer):
     """Stack of BLSTM layers, each followed by a Dense projection, with frame skipping between layers.
 
+    Input dimensions (`input_dims` = n > 0, not in the paper): the encoder reads only the first n of each frame's
+    features (40: the static log-mels of `features`' [static, delta, delta-delta] layout; the stacked frames and
+    the BLSTMs carry the context that the deltas summarize, and the first layer's input GEMM shrinks by 3x).
+    0 (default) reads all of them.
+
     Input stacking (`input_stack` = k > 1, not in the paper): before the first layer, every k consecutive
     feature frames are concatenated into one (`[B, T, D] -> [B, ceil(T / k), k * D]`, the last frame
     zero-padded; lengths `ceil(len / k)`). The BLSTMs then run at 1/k of the frame rate, which is where the
@@ -79,9 +84,13 @@ class PyramidalBLSTM(keras.layers.Layer):
         implementation: str = "fused",
         input_stack: int = 1,
         training_projection_dtype: str = "float32",
+        input_dims: int = 0,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
+        if int(input_dims) < 0:
+            raise ValueError(f"input_dims must be >= 0 (0: all features), got {input_dims}")
+        self.input_dims = int(input_dims)
         check_training_dtype(training_projection_dtype, "training_projection_dtype")
         self.training_projection_dtype = training_projection_dtype
         if int(input_stack) < 1:
@@ -130,7 +139,7 @@ class PyramidalBLSTM(keras.layers.Layer):
             )
 
     def build(self, x_shape: Sequence[int | None], lengths_shape: Sequence[int | None] | None = None) -> None:
-        dim = x_shape[-1] * self.input_stack
+        dim = self._used_dims(x_shape[-1]) * self.input_stack
         for blstm, projection in zip(self.blstms, self.projections):
             if not blstm.built:
                 blstm.build((None, None, dim))
@@ -138,6 +147,12 @@ class PyramidalBLSTM(keras.layers.Layer):
                 projection.build((None, None, 2 * self.units))
             dim = self.projection_units
         self.built = True
+
+    def _used_dims(self, dims: int) -> int:
+        """How many of `dims` input features the encoder reads (`input_dims`)."""
+        if self.input_dims > dims:
+            raise ValueError(f"input_dims {self.input_dims} exceeds the {dims} input features")
+        return self.input_dims or dims
 
     @staticmethod
     def output_lengths(lengths: Any, subsample: Sequence[int], input_stack: int = 1) -> Any:
@@ -168,6 +183,8 @@ class PyramidalBLSTM(keras.layers.Layer):
 
     def call(self, x: tf.Tensor, lengths: tf.Tensor, training: bool | None = None) -> tuple[tf.Tensor, tf.Tensor]:
         h = tf.convert_to_tensor(x)
+        if self.input_dims:
+            h = h[..., :self._used_dims(h.shape[-1])]
         lengths = tf.cast(lengths, tf.int32)
         h, lengths = self.stack_frames(h, lengths, self.input_stack)
         for factor, blstm, projection in zip(self.subsample, self.blstms, self.projections):
@@ -211,6 +228,7 @@ class PyramidalBLSTM(keras.layers.Layer):
             implementation=self.requested_implementation,
             input_stack=self.input_stack,
             training_projection_dtype=self.training_projection_dtype,
+            input_dims=self.input_dims,
         )
         return config
 
