@@ -15,12 +15,15 @@ Two parts, both at 1 thread:
   length), its seconds, and the peak resident memory during it (`VmHWM` after resetting it through
   `/proc/self/clear_refs`; Linux). The waveform is `--wav` (speech: a trained model then emits realistic numbers
   of tokens; it is repeated to each length) or low-level noise. Each call reports its tokens: a beam search's
-  time depends on them.
+  time depends on them. With `--segment_seconds S` each length is decoded as the Recognizer does with
+  `segment_seconds=S`: in pieces of at most S seconds cut at the quietest points (`pieces`; seconds and tokens
+  are the pieces' sums). With `--manifest`, each length is the manifest's utterances one after the other (whole
+  utterances, as many as fit), and the transcript is scored against theirs (`cer`, `wer`: long-form accuracy).
 
 Prints exactly one JSON line on stdout.
 
     python bench/long_audio.py [--arch wsj|demo] [--seconds 4,8,16,32,60] [--modes encoder,ctc_greedy,...]
-        [--tflite a.tflite,b.tflite] [--wav speech.wav] [--repeats 1]
+        [--tflite a.tflite,b.tflite] [--wav speech.wav | --manifest m.jsonl] [--segment_seconds S] [--repeats 1]
 """
 
 from __future__ import annotations
@@ -93,14 +96,30 @@ def graph_timings(args: argparse.Namespace, lengths: list[float]) -> dict:
     return result
 
 
-def _waveform(args: argparse.Namespace, seconds: float) -> np.ndarray:
+def _waveform(args: argparse.Namespace, seconds: float) -> tuple[np.ndarray, str | None]:
+    """The audio of one length and its transcript (None for noise and a repeated `--wav`)."""
     samples = int(seconds * SAMPLE_RATE)
+    if args.manifest:
+        from tf_jointctc.data.audio import read_audio
+
+        folder = os.path.dirname(os.path.abspath(args.manifest))
+        parts, texts, total = [], [], 0
+        with open(args.manifest) as manifest:
+            for line in manifest:
+                entry = json.loads(line)
+                pcm = read_audio(os.path.join(folder, entry["audio"])).astype(np.float32) / 32768.0
+                if total + len(pcm) > samples and parts:
+                    break
+                parts.append(pcm)
+                texts.append(entry["text"])
+                total += len(pcm)
+        return np.concatenate(parts), " ".join(texts)
     if args.wav:
         from tf_jointctc.data.audio import read_audio
 
         speech = read_audio(args.wav).astype(np.float32) / 32768.0
-        return np.resize(speech, samples)  # the recording repeated to the length
-    return (0.05 * np.random.default_rng(0).standard_normal(samples)).astype(np.float32)
+        return np.resize(speech, samples), None  # the recording repeated to the length
+    return (0.05 * np.random.default_rng(0).standard_normal(samples)).astype(np.float32), None
 
 
 def _tflite_child(path: str, seconds: float, args: argparse.Namespace, queue) -> None:
@@ -109,22 +128,41 @@ def _tflite_child(path: str, seconds: float, args: argparse.Namespace, queue) ->
     from ai_edge_litert.interpreter import Interpreter
 
     from tf_jointctc.recognizer import TFLiteSignatures
+    from tf_jointctc.segmentation import split_long_audio
 
-    waveform = _waveform(args, seconds)
+    waveform, reference = _waveform(args, seconds)
     signatures = TFLiteSignatures(Interpreter(model_path=path, num_threads=1))
-    row: dict = {"audio_seconds": seconds, "rss_loaded_mb": round(_memory_mb("VmRSS"), 1)}
+    pieces = split_long_audio(waveform, args.segment_seconds) if args.segment_seconds else [(0, len(waveform))]
+    row: dict = {"audio_seconds": round(len(waveform) / SAMPLE_RATE, 2), "pieces": len(pieces),
+                 "rss_loaded_mb": round(_memory_mb("VmRSS"), 1)}
     for name in TFLITE_SIGNATURES:
         if name not in signatures.runners:
             continue
         _reset_peak()
         before = _memory_mb("VmRSS")
         started = time.perf_counter()
-        out = signatures(name, waveform)  # resizes the tensors to this length, then decodes
+        # Each call resizes the tensors to its piece's length, then decodes.
+        outputs = [signatures(name, waveform[start:end]) for start, end in pieces]
         elapsed = time.perf_counter() - started
         peak = _memory_mb("VmHWM")
-        row[name] = {"seconds": round(elapsed, 4), "tokens": int(out["num_tokens"]),
+        row[name] = {"seconds": round(elapsed, 4), "tokens": sum(int(out["num_tokens"]) for out in outputs),
                      "peak_rss_mb": round(peak, 1), "peak_increase_mb": round(peak - before, 1)}
+        if reference is not None:
+            row[name].update(_scores(path, reference, outputs))
     queue.put(row)
+
+
+def _scores(path: str, reference: str, outputs: list[dict]) -> dict:
+    """CER and WER (%) of the pieces' transcripts joined with spaces, against `reference`."""
+    from tf_jointctc.metrics import error_rates
+    from tf_jointctc.tflite_metadata import read_export_info
+
+    info = read_export_info(path)
+    vocabulary, specials = info["vocabulary"], {int(info.get("blank_id", 0)), int(info.get("sos_id", -1))}
+    texts = ["".join(vocabulary[i] for i in out["token_ids"][: int(out["num_tokens"])] if int(i) not in specials)
+             for out in outputs]
+    rates = error_rates([reference], [" ".join(t.strip() for t in texts if t.strip())])
+    return {"cer": round(rates["cer"], 1), "wer": round(rates["wer"], 1)}
 
 
 def tflite_memory(args: argparse.Namespace, lengths: list[float]) -> dict:
@@ -153,6 +191,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--tflite", default="", help="comma-separated .tflite files (jointctc exports)")
     parser.add_argument("--wav", default="", help="speech to repeat to each length (default: noise)")
+    parser.add_argument("--manifest", default="",
+                        help="a JSONL manifest whose utterances, in order, make each length (whole utterances, "
+                        "at most the length): its transcript is scored (cer, wer)")
+    parser.add_argument("--segment_seconds", type=float, default=0.0,
+                        help="TFLite: decode pieces of at most this many seconds cut at the quietest points, as "
+                        "Recognizer.transcribe(segment_seconds=...) does (0: each length whole)")
     args = parser.parse_args(argv)
     lengths = [float(s) for s in args.seconds.split(",")]
     result: dict = {"benchmark": "long_audio", "threads": 1, "seconds": lengths}
@@ -161,7 +205,8 @@ def main(argv: list[str] | None = None) -> None:
         result["graphs"] = {"arch": args.arch, "beam": args.beam, "tokens_per_second": args.tokens_per_second,
                             **graph_timings(args, lengths)}
     if args.tflite:
-        result["tflite"] = {"waveform": args.wav or "noise", **tflite_memory(args, lengths)}
+        result["tflite"] = {"waveform": args.manifest or args.wav or "noise", "segment_seconds": args.segment_seconds,
+                            **tflite_memory(args, lengths)}
     result["bench_seconds"] = round(time.perf_counter() - started, 1)
     print(json.dumps(result))
 

@@ -110,3 +110,48 @@ def test_corrupt_models_give_a_clear_error(exported, tmp_path, kind):
     with pytest.raises((ValueError, OSError), match=str(path)) as error:
         Recognizer.load(str(path))
     assert isinstance(error.value, ModelLoadError)
+
+
+def _speech_with_pauses(corpus, seconds: float) -> np.ndarray:
+    """The test_clean utterances one after the other with 0.5 s of silence between, repeated to `seconds`."""
+    pause = np.zeros(8000, np.float32)
+    one_round = np.concatenate([part for path in _test_files(corpus) for part in (to_waveform(path), pause)])
+    return np.tile(one_round, int(np.ceil(seconds * 16000 / len(one_round))))[: int(seconds * 16000)]
+
+
+@pytest.mark.parametrize("backend, signature, seconds, segment_seconds",
+                         [("tflite", "ctc_greedy", 75.0, 20.0), ("saved_model", "serving_default", 12.0, 5.0)])
+def test_long_audio_is_decoded_in_pieces_cut_at_pauses(exported, tiny_corpus, backend, signature, seconds,
+                                                       segment_seconds):
+    rec = Recognizer.load(exported[backend])
+    waveform = _speech_with_pauses(tiny_corpus, seconds)
+    if seconds * 16000 > MAX_SAMPLES:
+        with pytest.raises(ValueError, match="segment_seconds"):
+            rec.recognize([waveform], signature)
+    (result,) = rec.recognize([waveform], signature, segment_seconds=segment_seconds)
+    segments = result["segments"]
+    assert len(segments) >= int(np.ceil(seconds / segment_seconds))
+    assert segments[0]["start"] == 0.0 and segments[-1]["end"] == len(waveform) / 16000
+    assert all(a["end"] == b["start"] for a, b in zip(segments, segments[1:]))
+    assert all(0 < s["end"] - s["start"] <= segment_seconds for s in segments)
+    # Each piece is what the model makes of that piece alone; the transcript joins them with spaces, the token
+    # ids with the space's id.
+    pieces = [waveform[round(s["start"] * 16000): round(s["end"] * 16000)] for s in segments]
+    alone = [r for r in rec.recognize(pieces, signature)]
+    assert [s["text"] for s in segments] == [r["text"] for r in alone]
+    assert result["text"] == " ".join(s["text"].strip() for s in segments if s["text"].strip())
+    assert result["text"]  # the trained model hears speech in it
+    space = rec.vocabulary.index(" ")
+    nonempty = [r["token_ids"] for r in alone if r["token_ids"]]
+    assert result["token_ids"] == [i for k, ids in enumerate(nonempty) for i in [space] * (k > 0) + ids]
+    assert result["score"] == pytest.approx(sum(r["score"] for r in alone))
+    # Audio no longer than the pieces is decoded whole, as without segment_seconds.
+    short = waveform[: 16000 * 3]
+    assert rec.recognize([short], signature, segment_seconds=segment_seconds) == rec.recognize([short], signature)
+
+
+@pytest.mark.parametrize("segment_seconds", [0.5, 61.0, float("nan")])
+def test_a_piece_length_outside_one_to_sixty_seconds_is_refused(exported, segment_seconds):
+    rec = Recognizer.load(exported["tflite"])
+    with pytest.raises(ValueError, match="segment_seconds"):
+        rec.transcribe([np.zeros(16000, np.float32)], segment_seconds=segment_seconds)

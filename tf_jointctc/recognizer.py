@@ -11,6 +11,9 @@ Audio: a path (any WAV/FLAC, read with `tf_jointctc.data.audio.read_audio`, resa
 or a 1-D numpy array of 16 kHz samples (float in [-1, 1], or int16 PCM, scaled by 1/32768). An empty file or
 array gives "". Audio longer than `MAX_SAMPLES` (60 s) raises ValueError before the model runs (the TFLite
 model cannot refuse it itself: its converter drops assertions); non-finite samples are zeroed in-graph.
+Long audio: `transcribe(..., segment_seconds=20)` cuts it at its quietest points into pieces of at most 20 s,
+decodes them one by one and joins their texts (`tf_jointctc.segmentation`); time is then linear in the length,
+and audio of any length is accepted.
 
 Backends:
 - SavedModel: `tf.saved_model.load`, the signature's `text` output;
@@ -31,12 +34,14 @@ from typing import Any
 
 import numpy as np
 
+from tf_jointctc.segmentation import split_long_audio
 from tf_jointctc.tflite_metadata import read_export_info
 
 SAMPLE_RATE = 16000
 # Kept equal to tf_jointctc.export.signatures.MAX_SAMPLES / MIN_SAMPLES (a test checks) without importing TensorFlow.
 MAX_SAMPLES = 960_000
 MIN_SAMPLES = 400
+MIN_SEGMENT_SECONDS = 1.0  # the shortest piece length `segment_seconds` may ask for
 DEFAULT_SIGNATURE = "serving_default"
 
 
@@ -81,6 +86,7 @@ class Recognizer:
         self.format: str = backend.format
         self.vocabulary: tuple[str, ...] = tuple(info["vocabulary"])
         self._specials = {int(info.get("blank_id", 0)), int(info.get("sos_id", len(self.vocabulary) - 1))}
+        self._space_id = self.vocabulary.index(" ") if " " in self.vocabulary else None
 
     @property
     def lm(self) -> dict[str, Any] | None:
@@ -121,33 +127,65 @@ class Recognizer:
             backend = _TFLiteBackend(path, num_threads)
         return cls(backend, path, backend.info)
 
-    def recognize(self, audio: Sequence[Any], signature: str = DEFAULT_SIGNATURE) -> list[dict[str, Any]]:
-        """Like `transcribe`, with details: [{"text", "token_ids" (list), "score"}] per input."""
+    def recognize(self, audio: Sequence[Any], signature: str = DEFAULT_SIGNATURE,
+                  segment_seconds: float | None = None) -> list[dict[str, Any]]:
+        """Like `transcribe`, with details: [{"text", "token_ids" (list), "score", "segments"}] per input.
+
+        `segments` lists the pieces decoded one by one, [{"start", "end" (seconds), "text"}]: one piece unless
+        `segment_seconds` cut the audio. The pieces' token ids are joined with the space's id, their texts with a
+        space (empty pieces left out), and `score` is the sum of theirs."""
         if isinstance(audio, str | os.PathLike | np.ndarray):
             raise TypeError("pass a list of paths or waveforms (a single item: [item])")
         if signature not in self._backend.signatures:
             raise ValueError(f"{self.path} has no signature {signature!r}; it has {sorted(self._backend.signatures)}")
-        results = []
-        for item in audio:
-            waveform = to_waveform(item)
+        if segment_seconds is not None and not MIN_SEGMENT_SECONDS <= segment_seconds <= MAX_SAMPLES / SAMPLE_RATE:
+            raise ValueError(f"segment_seconds must be within [{MIN_SEGMENT_SECONDS:g}, {MAX_SAMPLES / SAMPLE_RATE:g}] "
+                             f"s (None: no cutting), got {segment_seconds}")
+        return [self._recognize_one(to_waveform(item), signature, segment_seconds) for item in audio]
+
+    def _recognize_one(self, waveform: np.ndarray, signature: str, segment_seconds: float | None) -> dict[str, Any]:
+        if segment_seconds is None:
             if waveform.shape[0] > MAX_SAMPLES:
                 raise ValueError(
                     f"audio too long: {waveform.shape[0]} samples ({waveform.shape[0] / SAMPLE_RATE:.1f} s) > "
-                    f"{MAX_SAMPLES} ({MAX_SAMPLES / SAMPLE_RATE:g} s); split it first"
+                    f"{MAX_SAMPLES} ({MAX_SAMPLES / SAMPLE_RATE:g} s); split it first or pass segment_seconds"
                 )
-            if waveform.shape[0] < MIN_SAMPLES:
-                results.append({"text": "", "token_ids": [], "score": 0.0})
-                continue
-            token_ids, num_tokens, score, text = self._backend.run(signature, waveform)
-            count = int(num_tokens)
-            if text is None:
-                text = _decode_ids(self.vocabulary, self._specials, token_ids, count)
-            results.append({"text": text, "token_ids": [int(i) for i in token_ids[:count]], "score": float(score)})
-        return results
+            pieces = [(0, waveform.shape[0])] if waveform.shape[0] else []
+        else:
+            pieces = split_long_audio(waveform, segment_seconds, SAMPLE_RATE)
+        segments, token_ids, score = [], [], 0.0
+        for start, end in pieces:
+            piece = self._decode(waveform[start:end], signature)
+            segments.append({"start": start / SAMPLE_RATE, "end": end / SAMPLE_RATE, "text": piece["text"]})
+            if piece["token_ids"]:
+                if token_ids and self._space_id is not None:
+                    token_ids.append(self._space_id)
+                token_ids += piece["token_ids"]
+            score += piece["score"]
+        text = " ".join(s["text"].strip() for s in segments if s["text"].strip())
+        if len(segments) == 1:
+            text = segments[0]["text"]
+        return {"text": text, "token_ids": token_ids, "score": score, "segments": segments}
 
-    def transcribe(self, audio: Sequence[Any], signature: str = DEFAULT_SIGNATURE) -> list[str]:
-        """Paths and/or 1-D waveforms -> one transcript per input (decoded with `signature`)."""
-        return [r["text"] for r in self.recognize(audio, signature)]
+    def _decode(self, waveform: np.ndarray, signature: str) -> dict[str, Any]:
+        """One piece of at most `MAX_SAMPLES` through the signature -> {"text", "token_ids", "score"}."""
+        if waveform.shape[0] < MIN_SAMPLES:
+            return {"text": "", "token_ids": [], "score": 0.0}
+        token_ids, num_tokens, score, text = self._backend.run(signature, waveform)
+        count = int(num_tokens)
+        if text is None:
+            text = _decode_ids(self.vocabulary, self._specials, token_ids, count)
+        return {"text": text, "token_ids": [int(i) for i in token_ids[:count]], "score": float(score)}
+
+    def transcribe(self, audio: Sequence[Any], signature: str = DEFAULT_SIGNATURE,
+                   segment_seconds: float | None = None) -> list[str]:
+        """Paths and/or 1-D waveforms -> one transcript per input (decoded with `signature`).
+
+        `segment_seconds` (at most 60): audio longer than that is cut at its quietest points into pieces of at
+        most that length, decoded one by one and joined (`segmentation.split_long_audio`): decoding time then
+        grows linearly with the length, and audio longer than the model's 60 s limit is accepted. None (the
+        default) decodes each input whole and refuses more than 60 s."""
+        return [r["text"] for r in self.recognize(audio, signature, segment_seconds)]
 
     def __repr__(self) -> str:
         lm = f", lm_weight={self.lm['weight']:g}" if self.lm else ""

@@ -81,6 +81,28 @@ def test_transcribe_prints_one_line_per_file_and_reports_failures(cli_export, ti
     # `--signature` is tested in test_transcribe_exports_a_workdir_first.
 
 
+def test_transcribe_cuts_audio_longer_than_segment_seconds(cli_export, tiny_corpus, tmp_path):
+    """70 s of speech: refused whole (over the 60 s limit), transcribed in pieces with `--segment_seconds`."""
+    import soundfile
+
+    out, _ = cli_export
+    folder = tiny_corpus / "test_clean"
+    files = [folder / json.loads(line)["audio"] for line in (folder / "manifest.jsonl").read_text().splitlines()]
+    pause = np.zeros(8000, np.int16)
+    one_round = np.concatenate([part for f in files for part in (soundfile.read(f, dtype="int16")[0], pause)])
+    long_wav = tmp_path / "long.wav"
+    soundfile.write(long_wav, np.tile(one_round, -(-70 * 16000 // len(one_round)))[: 70 * 16000], 16000)
+    model = out / "model_int8.tflite"
+    whole = run_cli("tf_jointctc.cli.transcribe", f"--model={model}", "--signature=ctc_greedy", str(long_wav))
+    assert whole.returncode == 1 and "too long" in whole.stderr and "segment_seconds" in whole.stderr, whole.stderr
+    cut = run_cli("tf_jointctc.cli.transcribe", f"--model={model}", "--signature=ctc_greedy",
+                  "--segment_seconds=20", str(long_wav))
+    assert cut.returncode == 0, cut.stderr[-3000:]
+    (line,) = cut.stdout.splitlines()
+    path, text = line.split("\t")
+    assert path == str(long_wav) and len(text.split()) >= 4
+
+
 def test_transcribe_exports_a_workdir_first(trained_workdir, cli_export, tiny_corpus):
     """`--model` may be a work dir: it is exported to a temporary SavedModel (the Recognizer reads exports only)
     and transcribes like the exported model (ctc_greedy: the export's beam options do not matter)."""

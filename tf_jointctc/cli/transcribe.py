@@ -6,6 +6,7 @@ and the character LM of its `config.decode`, as jointctc-export exports them by 
 temporary SavedModel first, which takes a while. An audio file
 that cannot be read or decoded gets a line `jointctc-transcribe: AUDIO: error` on stderr and the others are
 still transcribed; the exit status is 1 if any file failed, 2 if the model cannot be loaded.
+`--segment_seconds S` decodes audio longer than S seconds in pieces cut at its pauses (`Recognizer.transcribe`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ _WHICH = flags.DEFINE_enum(
     "which", "best", ["best", "latest"], "Checkpoint, when --model is a work dir (exported to a temporary folder)."
 )
 _NUM_THREADS = flags.DEFINE_integer("num_threads", None, "TFLite interpreter threads.")
+_SEGMENT_SECONDS = flags.DEFINE_float(
+    "segment_seconds", 0.0,
+    "Audio longer than this is cut at its quietest points into pieces of at most this many seconds (1-60), "
+    "decoded one by one and joined: decoding time linear in the length, and any length accepted. 0: each file "
+    "is decoded whole (at most 60 s).",
+)
 
 
 def _is_workdir(path: str) -> bool:
@@ -62,7 +69,8 @@ def _transcribe(model: str, audio: list[str]) -> None:
     failed = 0
     for path in audio:
         try:
-            (text,) = recognizer.transcribe([path], signature=_SIGNATURE.value)
+            (text,) = recognizer.transcribe([path], signature=_SIGNATURE.value,
+                                            segment_seconds=_SEGMENT_SECONDS.value or None)
         except Exception as error:  # noqa: BLE001 - report and go on with the other files
             failed += 1
             sys.stderr.write(f"jointctc-transcribe: {path}: {error}\n")
