@@ -273,3 +273,19 @@ def test_bfloat16_training_projections_keep_float32_weights_and_close_gradients(
         np.testing.assert_allclose(got.numpy(), want.numpy(), atol=0.05 * np.abs(want.numpy()).max() + 1e-3)
     with pytest.raises(ValueError, match="training_projection_dtype"):
         PyramidalBLSTM(num_layers=2, subsample=(1, 1), training_projection_dtype="float16")
+
+
+@pytest.mark.parametrize("dtype, native, warns", [("bfloat16", False, True), ("auto", True, True),
+                                                  ("auto", False, False), ("float32", True, False)])
+def test_a_keras_encoder_warns_only_when_its_projections_would_have_been_bfloat16(monkeypatch, dtype, native,
+                                                                                  warns):
+    """The Keras encoder trains in float32: it says so when the setting asks for bfloat16, and "auto" asks for
+    it only on a CPU with native bfloat16 matmuls."""
+    from tf_jointctc.layers import fused_lstm
+
+    monkeypatch.setattr(fused_lstm, "cpu_has_native_bfloat16", lambda: native)
+    warnings = []
+    monkeypatch.setattr(encoder_module.logging, "warning", lambda *args: warnings.append(args[0] % args[1:]))
+    PyramidalBLSTM(num_layers=2, units=4, projection_units=4, subsample=(1, 2), implementation="keras",
+                   training_projection_dtype=dtype)
+    assert bool(warnings) == warns and all("fused encoder only" in w for w in warnings)

@@ -201,6 +201,8 @@ def test_auto_training_dtype_is_bfloat16_only_where_the_cpu_multiplies_it_native
         assert resolve_training_dtype("float32") == "float32" and resolve_training_dtype("bfloat16") == "bfloat16"
     with pytest.raises(ValueError, match="float16"):
         resolve_training_dtype("float16")
+    with pytest.raises(ValueError, match="^projection dtype must be"):
+        resolve_training_dtype("float16", "projection dtype")
 
 
 def test_cpu_has_native_bfloat16_reads_the_cpu_flags():

@@ -10,7 +10,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from tf_jointctc.layers.fused_lstm import bidirectional_lstm, check_training_dtype
+from tf_jointctc.layers.fused_lstm import bidirectional_lstm, check_training_dtype, resolve_training_dtype
 
 IMPLEMENTATIONS = ("auto", "fused", "keras")
 
@@ -103,7 +103,7 @@ class PyramidalBLSTM(keras.layers.Layer):
             raise ValueError(f"subsample factors must be 1 or 2, got {subsample}")
         self.requested_implementation = implementation
         self.implementation = resolve_implementation(implementation)
-        if self.training_projection_dtype != "float32" and self.implementation != "fused":
+        if resolve_training_dtype(self.training_projection_dtype) != "float32" and self.implementation != "fused":
             logging.warning("training_projection_dtype %s applies to the fused encoder only; the %s encoder "
                             "trains in float32", self.training_projection_dtype, self.implementation)
         self.num_layers = int(num_layers)

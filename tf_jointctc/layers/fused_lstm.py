@@ -92,11 +92,12 @@ def check_training_dtype(dtype: str, name: str = "matmul dtype") -> None:
         raise ValueError(f"{name} must be 'float32', 'bfloat16' or 'auto', got {dtype!r}")
 
 
-def resolve_training_dtype(dtype: str) -> str:
+def resolve_training_dtype(dtype: str, name: str = "matmul dtype") -> str:
     """"float32" or "bfloat16" for a `TRAINING_DTYPES` setting: "auto" is "bfloat16" on a CPU with native
     bfloat16 matmuls (`cpu_has_native_bfloat16`), else "float32" (on this project's AVX2-only machines bfloat16
-    matmuls bought no speed: docs/performance.md)."""
-    check_training_dtype(dtype)
+    matmuls bought no speed: docs/performance.md). Raises ValueError naming the setting `name` for any other
+    value."""
+    check_training_dtype(dtype, name)
     if dtype != "auto":
         return dtype
     return "bfloat16" if cpu_has_native_bfloat16() else "float32"
@@ -309,8 +310,7 @@ def input_projection(inputs: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor, dtyp
     """[T, B, D] x kernel [D, 4H] + bias [4H] -> [T, B, 4H] float32, one GEMM for every frame. With `dtype`
     "bfloat16" the GEMM (and, under a gradient tape, its two gradient GEMMs) reads inputs and kernel rounded to
     bfloat16 and returns float32; the kernel variable stays float32. "auto": `resolve_training_dtype`."""
-    check_training_dtype(dtype, "projection dtype")
-    dtype = resolve_training_dtype(dtype)
+    dtype = resolve_training_dtype(dtype, "projection dtype")
     if dtype == "float32":
         return tf.einsum("tbd,dg->tbg", inputs, kernel) + bias
     product = tf.einsum("tbd,dg->tbg", _operand(inputs, dtype), _operand(kernel, dtype))
