@@ -132,8 +132,9 @@ class Recognizer:
         """Like `transcribe`, with details: [{"text", "token_ids" (list), "score", "segments"}] per input.
 
         `segments` lists the pieces decoded one by one, [{"start", "end" (seconds), "text"}]: one piece unless
-        `segment_seconds` cut the audio. The pieces' token ids are joined with the space's id, their texts with a
-        space (empty pieces left out), and `score` is the sum of theirs."""
+        `segment_seconds` cut the audio. Cut audio's pieces are joined by one space (the space's id in
+        `token_ids`), each without its own leading and trailing spaces, empty pieces left out; `score` is the sum
+        of theirs."""
         if isinstance(audio, str | os.PathLike | np.ndarray):
             raise TypeError("pass a list of paths or waveforms (a single item: [item])")
         if signature not in self._backend.signatures:
@@ -153,19 +154,26 @@ class Recognizer:
             pieces = [(0, waveform.shape[0])] if waveform.shape[0] else []
         else:
             pieces = split_long_audio(waveform, segment_seconds, SAMPLE_RATE)
-        segments, token_ids, score = [], [], 0.0
-        for start, end in pieces:
-            piece = self._decode(waveform[start:end], signature)
-            segments.append({"start": start / SAMPLE_RATE, "end": end / SAMPLE_RATE, "text": piece["text"]})
-            if piece["token_ids"]:
-                if token_ids and self._space_id is not None:
-                    token_ids.append(self._space_id)
-                token_ids += piece["token_ids"]
-            score += piece["score"]
-        text = " ".join(s["text"].strip() for s in segments if s["text"].strip())
-        if len(segments) == 1:
-            text = segments[0]["text"]
-        return {"text": text, "token_ids": token_ids, "score": score, "segments": segments}
+        decoded = [self._decode(waveform[start:end], signature) for start, end in pieces]
+        segments = [{"start": start / SAMPLE_RATE, "end": end / SAMPLE_RATE, "text": piece["text"]}
+                    for (start, end), piece in zip(pieces, decoded, strict=True)]
+        score = sum(piece["score"] for piece in decoded)
+        if len(decoded) == 1:
+            return {**decoded[0], "segments": segments}
+        # Pieces joined by one space: each piece's own leading and trailing spaces are dropped.
+        texts = [piece["text"].strip() for piece in decoded]
+        words = [self._strip_spaces(piece["token_ids"]) for piece in decoded]
+        token_ids = [i for k, ids in enumerate(ids for ids in words if ids)
+                     for i in ([self._space_id] if k and self._space_id is not None else []) + ids]
+        return {"text": " ".join(t for t in texts if t), "token_ids": token_ids, "score": score, "segments": segments}
+
+    def _strip_spaces(self, token_ids: list[int]) -> list[int]:
+        start, end = 0, len(token_ids)
+        while start < end and token_ids[start] == self._space_id:
+            start += 1
+        while end > start and token_ids[end - 1] == self._space_id:
+            end -= 1
+        return token_ids[start:end]
 
     def _decode(self, waveform: np.ndarray, signature: str) -> dict[str, Any]:
         """One piece of at most `MAX_SAMPLES` through the signature -> {"text", "token_ids", "score"}."""
