@@ -69,7 +69,10 @@ def _kill_while_checkpointing(process: subprocess.Popen, latest: pathlib.Path, t
 def _check_workdir_whole(workdir: pathlib.Path) -> int:
     """Every invariant a kill must not break; returns the epoch of the newest named checkpoint (0 if none)."""
     for path in workdir.rglob("*"):
-        assert not path.name.startswith(".tmp-"), path
+        if path.name.startswith(".tmp-"):
+            # The sibling of an atomic write the kill interrupted: never read, and deleted when training starts
+            # again (`checkpoint.remove_interrupted_writes`; the end of the test checks that none is left).
+            continue
         if path.suffix == ".json":
             json.loads(path.read_text())  # no truncated JSON anywhere
     for folder in ("latest", "best"):
