@@ -129,10 +129,12 @@ def _tflite_child(path: str, seconds: float, args: argparse.Namespace, queue) ->
 
     from tf_jointctc.recognizer import TFLiteSignatures
     from tf_jointctc.segmentation import split_long_audio
+    from tf_jointctc.tflite_metadata import read_export_info
 
     waveform, reference = _waveform(args, seconds)
     signatures = TFLiteSignatures(Interpreter(model_path=path, num_threads=1))
     pieces = split_long_audio(waveform, args.segment_seconds) if args.segment_seconds else [(0, len(waveform))]
+    info = read_export_info(path) if reference is not None else None
     row: dict = {"audio_seconds": round(len(waveform) / SAMPLE_RATE, 2), "pieces": len(pieces),
                  "rss_loaded_mb": round(_memory_mb("VmRSS"), 1)}
     for name in TFLITE_SIGNATURES:
@@ -148,16 +150,15 @@ def _tflite_child(path: str, seconds: float, args: argparse.Namespace, queue) ->
         row[name] = {"seconds": round(elapsed, 4), "tokens": sum(int(out["num_tokens"]) for out in outputs),
                      "peak_rss_mb": round(peak, 1), "peak_increase_mb": round(peak - before, 1)}
         if reference is not None:
-            row[name].update(_scores(path, reference, outputs))
+            row[name].update(_scores(info, reference, outputs))
     queue.put(row)
 
 
-def _scores(path: str, reference: str, outputs: list[dict]) -> dict:
-    """CER and WER (%) of the pieces' transcripts joined with spaces, against `reference`."""
+def _scores(info: dict, reference: str, outputs: list[dict]) -> dict:
+    """CER and WER (%) of the pieces' transcripts (read with the model's `export_info` vocabulary) joined with
+    spaces, against `reference`."""
     from tf_jointctc.metrics import error_rates
-    from tf_jointctc.tflite_metadata import read_export_info
 
-    info = read_export_info(path)
     vocabulary, specials = info["vocabulary"], {int(info.get("blank_id", 0)), int(info.get("sos_id", -1))}
     texts = ["".join(vocabulary[i] for i in out["token_ids"][: int(out["num_tokens"])] if int(i) not in specials)
              for out in outputs]
