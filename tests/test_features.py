@@ -8,6 +8,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tf_jointctc import features as F
 
@@ -330,6 +332,67 @@ def test_global_cmvn_config_round_trip_and_model_save(tmp_path) -> None:
         F.GlobalCMVN([0.0, 0.0], [1.0, 0.0])
 
 
+def _reference_utterance_cmvn(features: np.ndarray, lengths: np.ndarray, mode: str) -> np.ndarray:
+    """Per utterance in float64, over its valid rows only (numpy's mean and std of a slice)."""
+    out = np.zeros(features.shape, np.float64)
+    for b, n in enumerate(lengths):
+        valid = features[b, :n].astype(np.float64)
+        if n == 0 or mode == "none":
+            out[b, :n] = valid
+            continue
+        centred = valid - valid.mean(axis=0)
+        if mode == "mean_var":
+            centred /= np.sqrt(np.maximum(valid.var(axis=0), F.UtteranceCMVN.VARIANCE_FLOOR))
+        out[b, :n] = centred
+    return out
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    lengths=st.lists(st.integers(0, 9), min_size=1, max_size=4),
+    extra_padding=st.integers(0, 3),
+    mode=st.sampled_from(F.UTTERANCE_CMVN_MODES),
+    seed=st.integers(0, 2**16),
+)
+def test_utterance_cmvn_matches_numpy_and_ignores_padding(lengths, extra_padding, mode, seed) -> None:
+    rng = np.random.default_rng(seed)
+    width = max(lengths) + extra_padding
+    features = (rng.standard_normal((len(lengths), width, 5)) * 3 + rng.standard_normal(5) * 4).astype(np.float32)
+    lengths = np.array(lengths, np.int32)
+    mask = np.arange(width)[None, :] < lengths[:, None]
+    layer = F.UtteranceCMVN(mode)
+    out = layer(features, mask=tf.constant(mask)).numpy()
+    expected = _reference_utterance_cmvn(features, lengths, mode)
+    np.testing.assert_allclose(out, expected, atol=2e-4, rtol=1e-4)
+    assert np.all(out[~mask] == 0.0)
+    # What the padding holds never reaches a valid frame.
+    garbage = features.copy()
+    garbage[~mask] = 1e4
+    np.testing.assert_array_equal(layer(garbage, mask=tf.constant(mask)).numpy()[mask], out[mask])
+
+
+def test_utterance_cmvn_removes_a_constant_offset_and_a_scale() -> None:
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((1, 40, 6)).astype(np.float32)
+    shifted = x + rng.standard_normal(6).astype(np.float32) * 5
+    scaled = x * 3.0 - 2.0
+    mean_layer, mean_var_layer = F.UtteranceCMVN("mean"), F.UtteranceCMVN("mean_var")
+    np.testing.assert_allclose(mean_layer(shifted).numpy(), mean_layer(x).numpy(), atol=1e-4)
+    np.testing.assert_allclose(mean_var_layer(scaled).numpy(), mean_var_layer(x).numpy(), atol=1e-4)
+    # A constant feature dimension (zero variance) stays finite: zero after centring.
+    constant = np.full((1, 10, 2), 4.0, np.float32)
+    np.testing.assert_array_equal(mean_var_layer(constant).numpy(), 0.0)
+
+
+def test_utterance_cmvn_config_round_trip_and_bad_mode() -> None:
+    layer = F.UtteranceCMVN("mean_var")
+    config = layer.get_config()
+    json.dumps(config)
+    assert F.UtteranceCMVN.from_config(config).mode == "mean_var"
+    with pytest.raises(ValueError, match="mean_var"):
+        F.UtteranceCMVN("per_speaker")
+
+
 # ---------------------------------------------------------------- TFLite
 
 
@@ -387,3 +450,32 @@ def test_feature_extractor_converts_to_tflite_builtins(extractor: F.FeatureExtra
         assert np.isfinite(feats).all()
         # float16 rounds the window and filter weights (~1e-3 relative): ~0.01 in log-mel, rarely up to 0.05.
         np.testing.assert_allclose(feats, expected_feats.numpy(), atol=0.1 if quantize == "float16" else 1e-3, rtol=0)
+
+
+def test_utterance_cmvn_converts_to_tflite_builtins() -> None:
+    """The exported recognizer runs the per-utterance normalization inside TFLite: built-in ops only, and the
+    interpreter gives what TensorFlow gives."""
+    layer = F.UtteranceCMVN("mean_var")
+
+    @tf.function(input_signature=[tf.TensorSpec([1, None, 5], tf.float32), tf.TensorSpec([1], tf.int32)])
+    def serve(features: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
+        return layer(features, mask=tf.sequence_mask(lengths, tf.shape(features)[1]))
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()], layer)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    interpreter = _tflite_interpreter(converter.convert())
+    op_names = {op["op_name"] for op in interpreter._get_ops_details()}
+    assert not any("Flex" in name or name == "CUSTOM" for name in op_names), op_names
+    features = (np.random.default_rng(3).standard_normal((1, 30, 5)) * 2 + 7).astype(np.float32)
+    lengths = np.array([21], np.int32)
+    inputs = interpreter.get_input_details()
+    features_detail = next(d for d in inputs if len(d["shape"]) == 3)
+    lengths_detail = next(d for d in inputs if len(d["shape"]) == 1)
+    interpreter.resize_tensor_input(features_detail["index"], features.shape)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(features_detail["index"], features)
+    interpreter.set_tensor(lengths_detail["index"], lengths)
+    interpreter.invoke()
+    got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    np.testing.assert_allclose(got, serve(features, lengths).numpy(), atol=1e-5)
+    np.testing.assert_allclose(got[0, :21].std(axis=0), 1.0, atol=1e-3)

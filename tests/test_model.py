@@ -154,6 +154,37 @@ def test_cmvn_is_applied_first():
     np.testing.assert_allclose(h1.numpy(), h2.numpy(), atol=1e-5)
 
 
+@pytest.mark.parametrize("mode", ["mean", "mean_var"])
+def test_utterance_cmvn_follows_the_global_cmvn_and_ignores_padding(mode):
+    config = ml_collections.ConfigDict(
+        {"encoder": {"num_layers": 2, "units": 8, "projection_units": 8, "subsample": (1, 2)},
+         "decoder_units": 8, "attention_dim": 8, "attention_width": 5, "attention_filters": 2,
+         "utterance_cmvn": mode}
+    )
+    mean, std = np.linspace(-1, 1, D), np.linspace(0.5, 2, D)
+    model = build_model(config, {"ctc_weight": 0.5}, Vocabulary(), cmvn=(mean, std))
+    assert model.get_config()["utterance_cmvn"] == mode
+    assert JointCTCAttention.from_config(model.get_config()).utterance_cmvn.mode == mode
+    plain = build_model(config.to_dict() | {"utterance_cmvn": "none"}, {"ctc_weight": 0.5}, Vocabulary(),
+                        cmvn=(mean, std))
+    plain.set_weights(model.get_weights())
+    batch = _batch()
+    lengths = batch["feature_lengths"]
+    features = (batch["features"] - mean) / std
+    for b, n in enumerate(lengths):
+        valid = features[b, :n]
+        centred = valid - valid.mean(axis=0)
+        if mode == "mean_var":
+            centred /= np.sqrt(np.maximum(valid.var(axis=0), 1e-4))
+        features[b, :n], features[b, n:] = centred, 0.0
+    h, _ = model.encode(batch["features"], lengths)
+    expected, _ = plain.encode(((features * std) + mean).astype("float32"), lengths)
+    np.testing.assert_allclose(h.numpy(), expected.numpy(), atol=1e-4)
+    # One utterance alone gives what it gives inside the padded batch.
+    alone, _ = model.encode(batch["features"][3:, : lengths[3]], lengths[3:])
+    np.testing.assert_allclose(alone.numpy()[0], h.numpy()[3, : alone.shape[1]], atol=1e-5)
+
+
 @pytest.fixture(scope="module")
 def trained():
     """A units-32 model trained on one fixed batch until the loss fell by 90% (at most 300 steps)."""

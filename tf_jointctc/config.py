@@ -58,6 +58,10 @@ def base_config() -> ml_collections.ConfigDict:
     config.model.decoder_units = 320  # 1-layer LSTM decoder
     config.model.init_scale = 0.1  # uniform in [-0.1, 0.1]
     config.model.forget_bias = 0.0  # added to every LSTM's initial forget-gate bias (not in the paper: 0)
+    # Per-utterance normalization after the global CMVN (not in the paper): "none", "mean" (subtract each
+    # utterance's mean feature vector) or "mean_var" (and divide by its standard deviation); statistics over the
+    # valid frames only, computed inside the model, so the exported graphs do it too (features.UtteranceCMVN).
+    config.model.utterance_cmvn = "none"
 
     config.loss = ml_collections.ConfigDict()
     config.loss.ctc_weight = 0.2  # lambda in eq. 14; 0.2 was the paper's best; 1 = CTC, 0 = attention

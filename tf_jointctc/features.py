@@ -1,4 +1,4 @@
-"""Log-mel filterbank features with deltas, and global CMVN, as Keras 3 layers in plain TensorFlow ops.
+"""Log-mel filterbank features with deltas, global and per-utterance CMVN, as Keras 3 layers in plain TensorFlow ops.
 
 The layers run inside the exported SavedModel and the TFLite model, so they use only ops that convert to TFLite
 built-ins (gather, pad, RFFT2D, slices, sums, elementwise math), and no matmul: a dynamic-range int8 export
@@ -365,6 +365,60 @@ class GlobalCMVN(keras.layers.Layer):
             mean=[float(v) for v in keras.ops.convert_to_numpy(self.mean)],
             std=[float(v) for v in keras.ops.convert_to_numpy(self.std)],
         )
+        return config
+
+
+UTTERANCE_CMVN_MODES = ("none", "mean", "mean_var")
+
+
+@keras.saving.register_keras_serializable(package="tf_jointctc")
+class UtteranceCMVN(keras.layers.Layer):
+    """Per-utterance normalization over each utterance's valid frames (not in the paper), after `GlobalCMVN`.
+
+    call(features [B, T, D], mask [B, T] bool or None) -> [B, T, D], 0 where mask is False:
+    - "none": the features unchanged (masked);
+    - "mean": `x - m_b`, with `m_b` [B, 1, D] the mean of utterance b's valid frames (cepstral mean
+      normalization: removes a constant offset of the log spectrum, such as a voice's spectral tilt or a
+      channel);
+    - "mean_var": `(x - m_b) / sqrt(max(v_b, VARIANCE_FLOOR))`, with `v_b` the variance of the valid frames.
+    Statistics are sums over valid frames only, so padding never changes a result; an utterance with no valid
+    frame comes out as zeros.
+    """
+
+    VARIANCE_FLOOR = 1e-4
+
+    def __init__(self, mode: str = "none", **kwargs: Any):
+        super().__init__(**kwargs)
+        if mode not in UTTERANCE_CMVN_MODES:
+            raise ValueError(f"utterance CMVN mode must be one of {', '.join(UTTERANCE_CMVN_MODES)}, got {mode!r}")
+        self.mode = mode
+        self.supports_masking = True
+
+    def call(self, features: tf.Tensor, mask: tf.Tensor | None = None) -> tf.Tensor:
+        features = tf.convert_to_tensor(features, tf.float32)
+        if mask is None:
+            mask = tf.ones(tf.shape(features)[:2], tf.bool)
+        weights = tf.expand_dims(tf.cast(mask, tf.float32), -1)  # [B, T, 1]
+        features *= weights
+        if self.mode == "none":
+            return features
+        count = tf.maximum(tf.reduce_sum(weights, axis=1, keepdims=True), 1.0)  # [B, 1, 1]
+        mean = tf.reduce_sum(features, axis=1, keepdims=True) / count  # [B, 1, D]
+        centred = (features - mean) * weights
+        if self.mode == "mean":
+            return centred
+        variance = tf.reduce_sum(tf.square(centred), axis=1, keepdims=True) / count
+        return centred * tf.math.rsqrt(tf.maximum(variance, self.VARIANCE_FLOOR))
+
+    def compute_mask(self, features: tf.Tensor, mask: tf.Tensor | None = None) -> tf.Tensor | None:
+        return mask
+
+    def compute_output_shape(self, features_shape: tuple) -> tuple:
+        return tuple(features_shape)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(mode=self.mode)
         return config
 
 

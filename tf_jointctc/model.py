@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_jointctc.features import GlobalCMVN
+from tf_jointctc.features import GlobalCMVN, UtteranceCMVN
 from tf_jointctc.layers import ctc as ctc_lib
 from tf_jointctc.layers.ctc import CTCHead
 from tf_jointctc.layers.decoder import AttentionDecoder, DecoderState
@@ -59,6 +59,7 @@ class JointCTCAttention(keras.Model):
         embedding_dim: int | None = None,
         cmvn_mean: Sequence[float] | None = None,
         cmvn_std: Sequence[float] | None = None,
+        utterance_cmvn: str = "none",
         init_scale: float = 0.1,
         sos_id: int | None = None,
         eos_id: int | None = None,
@@ -106,6 +107,7 @@ class JointCTCAttention(keras.Model):
         self.feature_dim = int(np.asarray(cmvn_mean).reshape(-1).shape[0])
 
         self.cmvn = GlobalCMVN(cmvn_mean, cmvn_std, name="cmvn")
+        self.utterance_cmvn = UtteranceCMVN(utterance_cmvn, name="utterance_cmvn")
         self.encoder = PyramidalBLSTM(
             num_layers=self.encoder_layers,
             units=self.encoder_units,
@@ -201,11 +203,14 @@ class JointCTCAttention(keras.Model):
     def encode(
         self, features: tf.Tensor, feature_lengths: tf.Tensor, training: bool | None = None
     ) -> tuple[tf.Tensor, tf.Tensor]:
-        """CMVN then the encoder: (features [B, T, D], lengths [B]) -> (h [B, L, P], encoder_lengths [B])."""
+        """Global CMVN, per-utterance CMVN (`utterance_cmvn`), then the encoder: (features [B, T, D], lengths [B])
+        -> (h [B, L, P], encoder_lengths [B])."""
         features = tf.convert_to_tensor(features, tf.float32)
         feature_lengths = tf.cast(feature_lengths, tf.int32)
         mask = tf.sequence_mask(feature_lengths, maxlen=tf.shape(features)[1])
         x = self.cmvn(features, mask=mask)
+        if self.utterance_cmvn.mode != "none":
+            x = self.utterance_cmvn(x, mask=mask)
         return self.encoder(x, feature_lengths, training=training)
 
     def ctc_logits(self, h: tf.Tensor) -> tf.Tensor:
@@ -434,6 +439,7 @@ class JointCTCAttention(keras.Model):
             embedding_dim=self.embedding_dim,
             cmvn_mean=[float(v) for v in keras.ops.convert_to_numpy(self.cmvn.mean)],
             cmvn_std=[float(v) for v in keras.ops.convert_to_numpy(self.cmvn.std)],
+            utterance_cmvn=self.utterance_cmvn.mode,
             init_scale=self.init_scale,
             sos_id=self.sos_id,
             eos_id=self.eos_id,
@@ -520,7 +526,7 @@ def build_model(model_config: Any, loss_config: Any, vocab: Any, cmvn: Any = Non
       model_config: ConfigDict with (or being) `model`: encoder.{num_layers, units, projection_units,
         subsample, implementation, input_stack, training_projection_dtype, input_dims}, attention
         ("location"|"content"), attention_dim, attention_filters, attention_width, sharpening, decoder_units,
-        init_scale, forget_bias.
+        init_scale, forget_bias, utterance_cmvn.
       loss_config: ConfigDict with (or being) `loss`: ctc_weight (lambda of eq. 14), label_smoothing,
         ctc_warmup_steps, guided_attention_weight, guided_attention_width.
       vocab: a `text.Vocabulary` (size, sos_id, eos_id).
@@ -551,6 +557,7 @@ def build_model(model_config: Any, loss_config: Any, vocab: Any, cmvn: Any = Non
         init_scale=float(model.get("init_scale", 0.1)),
         cmvn_mean=mean,
         cmvn_std=std,
+        utterance_cmvn=str(model.get("utterance_cmvn", "none")),
         sos_id=vocab.sos_id,
         eos_id=vocab.eos_id,
         label_smoothing=float(loss.get("label_smoothing", 0.0)),
