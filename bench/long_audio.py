@@ -101,18 +101,17 @@ def _waveform(args: argparse.Namespace, seconds: float) -> tuple[np.ndarray, str
     samples = int(seconds * SAMPLE_RATE)
     if args.manifest:
         from tf_jointctc.data.audio import read_audio
+        from tf_jointctc.data.manifest import read_manifest
+        from tf_jointctc.data.skips import SkipReport
 
-        folder = os.path.dirname(os.path.abspath(args.manifest))
         parts, texts, total = [], [], 0
-        with open(args.manifest) as manifest:
-            for line in manifest:
-                entry = json.loads(line)
-                pcm = read_audio(os.path.join(folder, entry["audio"])).astype(np.float32) / 32768.0
-                if total + len(pcm) > samples and parts:
-                    break
-                parts.append(pcm)
-                texts.append(entry["text"])
-                total += len(pcm)
+        for utterance in read_manifest(args.manifest, SkipReport()):
+            pcm = read_audio(utterance.audio).astype(np.float32) / 32768.0
+            if total + len(pcm) > samples and parts:
+                break
+            parts.append(pcm)
+            texts.append(utterance.text)
+            total += len(pcm)
         return np.concatenate(parts), " ".join(texts)
     if args.wav:
         from tf_jointctc.data.audio import read_audio
@@ -155,14 +154,16 @@ def _tflite_child(path: str, seconds: float, args: argparse.Namespace, queue) ->
 
 
 def _scores(info: dict, reference: str, outputs: list[dict]) -> dict:
-    """CER and WER (%) of the pieces' transcripts (read with the model's `export_info` vocabulary) joined with
-    spaces, against `reference`."""
+    """CER and WER (%) of the pieces' transcripts joined as the Recognizer joins them, against `reference`."""
     from tf_jointctc.metrics import error_rates
+    from tf_jointctc.recognizer import decode_ids, join_pieces
 
-    vocabulary, specials = info["vocabulary"], {int(info.get("blank_id", 0)), int(info.get("sos_id", -1))}
-    texts = ["".join(vocabulary[i] for i in out["token_ids"][: int(out["num_tokens"])] if int(i) not in specials)
-             for out in outputs]
-    rates = error_rates([reference], [" ".join(t.strip() for t in texts if t.strip())])
+    vocabulary = info["vocabulary"]
+    pieces = [{"text": decode_ids(info, out["token_ids"], int(out["num_tokens"])),
+               "token_ids": [int(i) for i in out["token_ids"][: int(out["num_tokens"])]], "score": out["score"]}
+              for out in outputs]
+    joined = join_pieces(pieces, vocabulary.index(" ") if " " in vocabulary else None)
+    rates = error_rates([reference], [joined["text"]])
     return {"cer": round(rates["cer"], 1), "wer": round(rates["wer"], 1)}
 
 

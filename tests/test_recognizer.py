@@ -11,7 +11,7 @@ import pytest
 import soundfile
 
 from tests.export.test_export import export_once
-from tf_jointctc.recognizer import MAX_SAMPLES, ModelLoadError, Recognizer, to_waveform
+from tf_jointctc.recognizer import MAX_SAMPLES, ModelLoadError, Recognizer, decode_ids, join_pieces, to_waveform
 
 
 @pytest.fixture(scope="module")
@@ -156,3 +156,23 @@ def test_a_piece_length_outside_one_to_sixty_seconds_is_refused(exported, segmen
     rec = Recognizer.load(exported["tflite"])
     with pytest.raises(ValueError, match="segment_seconds"):
         rec.transcribe([np.zeros(16000, np.float32)], segment_seconds=segment_seconds)
+
+
+def test_decode_ids_leaves_out_specials_and_out_of_range_ids():
+    info = {"vocabulary": ["<blank>", "a", "b", " ", "<eos>"], "blank_id": 0, "sos_id": 4}
+    assert decode_ids(info, np.array([1, 0, 3, 2, 4, 9, -1, 1]), 7) == "a b"
+    assert decode_ids(info, [1, 2], 0) == ""
+
+
+def test_join_pieces_uses_one_space_between_non_empty_pieces():
+    space = 3
+    pieces = [
+        {"text": " ab ", "token_ids": [3, 1, 2, 3], "score": -1.5},
+        {"text": "", "token_ids": [], "score": 0.0},
+        {"text": "b", "token_ids": [2], "score": -2.0},
+        {"text": "  ", "token_ids": [3, 3], "score": -0.5},
+    ]
+    joined = join_pieces(pieces, space)
+    assert joined == {"text": "ab b", "token_ids": [1, 2, 3, 2], "score": -4.0}
+    # Without a space in the vocabulary the ids are concatenated.
+    assert join_pieces(pieces[:1] + pieces[2:3], None)["token_ids"] == [3, 1, 2, 3, 2]

@@ -49,8 +49,33 @@ class ModelLoadError(OSError, ValueError):
     """A model path that cannot be loaded (missing, corrupt, truncated or not an export)."""
 
 
-def _decode_ids(tokens: Sequence[str], specials: set[int], ids: np.ndarray, count: int) -> str:
+def decode_ids(info: dict[str, Any], ids: Sequence[int] | np.ndarray, count: int) -> str:
+    """The text of a signature's first `count` token ids [max_len], read with the export's vocabulary
+    (`export_info`); blank, sos/eos and out-of-range ids are left out."""
+    tokens = info["vocabulary"]
+    specials = {int(info.get("blank_id", 0)), int(info.get("sos_id", len(tokens) - 1))}
     return "".join(tokens[i] for i in map(int, ids[:count]) if 0 <= i < len(tokens) and i not in specials)
+
+
+def join_pieces(pieces: Sequence[dict[str, Any]], space_id: int | None) -> dict[str, Any]:
+    """Pieces of one recording decoded one by one, [{"text", "token_ids", "score"}] in order, as one
+    transcript: texts joined by one space and token ids by `space_id`, each piece without its own leading and
+    trailing spaces, empty pieces left out; the score is the sum of theirs."""
+    texts = [piece["text"].strip() for piece in pieces]
+    words = [_strip(list(piece["token_ids"]), space_id) for piece in pieces]
+    token_ids = [i for k, ids in enumerate(ids for ids in words if ids)
+                 for i in ([space_id] if k and space_id is not None else []) + ids]
+    return {"text": " ".join(t for t in texts if t), "token_ids": token_ids,
+            "score": sum(float(piece["score"]) for piece in pieces)}
+
+
+def _strip(token_ids: list[int], value: int | None) -> list[int]:
+    start, end = 0, len(token_ids)
+    while start < end and token_ids[start] == value:
+        start += 1
+    while end > start and token_ids[end - 1] == value:
+        end -= 1
+    return token_ids[start:end]
 
 
 def to_waveform(audio: Any) -> np.ndarray:
@@ -85,7 +110,6 @@ class Recognizer:
         self.info = info
         self.format: str = backend.format
         self.vocabulary: tuple[str, ...] = tuple(info["vocabulary"])
-        self._specials = {int(info.get("blank_id", 0)), int(info.get("sos_id", len(self.vocabulary) - 1))}
         self._space_id = self.vocabulary.index(" ") if " " in self.vocabulary else None
 
     @property
@@ -157,23 +181,9 @@ class Recognizer:
         decoded = [self._decode(waveform[start:end], signature) for start, end in pieces]
         segments = [{"start": start / SAMPLE_RATE, "end": end / SAMPLE_RATE, "text": piece["text"]}
                     for (start, end), piece in zip(pieces, decoded, strict=True)]
-        score = sum(piece["score"] for piece in decoded)
         if len(decoded) == 1:
             return {**decoded[0], "segments": segments}
-        # Pieces joined by one space: each piece's own leading and trailing spaces are dropped.
-        texts = [piece["text"].strip() for piece in decoded]
-        words = [self._strip_spaces(piece["token_ids"]) for piece in decoded]
-        token_ids = [i for k, ids in enumerate(ids for ids in words if ids)
-                     for i in ([self._space_id] if k and self._space_id is not None else []) + ids]
-        return {"text": " ".join(t for t in texts if t), "token_ids": token_ids, "score": score, "segments": segments}
-
-    def _strip_spaces(self, token_ids: list[int]) -> list[int]:
-        start, end = 0, len(token_ids)
-        while start < end and token_ids[start] == self._space_id:
-            start += 1
-        while end > start and token_ids[end - 1] == self._space_id:
-            end -= 1
-        return token_ids[start:end]
+        return {**join_pieces(decoded, self._space_id), "segments": segments}
 
     def _decode(self, waveform: np.ndarray, signature: str) -> dict[str, Any]:
         """One piece of at most `MAX_SAMPLES` through the signature -> {"text", "token_ids", "score"}."""
@@ -182,7 +192,7 @@ class Recognizer:
         token_ids, num_tokens, score, text = self._backend.run(signature, waveform)
         count = int(num_tokens)
         if text is None:
-            text = _decode_ids(self.vocabulary, self._specials, token_ids, count)
+            text = decode_ids(self.info, token_ids, count)
         return {"text": text, "token_ids": [int(i) for i in token_ids[:count]], "score": float(score)}
 
     def transcribe(self, audio: Sequence[Any], signature: str = DEFAULT_SIGNATURE,
