@@ -317,8 +317,22 @@ class FeatureExtractor(keras.layers.Layer):
         return config
 
 
+class _FrameWiseNormalization(keras.layers.Layer):
+    """A `[B, T, D] -> [B, T, D]` layer that passes its `[B, T]` mask through unchanged."""
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def compute_mask(self, features: tf.Tensor, mask: tf.Tensor | None = None) -> tf.Tensor | None:
+        return mask
+
+    def compute_output_shape(self, features_shape: tuple) -> tuple:
+        return tuple(features_shape)
+
+
 @keras.saving.register_keras_serializable(package="tf_jointctc")
-class GlobalCMVN(keras.layers.Layer):
+class GlobalCMVN(_FrameWiseNormalization):
     """Global mean/variance normalization with statistics stored as non-trainable weights.
 
     call(features [B, T, D], mask [B, T] bool or None) -> [B, T, D] = (features - mean) / std, and 0 where
@@ -334,7 +348,6 @@ class GlobalCMVN(keras.layers.Layer):
         if not np.all(std_np > 0):
             raise ValueError("std must be positive")
         self.dim = int(mean_np.shape[0])
-        self.supports_masking = True
         self.mean = self.add_weight(
             name="mean", shape=(self.dim,), initializer=keras.initializers.Constant(mean_np), trainable=False
         )
@@ -353,12 +366,6 @@ class GlobalCMVN(keras.layers.Layer):
             normalized *= tf.expand_dims(tf.cast(mask, normalized.dtype), -1)
         return normalized
 
-    def compute_mask(self, features: tf.Tensor, mask: tf.Tensor | None = None) -> tf.Tensor | None:
-        return mask
-
-    def compute_output_shape(self, features_shape: tuple) -> tuple:
-        return tuple(features_shape)
-
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
@@ -372,7 +379,7 @@ UTTERANCE_CMVN_MODES = ("none", "mean", "mean_var")
 
 
 @keras.saving.register_keras_serializable(package="tf_jointctc")
-class UtteranceCMVN(keras.layers.Layer):
+class UtteranceCMVN(_FrameWiseNormalization):
     """Per-utterance normalization over each utterance's valid frames (not in the paper), after `GlobalCMVN`.
 
     call(features [B, T, D], mask [B, T] bool or None) -> [B, T, D], 0 where mask is False:
@@ -392,7 +399,6 @@ class UtteranceCMVN(keras.layers.Layer):
         if mode not in UTTERANCE_CMVN_MODES:
             raise ValueError(f"utterance CMVN mode must be one of {', '.join(UTTERANCE_CMVN_MODES)}, got {mode!r}")
         self.mode = mode
-        self.supports_masking = True
 
     def call(self, features: tf.Tensor, mask: tf.Tensor | None = None) -> tf.Tensor:
         features = tf.convert_to_tensor(features, tf.float32)
@@ -409,12 +415,6 @@ class UtteranceCMVN(keras.layers.Layer):
             return centred
         variance = tf.reduce_sum(tf.square(centred), axis=1, keepdims=True) / count
         return centred * tf.math.rsqrt(tf.maximum(variance, self.VARIANCE_FLOOR))
-
-    def compute_mask(self, features: tf.Tensor, mask: tf.Tensor | None = None) -> tf.Tensor | None:
-        return mask
-
-    def compute_output_shape(self, features_shape: tuple) -> tuple:
-        return tuple(features_shape)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
