@@ -1,6 +1,6 @@
 """Training faults (issue 7): `jointctc-train` SIGKILLed three times at random points, one of them while a
 checkpoint is being written, then resumed to completion: the epochs, the history and every file of the work dir
-come out whole. (tests/cli/test_train.py has the single-kill test; this is the repeated one.)"""
+come out whole. (A kill inside an epoch, after a mid-epoch checkpoint: tests/faults/test_mid_epoch_resume.py.)"""
 
 from __future__ import annotations
 

@@ -70,17 +70,16 @@ def _checkpoint_values(folder) -> dict[str, np.ndarray]:
     return {name: reader.get_tensor(name) for name in names}
 
 
-@pytest.mark.parametrize("cache_features_and_ema", [False, True], ids=["live_features", "cached_features_and_ema"])
-def test_a_run_sigkilled_mid_epoch_resumes_there_and_equals_an_uninterrupted_run(tiny_corpus, tmp_path,
-                                                                                 cache_features_and_ema):
-    """With `data.cache_features` and `train.ema_decay` too: the resumed process fills its cache anew, and its
-    batches are still those the killed one would have trained on; the weight average continues where the
-    mid-epoch checkpoint left it."""
+def test_a_run_sigkilled_mid_epoch_resumes_there_and_equals_an_uninterrupted_run(tiny_corpus, tmp_path):
+    """With `data.cache_features` and `train.ema_decay`, as `configs/demo.py` trains: the resumed process fills its
+    cache anew, and its batches are still those the killed one would have trained on; the weight average continues
+    where the mid-epoch checkpoint left it. (The same run with live features and no average was a second case
+    here, ~60 s of the suite; the live stream's resumed batches are checked exactly at the data level, and its
+    skip is the same `start_batch` as the cached stream's.)"""
     killed_at = (1, 2)  # (finished epochs, updates into the next one)
     config = tiny_config(tiny_corpus, **{"train.steps_per_epoch": 5, "train.epochs": 3,
                                          "train.checkpoint_every_steps": 1, "data.cache_dir": str(tmp_path / "cache"),
-                                         "data.cache_features": cache_features_and_ema,
-                                         "train.ema_decay": 0.9 if cache_features_and_ema else 0.0})
+                                         "data.cache_features": True, "train.ema_decay": 0.9})
     straight_dir, workdir = tmp_path / "straight", tmp_path / "killed"
     killed = subprocess.run(
         [sys.executable, "-c", _KILLED_RUN, write_config_file(config, tmp_path), str(workdir),
@@ -117,7 +116,7 @@ def test_a_run_sigkilled_mid_epoch_resumes_there_and_equals_an_uninterrupted_run
         for key in ("loss", "ctc_loss", "attention_loss", "attention_accuracy", "val_loss"):
             assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-5), (b["epoch"], key)
         assert b["dev_cer"] == pytest.approx(a["dev_cer"], abs=1e-6)
-        assert ("dev_cer_raw" in b) == cache_features_and_ema
+        assert "dev_cer_raw" in b  # with a weight average, the dev CER of the raw weights is logged too
         assert b.get("dev_cer_raw") == pytest.approx(a.get("dev_cer_raw"), abs=1e-6)
     assert got[epoch]["epoch_seconds"] >= point.seconds > 0.0
     assert not (workdir / "alignments").exists()  # tiny_config's `train.alignment_images` 0: none logged
@@ -125,7 +124,7 @@ def test_a_run_sigkilled_mid_epoch_resumes_there_and_equals_an_uninterrupted_run
     expected = _checkpoint_values(straight_dir / "checkpoints" / "latest")
     final = _checkpoint_values(workdir / "checkpoints" / "latest")
     assert sorted(final) == sorted(expected)
-    assert any(n.startswith("averages/") for n in final) == cache_features_and_ema
+    assert any(n.startswith("averages/") for n in final)
     for name, value in expected.items():
         np.testing.assert_allclose(final[name], value, atol=2e-5, rtol=1e-4, err_msg=name)
     # The updates after the resumption moved the weights, so equal weights mean the same remaining batches.
