@@ -50,7 +50,7 @@ def test_prefix_and_full_sequence_probabilities_match_brute_force(seed):
 
     state = cps.initial_state(log_probs, lengths)
     for k in range(depth + 1):
-        log_psi, r_n, r_b = cps.extend(log_probs, lengths, state, candidates, blank_id=BLANK, eos_id=eos)
+        log_psi = cps.extend(log_probs, lengths, state, candidates, blank_id=BLANK, eos_id=eos)
         psi = np.exp(log_psi.numpy().astype(np.float64))
         for i in range(n):
             prefix = list(prefixes[i, :k])
@@ -66,7 +66,7 @@ def test_prefix_and_full_sequence_probabilities_match_brute_force(seed):
         if k == depth:
             break
         slots = prefixes[:, k] - 1  # label c sits in column c - 1
-        state = cps.select(log_psi, r_n, r_b, tf.range(n), slots, prefixes[:, k], state.length)
+        state = cps.select(log_probs, state, log_psi, tf.range(n), slots, prefixes[:, k])
         np.testing.assert_allclose(state.log_psi.numpy(), log_psi.numpy()[np.arange(n), slots], rtol=1e-6)
 
 
@@ -107,29 +107,29 @@ def test_impossible_prefix_is_log_zero_and_padding_is_ignored():
     # Three labels "1 1 1" need 5 frames; only 4 exist.
     state = cps.initial_state(log_probs, [4])
     for _ in range(2):
-        log_psi, r_n, r_b = cps.extend(log_probs, [4], state, [[1]], eos_id=3)
-        state = cps.select(log_psi, r_n, r_b, [0], [0], [1], state.length)
+        log_psi = cps.extend(log_probs, [4], state, [[1]], eos_id=3)
+        state = cps.select(log_probs, state, log_psi, [0], [0], [1])
     assert state.log_psi.numpy()[0] > IMPOSSIBLE
-    log_psi, _, _ = cps.extend(log_probs, [4], state, [[1, 2]], eos_id=3)
+    log_psi = cps.extend(log_probs, [4], state, [[1, 2]], eos_id=3)
     assert log_psi.numpy()[0, 0] <= IMPOSSIBLE
     assert log_psi.numpy()[0, 1] > IMPOSSIBLE
 
     padded = np.concatenate([log_probs, np.full((1, 3, 3), 5.0, np.float32)], axis=1)
-    a, _, _ = cps.extend(log_probs, [4], cps.initial_state(log_probs, [4]), [[1, 2, 3]], eos_id=3)
-    b, _, _ = cps.extend(padded, [4], cps.initial_state(padded, [4]), [[1, 2, 3]], eos_id=3)
+    a = cps.extend(log_probs, [4], cps.initial_state(log_probs, [4]), [[1, 2, 3]], eos_id=3)
+    b = cps.extend(padded, [4], cps.initial_state(padded, [4]), [[1, 2, 3]], eos_id=3)
     np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6)
 
 
 def test_single_frame_utterance():
     log_probs = np.log(np.array([[[0.5, 0.3, 0.2]]], np.float32))
     state = cps.initial_state(log_probs, [1])
-    log_psi, _, _ = cps.extend(log_probs, [1], state, [[1, 2, 3]], eos_id=3)
+    log_psi = cps.extend(log_probs, [1], state, [[1, 2, 3]], eos_id=3)
     np.testing.assert_allclose(np.exp(log_psi.numpy()), [[0.3, 0.2, 0.5]], rtol=1e-5)
 
 
 @pytest.mark.parametrize("frames,prefix_length", [(5, 0), (8, 3), (31, 30), (64, 7), (75, 40)])
 def test_blocks_of_frames_give_the_frame_by_frame_values(monkeypatch, frames, prefix_length):
-    """`extend` runs the recursion in blocks of FRAMES_PER_ITERATION frames (the last one padded): the same
+    """`select` runs the recursion in blocks of FRAMES_PER_ITERATION frames (the last one padded): the same
     values, bit for bit, as one frame per iteration, whatever the frame count and the first scanned frame."""
     rng = np.random.default_rng(frames)
     n, vocab, eos = 3, 6, 5
@@ -139,11 +139,57 @@ def test_blocks_of_frames_give_the_frame_by_frame_values(monkeypatch, frames, pr
     last = tf.constant([1, 2, -1 if prefix_length == 0 else 3])
     state = state._replace(length=tf.fill([n], prefix_length), last=last)
     candidates = tf.constant(rng.integers(0, vocab, size=(n, 4)), tf.int32)
-    blocked = cps.extend(log_probs, lengths, state, candidates, eos_id=eos)
+    log_psi = cps.extend(log_probs, lengths, state, candidates, eos_id=eos)
+    parents, slots = tf.constant([2, 0, 0]), tf.constant([1, 3, 0])
+    tokens = tf.gather(tf.reshape(candidates, [-1]), parents * 4 + slots)
+    blocked = cps.select(log_probs, state, log_psi, parents, slots, tokens)
     monkeypatch.setattr(cps, "FRAMES_PER_ITERATION", 1)
-    per_frame = cps.extend(log_probs, lengths, state, candidates, eos_id=eos)
+    per_frame = cps.select(log_probs, state, log_psi, parents, slots, tokens)
     for got, want in zip(blocked, per_frame):
         np.testing.assert_array_equal(got.numpy(), want.numpy())
+
+
+def test_select_keeps_the_values_of_the_recursion_over_every_candidate():
+    """`select` runs the recursion for the kept extensions only: what the recursion run for all N x C
+    extensions (`forward_variables` on every column) gives in the kept columns, for parents other than the
+    hypothesis itself, repeats and the empty prefix (to float32 rounding: Eigen's vectorized and scalar `exp`
+    may differ in the last bit between tensors of different widths)."""
+    rng = np.random.default_rng(5)
+    n, frames, vocab, num_candidates = 4, 40, 7, 5
+    log_probs = random_log_probs(rng, n, frames, vocab, scale=3.0)
+    log_probs[2:] = log_probs[:2]  # two utterances, two hypotheses each (the beam search's layout)
+    lengths = np.array([40, 40, 33, 33], np.int32)
+    state = cps.initial_state(log_probs, lengths)
+    for step in range(3):
+        candidates = np.stack([rng.permutation(np.arange(1, vocab))[:num_candidates] for _ in range(n)])
+        candidates[:, 0] = np.maximum(state.last.numpy(), 1)  # a repeat where the parent has a last label
+        log_psi = cps.extend(log_probs, lengths, state, candidates)
+        parents = np.array([1, 1, 3, 2], np.int32)  # hypothesis i's parent is in its utterance
+        slots = rng.integers(0, num_candidates, size=n).astype(np.int32)
+        tokens = candidates[parents, slots]
+        kept = cps.select(log_probs, state, log_psi, parents, slots, tokens)
+
+        rows = np.repeat(np.arange(n), num_candidates)
+        phi_all, x_all, x_blank_all = [], [], []
+        for row, c in zip(rows, candidates.reshape(-1)):
+            r_n, r_b = state.r_n.numpy()[:, row], state.r_b.numpy()[:, row]
+            phi = r_b if c == state.last.numpy()[row] else cps.logaddexp(r_n, r_b).numpy()
+            start = 0.0 if state.last.numpy()[row] < 0 else cps.LOG_ZERO
+            phi_all.append(np.concatenate([[start], phi[:-1]]).astype(np.float32))
+            x_all.append(log_probs[row, :, c])
+            x_blank_all.append(log_probs[row, :, BLANK])
+        first = max(step, 1) - 1
+        everything = cps.forward_variables(
+            tf.constant(np.stack(phi_all, 1)), tf.constant(np.stack(x_all, 1)), tf.constant(np.stack(x_blank_all, 1)),
+            tf.constant(first),
+        )
+        columns = parents * num_candidates + slots
+        np.testing.assert_allclose(kept.r_n.numpy(), everything[0].numpy()[:, columns], rtol=1e-6, atol=0)
+        np.testing.assert_allclose(kept.r_b.numpy(), everything[1].numpy()[:, columns], rtol=1e-6, atol=0)
+        assert (kept.r_n.numpy() > cps.LOG_ZERO).any()  # something was computed, not only log 0
+        np.testing.assert_array_equal(kept.log_psi.numpy(), log_psi.numpy().reshape(-1)[columns])
+        np.testing.assert_array_equal(kept.length.numpy(), state.length.numpy()[parents] + 1)
+        state = kept
 
 
 def test_confident_posteriors_stay_finite_clamped_and_exact():
@@ -159,10 +205,11 @@ def test_confident_posteriors_stay_finite_clamped_and_exact():
     candidates = np.array([[1, 2, BLANK, eos]], np.int32)
     for prefix in ([], [int(c) for c in collapse(best)][:1]):
         if prefix:
-            log_psi, r_n, r_b = cps.extend(log_probs, [frames], state, [[prefix[0]]], eos_id=eos)
-            state = cps.select(log_psi, r_n, r_b, [0], [0], [prefix[0]], state.length)
-        log_psi, r_n, r_b = cps.extend(log_probs, [frames], state, candidates, eos_id=eos)
-        for values in (log_psi, r_n, r_b):
+            log_psi = cps.extend(log_probs, [frames], state, [[prefix[0]]], eos_id=eos)
+            state = cps.select(log_probs, state, log_psi, [0], [0], [prefix[0]])
+        log_psi = cps.extend(log_probs, [frames], state, candidates, eos_id=eos)
+        kept = cps.select(log_probs, state, log_psi, [0], [0], [int(candidates[0, 0])])
+        for values in (log_psi, kept.r_n, kept.r_b):
             assert np.all(np.isfinite(values.numpy())) and values.numpy().min() >= cps.LOG_ZERO
         for j, c in enumerate(candidates[0]):
             if c == BLANK:

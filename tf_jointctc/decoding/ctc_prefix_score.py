@@ -2,7 +2,12 @@
 
 The incremental forward recursion of Watanabe et al. 2017 ("Hybrid CTC/attention architecture for end-to-end
 speech recognition", Algorithm 2; ESPnet's `CTCPrefixScoreTH`), vectorized over N hypotheses and C candidate
-tokens per hypothesis, with a `tf.scan` over the encoder frames.
+tokens per hypothesis, in two calls per beam step:
+
+- `extend` scores all N x C extensions h+c: psi(h+c) below is a sum over frames of the parent's phi, so it needs
+  no frame loop;
+- `select`, once the beam has kept N of them, runs the frame recursion (a `tf.scan`, `forward_variables`) for
+  those N only.
 
 For a hypothesis (prefix) h every frame t keeps, in log space,
 
@@ -24,7 +29,7 @@ probability. `len` is the hypothesis' utterance length: frames at or past it nev
 are computed but never read). The blank as a candidate gets log 0.
 
 A prefix of |h| + 1 labels needs |h| + 1 frames, so r_t(h+c) = log 0 and phi_{t-1}(h) = log 0 for t < |h|: the
-frame loop starts at frame max(min |h|, 1) over the N hypotheses (ESPnet does the same), which saves a quarter
+frame loop starts at frame max(min |h|, 1) over the parents (ESPnet does the same), which saves a quarter
 of the frame iterations when the output is half as long as the encoder output.
 
 Log 0 is the finite `LOG_ZERO` (-1e10) so that `max`-based logaddexp never sees `-inf - -inf`; values are
@@ -102,6 +107,35 @@ def eos_score(state: CTCPrefixState, lengths: tf.Tensor) -> tf.Tensor:
     return tf.squeeze(logaddexp(r_n, r_b), 1)
 
 
+def _label_frames(log_probs: tf.Tensor, rows: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    """[T, *S] log posteriors of `labels` in the hypotheses `rows` (both int32 of shape S, labels in 0..V-1).
+
+    Gathers whole rows of frames from the posteriors laid out [N * V, T]: 2.5x faster than an element-wise
+    gather on the label axis (`batch_dims=1`)."""
+    frames, vocab = tf.shape(log_probs)[1], tf.shape(log_probs)[2]
+    by_label = tf.reshape(tf.transpose(log_probs, [0, 2, 1]), tf.stack([-1, frames]))  # [N * V, T]
+    flat = tf.reshape(rows * vocab + labels, [-1])
+    return tf.reshape(tf.transpose(tf.gather(by_label, flat)), tf.concat([[frames], tf.shape(labels)], 0))
+
+
+def _phi_before(r_n: tf.Tensor, r_b: tf.Tensor, repeat: tf.Tensor, empty: tf.Tensor) -> tf.Tensor:
+    """[T, *S] phi_{t-1} for t = 0..T-1 from the parent's r_n, r_b ([T, *S] or broadcastable to it).
+
+    repeat [*S]: the candidate is the parent's last label; empty [*S]: the parent is the empty prefix ("frame
+    -1" holds only it, complete with probability 1)."""
+    phi = tf.where(tf.expand_dims(repeat, 0), r_b, logaddexp(r_n, r_b))  # [T, *S]
+    phi_minus_1 = tf.where(empty, 0.0, tf.fill(tf.shape(empty), tf.constant(LOG_ZERO, tf.float32)))
+    return tf.concat([tf.expand_dims(phi_minus_1, 0), phi[:-1]], axis=0)
+
+
+def _first_scanned_frame(parent_lengths: tf.Tensor, frames: tf.Tensor) -> tf.Tensor:
+    """The frame the recursion starts at: max(min |h|, 1) - 1 over the parents h, at most T - 1 (see the module
+    docstring: earlier frames are log 0 for every extension, and so is the carry into frame start - 1). Never
+    past the last frame, so the scan always has a frame even when the prefix is as long as the utterance (a
+    zero-length scan fails in graph mode)."""
+    return tf.minimum(tf.maximum(tf.reduce_min(parent_lengths), 1), tf.maximum(frames, 1)) - 1
+
+
 def extend(
     log_probs: tf.Tensor,
     lengths: tf.Tensor,
@@ -109,8 +143,11 @@ def extend(
     candidates: tf.Tensor,
     blank_id: int = 0,
     eos_id: int | None = None,
-) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """Scores every candidate extension h+c of every hypothesis h.
+) -> tf.Tensor:
+    """Prefix scores log psi(h+c) of every candidate extension h+c of every hypothesis h.
+
+    psi is a sum over frames of the parent's phi (no recursion), so all N x C extensions are scored without a
+    frame loop; `select` then runs the recursion for the N extensions the beam keeps.
 
     Args:
       log_probs: [N, T, V] CTC log posteriors per hypothesis (frames >= lengths may hold anything).
@@ -120,37 +157,50 @@ def extend(
       blank_id, eos_id: special ids.
 
     Returns:
-      (log_psi [N, C] log prefix probability of h+c (log P(h | x) for eos, LOG_ZERO for the blank),
-       r_n [T, N, C], r_b [T, N, C] the extended forward variables, for `select`).
+      log_psi [N, C]: log prefix probability of h+c, log P(h | x) for eos, LOG_ZERO for the blank.
     """
     log_probs = tf.convert_to_tensor(log_probs, tf.float32)
     candidates = tf.cast(candidates, tf.int32)
     lengths = tf.cast(lengths, tf.int32)
     hypotheses, frames, vocab = tf.unstack(tf.shape(log_probs))
-    in_range = tf.logical_and(candidates >= 0, candidates < vocab)
-    safe = tf.where(in_range, candidates, blank_id)
-    # x_c [T, N, C] as whole rows: every (hypothesis, candidate) copies its label's T frames from the posteriors
-    # laid out [N * V, T]; 2.5x faster than an element-wise gather on the last axis (`batch_dims=1`).
-    by_label = tf.reshape(tf.transpose(log_probs, [0, 2, 1]), tf.stack([-1, frames]))  # [N * V, T]
-    rows = tf.reshape(tf.expand_dims(tf.range(hypotheses) * vocab, 1) + safe, [-1])  # [N * C]
-    x_c = tf.reshape(tf.transpose(tf.gather(by_label, rows)), tf.concat([[frames], tf.shape(candidates)], 0))
-    x_b = tf.expand_dims(tf.transpose(log_probs[:, :, blank_id]), 2)  # [T, N, 1]
+    safe = tf.where(tf.logical_and(candidates >= 0, candidates < vocab), candidates, blank_id)
+    first = _first_scanned_frame(state.length, frames)
+    rows = tf.zeros_like(candidates) + tf.expand_dims(tf.range(hypotheses), 1)
+    x_c = _label_frames(log_probs, rows, safe)[first:]  # [T', N, C]
+    repeat = tf.equal(candidates, tf.expand_dims(state.last, 1))
+    empty = tf.logical_and(tf.expand_dims(state.last < 0, 1), tf.ones_like(repeat))
+    phi_prev = _phi_before(tf.expand_dims(state.r_n, 2), tf.expand_dims(state.r_b, 2), repeat, empty)[first:]
 
-    r_n_h = tf.expand_dims(state.r_n, 2)  # [T, N, 1]
-    r_b_h = tf.expand_dims(state.r_b, 2)
-    repeat = tf.expand_dims(tf.equal(candidates, tf.expand_dims(state.last, 1)), 0)  # [1, N, C]
-    phi = tf.where(repeat, r_b_h, logaddexp(r_n_h, r_b_h))  # [T, N, C]
-
-    empty = tf.expand_dims(state.last < 0, 1)  # [N, 1]
+    # psi: c first emitted at frame t (t < len) right after h is complete at frame t-1.
+    valid = tf.reshape(tf.range(first, frames), [-1, 1, 1]) < tf.reshape(lengths, [1, -1, 1])
+    log_psi = _logsumexp(tf.where(valid, phi_prev + x_c, LOG_ZERO), axis=0)
+    log_psi = tf.maximum(log_psi, LOG_ZERO)
     log_zero = tf.fill(tf.shape(candidates), tf.constant(LOG_ZERO, tf.float32))
-    # phi at frame t-1 for t = 0..T-1; "frame -1" has only the empty prefix, complete with probability 1.
-    phi_minus_1 = tf.where(empty, tf.zeros_like(log_zero), log_zero)  # [N, C]
-    phi_prev_all = tf.concat([tf.expand_dims(phi_minus_1, 0), phi[:-1]], axis=0)  # [T, N, C]
+    log_psi = tf.where(tf.equal(candidates, blank_id), log_zero, log_psi)
+    if eos_id is not None:
+        eos = tf.broadcast_to(tf.expand_dims(eos_score(state, lengths), 1), tf.shape(log_psi))
+        log_psi = tf.where(tf.equal(candidates, eos_id), eos, log_psi)
+    return log_psi
+
+
+def forward_variables(
+    phi_prev: tf.Tensor, x_c: tf.Tensor, x_blank: tf.Tensor, first_scanned: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """The recursion of r^n(h+c), r^b(h+c) over the frames (module docstring), for S extensions at once.
+
+    Args:
+      phi_prev, x_c, x_blank: [T, S] phi_{t-1}(h), log y_t^c, log y_t^blank of each extension.
+      first_scanned: scalar int32 in 0..T-1; every r before it is log 0.
+
+    Returns:
+      (r_n, r_b) [T, S], clamped at LOG_ZERO.
+    """
+    frames = tf.shape(x_c)[0]
 
     def frame(carry: tuple[tf.Tensor, tf.Tensor], elems: tuple) -> tuple[tf.Tensor, tf.Tensor]:
         r_n_prev, r_b_prev = carry
-        phi_prev, x_ct, x_bt = elems
-        r_n = logaddexp(r_n_prev, phi_prev) + x_ct
+        phi, x_ct, x_bt = elems
+        r_n = logaddexp(r_n_prev, phi) + x_ct
         r_b = logaddexp(r_n_prev, r_b_prev) + x_bt
         return tf.maximum(r_n, LOG_ZERO), tf.maximum(r_b, LOG_ZERO)
 
@@ -163,73 +213,75 @@ def extend(
             outputs.append(r)
         return tf.stack([o[0] for o in outputs]), tf.stack([o[1] for o in outputs])
 
-    # Before frame `start` no extension can be complete (see the module docstring): those frames are log 0, and
-    # so is the carry into frame start-1. The scan begins at start-1 (>= 0) so that it always has a frame,
-    # even when the prefix is as long as the utterance (a zero-length scan fails in graph mode). It runs over
-    # blocks of FRAMES_PER_ITERATION frames (the last block padded; padded frames are dropped after the scan).
-    first_scanned = tf.minimum(tf.maximum(tf.reduce_min(state.length), 1), tf.maximum(frames, 1)) - 1
-    phi_prev = phi_prev_all[first_scanned:]
-    x_scanned = x_c[first_scanned:]
+    # The scan runs from first_scanned over blocks of FRAMES_PER_ITERATION frames (the last block padded with
+    # log 0; padded frames are dropped after the scan).
     scanned = frames - first_scanned
     padding = (FRAMES_PER_ITERATION - scanned % FRAMES_PER_ITERATION) % FRAMES_PER_ITERATION
+    width = tf.shape(x_c)[1:]
 
     def blocks(x: tf.Tensor) -> tf.Tensor:
-        """[T', N, c] -> [ceil(T' / F), F, N, c], padded with log 0."""
-        pad = tf.fill(tf.concat([tf.expand_dims(padding, 0), tf.shape(x)[1:]], 0), tf.constant(LOG_ZERO))
-        padded = tf.concat([x, pad], axis=0)
-        return tf.reshape(padded, tf.concat([[-1, FRAMES_PER_ITERATION], tf.shape(x)[1:]], 0))
+        """[T', S] -> [ceil(T' / F), F, S], padded with log 0."""
+        pad = tf.fill(tf.concat([tf.expand_dims(padding, 0), width], 0), tf.constant(LOG_ZERO))
+        padded = tf.concat([x[first_scanned:], pad], axis=0)
+        return tf.reshape(padded, tf.concat([[-1, FRAMES_PER_ITERATION], width], 0))
 
-    zeros_block = tf.fill(tf.concat([[FRAMES_PER_ITERATION], tf.shape(candidates)], 0), tf.constant(LOG_ZERO))
+    zeros_block = tf.fill(tf.concat([[FRAMES_PER_ITERATION], width], 0), tf.constant(LOG_ZERO))
     r_n_blocks, r_b_blocks = tf.scan(
-        block, (blocks(phi_prev), blocks(x_scanned), blocks(x_b[first_scanned:])),
-        initializer=(zeros_block, zeros_block),
+        block, (blocks(phi_prev), blocks(x_c), blocks(x_blank)), initializer=(zeros_block, zeros_block)
     )
-    flat_shape = tf.concat([[-1], tf.shape(candidates)], 0)
-    r_n_rest = tf.reshape(r_n_blocks, flat_shape)[:scanned]
-    r_b_rest = tf.reshape(r_b_blocks, flat_shape)[:scanned]
-    skipped = tf.fill(tf.concat([tf.expand_dims(first_scanned, 0), tf.shape(candidates)], 0), tf.constant(LOG_ZERO))
-    r_n = tf.concat([skipped, r_n_rest], axis=0)
-    r_b = tf.concat([skipped, r_b_rest], axis=0)
-    static_shape = state.r_n.shape[:1].concatenate(candidates.shape)  # keeps while_loop shapes fixed
-    r_n.set_shape(static_shape)
-    r_b.set_shape(static_shape)
-
-    # psi: c first emitted at frame t (t < len) right after h is complete at frame t-1.
-    valid = tf.reshape(tf.range(first_scanned, frames), [-1, 1, 1]) < tf.reshape(lengths, [1, -1, 1])
-    terms = tf.where(valid, phi_prev + x_scanned, LOG_ZERO)
-    log_psi = _logsumexp(terms, axis=0)
-    log_psi = tf.maximum(log_psi, LOG_ZERO)
-    log_psi = tf.where(tf.equal(candidates, blank_id), log_zero, log_psi)
-    if eos_id is not None:
-        eos = tf.broadcast_to(tf.expand_dims(eos_score(state, lengths), 1), tf.shape(log_psi))
-        log_psi = tf.where(tf.equal(candidates, eos_id), eos, log_psi)
-    return log_psi, r_n, r_b
+    flat_shape = tf.concat([[-1], width], 0)
+    skipped = tf.fill(tf.concat([tf.expand_dims(first_scanned, 0), width], 0), tf.constant(LOG_ZERO))
+    r_n = tf.concat([skipped, tf.reshape(r_n_blocks, flat_shape)[:scanned]], axis=0)
+    r_b = tf.concat([skipped, tf.reshape(r_b_blocks, flat_shape)[:scanned]], axis=0)
+    r_n.set_shape(x_c.shape)  # keeps while_loop shapes fixed
+    r_b.set_shape(x_c.shape)
+    return r_n, r_b
 
 
 def select(
+    log_probs: tf.Tensor,
+    state: CTCPrefixState,
     log_psi: tf.Tensor,
-    r_n: tf.Tensor,
-    r_b: tf.Tensor,
     parent_indices: tf.Tensor,
     candidate_indices: tf.Tensor,
     token_ids: tf.Tensor,
-    parent_lengths: tf.Tensor,
+    blank_id: int = 0,
 ) -> CTCPrefixState:
-    """New states after pruning: hypothesis i becomes extension `candidate_indices[i]` of `parent_indices[i]`.
+    """New states after pruning: hypothesis i becomes extension `candidate_indices[i]` (label `token_ids[i]`) of
+    hypothesis `parent_indices[i]`; the frame recursion runs for these N extensions only.
 
     Args:
-      log_psi [N, C], r_n [T, N, C], r_b [T, N, C]: from `extend`.
-      parent_indices, candidate_indices, token_ids: [N] int32.
-      parent_lengths: [N] int32 |h| of the hypotheses `extend` scored (`state.length`).
+      log_probs: [N, T, V] as given to `extend`.
+      state: the parents' `CTCPrefixState` (the one `extend` scored).
+      log_psi: [N, C] from `extend`.
+      parent_indices, candidate_indices, token_ids: [N] int32. A token outside 0..V-1 (eos) gets meaningless r
+        values: the search never extends an ended hypothesis.
+      blank_id: the blank's id.
     """
+    log_probs = tf.convert_to_tensor(log_probs, tf.float32)
+    parent_indices = tf.cast(parent_indices, tf.int32)
+    token_ids = tf.cast(token_ids, tf.int32)
+    frames, vocab = tf.shape(log_probs)[1], tf.shape(log_probs)[2]
+    safe = tf.where(tf.logical_and(token_ids >= 0, token_ids < vocab), token_ids, blank_id)
+    parent_last = tf.gather(state.last, parent_indices)
+    parent_lengths = tf.gather(state.length, parent_indices)
+    phi_prev = _phi_before(
+        tf.gather(state.r_n, parent_indices, axis=1),
+        tf.gather(state.r_b, parent_indices, axis=1),
+        tf.equal(token_ids, parent_last),
+        parent_last < 0,
+    )  # [T, N]
+    x_c = _label_frames(log_probs, parent_indices, safe)
+    x_blank = _label_frames(log_probs, parent_indices, tf.fill(tf.shape(safe), blank_id))
+    r_n, r_b = forward_variables(phi_prev, x_c, x_blank, _first_scanned_frame(parent_lengths, frames))
+    r_n.set_shape(state.r_n.shape)
+    r_b.set_shape(state.r_b.shape)
     num_candidates = tf.shape(log_psi)[1]
-    flat = tf.cast(parent_indices, tf.int32) * num_candidates + tf.cast(candidate_indices, tf.int32)
-    frames = tf.shape(r_n)[0]
-    shape = tf.stack([frames, -1])
+    flat = parent_indices * num_candidates + tf.cast(candidate_indices, tf.int32)
     return CTCPrefixState(
-        r_n=tf.gather(tf.reshape(r_n, shape), flat, axis=1),
-        r_b=tf.gather(tf.reshape(r_b, shape), flat, axis=1),
+        r_n=r_n,
+        r_b=r_b,
         log_psi=tf.gather(tf.reshape(log_psi, [-1]), flat),
-        last=tf.cast(token_ids, tf.int32),
-        length=tf.gather(parent_lengths, parent_indices) + 1,
+        last=token_ids,
+        length=parent_lengths + 1,
     )

@@ -10,7 +10,9 @@ utterance i // K). Every scorer follows the same three-call protocol; all tensor
   extension. A *full* scorer (`partial = False`) ignores `candidates` and returns `[N, V]` over the whole
   vocabulary; a *partial* scorer (`partial = True`) is given the pre-beam `candidates [N, C]` int32 and returns
   `[N, C]`. `new_state` describes the extensions (for a full scorer, typically the state after consuming
-  `last_tokens`; for a partial scorer, per-candidate data).
+  `last_tokens`; for a partial scorer, whatever `select` needs to build the kept extensions' state: the CTC
+  prefix scorer keeps the candidates' prefix scores and the parents' state, and runs its frame recursion in
+  `select`, for the N kept extensions only).
 - `select(new_state, parent_indices [N], token_ids [N], candidate_indices [N]) -> state`: after pruning,
   hypothesis i is parent `parent_indices[i]` (a flat index in 0..N-1) extended by `token_ids[i]`, which was
   column `candidate_indices[i]` of the candidates (the token id itself for full scorers).
@@ -176,18 +178,20 @@ class CTCPrefixScorer(Scorer):
     def score(self, last_tokens: tf.Tensor, state: State, candidates: tf.Tensor | None = None) -> tuple[Any, State]:
         if candidates is None:
             raise ValueError("CTCPrefixScorer is a partial scorer: it needs candidates")
-        log_psi, r_n, r_b = cps.extend(
+        log_psi = cps.extend(
             self._log_probs, self._lengths, state, candidates, blank_id=self.blank_id, eos_id=self.eos_id
         )
         increments = log_psi - tf.expand_dims(state.log_psi, 1)
         scores = tf.where(log_psi <= IMPOSSIBLE, tf.constant(cps.LOG_ZERO, tf.float32), increments)
-        return scores, (log_psi, r_n, r_b, state.length)
+        return scores, (log_psi, state)
 
     def select(
         self, new_state: State, parent_indices: tf.Tensor, token_ids: tf.Tensor, candidate_indices: tf.Tensor
     ) -> State:
-        log_psi, r_n, r_b, lengths = new_state
-        return cps.select(log_psi, r_n, r_b, parent_indices, candidate_indices, token_ids, lengths)
+        log_psi, parents = new_state
+        return cps.select(
+            self._log_probs, parents, log_psi, parent_indices, candidate_indices, token_ids, self.blank_id
+        )
 
 
 class LengthBonus(Scorer):
