@@ -32,9 +32,11 @@ A prefix of |h| + 1 labels needs |h| + 1 frames, so r_t(h+c) = log 0 and phi_{t-
 frame loop starts at frame max(min |h|, 1) over the parents (ESPnet does the same), which saves a quarter
 of the frame iterations when the output is half as long as the encoder output.
 
-Log 0 is the finite `LOG_ZERO` (-1e10) so that `max`-based logaddexp never sees `-inf - -inf`; values are
-clamped at `LOG_ZERO`. Only TFLite built-in ops are used (GATHER, SELECT_V2, MAXIMUM, EXP, LOG, CUMSUM, WHILE
-via `tf.scan`, TRANSPOSE, RESHAPE, CONCATENATION).
+Log 0 is the finite `LOG_ZERO` (-1e10) so that `max`-based logaddexp never sees `-inf - -inf`; results are
+clamped at `LOG_ZERO`. The frame recursion clamps once, after its loop: inside it, a log 0 drifts by the log
+posteriors it adds (float32's spacing at 1e10 is 1,024, so it mostly rounds back), never towards -inf. Only
+TFLite built-in ops are used (GATHER, SELECT_V2, MAXIMUM, MINIMUM, EXP, LOG, CUMSUM, WHILE via `tf.scan`,
+TRANSPOSE, RESHAPE, CONCATENATION).
 """
 
 from __future__ import annotations
@@ -71,9 +73,11 @@ class CTCPrefixState(NamedTuple):
 
 
 def logaddexp(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
-    """log(exp(a) + exp(b)) as max + log(sum(exp)): built-in TFLite ops only, safe for LOG_ZERO inputs."""
+    """log(exp(a) + exp(b)) as max + log(1 + exp(min - max)): built-in TFLite ops only, safe for LOG_ZERO
+    inputs. The same values as max + log(exp(a - max) + exp(b - max)) (one of the two exps is exp(0) = 1) in
+    7 ops instead of 8: the frame recursion runs two per frame, and its loop is op-overhead bound."""
     m = tf.maximum(a, b)
-    return m + tf.math.log(tf.exp(a - m) + tf.exp(b - m))
+    return m + tf.math.log(1.0 + tf.exp(tf.minimum(a, b) - m))
 
 
 def _logsumexp(x: tf.Tensor, axis: int) -> tf.Tensor:
@@ -200,9 +204,7 @@ def forward_variables(
     def frame(carry: tuple[tf.Tensor, tf.Tensor], elems: tuple) -> tuple[tf.Tensor, tf.Tensor]:
         r_n_prev, r_b_prev = carry
         phi, x_ct, x_bt = elems
-        r_n = logaddexp(r_n_prev, phi) + x_ct
-        r_b = logaddexp(r_n_prev, r_b_prev) + x_bt
-        return tf.maximum(r_n, LOG_ZERO), tf.maximum(r_b, LOG_ZERO)
+        return logaddexp(r_n_prev, phi) + x_ct, logaddexp(r_n_prev, r_b_prev) + x_bt
 
     def block(carry: tuple[tf.Tensor, tf.Tensor], elems: tuple) -> tuple[tf.Tensor, tf.Tensor]:
         """FRAMES_PER_ITERATION frames of the recursion (unrolled) from the previous block's last frame."""
@@ -231,8 +233,8 @@ def forward_variables(
     )
     flat_shape = tf.concat([[-1], width], 0)
     skipped = tf.fill(tf.concat([tf.expand_dims(first_scanned, 0), width], 0), tf.constant(LOG_ZERO))
-    r_n = tf.concat([skipped, tf.reshape(r_n_blocks, flat_shape)[:scanned]], axis=0)
-    r_b = tf.concat([skipped, tf.reshape(r_b_blocks, flat_shape)[:scanned]], axis=0)
+    r_n = tf.concat([skipped, tf.maximum(tf.reshape(r_n_blocks, flat_shape)[:scanned], LOG_ZERO)], axis=0)
+    r_b = tf.concat([skipped, tf.maximum(tf.reshape(r_b_blocks, flat_shape)[:scanned], LOG_ZERO)], axis=0)
     r_n.set_shape(x_c.shape)  # keeps while_loop shapes fixed
     r_b.set_shape(x_c.shape)
     return r_n, r_b
