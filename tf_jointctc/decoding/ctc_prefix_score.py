@@ -169,15 +169,28 @@ def extend(
     hypotheses, frames, vocab = tf.unstack(tf.shape(log_probs))
     safe = tf.where(tf.logical_and(candidates >= 0, candidates < vocab), candidates, blank_id)
     first = _first_scanned_frame(state.length, frames)
-    rows = tf.zeros_like(candidates) + tf.expand_dims(tf.range(hypotheses), 1)
-    x_c = _label_frames(log_probs, rows, safe)[first:]  # [T', N, C]
-    repeat = tf.equal(candidates, tf.expand_dims(state.last, 1))
-    empty = tf.logical_and(tf.expand_dims(state.last < 0, 1), tf.ones_like(repeat))
-    phi_prev = _phi_before(tf.expand_dims(state.r_n, 2), tf.expand_dims(state.r_b, 2), repeat, empty)[first:]
+    # Hypothesis-major [N, C, T'] throughout: the candidates' rows of frames need no transpose, and the parent's
+    # phi ([N, T'], one per parent) broadcasts over the candidates instead of being tiled to [T, N, C].
+    by_label = tf.reshape(tf.transpose(log_probs, [0, 2, 1]), tf.stack([-1, frames]))  # [N * V, T]
+    rows = tf.reshape(tf.expand_dims(tf.range(hypotheses) * vocab, 1) + safe, [-1])
+    x_c = tf.reshape(tf.gather(by_label, rows), tf.stack([hypotheses, -1, frames]))[:, :, first:]  # [N, C, T']
+    r_n, r_b = tf.transpose(state.r_n), tf.transpose(state.r_b)  # [N, T]
+    empty = tf.expand_dims(state.last < 0, 1)  # [N, 1]
+    phi_minus_1 = tf.where(empty, 0.0, tf.fill(tf.shape(empty), tf.constant(LOG_ZERO, tf.float32)))
+    # phi_{t-1} for t = first..T-1, log 0 at frames t >= len (they never contribute), for a new label and for a
+    # repeat of the parent's last label.
+    valid = tf.expand_dims(tf.range(first, frames), 0) < tf.expand_dims(lengths, 1)  # [N, T']
 
-    # psi: c first emitted at frame t (t < len) right after h is complete at frame t-1.
-    valid = tf.reshape(tf.range(first, frames), [-1, 1, 1]) < tf.reshape(lengths, [1, -1, 1])
-    log_psi = _logsumexp(tf.where(valid, phi_prev + x_c, LOG_ZERO), axis=0)
+    def before(phi: tf.Tensor) -> tf.Tensor:
+        shifted = tf.concat([phi_minus_1, phi[:, :-1]], axis=1)[:, first:]
+        return tf.expand_dims(tf.where(valid, shifted, LOG_ZERO), 1)  # [N, 1, T']
+
+    log_psi = _logsumexp(before(logaddexp(r_n, r_b)) + x_c, axis=2)  # [N, C]
+    # A repeat of the parent's last label (at most one candidate per parent) needs a blank in between: phi = r_b.
+    last = tf.where(state.last >= 0, state.last, blank_id)
+    x_last = tf.expand_dims(tf.gather(by_label, tf.range(hypotheses) * vocab + last)[:, first:], 1)  # [N, 1, T']
+    log_psi_repeat = _logsumexp(before(r_b) + x_last, axis=2)  # [N, 1]
+    log_psi = tf.where(tf.equal(candidates, tf.expand_dims(state.last, 1)), log_psi_repeat, log_psi)
     log_psi = tf.maximum(log_psi, LOG_ZERO)
     log_zero = tf.fill(tf.shape(candidates), tf.constant(LOG_ZERO, tf.float32))
     log_psi = tf.where(tf.equal(candidates, blank_id), log_zero, log_psi)
