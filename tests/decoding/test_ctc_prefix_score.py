@@ -127,26 +127,39 @@ def test_single_frame_utterance():
     np.testing.assert_allclose(np.exp(log_psi.numpy()), [[0.3, 0.2, 0.5]], rtol=1e-5)
 
 
-@pytest.mark.parametrize("frames,prefix_length", [(5, 0), (8, 3), (31, 30), (64, 7), (75, 40)])
-def test_blocks_of_frames_give_the_frame_by_frame_values(monkeypatch, frames, prefix_length):
-    """`select` runs the recursion in blocks of FRAMES_PER_ITERATION frames (the last one padded): the same
-    values, bit for bit, as one frame per iteration, whatever the frame count and the first scanned frame."""
+def frame_by_frame(phi_prev, x_c, x_blank, first_scanned):
+    """The recursion of the module docstring one frame after another, in float64: [T, S] r^n, r^b."""
+    phi_prev, x_c, x_blank = (np.float64(a) for a in (phi_prev, x_c, x_blank))
+    r_n = np.full(x_c.shape, -np.inf)
+    r_b = np.full(x_c.shape, -np.inf)
+    n_prev = b_prev = np.full(x_c.shape[1], -np.inf)
+    for t in range(first_scanned, len(x_c)):
+        r_n[t] = np.logaddexp(n_prev, phi_prev[t]) + x_c[t]
+        r_b[t] = np.logaddexp(n_prev, b_prev) + x_blank[t]
+        n_prev, b_prev = r_n[t], r_b[t]
+    return np.maximum(r_n, cps.LOG_ZERO), np.maximum(r_b, cps.LOG_ZERO)
+
+
+@pytest.mark.parametrize("frames_per_block,blocks_per_iteration", [(32, 4), (1, 1), (3, 2)])
+@pytest.mark.parametrize("frames,first_scanned", [(1, 0), (5, 0), (8, 3), (31, 30), (75, 40), (129, 0), (300, 17)])
+def test_blocks_give_the_frame_by_frame_values(monkeypatch, frames_per_block, blocks_per_iteration, frames,
+                                               first_scanned):
+    """`forward_variables` runs the recursion in blocks (the last ones padded), whatever their size: the values of
+    the recursion run one frame after another in float64, to float32 rounding, at every frame, including phi of
+    log 0 (a parent that is not complete yet) and log 0 before the first scanned frame."""
+    monkeypatch.setattr(cps, "FRAMES_PER_BLOCK", frames_per_block)
+    monkeypatch.setattr(cps, "BLOCKS_PER_ITERATION", blocks_per_iteration)
     rng = np.random.default_rng(frames)
-    n, vocab, eos = 3, 6, 5
-    log_probs = random_log_probs(rng, n, frames, vocab, scale=3.0)
-    lengths = np.array([frames, max(1, frames - 4), max(1, frames // 2)], np.int32)
-    state = cps.initial_state(log_probs, lengths)
-    last = tf.constant([1, 2, -1 if prefix_length == 0 else 3])
-    state = state._replace(length=tf.fill([n], prefix_length), last=last)
-    candidates = tf.constant(rng.integers(0, vocab, size=(n, 4)), tf.int32)
-    log_psi = cps.extend(log_probs, lengths, state, candidates, eos_id=eos)
-    parents, slots = tf.constant([2, 0, 0]), tf.constant([1, 3, 0])
-    tokens = tf.gather(tf.reshape(candidates, [-1]), parents * 4 + slots)
-    blocked = cps.select(log_probs, state, log_psi, parents, slots, tokens)
-    monkeypatch.setattr(cps, "FRAMES_PER_ITERATION", 1)
-    per_frame = cps.select(log_probs, state, log_psi, parents, slots, tokens)
-    for got, want in zip(blocked, per_frame):
-        np.testing.assert_array_equal(got.numpy(), want.numpy())
+    log_probs = random_log_probs(rng, 1, frames, 4, scale=3.0)[0]
+    x_c, x_blank = np.stack([log_probs[:, 1], log_probs[:, 2]], 1), np.stack([log_probs[:, 0]] * 2, 1)
+    phi_prev = np.cumsum(np.log(rng.uniform(0.3, 1.0, size=(frames, 2))), axis=0).astype(np.float32)
+    phi_prev[: first_scanned + frames // 3, 1] = cps.LOG_ZERO
+    phi_prev[:first_scanned] = cps.LOG_ZERO
+    got = cps.forward_variables(phi_prev, x_c, x_blank, tf.constant(first_scanned))
+    for value, want in zip(got, frame_by_frame(phi_prev, x_c, x_blank, first_scanned)):
+        assert value.shape == (frames, 2)
+        np.testing.assert_allclose(value.numpy(), want, rtol=2e-6, atol=0)
+    assert (got[0].numpy()[first_scanned:, 0] > cps.LOG_ZERO).all()  # every scanned frame was computed
 
 
 def test_select_keeps_the_values_of_the_recursion_over_every_candidate():

@@ -6,8 +6,7 @@ tokens per hypothesis, in two calls per beam step:
 
 - `extend` scores all N x C extensions h+c: psi(h+c) below is a sum over frames of the parent's phi, so it needs
   no frame loop;
-- `select`, once the beam has kept N of them, runs the frame recursion (a `tf.scan`, `forward_variables`) for
-  those N only.
+- `select`, once the beam has kept N of them, runs the frame recursion (`forward_variables`) for those N only.
 
 For a hypothesis (prefix) h every frame t keeps, in log space,
 
@@ -32,11 +31,21 @@ A prefix of |h| + 1 labels needs |h| + 1 frames, so r_t(h+c) = log 0 and phi_{t-
 frame loop starts at frame max(min |h|, 1) over the parents (ESPnet does the same), which saves a quarter
 of the frame iterations when the output is half as long as the encoder output.
 
+The frame recursion is linear in probability space: (r_t^n, r_t^b) = M_t (r_{t-1}^n, r_{t-1}^b) + (phi_{t-1}
+y_t^c, 0) with M_t = [[y_t^c, 0], [y_t^blank, y_t^blank]]. `forward_variables` runs it in blocks of K frames:
+the composition of a block's maps up to its j-th frame has five log-space entries (`_block_maps`: r_j^n =
+logaddexp(r0^n + a_j, c_j^n), r_j^b = logaddexp3(r0^n + d_j, r0^b + e_j, c_j^b), where r0 are the variables
+before the block), computed for all blocks at once by a recursion over j; a scan over the blocks carries the
+variables across block boundaries (`_carry_across_blocks`); then every frame follows from the variables before
+its block, all at once. That is ~24 K + 22 T / K small ops instead of 16 T one frame after another, and the
+recursion is op-overhead bound (each op works on N values). The values are the frame-by-frame recursion's to
+float32 rounding (the additions are grouped differently; tested against a float64 recursion).
+
 Log 0 is the finite `LOG_ZERO` (-1e10) so that `max`-based logaddexp never sees `-inf - -inf`; results are
-clamped at `LOG_ZERO`. The frame recursion clamps once, after its loop: inside it, a log 0 drifts by the log
-posteriors it adds (float32's spacing at 1e10 is 1,024, so it mostly rounds back), never towards -inf. Only
-TFLite built-in ops are used (GATHER, SELECT_V2, MAXIMUM, MINIMUM, EXP, LOG, CUMSUM, WHILE via `tf.scan`,
-TRANSPOSE, RESHAPE, CONCATENATION).
+clamped at `LOG_ZERO`. The frame recursion clamps once, at its end: inside it, log 0 terms add up with each other
+and with log posteriors (to a few times 1e11 in the padding of the last blocks, which is dropped), never to
+-inf. Only TFLite built-in ops are used (GATHER, SELECT_V2, MAXIMUM, MINIMUM, EXP, LOG, CUMSUM, PACK, UNPACK,
+WHILE via `tf.scan`, TRANSPOSE, RESHAPE, CONCATENATION).
 """
 
 from __future__ import annotations
@@ -46,14 +55,13 @@ from typing import NamedTuple
 import tensorflow as tf
 
 LOG_ZERO = -1e10
-# Frames of the prefix recursion per iteration of its loop (unrolled inside it). The loop is op-overhead bound, and
-# in TFLite every iteration's output write copies the whole output buffer (its TensorArray becomes slices and a
-# concatenation), which makes the copies grow as T^2 / FRAMES_PER_ITERATION per beam step. Blocks of 8 frames made
-# a recursion of this shape ~3.5x faster in TensorFlow and ~6x faster in TFLite at 800 frames than one frame per
-# iteration; blocks of 32 made one scorer call (10 hypotheses, 16 candidates, 1 thread) 1.2x / 1.5x / 2.7x faster
-# than blocks of 8 in TFLite at 270 / 540 / 2,000 frames, 5 % slower at 100, and no slower in TensorFlow
-# (docs/performance.md). The values are the same frame by frame whatever the block size (tested).
-FRAMES_PER_ITERATION = 32
+# The frame recursion in blocks (module docstring). A block's map to each of its frames costs ~24 small ops per
+# frame of the block, all blocks at once; carrying the variables across blocks costs ~22 per block, in sequence:
+# ~24 K + 22 T / K ops instead of 16 T. One recursion of 10 extensions, 1 thread, TFLite: 267 frames 1.26 -> 0.31
+# ms, 2,000 frames 9.1 -> 1.5 ms (docs/performance.md, stop 34); blocks of 16 or 24 frames were within 10 %.
+FRAMES_PER_BLOCK = 32
+# Blocks carried per iteration of the scan across blocks (unrolled inside it): 2, 4 and 8 were within 10 %.
+BLOCKS_PER_ITERATION = 4
 
 
 class CTCPrefixState(NamedTuple):
@@ -194,10 +202,76 @@ def extend(
     return log_psi
 
 
+def logaddexp3(a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) -> tf.Tensor:
+    """log(exp(a) + exp(b) + exp(c)), safe for LOG_ZERO inputs (as `logaddexp`)."""
+    m = tf.maximum(tf.maximum(a, b), c)
+    return m + tf.math.log(tf.exp(a - m) + tf.exp(b - m) + tf.exp(c - m))
+
+
+def _block_maps(phi_prev: tf.Tensor, x_c: tf.Tensor, x_blank: tf.Tensor) -> tuple[tf.Tensor, ...]:
+    """The map from the forward variables before each block to those at each of its frames (module docstring).
+
+    Args:
+      phi_prev, x_c, x_blank: [blocks, K, S] phi_{t-1}(h), log y_t^c, log y_t^blank.
+
+    Returns:
+      (a, d, e, c_n, c_b), each [blocks, K, S]: at the block's j-th frame, r^n = logaddexp(r0^n + a, c_n) and
+      r^b = logaddexp3(r0^n + d, r0^b + e, c_b), where (r0^n, r0^b) are the variables at the frame before the
+      block. The recursion over j runs for all blocks at once.
+    """
+    frames_per_block = phi_prev.shape[1]
+    a = tf.cumsum(x_c, axis=1)  # a path in h+c's last label throughout
+    e = tf.cumsum(x_blank, axis=1)  # a path in blank throughout
+    phis, xs, blanks = (tf.unstack(t, frames_per_block, axis=1) for t in (phi_prev, x_c, x_blank))
+    a_before = tf.unstack(a, frames_per_block, axis=1)
+    d, c_n = blanks[0], phis[0] + xs[0]
+    c_b = tf.fill(tf.shape(c_n), tf.constant(LOG_ZERO, tf.float32))
+    ds, c_ns, c_bs = [d], [c_n], [c_b]
+    for j in range(1, frames_per_block):
+        # From r0^n: stay in the label (a) or move to blank (d); from phi: enter the label (c_n), then blank (c_b).
+        d, c_b, c_n = (
+            logaddexp(a_before[j - 1], d) + blanks[j],
+            logaddexp(c_n, c_b) + blanks[j],
+            logaddexp(c_n, phis[j]) + xs[j],
+        )
+        ds.append(d)
+        c_ns.append(c_n)
+        c_bs.append(c_b)
+    return a, tf.stack(ds, 1), e, tf.stack(c_ns, 1), tf.stack(c_bs, 1)
+
+
+def _carry_across_blocks(a: tf.Tensor, d: tf.Tensor, e: tf.Tensor, c_n: tf.Tensor, c_b: tf.Tensor) -> tuple:
+    """(r^n, r^b) [blocks, S] at the frame before each block, from the first block's (log 0) on: a scan over the
+    blocks' whole-block maps (each [blocks, S], the last frame of `_block_maps`), BLOCKS_PER_ITERATION blocks
+    unrolled per iteration. `blocks` is a multiple of BLOCKS_PER_ITERATION."""
+    width = tf.shape(a)[1:]
+
+    def grouped(x: tf.Tensor) -> tf.Tensor:
+        return tf.reshape(x, tf.concat([[-1, BLOCKS_PER_ITERATION], width], 0))
+
+    def iteration(carry: tuple[tf.Tensor, tf.Tensor], maps: tuple) -> tuple[tf.Tensor, tf.Tensor]:
+        """[BLOCKS_PER_ITERATION + 1, S]: the variables before each block of the group, then after its last."""
+        r_n, r_b = carry[0][-1], carry[1][-1]
+        before_n, before_b = [r_n], [r_b]
+        for a_k, d_k, e_k, c_n_k, c_b_k in zip(*(tf.unstack(m, BLOCKS_PER_ITERATION) for m in maps)):
+            r_n, r_b = logaddexp(r_n + a_k, c_n_k), logaddexp3(r_n + d_k, r_b + e_k, c_b_k)
+            before_n.append(r_n)
+            before_b.append(r_b)
+        return tf.stack(before_n), tf.stack(before_b)
+
+    log_zero = tf.fill(tf.concat([[BLOCKS_PER_ITERATION + 1], width], 0), tf.constant(LOG_ZERO, tf.float32))
+    before_n, before_b = tf.scan(iteration, tuple(grouped(m) for m in (a, d, e, c_n, c_b)),
+                                 initializer=(log_zero, log_zero))
+    flat = tf.concat([[-1], width], 0)
+    return tf.reshape(before_n[:, :-1], flat), tf.reshape(before_b[:, :-1], flat)
+
+
 def forward_variables(
     phi_prev: tf.Tensor, x_c: tf.Tensor, x_blank: tf.Tensor, first_scanned: tf.Tensor
 ) -> tuple[tf.Tensor, tf.Tensor]:
-    """The recursion of r^n(h+c), r^b(h+c) over the frames (module docstring), for S extensions at once.
+    """The recursion of r^n(h+c), r^b(h+c) over the frames (module docstring), for S extensions at once, in
+    blocks of FRAMES_PER_BLOCK frames: `_block_maps` for all blocks at once, `_carry_across_blocks` in sequence,
+    then every frame of every block at once.
 
     Args:
       phi_prev, x_c, x_blank: [T, S] phi_{t-1}(h), log y_t^c, log y_t^blank of each extension.
@@ -207,41 +281,27 @@ def forward_variables(
       (r_n, r_b) [T, S], clamped at LOG_ZERO.
     """
     frames = tf.shape(x_c)[0]
-
-    def frame(carry: tuple[tf.Tensor, tf.Tensor], elems: tuple) -> tuple[tf.Tensor, tf.Tensor]:
-        r_n_prev, r_b_prev = carry
-        phi, x_ct, x_bt = elems
-        return logaddexp(r_n_prev, phi) + x_ct, logaddexp(r_n_prev, r_b_prev) + x_bt
-
-    def block(carry: tuple[tf.Tensor, tf.Tensor], elems: tuple) -> tuple[tf.Tensor, tf.Tensor]:
-        """FRAMES_PER_ITERATION frames of the recursion (unrolled) from the previous block's last frame."""
-        r = (carry[0][-1], carry[1][-1])
-        outputs = []
-        for frame_elems in zip(*(tf.unstack(e, num=FRAMES_PER_ITERATION) for e in elems)):
-            r = frame(r, frame_elems)
-            outputs.append(r)
-        return tf.stack([o[0] for o in outputs]), tf.stack([o[1] for o in outputs])
-
-    # The scan runs from first_scanned over blocks of FRAMES_PER_ITERATION frames (the last block padded with
-    # log 0; padded frames are dropped after the scan).
-    scanned = frames - first_scanned
-    padding = (FRAMES_PER_ITERATION - scanned % FRAMES_PER_ITERATION) % FRAMES_PER_ITERATION
     width = tf.shape(x_c)[1:]
+    # Frames from first_scanned, padded with log 0 to whole groups of blocks (padded frames are dropped).
+    scanned = frames - first_scanned
+    group = FRAMES_PER_BLOCK * BLOCKS_PER_ITERATION
+    padding = (group - scanned % group) % group
 
     def blocks(x: tf.Tensor) -> tf.Tensor:
-        """[T', S] -> [ceil(T' / F), F, S], padded with log 0."""
+        """[T, S] -> [blocks, FRAMES_PER_BLOCK, S] from first_scanned, padded with log 0."""
         pad = tf.fill(tf.concat([tf.expand_dims(padding, 0), width], 0), tf.constant(LOG_ZERO))
         padded = tf.concat([x[first_scanned:], pad], axis=0)
-        return tf.reshape(padded, tf.concat([[-1, FRAMES_PER_ITERATION], width], 0))
+        return tf.reshape(padded, tf.concat([[-1, FRAMES_PER_BLOCK], width], 0))
 
-    zeros_block = tf.fill(tf.concat([[FRAMES_PER_ITERATION], width], 0), tf.constant(LOG_ZERO))
-    r_n_blocks, r_b_blocks = tf.scan(
-        block, (blocks(phi_prev), blocks(x_c), blocks(x_blank)), initializer=(zeros_block, zeros_block)
-    )
+    a, d, e, c_n, c_b = _block_maps(blocks(phi_prev), blocks(x_c), blocks(x_blank))
+    before_n, before_b = _carry_across_blocks(a[:, -1], d[:, -1], e[:, -1], c_n[:, -1], c_b[:, -1])
+    before_n, before_b = tf.expand_dims(before_n, 1), tf.expand_dims(before_b, 1)  # [blocks, 1, S]
+    r_n = logaddexp(before_n + a, c_n)
+    r_b = logaddexp3(before_n + d, before_b + e, c_b)
     flat_shape = tf.concat([[-1], width], 0)
     skipped = tf.fill(tf.concat([tf.expand_dims(first_scanned, 0), width], 0), tf.constant(LOG_ZERO))
-    r_n = tf.concat([skipped, tf.maximum(tf.reshape(r_n_blocks, flat_shape)[:scanned], LOG_ZERO)], axis=0)
-    r_b = tf.concat([skipped, tf.maximum(tf.reshape(r_b_blocks, flat_shape)[:scanned], LOG_ZERO)], axis=0)
+    r_n = tf.concat([skipped, tf.maximum(tf.reshape(r_n, flat_shape)[:scanned], LOG_ZERO)], axis=0)
+    r_b = tf.concat([skipped, tf.maximum(tf.reshape(r_b, flat_shape)[:scanned], LOG_ZERO)], axis=0)
     return r_n, r_b
 
 
