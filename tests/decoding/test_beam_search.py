@@ -162,6 +162,80 @@ def test_early_stop_is_exact(seed, penalty, beam):
     np.testing.assert_allclose(outs[0]["score"], outs[1]["score"], rtol=1e-6)
 
 
+class LooseBoundScorer(Scorer):
+    """Fake bounded partial scorer: the candidates' log-probabilities under `hash(prefix)` (as `HashScorer`),
+    but unless asked for exact scores it flags every third candidate and returns its score plus `slack` (an
+    upper bound, as `CTCPrefixScorer` does for candidates it cannot score exactly by its matmul)."""
+
+    partial = True
+    bounded = True
+
+    def __init__(self, table, slack):
+        self.hash_scorer = HashScorer(table)
+        self.slack = slack
+        self.exact_calls = 0
+
+    def init_state(self, beam):
+        return self.hash_scorer.init_state(beam)
+
+    def score(self, last_tokens, state, candidates=None, exact=False):
+        self.exact_calls += int(exact)
+        scores = tf.gather(self.hash_scorer.score(last_tokens, state)[0], candidates, batch_dims=1)
+        flagged = tf.equal((candidates * 31 + tf.expand_dims(state, 1) * 17) % 3, 0) & tf.constant(not exact)
+        return scores + tf.where(flagged, self.slack, 0.0), (state, flagged)
+
+    def inexact(self, new_state):
+        return new_state[1]
+
+    def select(self, new_state, parent_indices, token_ids, candidate_indices):
+        return self.hash_scorer.select(new_state[0], parent_indices, token_ids, candidate_indices)
+
+
+class ExactScorer(LooseBoundScorer):
+    bounded = False
+
+    def score(self, last_tokens, state, candidates=None, exact=False):
+        return super().score(last_tokens, state, candidates, exact=True)
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), slack=st.sampled_from([0.5, 5.0, 50.0]), beam=st.integers(1, 4))
+def test_bounded_partial_scores_keep_the_hypotheses_of_exact_scoring(seed, slack, beam):
+    """A bounded partial scorer's flagged bounds are rescored exactly whenever the beam would keep one: the search
+    returns what it returns with exact scores throughout (and did rescore, with this much slack)."""
+    rng = np.random.default_rng(seed)
+    vocab, eos = 6, 5
+    full_table = tf.nn.log_softmax(rng.normal(size=(2, HASH_SIZE, vocab)) * 2.0).numpy()
+    partial_table = tf.nn.log_softmax(rng.normal(size=(2, HASH_SIZE, vocab)) * 2.0).numpy()
+    outs = []
+    for partial in (LooseBoundScorer(partial_table, slack), ExactScorer(partial_table, slack)):
+        out = batch_beam_search(
+            [(HashScorer(full_table), 0.6), (partial, 0.4), (LengthBonus(vocab, eos), 0.3)],
+            batch_size=2, vocab_size=vocab, sos_id=eos, eos_id=eos, max_lengths=[6, 4], min_lengths=[0, 1],
+            beam=beam, pre_beam=3, nbest=beam,
+        )
+        outs.append({k: v.numpy() for k, v in out.items()})
+    for key in ("token_ids", "num_tokens"):
+        np.testing.assert_array_equal(outs[0][key], outs[1][key])
+    np.testing.assert_allclose(outs[0]["score"], outs[1]["score"], rtol=1e-6)
+    assert outs[0]["num_tokens"].max() > 0
+
+
+def test_bounded_partial_scores_rescore_only_when_a_flagged_candidate_would_be_kept():
+    rng = np.random.default_rng(3)
+    vocab, eos = 6, 5
+    table = tf.nn.log_softmax(rng.normal(size=(1, HASH_SIZE, vocab)) * 2.0).numpy()
+    calls = []
+    for slack in (50.0, -1e6):  # bounds that always win the beam / never do (a flagged candidate is then hopeless)
+        partial = LooseBoundScorer(table, slack)
+        batch_beam_search(
+            [(HashScorer(table), 0.6), (partial, 0.4)], batch_size=1, vocab_size=vocab, sos_id=eos, eos_id=eos,
+            max_lengths=[5], min_lengths=[0], beam=2, pre_beam=3,
+        )
+        calls.append(partial.exact_calls)
+    assert calls[0] > 0 and calls[1] == 0
+
+
 # ---------------------------------------------------------------------------- real (tiny, random) models
 
 

@@ -233,3 +233,59 @@ def test_confident_posteriors_stay_finite_clamped_and_exact():
                 assert log_psi.numpy()[0, j] < np.log(np.finfo(np.float64).tiny)
             else:
                 np.testing.assert_allclose(np.exp(np.float64(log_psi.numpy()[0, j])), expected, rtol=1e-4)
+
+
+def test_scaled_posteriors_scale_each_label_by_its_largest_valid_posterior():
+    rng = np.random.default_rng(2)
+    log_probs = random_log_probs(rng, 2, 6, 4)
+    log_probs[1, 4:] = 0.0  # padding larger than any valid log posterior: ignored
+    scaled, label_max = cps.scaled_posteriors(log_probs, np.array([6, 4], np.int32))
+    np.testing.assert_allclose(label_max.numpy(), [log_probs[0].max(0), log_probs[1, :4].max(0)], rtol=1e-6)
+    np.testing.assert_allclose(scaled.numpy()[1, :4], np.exp(log_probs[1, :4] - log_probs[1, :4].max(0)), rtol=1e-6)
+    assert (scaled.numpy()[1, 4:] == 0).all() and np.isclose(scaled.numpy().max(1), 1).all()
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.sampled_from([1.5, 12.0, 80.0]))
+def test_matmul_prefix_scores_are_extends_or_flagged_upper_bounds(seed, scale):
+    """`extend_by_matmul` gives `extend`'s prefix scores (to float32 rounding) wherever it does not flag them, and
+    an upper bound where it does, for two utterances of different lengths with three hypotheses each, new labels,
+    repeats, the blank and eos, over several beam steps."""
+    rng = np.random.default_rng(seed)
+    utterances, beam, frames, vocab, num_candidates = 2, 3, 30, 6, 5
+    eos = vocab
+    log_probs = random_log_probs(rng, utterances, frames, vocab, scale=scale)
+    utterance_lengths = np.array([frames, 23], np.int32)
+    per_hypothesis, lengths = np.repeat(log_probs, beam, 0), np.repeat(utterance_lengths, beam)
+    scaled, label_max = cps.scaled_posteriors(log_probs, utterance_lengths)
+    state = cps.initial_state(per_hypothesis, lengths)
+    for _ in range(5):
+        candidates = np.stack([rng.permutation(vocab + 1)[:num_candidates] for _ in range(utterances * beam)])
+        candidates[:, 0] = np.maximum(state.last.numpy(), 1)  # a repeat where the parent has a last label
+        exact = cps.extend(per_hypothesis, lengths, state, candidates, eos_id=eos).numpy()
+        bound, flagged = (x.numpy() for x in cps.extend_by_matmul(
+            scaled, label_max, lengths, state, candidates, eos_id=eos))
+        np.testing.assert_allclose(bound[~flagged], exact[~flagged], rtol=1e-6, atol=2e-5)
+        assert (bound[flagged] >= exact[flagged] - 1e-3).all()
+        assert not flagged[(candidates == eos) | (candidates == BLANK)].any()
+        parents = np.array([0, 0, 1, 4, 3, 3], np.int32)  # each hypothesis' parent is in its utterance
+        slots = rng.integers(1, num_candidates, size=utterances * beam).astype(np.int32)
+        tokens = np.where(np.isin(candidates[parents, slots], [eos, BLANK]), 1, candidates[parents, slots])
+        state = cps.select(per_hypothesis, state, tf.constant(exact), parents, slots, tokens.astype(np.int32))
+
+
+def test_matmul_prefix_scores_flag_what_float32_cannot_scale():
+    """Posteriors spread over hundreds of nats (scale 80) leave some prefix scores more than 60 nats below the
+    matmul's scale: they are flagged, and still upper bounds."""
+    rng = np.random.default_rng(4)
+    log_probs = random_log_probs(rng, 1, 30, 6, scale=80.0)
+    lengths = np.array([30], np.int32)
+    state = cps.initial_state(log_probs, lengths)
+    log_psi = cps.extend(log_probs, lengths, state, [[2]])
+    state = cps.select(log_probs, state, log_psi, [0], [0], [2])
+    candidates = np.array([[1, 2, 3, 4, 5]], np.int32)
+    exact = cps.extend(log_probs, lengths, state, candidates).numpy()
+    bound, flagged = (x.numpy() for x in cps.extend_by_matmul(*cps.scaled_posteriors(log_probs, lengths), lengths,
+                                                               state, candidates))
+    assert flagged.any()
+    assert (bound >= exact - 1e-3).all()

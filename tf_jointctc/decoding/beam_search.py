@@ -143,33 +143,56 @@ def batch_beam_search(
             bad = scores <= IMPOSSIBLE
             impossible = bad if impossible is None else impossible | bad
             full_total = full_total + weight * scores
+        # Length constraints: the last step allows only eos; eos needs the minimum length.
+        last_step = t >= max_n - 1  # [N, 1]
+        allow_eos = (t >= min_n) | last_step
+        alive = tf.expand_dims(live_scores > _DEAD_THRESHOLD, 1)
+
+        def best(candidates: tf.Tensor, cand_scores: tf.Tensor, cand_impossible: tf.Tensor) -> tuple:
+            """The K best allowed (parent, candidate) pairs of each utterance: (scores [B, K], index [B, K])."""
+            is_eos = tf.equal(candidates, eos_id)
+            allowed = tf.where(is_eos, allow_eos, tf.logical_not(last_step))
+            allowed = allowed & tf.logical_not(cand_impossible) & alive
+            total = tf.where(allowed, tf.maximum(tf.expand_dims(live_scores, 1) + cand_scores, dead), dead)
+            return tf.math.top_k(tf.reshape(total, tf.stack([batch, beam * num_candidates])), k=beam)
+
         if partial:
             is_eos_column = tf.expand_dims(tf.equal(tf.range(vocab_size), eos_id), 0)
             _, top = tf.math.top_k(tf.where(is_eos_column, dead, full_total), k=num_pre)
             candidates = tf.concat([top, tf.fill(tf.stack([n, 1]), int(eos_id))], axis=1)  # [N, C]
-            cand_scores = tf.gather(full_total, candidates, batch_dims=1)
-            cand_impossible = tf.gather(impossible, candidates, batch_dims=1)
-            for (scorer, weight), state in zip(partial, states[len(full) :]):
-                scores, new_state = scorer.score(last, state, candidates)
-                new_states.append(new_state)
-                cand_impossible = cand_impossible | (scores <= IMPOSSIBLE)
-                cand_scores = cand_scores + weight * scores
+            full_scores = tf.gather(full_total, candidates, batch_dims=1)
+            full_impossible = tf.gather(impossible, candidates, batch_dims=1)
+
+            def partial_step(exact: bool) -> tuple:
+                """The partial scorers' scores (bounds where a bounded scorer flags them, unless `exact`), the
+                K best pairs, the partial scorers' new states and the flags [N, C]."""
+                cand_scores, cand_impossible = full_scores, full_impossible
+                partial_states, inexact = [], tf.zeros(tf.shape(candidates), tf.bool)
+                for (scorer, weight), state in zip(partial, states[len(full) :]):
+                    if scorer.bounded:
+                        scores, new_state = scorer.score(last, state, candidates, exact=exact)
+                        inexact = inexact | scorer.inexact(new_state)
+                    else:
+                        scores, new_state = scorer.score(last, state, candidates)
+                    partial_states.append(new_state)
+                    cand_impossible = cand_impossible | (scores <= IMPOSSIBLE)
+                    cand_scores = cand_scores + weight * scores
+                top_scores, top_index = best(candidates, cand_scores, cand_impossible)
+                return top_scores, top_index, tuple(partial_states), inexact
+
+            top_scores, top_index, partial_states, inexact = partial_step(exact=False)
+            if any(scorer.bounded for scorer, _ in partial):
+                # A kept pair scored by its bound: rank again with exact scores (module `scorers`).
+                kept_inexact = tf.gather(tf.reshape(inexact, tf.stack([batch, -1])), top_index, batch_dims=1)
+                rescore = tf.reduce_any(kept_inexact & (top_scores > _DEAD_THRESHOLD))
+                top_scores, top_index, partial_states = tf.cond(
+                    rescore, lambda: partial_step(exact=True)[:3], lambda: (top_scores, top_index, partial_states)
+                )
+            new_states.extend(partial_states)
         else:
             candidates = tf.zeros(tf.stack([n, 1]), tf.int32) + tf.expand_dims(tf.range(vocab_size), 0)
-            cand_scores = full_total
-            cand_impossible = impossible
+            top_scores, top_index = best(candidates, full_total, impossible)
 
-        # Length constraints: the last step allows only eos; eos needs the minimum length.
-        last_step = t >= max_n - 1  # [N, 1]
-        allow_eos = (t >= min_n) | last_step
-        is_eos = tf.equal(candidates, eos_id)
-        allowed = tf.where(is_eos, allow_eos, tf.logical_not(last_step))
-        alive = tf.expand_dims(live_scores > _DEAD_THRESHOLD, 1)
-        allowed = allowed & tf.logical_not(cand_impossible) & alive
-        total = tf.where(allowed, tf.maximum(tf.expand_dims(live_scores, 1) + cand_scores, dead), dead)
-
-        flat = tf.reshape(total, tf.stack([batch, beam * num_candidates]))
-        top_scores, top_index = tf.math.top_k(flat, k=beam)  # [B, K]
         parent = tf.reshape(top_index // num_candidates + row_offsets, [-1])  # [N] flat parent rows
         slot = tf.reshape(top_index % num_candidates, [-1])
         tokens = tf.gather(tf.reshape(candidates, [-1]), parent * num_candidates + slot)

@@ -202,6 +202,91 @@ def extend(
     return log_psi
 
 
+# float32's smallest normal number: a product of two scaled terms that underflows is below it (module docstring).
+_SMALLEST_NORMAL = 1.1754944e-38
+# `extend_by_matmul` flags a score inexact below this log of its scaled sum (module docstring).
+INEXACT_BELOW = -60.0
+
+
+def scaled_posteriors(log_probs: tf.Tensor, lengths: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """(exp(log y_t^v - M_v) [B, T, V], M [B, V]) with M_v each label's largest log posterior over the valid
+    frames; padded frames become 0. Computed once per utterance for `extend_by_matmul`.
+
+    Args:
+      log_probs: [B, T, V] CTC log posteriors, one row per utterance; lengths: [B] int32 valid frames.
+    """
+    log_probs = tf.convert_to_tensor(log_probs, tf.float32)
+    valid = tf.expand_dims(tf.sequence_mask(lengths, tf.shape(log_probs)[1]), 2)  # [B, T, 1]
+    masked = tf.where(valid, log_probs, LOG_ZERO)
+    label_max = tf.reduce_max(masked, axis=1)  # [B, V]
+    return tf.exp(masked - tf.expand_dims(label_max, 1)), label_max
+
+
+def extend_by_matmul(
+    scaled: tf.Tensor,
+    label_max: tf.Tensor,
+    lengths: tf.Tensor,
+    state: CTCPrefixState,
+    candidates: tf.Tensor,
+    blank_id: int = 0,
+    eos_id: int | None = None,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """`extend`'s prefix scores as one matmul per utterance, with an exactness flag per score.
+
+    psi(h+c) = sum_t exp(phi_{t-1}(h)) y_t^c over the frames is, with m_h = max_t phi_{t-1}(h) and M_c from
+    `scaled_posteriors`, exp(m_h + M_c) times the sum S of exp(phi_{t-1}(h) - m_h) exp(log y_t^c - M_c): a matmul
+    of the hypotheses' scaled phi [K, T] with the utterance's scaled posteriors [T, V], for all labels at once. A
+    term of S that float32 flushes to zero is below its smallest normal number, so S is exact to float32
+    rounding where S >= exp(INEXACT_BELOW) (the lost terms are < T * 1e-38), and the returned
+    log(S + T * 1e-38) + m_h + M_c is an upper bound of log psi everywhere. Candidates with S below that are
+    flagged: they are at least 60 nats less likely than the bound, and `extend` scores them exactly when the
+    beam would keep one (`CTCPrefixScorer`).
+
+    Args:
+      scaled, label_max: `scaled_posteriors` of the B utterances ([B, T, V], [B, V]).
+      lengths: [N] int32 valid frames, N = B * K (K hypotheses per utterance, consecutive).
+      state, candidates, blank_id, eos_id: as for `extend`.
+
+    Returns:
+      (log_psi [N, C]: `extend`'s scores where exact, upper bounds where not; inexact [N, C] bool).
+    """
+    candidates = tf.cast(candidates, tf.int32)
+    lengths = tf.cast(lengths, tf.int32)
+    batch, frames, vocab = tf.unstack(tf.shape(scaled))
+    hypotheses = tf.shape(candidates)[0]
+    per_utterance = hypotheses // batch
+    first = _first_scanned_frame(state.length, frames)
+    r_n, r_b = tf.transpose(state.r_n), tf.transpose(state.r_b)  # [N, T]
+    empty = state.last < 0
+    # phi_{t-1} at frames first..len-1, log 0 elsewhere (as `extend` reads them).
+    position = tf.expand_dims(tf.range(frames), 0)
+    read = (position >= first) & (position < tf.expand_dims(lengths, 1))  # [N, T]
+    # Per hypothesis, phi of a new label and phi of a repeat of its last label (r^b alone): [N, 2, T].
+    phi = tf.stack([_phi_before(logaddexp(r_n, r_b), empty), _phi_before(r_b, empty)], axis=1)
+    phi = tf.where(tf.expand_dims(read, 1), phi, LOG_ZERO)
+    phi_max = tf.reduce_max(phi, axis=2, keepdims=True)  # [N, 2, 1]
+    # [B, 2K, T] x [B, T, V]: each utterance's hypotheses against its own posteriors, all labels at once.
+    scaled_phi = tf.reshape(tf.exp(phi - phi_max), tf.stack([batch, 2 * per_utterance, frames]))
+    sums = tf.reshape(tf.matmul(scaled_phi, scaled), tf.stack([hypotheses, 2, vocab]))
+    utterance_max = tf.expand_dims(tf.gather(label_max, tf.range(hypotheses) // per_utterance), 1)  # [N, 1, V]
+    lost = tf.cast(frames, tf.float32) * _SMALLEST_NORMAL
+    log_psi_all = tf.math.log(sums + lost) + phi_max + utterance_max  # [N, 2, V]
+    # Candidate c of hypothesis n reads row (n, repeat?) and column c.
+    safe = tf.where(tf.logical_and(candidates >= 0, candidates < vocab), candidates, blank_id)
+    repeat = tf.cast(tf.equal(candidates, tf.expand_dims(state.last, 1)), tf.int32)
+    flat = (tf.expand_dims(tf.range(hypotheses) * 2, 1) + repeat) * vocab + safe  # [N, C]
+    log_psi = tf.maximum(tf.gather(tf.reshape(log_psi_all, [-1]), flat), LOG_ZERO)
+    inexact = tf.gather(tf.reshape(sums < tf.exp(INEXACT_BELOW), [-1]), flat)
+    special = tf.equal(candidates, blank_id)
+    log_psi = tf.where(special, LOG_ZERO, log_psi)
+    if eos_id is not None:
+        is_eos = tf.equal(candidates, eos_id)
+        special = special | is_eos
+        eos = tf.broadcast_to(tf.expand_dims(eos_score(state, lengths), 1), tf.shape(log_psi))
+        log_psi = tf.where(is_eos, eos, log_psi)
+    return log_psi, inexact & tf.logical_not(special)
+
+
 def logaddexp3(a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) -> tf.Tensor:
     """log(exp(a) + exp(b) + exp(c)), safe for LOG_ZERO inputs (as `logaddexp`)."""
     m = tf.maximum(tf.maximum(a, b), c)

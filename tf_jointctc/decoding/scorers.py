@@ -17,6 +17,12 @@ utterance i // K). Every scorer follows the same three-call protocol; all tensor
   hypothesis i is parent `parent_indices[i]` (a flat index in 0..N-1) extended by `token_ids[i]`, which was
   column `candidate_indices[i]` of the candidates (the token id itself for full scorers).
 
+A *bounded* partial scorer (`bounded = True`: the CTC prefix scorer) may return upper bounds instead of exact
+scores for some candidates, flagged by `inexact(new_state) -> [N, C] bool`; `score(..., exact=True)` scores all
+of them exactly. The search ranks with the bounds and rescores exactly only when it would keep a flagged
+candidate: a candidate whose bound does not make the beam cannot make it with its exact score, so the kept
+hypotheses are those of exact scoring.
+
 A score `<= IMPOSSIBLE` marks an extension as impossible whatever the scorer's weight (the CTC prefix scorer
 uses it for label sequences that do not fit in the frames). `bounds = (low, high)` bounds one step's raw score;
 the search derives from it how much a live hypothesis can still gain, for its exact early stop (`None` high:
@@ -61,6 +67,7 @@ class Scorer(abc.ABC):
     """See the module docstring for the protocol."""
 
     partial: bool = False
+    bounded: bool = False
     bounds: tuple[float, float | None] = (-math.inf, 0.0)
 
     @abc.abstractmethod
@@ -145,10 +152,13 @@ class RNNLMScorer(Scorer):
 
 
 class CTCPrefixScorer(Scorer):
-    """Partial scorer: CTC prefix score increments `log psi(h + c) - log psi(h)` for the candidates.
+    """Partial, bounded scorer: CTC prefix score increments `log psi(h + c) - log psi(h)` for the candidates.
 
     Summed over a finished hypothesis (ending in eos) the increments give `log P_ctc(y | x)`. Extensions that
     CTC cannot produce (the blank, or more labels than the frames allow) get `LOG_ZERO` (<= IMPOSSIBLE).
+    `score` computes the prefix scores as one matmul per utterance (`ctc_prefix_score.extend_by_matmul`):
+    exact to float32 rounding except for candidates at least 60 nats less likely than the matmul's bound, which
+    get an upper bound and the `inexact` flag; `score(..., exact=True)` uses `ctc_prefix_score.extend`.
 
     Args:
       log_probs: [B, L, V] CTC log posteriors (`tf.nn.log_softmax(model.ctc_logits(h))`).
@@ -157,6 +167,7 @@ class CTCPrefixScorer(Scorer):
     """
 
     partial = True
+    bounded = True
     bounds = (-math.inf, 0.0)  # prefix probabilities never grow with the prefix
 
     def __init__(self, log_probs: tf.Tensor, encoder_lengths: tf.Tensor, blank_id: int = 0, eos_id: int = -1):
@@ -173,22 +184,36 @@ class CTCPrefixScorer(Scorer):
     def init_state(self, beam: int) -> State:
         self._log_probs = tile_rows(self.log_probs, beam)
         self._lengths = tile_rows(self.encoder_lengths, beam)
+        self._scaled, self._label_max = cps.scaled_posteriors(self.log_probs, self.encoder_lengths)
         return cps.initial_state(self._log_probs, self._lengths, self.blank_id)
 
-    def score(self, last_tokens: tf.Tensor, state: State, candidates: tf.Tensor | None = None) -> tuple[Any, State]:
+    def score(
+        self, last_tokens: tf.Tensor, state: State, candidates: tf.Tensor | None = None, exact: bool = False
+    ) -> tuple[Any, State]:
+        """-> (scores [N, C], new_state = (log_psi [N, C], the parents' state, inexact [N, C] bool))."""
         if candidates is None:
             raise ValueError("CTCPrefixScorer is a partial scorer: it needs candidates")
-        log_psi = cps.extend(
-            self._log_probs, self._lengths, state, candidates, blank_id=self.blank_id, eos_id=self.eos_id
-        )
+        if exact:
+            log_psi = cps.extend(
+                self._log_probs, self._lengths, state, candidates, blank_id=self.blank_id, eos_id=self.eos_id
+            )
+            inexact = tf.zeros(tf.shape(candidates), tf.bool)
+        else:
+            log_psi, inexact = cps.extend_by_matmul(
+                self._scaled, self._label_max, self._lengths, state, candidates, self.blank_id, self.eos_id
+            )
         increments = log_psi - tf.expand_dims(state.log_psi, 1)
         scores = tf.where(log_psi <= IMPOSSIBLE, tf.constant(cps.LOG_ZERO, tf.float32), increments)
-        return scores, (log_psi, state)
+        return scores, (log_psi, state, inexact)
+
+    def inexact(self, new_state: State) -> tf.Tensor:
+        """[N, C] bool: the scores of `score` that are upper bounds, not exact."""
+        return new_state[2]
 
     def select(
         self, new_state: State, parent_indices: tf.Tensor, token_ids: tf.Tensor, candidate_indices: tf.Tensor
     ) -> State:
-        log_psi, parents = new_state
+        log_psi, parents, _ = new_state
         return cps.select(
             self._log_probs, parents, log_psi, parent_indices, candidate_indices, token_ids, self.blank_id
         )
