@@ -1,12 +1,14 @@
-"""One CTC prefix scorer step alone, in TensorFlow and in TFLite: `extend` (prefix scores of all N x C candidates)
-and `select` (the frame recursion for the N kept extensions), at 1 thread.
+"""One CTC prefix scorer step alone, in TensorFlow and in TFLite: `extend` and `extend_by_matmul` (prefix scores of
+all N x C candidates, exact / by one matmul) and `select` (the frame recursion for the N kept extensions), at 1
+thread.
 
-Each of the two is a `tf.function` with fixed input shapes (N hypotheses, T frames, V labels, C candidates; the
+Each of the three is a `tf.function` with fixed input shapes (N hypotheses, T frames, V labels, C candidates; the
 defaults are the demo's beam 10, 15 + 1 candidates and 8 s at 33 frames/s), converted alone to TFLite with
 built-in ops only. Random log posteriors and forward variables; the parents' prefix length is 0 (the recursion
 runs over all frames) and T / 2 (it starts half-way). Per case: milliseconds per call, mean of `--repeats`
-calls after one warm-up call. The beam search runs one `extend` and one `select` per output step, so their sum
-times the tokens is the CTC share of a joint beam search. Prints exactly one JSON line on stdout.
+calls after one warm-up call. The beam search runs one `extend_by_matmul` and one `select` per output step (and
+`extend`, the exact scores, only when it would keep a candidate the matmul could not score exactly), so their
+sum times the tokens is the CTC share of a joint beam search. Prints exactly one JSON line on stdout.
 
     python bench/ctc_prefix_score.py [--hypotheses 10] [--candidates 16] [--frames 267] [--vocab 33]
         [--repeats 50]
@@ -81,6 +83,19 @@ def main() -> None:
     def extend(log_probs, r_n, r_b, length, candidates):
         return cps.extend(log_probs, tf.fill([n], frames), state(r_n, r_b, length), candidates, eos_id=vocab - 1)
 
+    # The beam search's scores: all N hypotheses of one utterance against its scaled posteriors, computed once per
+    # utterance outside the search (inputs here).
+    matmul_signature = [
+        tf.TensorSpec([1, frames, vocab], tf.float32, name="scaled"),
+        tf.TensorSpec([1, vocab], tf.float32, name="label_max"),
+        *signature[1:],
+    ]
+
+    @tf.function(input_signature=matmul_signature)
+    def extend_by_matmul(scaled, label_max, r_n, r_b, length, candidates):
+        return cps.extend_by_matmul(scaled, label_max, tf.fill([n], frames), state(r_n, r_b, length), candidates,
+                                    eos_id=vocab - 1)
+
     @tf.function(input_signature=signature)
     def select(log_probs, r_n, r_b, length, candidates):
         kept = cps.select(
@@ -93,12 +108,14 @@ def main() -> None:
     log_probs = tf.nn.log_softmax(3.0 * rng.standard_normal((n, frames, vocab)).astype(np.float32)).numpy()
     forward = (rng.standard_normal((frames, n)) - 50.0).astype(np.float32)
     candidates = rng.integers(1, vocab - 1, size=(n, c)).astype(np.int32)
+    scaled, label_max = (x.numpy() for x in cps.scaled_posteriors(log_probs[:1], [frames]))
     result: dict = {"benchmark": "ctc_prefix_score", "threads": 1, **vars(args)}
-    for name, fn in (("extend", extend), ("select", select)):
+    for name, fn in (("extend", extend), ("extend_by_matmul", extend_by_matmul), ("select", select)):
         run_tflite = tflite_runner(fn)
         for length in (0, frames // 2):
-            values = dict(log_probs=log_probs, r_n=forward, r_b=forward, length=np.full([n], length, np.int32),
-                          candidates=candidates)
+            values = dict(r_n=forward, r_b=forward, length=np.full([n], length, np.int32), candidates=candidates)
+            values.update(dict(scaled=scaled, label_max=label_max) if fn is extend_by_matmul else
+                          dict(log_probs=log_probs))
             result[f"{name}_parent_length_{length}"] = {
                 "tensorflow_ms": round(mean_milliseconds(lambda v=values, f=fn: f(**v), args.repeats), 3),
                 "tflite_ms": round(mean_milliseconds(lambda v=values, r=run_tflite: r(**v), args.repeats), 3),
