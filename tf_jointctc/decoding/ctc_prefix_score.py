@@ -5,7 +5,9 @@ speech recognition", Algorithm 2; ESPnet's `CTCPrefixScoreTH`), vectorized over 
 tokens per hypothesis, in two calls per beam step:
 
 - `extend` scores all N x C extensions h+c: psi(h+c) below is a sum over frames of the parent's phi, so it needs
-  no frame loop;
+  no frame loop; `extend_by_matmul` computes the same sums for all labels as one matmul per utterance, exact to
+  float32 rounding except for flagged candidates (upper bounds; the beam search rescores them with `extend` when
+  it would keep one);
 - `select`, once the beam has kept N of them, runs the frame recursion (`forward_variables`) for those N only.
 
 For a hypothesis (prefix) h every frame t keeps, in log space,
