@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tf_jointctc.export import signatures as sig
+from tf_jointctc.layers.attention import convolution_in_search
 from tf_jointctc.layers.fused_lstm import tflite_fusable_lstms
 from tf_jointctc.tflite_metadata import METADATA_NAME, TFLITE_IDENTIFIER, schema
 
@@ -49,7 +50,7 @@ def write_tflite_saved_model(
     """The batch-1, text-free SavedModel that `convert` turns into TFLite; returns its export_info dict."""
     options = options or sig.DecodeOptions()
     extra_info = {**dict(extra_info or {}), "reset_variables_before_invoke": True}
-    with tflite_fusable_lstms():
+    with tflite_fusable_lstms(), convolution_in_search():
         archive, info = sig.build_archive(
             model, vocab, options, batch_size=1, with_text=False, check_max=False, extra_info=extra_info, lm=lm
         )

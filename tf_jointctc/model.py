@@ -265,10 +265,18 @@ class JointCTCAttention(keras.Model):
         h: tf.Tensor,
         h_proj: tf.Tensor,
         encoder_lengths: tf.Tensor,
+        location_matrix: Any = None,
     ) -> tuple[tf.Tensor, DecoderState]:
         """-> (log_probs [N, V], new_state) for N = B * K rows of tokens and state (K per utterance, consecutive)
-        on the B utterances' h [B, L, P], h_proj and encoder_lengths [B]. See `AttentionDecoder.step`."""
-        return self.decoder.step(prev_token, state, h, h_proj, self.encoder_mask(h, encoder_lengths))
+        on the B utterances' h [B, L, P], h_proj and encoder_lengths [B]; `location_matrix` from
+        `decoder_search_location(h)` (optional). See `AttentionDecoder.step`."""
+        mask = self.encoder_mask(h, encoder_lengths)
+        return self.decoder.step(prev_token, state, h, h_proj, mask, location_matrix=location_matrix)
+
+    def decoder_search_location(self, h: tf.Tensor) -> Any:
+        """The location convolution's matrix form for one search over h [B, L, P], or None (see
+        `AttentionDecoder.search_location`)."""
+        return self.decoder.search_location(h)
 
     # ------------------------------------------------------------------ losses
 

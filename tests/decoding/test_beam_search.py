@@ -1,3 +1,4 @@
+import contextlib
 import itertools
 import math
 
@@ -450,3 +451,21 @@ def test_joint_search_traced_with_dynamic_length_handles_utterances_shorter_than
         # CTC cannot emit more labels than frames, so the joint search never does either.
         assert num_tokens.numpy().tolist()[1] <= 1 and num_tokens.numpy()[0] <= frames
         assert np.isfinite(score.numpy()).all()
+
+
+@pytest.mark.parametrize("frames", [[20, 14], [40, 24]])  # 10 encoder frames (the location matrix) and 20 (conv)
+def test_location_matrix_in_search_keeps_the_convolutions_hypotheses(small_vocab_model, frames):
+    """The traced search runs the location convolution as a matrix where it pays off (layers/attention.py) and as
+    conv2d inside `convolution_in_search` (the TFLite exports): the same hypotheses and scores either way."""
+    from tf_jointctc.layers.attention import convolution_in_search
+
+    model = small_vocab_model
+    h, lengths = encode(model, frames, seed=9)
+    outs = []
+    for convolve in (False, True):
+        with convolution_in_search() if convolve else contextlib.nullcontext():
+            search = tf.function(lambda h, lengths: beam_search(model, h, lengths, beam=4, ctc_weight=0.4, nbest=2))
+            outs.append({k: v.numpy() for k, v in search(h, lengths).items()})
+    np.testing.assert_array_equal(outs[0]["token_ids"], outs[1]["token_ids"])
+    np.testing.assert_allclose(outs[0]["score"], outs[1]["score"], rtol=1e-5)
+    assert outs[0]["num_tokens"].max() > 0

@@ -3,7 +3,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_jointctc.layers.attention import ContentAttention, LocationAwareAttention, initial_weights, make_attention
+from tf_jointctc.layers.attention import (
+    ContentAttention,
+    LocationAwareAttention,
+    convolution_in_search,
+    initial_weights,
+    make_attention,
+)
 
 P, S, A = 6, 5, 7
 
@@ -103,6 +109,25 @@ def test_location_matrix_equals_the_convolution(width, frames):
 
     for expected, actual in zip(features_and_grads(False), features_and_grads(True)):
         np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=2e-5)  # float32 sums of ~500 terms
+
+
+@pytest.mark.parametrize("frames", [12, 13])  # the matrix pays off up to 3 filter widths (12 frames here)
+def test_search_location_uses_the_matrix_where_it_pays_off_and_gives_the_convolution(frames):
+    """A beam search's (use, matrix) pair: the matrix where it pays off, an empty one (and the convolution)
+    beyond; either way the location features are the convolution's, in a traced step as in eager mode."""
+    att = LocationAwareAttention(A, conv_filters=3, conv_width=4)
+    att.build((None, S), (None, None, P))
+    previous = tf.constant(np.random.default_rng(frames).random((2, frames)).astype("float32"))
+    use, matrix = att.search_location(tf.constant(frames))
+    assert bool(use) == (frames <= 12) and matrix.shape == ((frames, frames * 3) if frames <= 12 else (0, 0))
+    expected = att.location_features(previous).numpy()
+    traced = tf.function(lambda w: att.location_features(w, att.search_location(tf.shape(w)[1])))
+    for got in (att.location_features(previous, (use, matrix)), traced(previous)):
+        np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5, atol=1e-6)
+    with convolution_in_search():
+        assert att.search_location(tf.constant(frames)) is None
+    assert att.search_location(tf.constant(frames)) is not None
+    assert ContentAttention(A).search_location(tf.constant(frames)) is None
 
 
 def test_content_attention_never_uses_a_location_matrix():

@@ -105,11 +105,18 @@ class AttentionScorer(Scorer):
         # The encoder tensors stay [B, ...]: the attention reads them once for the beam hypotheses of each
         # utterance (rows n * beam .. n * beam + beam - 1), only the decoder state is per hypothesis.
         self._h_proj, state = self.model.decoder_initial_state(self.h, self.encoder_lengths)
+        # The location convolution as a matrix, built once per search where it pays off (layers/attention.py).
+        search_location = getattr(self.model, "decoder_search_location", None)
+        self._location = search_location(self.h) if search_location is not None else None
         return tf.nest.map_structure(lambda x: tile_rows(x, beam), state)
 
     def score(self, last_tokens: tf.Tensor, state: State, candidates: tf.Tensor | None = None) -> tuple[Any, State]:
-        log_probs, new_state = self.model.decoder_step(
-            last_tokens, state, self.h, self._h_proj, self.encoder_lengths)
+        if self._location is None:  # models without it (test doubles) take no location argument
+            log_probs, new_state = self.model.decoder_step(
+                last_tokens, state, self.h, self._h_proj, self.encoder_lengths)
+        else:
+            log_probs, new_state = self.model.decoder_step(
+                last_tokens, state, self.h, self._h_proj, self.encoder_lengths, location_matrix=self._location)
         return tf.cast(log_probs, tf.float32), new_state
 
     def select(

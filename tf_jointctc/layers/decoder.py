@@ -23,7 +23,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from tf_jointctc.layers.attention import make_attention
+from tf_jointctc.layers.attention import LocationMatrix, make_attention
 from tf_jointctc.layers.encoder import uniform_initializer
 
 DecoderState = tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]
@@ -115,6 +115,11 @@ class AttentionDecoder(keras.layers.Layer):
         self._ensure_built(h)
         return self.attention.precompute(h)
 
+    def search_location(self, h: tf.Tensor) -> LocationMatrix:
+        """The attention's `search_location` for h [B, L, P]: pass it to every `step` of one search."""
+        self._ensure_built(h)
+        return self.attention.search_location(tf.shape(h)[1])
+
     def initial_state(self, h: tf.Tensor, h_mask: tf.Tensor) -> DecoderState:
         """Zero LSTM state and context, uniform attention over valid frames.
 
@@ -138,7 +143,7 @@ class AttentionDecoder(keras.layers.Layer):
         h_proj: tf.Tensor,
         h_mask: tf.Tensor,
         training: bool | None = None,
-        location_matrix: tf.Tensor | None = None,
+        location_matrix: LocationMatrix = None,
     ) -> tuple[tf.Tensor, DecoderState]:
         """One decoder step -> (logits [B, V], new state). The single source of truth for both entry points."""
         lstm_h, lstm_c, context, weights = state
@@ -155,6 +160,7 @@ class AttentionDecoder(keras.layers.Layer):
         h: tf.Tensor,
         h_proj: tf.Tensor,
         h_mask: tf.Tensor,
+        location_matrix: LocationMatrix = None,
     ) -> tuple[tf.Tensor, DecoderState]:
         """Beam-search step on N = B * K rows: K hypotheses per utterance, consecutive (row n reads utterance
         n // K; K = 1 is one row per utterance).
@@ -163,12 +169,14 @@ class AttentionDecoder(keras.layers.Layer):
           prev_token: [N] int32, the previous token (sos at the first step).
           state: from `initial_state` (tiled to N rows) or a previous `step`.
           h: [B, L, P] encoder output; h_proj: `precompute(h)` [B, L, A]; h_mask: [B, L] bool.
+          location_matrix: optional `search_location(h)`, built once per search.
         Returns:
           (log_probs [N, V] (log-softmax), new_state). The new state's last element is this step's attention
           weights a_u [N, L].
         """
         self._ensure_built(h)
-        logits, state = self._step(tf.cast(prev_token, tf.int32), state, h, h_proj, h_mask, training=False)
+        logits, state = self._step(tf.cast(prev_token, tf.int32), state, h, h_proj, h_mask, training=False,
+                                   location_matrix=location_matrix)
         return tf.nn.log_softmax(logits, axis=-1), state
 
     def teacher_forcing(
