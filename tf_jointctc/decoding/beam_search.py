@@ -10,7 +10,9 @@ One step (ESPnet's `BatchBeamSearch`, with fixed shapes):
 2. with partial scorers (CTC prefix), the candidates are the `pre_beam` best non-eos tokens of each
    hypothesis plus eos; partial scorers score only those; otherwise the candidates are all V tokens;
 3. eos is forbidden before the minimum length, every other token at the last step (forced eos);
-4. the K best of the K * C (parent, candidate) pairs of each utterance are kept; those ending in eos move to
+4. the K best of the K * C (parent, candidate) pairs of each utterance are kept (if one of them was scored by a
+   bounded partial scorer's upper bound, the candidates are scored exactly and the K best chosen again, so the
+   kept pairs are those of exact scoring: `scorers.py`); those ending in eos move to
    the utterance's finished set (its K best are kept, with their final scores), the others stay live (a live
    slot taken by an eos is dead until the next step refills the beam).
 
