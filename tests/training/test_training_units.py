@@ -80,6 +80,35 @@ def test_a_restart_removes_what_interrupted_writes_left_and_nothing_else(tmp_pat
     assert restarted.restore_latest() == 1
 
 
+def test_a_restart_drops_checkpoints_an_interrupted_sweep_deleted_from_the_index(tmp_path):
+    """A kill while the manager deletes its oldest checkpoint (after recording the newest, before recording the
+    list without the oldest) leaves the index naming deleted files: the next start drops them, keeping the
+    index's paths relative (the work dir can move), and the run resumes from the newest."""
+    model = _tiny_model()
+    checkpoints = TrainingCheckpoints(str(tmp_path / "work"), model, model.optimizer)
+    for epoch in (1, 2, 3):
+        checkpoints.save(epoch, {"loss": 1.0, "dev_cer": 50.0 - epoch})
+    latest = tmp_path / "work" / "checkpoints" / "latest"
+    assert not list(latest.glob("ckpt-1.*"))  # swept: two are kept
+    state = tf.train.get_checkpoint_state(str(latest))  # what the manager wrote before its sweep, as it writes it
+    timestamps = list(state.all_model_checkpoint_timestamps)
+    tf.compat.v1.train.update_checkpoint_state(
+        str(latest), "ckpt-3", ["ckpt-1", "ckpt-2", "ckpt-3"], all_model_checkpoint_timestamps=[
+            timestamps[0] - 1.0, *timestamps], last_preserved_timestamp=state.last_preserved_timestamp)
+    os.rename(tmp_path / "work", tmp_path / "moved")
+    fresh = _tiny_model()
+    restarted = TrainingCheckpoints(str(tmp_path / "moved"), fresh, fresh.optimizer)
+    state = tf.train.get_checkpoint_state(str(tmp_path / "moved" / "checkpoints" / "latest"))
+    assert [os.path.basename(p) for p in state.all_model_checkpoint_paths] == ["ckpt-2", "ckpt-3"]
+    assert "ckpt-1" not in (tmp_path / "moved" / "checkpoints" / "latest" / "checkpoint").read_text()
+    assert str(tmp_path) not in (tmp_path / "moved" / "checkpoints" / "latest" / "checkpoint").read_text()
+    assert restarted.restore_latest() == 3
+    restarted.save(4, {"loss": 1.0, "dev_cer": 40.0})
+    state = tf.train.get_checkpoint_state(str(tmp_path / "moved" / "checkpoints" / "latest"))
+    assert [os.path.basename(p) for p in state.all_model_checkpoint_paths] == ["ckpt-3", "ckpt-4"]
+    assert all(os.path.exists(p + ".index") for p in state.all_model_checkpoint_paths)
+
+
 def test_history_sums_epoch_seconds_across_resumptions(tmp_path):
     model = _tiny_model()
     checkpoints = TrainingCheckpoints(str(tmp_path), model, model.optimizer)

@@ -1,5 +1,8 @@
 """Checkpoints that survive SIGKILL: `tf.train.CheckpointManager` writes the data files first and updates
-its `checkpoint` index last (atomically), so the newest checkpoint it names is always complete. The epoch
+its `checkpoint` index last (atomically), so the newest checkpoint it names is always complete. (It then deletes
+the checkpoints beyond `max_to_keep` and writes the index again without them: a kill in between leaves the index
+naming an older checkpoint whose files are gone, which the next start drops from the index,
+`remove_interrupted_writes`.) The epoch
 counter travels inside the checkpoint; the per-epoch history is a JSON file rewritten atomically after it.
 
 With `train.checkpoint_every_steps` there are also mid-epoch checkpoints (`checkpoints/mid_epoch`): weights,
@@ -45,6 +48,7 @@ class TrainingCheckpoints:
         # the values of the batches before the interruption (`restore_epoch_metrics`).
         self._metric_variables = {f"{m.name}/{v.name}": v for m in model.metrics for v in m.variables}
         self._resumed_metrics: dict[str, Any] = {}
+        remove_interrupted_writes(workdir)  # before the managers read their folders' indexes
         averages = {"averages": weight_average.shadows} if weight_average is not None else {}
         self._latest = tf.train.CheckpointManager(
             tf.train.Checkpoint(
@@ -72,7 +76,6 @@ class TrainingCheckpoints:
             max_to_keep=1,
         )
         self.history_path = os.path.join(workdir, "history.json")
-        remove_interrupted_writes(workdir)
 
     def restore(self) -> ResumePoint:
         """Restores the newest complete checkpoint, epoch-end or mid-epoch, whichever is further along (if any).
@@ -159,6 +162,8 @@ def remove_interrupted_writes(workdir: str) -> None:
     - `checkpoints/{latest,best,mid_epoch}/ckpt-N_temp/`: a checkpoint save cut short (TF neither reuses nor
       removes it);
     - `checkpoints/*/checkpoint.tmp<hex>`: TF's temporary copy of a folder's `checkpoint` index;
+    - in a folder's `checkpoint` index, the names of older checkpoints whose files are gone (a kill while the
+      manager deleted them: module docstring);
     - `atomic.TEMP_PREFIX`* files in the work dir and in `alignments/`: the temporaries of `atomic.write_text`
       (history, config, vocabulary, runtime), of the CMVN statistics and of `alignments/epoch_NNN.npz`.
     """
@@ -175,6 +180,7 @@ def remove_interrupted_writes(workdir: str) -> None:
             elif entry.startswith("checkpoint.tmp") and os.path.isfile(full):
                 logging.info("removing %s, left by an interrupted checkpoint save", full)
                 os.remove(full)
+        _drop_deleted_checkpoints(path)
     for path in (workdir, os.path.join(workdir, "alignments")):
         if not os.path.isdir(path):
             continue
@@ -195,3 +201,25 @@ def _plain(value: Any) -> Any:
         return float(value)
     except (TypeError, ValueError):
         return value
+
+
+def _drop_deleted_checkpoints(folder: str) -> None:
+    """Rewrites `folder`'s `checkpoint` index without the checkpoints it names whose files are gone (their
+    timestamps with them). The newest one it names is never among them (module docstring)."""
+    state = tf.train.get_checkpoint_state(folder)
+    if state is None:
+        return
+    paths = list(state.all_model_checkpoint_paths)
+    present = [i for i, path in enumerate(paths) if os.path.exists(path + ".index")]
+    if len(present) == len(paths):
+        return
+    logging.info("dropping %s from %s/checkpoint: deleted by an interrupted save",
+                 [os.path.basename(paths[i]) for i in range(len(paths)) if i not in present], folder)
+    timestamps = list(state.all_model_checkpoint_timestamps)
+    tf.compat.v1.train.update_checkpoint_state(
+        folder,
+        os.path.basename(state.model_checkpoint_path),  # relative, as the manager writes them: the folder may move
+        [os.path.basename(paths[i]) for i in present],
+        all_model_checkpoint_timestamps=[timestamps[i] for i in present] if len(timestamps) == len(paths) else None,
+        last_preserved_timestamp=state.last_preserved_timestamp,
+    )
