@@ -9,8 +9,7 @@ width), and why (measurements in docs/accuracy.md):
 - Adam (peak 2e-3, 100 warm-up updates, cosine decay to 30 % of the peak at the last update) instead of
   AdaDelta (a decay to 5 % stalled dev CER for the last quarter of the budget: 22.8 against 20.9 after the same
   2,800 updates, rows a6 and a14 of docs/accuracy.md; with seed 2 on this recipe 24.5 against 22.1, row a14s2);
-  batches of 16
-  utterances capped at 6,400 feature frames; every LSTM's forget-gate bias starts at +1.
+  batches of 16 utterances capped at 6,400 feature frames; every LSTM's forget-gate bias starts at +1.
 - lambda 0.5 instead of 0.2, and the first 800 updates train CTC alone (the decoder, most of a step's time,
   does not run): the encoder aligns first and the attention decoder learns on top of it. 800 rather than 400:
   where the budget fits ~1,500 updates (a slow phase of the machine; stops 30-31's `make demo` fit ~1,640) 800
