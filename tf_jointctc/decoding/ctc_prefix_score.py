@@ -46,8 +46,8 @@ float32 rounding (the additions are grouped differently; tested against a float6
 Log 0 is the finite `LOG_ZERO` (-1e10) so that `max`-based logaddexp never sees `-inf - -inf`; results are
 clamped at `LOG_ZERO`. The frame recursion clamps once, at its end: inside it, log 0 terms add up with each other
 and with log posteriors (to a few times 1e11 in the padding of the last blocks, which is dropped), never to
--inf. Only TFLite built-in ops are used (GATHER, SELECT_V2, MAXIMUM, MINIMUM, EXP, LOG, CUMSUM, PACK, UNPACK,
-WHILE via `tf.scan`, TRANSPOSE, RESHAPE, CONCATENATION).
+-inf. Only TFLite built-in ops are used (GATHER, SELECT_V2, MAXIMUM, MINIMUM, EXP, LOG, CUMSUM, BATCH_MATMUL,
+PACK, UNPACK, WHILE via `tf.scan`, TRANSPOSE, RESHAPE, CONCATENATION).
 """
 
 from __future__ import annotations
@@ -148,6 +148,24 @@ def _first_scanned_frame(parent_lengths: tf.Tensor, frames: tf.Tensor) -> tf.Ten
     return tf.minimum(tf.maximum(tf.reduce_min(parent_lengths), 1), tf.maximum(frames, 1)) - 1
 
 
+def _in_vocabulary(labels: tf.Tensor, vocab: tf.Tensor, blank_id: int) -> tf.Tensor:
+    """`labels` with ids outside 0..V-1 (eos) replaced by the blank's, safe to gather posteriors with."""
+    return tf.where(tf.logical_and(labels >= 0, labels < vocab), labels, blank_id)
+
+
+def _blank_and_eos(log_psi: tf.Tensor, state: CTCPrefixState, lengths: tf.Tensor, candidates: tf.Tensor,
+                   blank_id: int, eos_id: int | None) -> tuple[tf.Tensor, tf.Tensor]:
+    """[N, C] prefix scores with the blank's set to log 0 and eos's to log P(h | x) (`eos_score`), and the [N, C]
+    mask of those special candidates."""
+    special = tf.equal(candidates, blank_id)
+    log_psi = tf.where(special, tf.constant(LOG_ZERO, tf.float32), log_psi)
+    if eos_id is not None:
+        is_eos = tf.equal(candidates, eos_id)
+        special = special | is_eos
+        log_psi = tf.where(is_eos, tf.expand_dims(eos_score(state, lengths), 1), log_psi)
+    return log_psi, special
+
+
 def extend(
     log_probs: tf.Tensor,
     lengths: tf.Tensor,
@@ -175,7 +193,7 @@ def extend(
     candidates = tf.cast(candidates, tf.int32)
     lengths = tf.cast(lengths, tf.int32)
     hypotheses, frames, vocab = tf.unstack(tf.shape(log_probs))
-    safe = tf.where(tf.logical_and(candidates >= 0, candidates < vocab), candidates, blank_id)
+    safe = _in_vocabulary(candidates, vocab, blank_id)
     first = _first_scanned_frame(state.length, frames)
     # Hypothesis-major [N, C, T'] throughout: the candidates' rows of frames need no transpose, and the parent's
     # phi ([N, T'], one per parent) broadcasts over the candidates instead of being tiled to [T, N, C].
@@ -195,13 +213,7 @@ def extend(
     last = tf.expand_dims(tf.where(empty, blank_id, state.last), 1)
     log_psi_repeat = _logsumexp(before(r_b) + _label_rows(by_label, vocab, hypothesis, last)[:, :, first:], axis=2)
     log_psi = tf.where(tf.equal(candidates, tf.expand_dims(state.last, 1)), log_psi_repeat, log_psi)
-    log_psi = tf.maximum(log_psi, LOG_ZERO)
-    log_zero = tf.fill(tf.shape(candidates), tf.constant(LOG_ZERO, tf.float32))
-    log_psi = tf.where(tf.equal(candidates, blank_id), log_zero, log_psi)
-    if eos_id is not None:
-        eos = tf.broadcast_to(tf.expand_dims(eos_score(state, lengths), 1), tf.shape(log_psi))
-        log_psi = tf.where(tf.equal(candidates, eos_id), eos, log_psi)
-    return log_psi
+    return _blank_and_eos(tf.maximum(log_psi, LOG_ZERO), state, lengths, candidates, blank_id, eos_id)[0]
 
 
 # float32's smallest normal number: a product of two scaled terms that underflows is below it (module docstring).
@@ -274,18 +286,12 @@ def extend_by_matmul(
     lost = tf.cast(frames, tf.float32) * _SMALLEST_NORMAL
     log_psi_all = tf.math.log(sums + lost) + phi_max + utterance_max  # [N, 2, V]
     # Candidate c of hypothesis n reads row (n, repeat?) and column c.
-    safe = tf.where(tf.logical_and(candidates >= 0, candidates < vocab), candidates, blank_id)
+    safe = _in_vocabulary(candidates, vocab, blank_id)
     repeat = tf.cast(tf.equal(candidates, tf.expand_dims(state.last, 1)), tf.int32)
     flat = (tf.expand_dims(tf.range(hypotheses) * 2, 1) + repeat) * vocab + safe  # [N, C]
     log_psi = tf.maximum(tf.gather(tf.reshape(log_psi_all, [-1]), flat), LOG_ZERO)
     inexact = tf.gather(tf.reshape(sums < tf.exp(INEXACT_BELOW), [-1]), flat)
-    special = tf.equal(candidates, blank_id)
-    log_psi = tf.where(special, LOG_ZERO, log_psi)
-    if eos_id is not None:
-        is_eos = tf.equal(candidates, eos_id)
-        special = special | is_eos
-        eos = tf.broadcast_to(tf.expand_dims(eos_score(state, lengths), 1), tf.shape(log_psi))
-        log_psi = tf.where(is_eos, eos, log_psi)
+    log_psi, special = _blank_and_eos(log_psi, state, lengths, candidates, blank_id, eos_id)
     return log_psi, inexact & tf.logical_not(special)
 
 
@@ -416,7 +422,7 @@ def select(
     parent_indices = tf.cast(parent_indices, tf.int32)
     token_ids = tf.cast(token_ids, tf.int32)
     frames, vocab = tf.shape(log_probs)[1], tf.shape(log_probs)[2]
-    safe = tf.where(tf.logical_and(token_ids >= 0, token_ids < vocab), token_ids, blank_id)
+    safe = _in_vocabulary(token_ids, vocab, blank_id)
     parent_last = tf.gather(state.last, parent_indices)
     parent_lengths = tf.gather(state.length, parent_indices)
     r_n = tf.gather(tf.transpose(state.r_n), parent_indices)  # [N, T]
