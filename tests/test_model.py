@@ -512,3 +512,28 @@ def test_guided_attention_adds_to_the_training_loss_only():
     assert float(guided.compute_losses(batch, training=True)["loss"]) == pytest.approx(
         float(plain.compute_losses(batch, training=True)["loss"]) + 2.0 * extra, rel=1e-5)
     assert JointCTCAttention.from_config(guided.get_config()).guided_attention_weight == 2.0
+
+
+def test_spec_augment_masks_training_only_and_round_trips():
+    config = ml_collections.ConfigDict(
+        {"encoder": {"num_layers": 2, "units": 8, "projection_units": 6, "subsample": (1, 1)},
+         "decoder_units": 8, "attention_dim": 8, "attention_width": 5, "attention_filters": 2,
+         "spec_augment": {"freq_masks": 2, "freq_width": 10, "time_masks": 2, "time_width": 8,
+                          "max_time_fraction": 0.5}}
+    )
+    keras.utils.set_random_seed(0)
+    model = build_model(config, {"ctc_weight": 0.5}, Vocabulary())
+    keras.utils.set_random_seed(0)
+    plain = build_model(config.to_dict() | {"spec_augment": {"freq_masks": 0, "time_masks": 0}},
+                        {"ctc_weight": 0.5}, Vocabulary())
+    batch = _batch()
+    h, _ = model.encode(batch["features"], batch["feature_lengths"], training=False)
+    h_plain, _ = plain.encode(batch["features"], batch["feature_lengths"], training=False)
+    np.testing.assert_array_equal(h.numpy(), h_plain.numpy())  # inference never masks
+    h_train, _ = model.encode(batch["features"], batch["feature_lengths"], training=True)
+    h_plain_train, _ = plain.encode(batch["features"], batch["feature_lengths"], training=True)
+    assert np.abs(h_train.numpy() - h_plain_train.numpy()).max() > 1e-3  # training does
+    again = JointCTCAttention.from_config(model.get_config())
+    assert again.spec_augment.freq_masks == 2 and again.spec_augment.time_width == 8
+    assert not build_model(config.to_dict() | {"spec_augment": {}}, {"ctc_weight": 0.5}, Vocabulary()
+                           ).spec_augment.enabled

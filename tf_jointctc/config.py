@@ -62,6 +62,16 @@ def base_config() -> ml_collections.ConfigDict:
     # utterance's mean feature vector) or "mean_var" (and divide by its standard deviation); statistics over the
     # valid frames only, computed inside the model, so the exported graphs do it too (features.UtteranceCMVN).
     config.model.utterance_cmvn = "none"
+    # SpecAugment in training (not in the paper; layers/spec_augment.py): per utterance `freq_masks` bands of up
+    # to `freq_width` of the 40 mel bins (the same bins of the static, delta and delta-delta features) and
+    # `time_masks` spans of up to min(`time_width`, `max_time_fraction` x length) feature frames, set to 0 after
+    # CMVN. 0 masks: off. Drawn per update, so a resumed run draws the same masks.
+    config.model.spec_augment = ml_collections.ConfigDict()
+    config.model.spec_augment.freq_masks = 0
+    config.model.spec_augment.freq_width = 8
+    config.model.spec_augment.time_masks = 0
+    config.model.spec_augment.time_width = 20
+    config.model.spec_augment.max_time_fraction = 0.2
 
     config.loss = ml_collections.ConfigDict()
     config.loss.ctc_weight = 0.2  # lambda in eq. 14; 0.2 was the paper's best; 1 = CTC, 0 = attention

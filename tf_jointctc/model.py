@@ -13,13 +13,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_jointctc.features import GlobalCMVN, UtteranceCMVN
+from tf_jointctc.features import NUM_MEL_BINS, GlobalCMVN, UtteranceCMVN
 from tf_jointctc.layers import ctc as ctc_lib
 from tf_jointctc.layers.ctc import CTCHead
 from tf_jointctc.layers.decoder import AttentionDecoder, DecoderState
 from tf_jointctc.layers.encoder import PyramidalBLSTM, time_reduction
+from tf_jointctc.layers.spec_augment import SpecAugment
 
 DEFAULT_FEATURE_DIM = 120
+SPEC_AUGMENT_KEYS = ("freq_masks", "freq_width", "time_masks", "time_width", "max_time_fraction")
 
 
 @keras.saving.register_keras_serializable(package="tf_jointctc")
@@ -68,6 +70,7 @@ class JointCTCAttention(keras.Model):
         ctc_warmup_steps: int = 0,
         guided_attention_weight: float = 0.0,
         guided_attention_width: float = 0.2,
+        spec_augment: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -108,6 +111,9 @@ class JointCTCAttention(keras.Model):
 
         self.cmvn = GlobalCMVN(cmvn_mean, cmvn_std, name="cmvn")
         self.utterance_cmvn = UtteranceCMVN(utterance_cmvn, name="utterance_cmvn")
+        self.spec_augment = SpecAugment(**dict(spec_augment or {}), bins=NUM_MEL_BINS, name="spec_augment")
+        if self.spec_augment.enabled and self.feature_dim % NUM_MEL_BINS:
+            raise ValueError(f"SpecAugment needs features in groups of {NUM_MEL_BINS} mel bins, got {self.feature_dim}")
         self.encoder = PyramidalBLSTM(
             num_layers=self.encoder_layers,
             units=self.encoder_units,
@@ -203,15 +209,26 @@ class JointCTCAttention(keras.Model):
     def encode(
         self, features: tf.Tensor, feature_lengths: tf.Tensor, training: bool | None = None
     ) -> tuple[tf.Tensor, tf.Tensor]:
-        """Global CMVN, per-utterance CMVN (`utterance_cmvn`), then the encoder: (features [B, T, D], lengths [B])
-        -> (h [B, L, P], encoder_lengths [B])."""
+        """Global CMVN, per-utterance CMVN (`utterance_cmvn`), in training SpecAugment's masks (`spec_augment`),
+        then the encoder: (features [B, T, D], lengths [B]) -> (h [B, L, P], encoder_lengths [B])."""
         features = tf.convert_to_tensor(features, tf.float32)
         feature_lengths = tf.cast(feature_lengths, tf.int32)
         mask = tf.sequence_mask(feature_lengths, maxlen=tf.shape(features)[1])
         x = self.cmvn(features, mask=mask)
         if self.utterance_cmvn.mode != "none":
             x = self.utterance_cmvn(x, mask=mask)
+        if training and self.spec_augment.enabled:
+            x = self.spec_augment(x, feature_lengths, self._augment_seed())
         return self.encoder(x, feature_lengths, training=training)
+
+    def _augment_seed(self) -> tf.Tensor:
+        """[2] int64: (the optimizer's update count, the replica's id), so that every update and replica draws
+        its own masks and a resumed run draws the masks an uninterrupted one would have."""
+        optimizer = getattr(self, "optimizer", None)
+        step = optimizer.iterations if optimizer is not None else 0
+        replica = tf.distribute.get_replica_context()
+        replica_id = replica.replica_id_in_sync_group if replica is not None else 0
+        return tf.stack([tf.cast(step, tf.int64), tf.cast(replica_id, tf.int64)])
 
     def ctc_logits(self, h: tf.Tensor) -> tf.Tensor:
         """[B, L, P] -> CTC logits [B, L, V]."""
@@ -456,6 +473,8 @@ class JointCTCAttention(keras.Model):
             ctc_warmup_steps=self.ctc_warmup_steps,
             guided_attention_weight=self.guided_attention_weight,
             guided_attention_width=self.guided_attention_width,
+            spec_augment={key: value for key, value in self.spec_augment.get_config().items()
+                          if key in SPEC_AUGMENT_KEYS},
         )
         return config
 
@@ -516,6 +535,14 @@ def _section(config: Any, key: str) -> Any:
         return config
 
 
+def _spec_augment_settings(model: Any) -> dict[str, Any] | None:
+    """`model.spec_augment` as the model's keyword argument (None if the config has no such section)."""
+    if "spec_augment" not in model:
+        return None
+    section = model["spec_augment"]
+    return {key: section[key] for key in SPEC_AUGMENT_KEYS if key in section}
+
+
 def _cmvn_arrays(cmvn: Any) -> tuple[Any, Any]:
     if cmvn is None:
         return None, None
@@ -534,7 +561,8 @@ def build_model(model_config: Any, loss_config: Any, vocab: Any, cmvn: Any = Non
       model_config: ConfigDict with (or being) `model`: encoder.{num_layers, units, projection_units,
         subsample, implementation, input_stack, training_projection_dtype, input_dims}, attention
         ("location"|"content"), attention_dim, attention_filters, attention_width, sharpening, decoder_units,
-        init_scale, forget_bias, utterance_cmvn.
+        init_scale, forget_bias, utterance_cmvn, spec_augment.{freq_masks, freq_width, time_masks, time_width,
+        max_time_fraction}.
       loss_config: ConfigDict with (or being) `loss`: ctc_weight (lambda of eq. 14), label_smoothing,
         ctc_warmup_steps, guided_attention_weight, guided_attention_width.
       vocab: a `text.Vocabulary` (size, sos_id, eos_id).
@@ -573,6 +601,7 @@ def build_model(model_config: Any, loss_config: Any, vocab: Any, cmvn: Any = Non
         ctc_warmup_steps=int(loss.get("ctc_warmup_steps", 0)),
         guided_attention_weight=float(loss.get("guided_attention_weight", 0.0)),
         guided_attention_width=float(loss.get("guided_attention_width", 0.2)),
+        spec_augment=_spec_augment_settings(model),
     )
 
 
