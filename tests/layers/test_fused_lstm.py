@@ -15,6 +15,7 @@ from tf_jointctc.layers.fused_lstm import (
     bidirectional_lstm,
     check_training_dtype,
     input_projection,
+    lstm_loop,
     resolve_training_dtype,
     unidirectional_lstm,
 )
@@ -233,3 +234,20 @@ def test_bfloat16_products_are_the_same_with_and_without_native_bfloat16(monkeyp
     exact = rounded(a) @ rounded(b)
     np.testing.assert_allclose(product.numpy(), exact, atol=1e-3)
     assert np.abs(product.numpy() - (a.numpy().astype(np.float64) @ b.numpy())).max() > 1e-2  # really rounded
+
+
+@pytest.mark.parametrize("steps", [0, 1, 3, 4, 9])
+def test_inference_loop_gives_the_same_outputs_for_any_steps_per_iteration(steps):
+    """Blocks of frames per loop iteration (the last one padded) change only how the loop is driven: the
+    outputs equal the one-frame-per-iteration loop's bit for bit, also in graph mode with unknown time."""
+    rng = np.random.default_rng(steps)
+    inputs = [tf.constant(rng.standard_normal((steps, 2, 12)).astype("float32")) for _ in range(2)]
+    recurrent = [tf.constant(rng.standard_normal((3, 12)).astype("float32")) for _ in range(2)]
+    reference = lstm_loop(inputs, recurrent, steps_per_iteration=1)
+    spec = [tf.TensorSpec([None, 2, 12])] * 2, [tf.TensorSpec([3, 12])] * 2
+    for block in (2, 4, 5):
+        traced = tf.function(lambda x, r, block=block: lstm_loop(x, r, steps_per_iteration=block),
+                             input_signature=spec)
+        for expected, actual in zip(reference, traced(inputs, recurrent)):
+            assert actual.shape == (steps, 2, 3)
+            np.testing.assert_array_equal(actual.numpy(), expected.numpy())

@@ -152,7 +152,11 @@ def _gates_ifo_g(z: tf.Tensor) -> tf.Tensor:
     return tf.concat([z[..., :2 * units], z[..., 3 * units:], z[..., 2 * units:3 * units]], axis=-1)
 
 
-def lstm_loop(inputs: Sequence[tf.Tensor], recurrent: Sequence[tf.Tensor]) -> list[tf.Tensor]:
+STEPS_PER_ITERATION = 4  # frames per iteration of the inference loop (docs/performance.md, issue 14, stop 35)
+
+
+def lstm_loop(inputs: Sequence[tf.Tensor], recurrent: Sequence[tf.Tensor],
+              steps_per_iteration: int = STEPS_PER_ITERATION) -> list[tf.Tensor]:
     """The recurrence only, no gradient bookkeeping (inference and export).
 
     inputs: per direction [T, B, 4H] (input projection + bias); recurrent: per direction [H, 4H]
@@ -160,28 +164,39 @@ def lstm_loop(inputs: Sequence[tf.Tensor], recurrent: Sequence[tf.Tensor]) -> li
     per step: at batch 1 a step's ~30 small ops cost more than its two matmuls (docs/performance.md). All
     directions' gates and states are one [n, B, .] tensor (one cell's ops, one loop variable each for h and c,
     one write), and the gates are reordered once (`_gates_ifo_g`) so that one sigmoid covers i, f and o. Each
-    direction keeps its own 2-D matmul (a batched one was no faster).
+    direction keeps its own 2-D matmul (a batched one was no faster). Each loop iteration runs
+    `steps_per_iteration` steps (the frames padded with zeros to a multiple of it, the padding's outputs
+    dropped; a padded step only follows the real ones), so the loop's own ops run once per block.
     """
     directions = len(inputs)
     units = recurrent[0].shape[0]
     steps = tf.shape(inputs[0])[0]
+    block = int(steps_per_iteration)
+    blocks = (steps + block - 1) // block
     x = tf.stack([_gates_ifo_g(z) for z in inputs], axis=1)  # [T, n, B, 4H]
+    x = tf.pad(x, [[0, blocks * block - steps], [0, 0], [0, 0], [0, 0]])
+    x = tf.reshape(x, tf.concat([[blocks, block], tf.shape(x)[1:]], axis=0))  # [T / block, block, n, B, 4H]
     kernels = [_gates_ifo_g(r) for r in recurrent]  # [H, 4H] each
     state_shape = tf.TensorShape([directions]).concatenate(_state_shape(inputs[0], recurrent[0]))  # [n, B, H]
     zeros = tf.zeros(tf.stack([directions, tf.shape(inputs[0])[1], units]), x.dtype)
     zeros.set_shape(state_shape)
-    outputs = tf.TensorArray(x.dtype, size=steps, element_shape=state_shape)
+    outputs = tf.TensorArray(x.dtype, size=blocks, element_shape=tf.TensorShape([block]).concatenate(state_shape))
 
-    def body(t, h, c, outputs):
-        recurrent_terms = [tf.matmul(h_d, k) for h_d, k in zip(tf.unstack(h, directions), kernels)]
-        sigmoid_part, cell_part = tf.split(x[t] + tf.stack(recurrent_terms), [3 * units, units], axis=-1)
-        i, f, o = tf.split(tf.sigmoid(sigmoid_part), 3, axis=-1)
-        c = f * c + i * tf.tanh(cell_part)
-        h = o * tf.tanh(c)
-        return t + 1, h, c, outputs.write(t, h)
+    def body(b, h, c, outputs):
+        x_block, hs = x[b], []
+        for j in range(block):
+            recurrent_terms = [tf.matmul(h_d, k) for h_d, k in zip(tf.unstack(h, directions), kernels)]
+            sigmoid_part, cell_part = tf.split(x_block[j] + tf.stack(recurrent_terms), [3 * units, units], axis=-1)
+            i, f, o = tf.split(tf.sigmoid(sigmoid_part), 3, axis=-1)
+            c = f * c + i * tf.tanh(cell_part)
+            h = o * tf.tanh(c)
+            hs.append(h)
+        return b + 1, h, c, outputs.write(b, tf.stack(hs))
 
-    _, _, _, outputs = tf.while_loop(lambda t, *_: t < steps, body, (0, zeros, zeros, outputs))
-    stacked = _stack(outputs, inputs[0].shape[:1].concatenate(state_shape))  # [T, n, B, H]
+    _, _, _, outputs = tf.while_loop(lambda b, *_: b < blocks, body, (0, zeros, zeros, outputs))
+    stacked = outputs.stack()  # [T / block, block, n, B, H]
+    stacked = tf.reshape(stacked, tf.concat([[blocks * block], tf.shape(stacked)[2:]], axis=0))[:steps]
+    stacked.set_shape(inputs[0].shape[:1].concatenate(state_shape))  # [T, n, B, H]
     return [stacked[:, d] for d in range(directions)]
 
 
