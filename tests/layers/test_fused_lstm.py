@@ -16,6 +16,7 @@ from tf_jointctc.layers.fused_lstm import (
     check_training_dtype,
     input_projection,
     lstm_loop,
+    lstm_loop_with_gradient,
     resolve_training_dtype,
     unidirectional_lstm,
 )
@@ -250,4 +251,24 @@ def test_inference_loop_gives_the_same_outputs_for_any_steps_per_iteration(steps
                              input_signature=spec)
         for expected, actual in zip(reference, traced(inputs, recurrent)):
             assert actual.shape == (steps, 2, 3)
+            np.testing.assert_array_equal(actual.numpy(), expected.numpy())
+
+
+@pytest.mark.parametrize("steps", [1, 4, 7])
+def test_training_loop_gives_the_same_outputs_and_gradients_for_any_steps_per_iteration(steps):
+    rng = np.random.default_rng(10 + steps)
+    inputs = [tf.constant(rng.standard_normal((steps, 2, 12)).astype("float32")) for _ in range(2)]
+    recurrent = [tf.constant(rng.standard_normal((3, 12)).astype("float32")) for _ in range(2)]
+    upstream = [tf.constant(rng.standard_normal((steps, 2, 3)).astype("float32")) for _ in range(2)]
+
+    def outputs_and_gradients(block):
+        with tf.GradientTape() as tape:
+            tape.watch([*inputs, *recurrent])
+            out = lstm_loop_with_gradient(inputs, recurrent, steps_per_iteration=block)
+            loss = tf.add_n([tf.reduce_sum(o * u) for o, u in zip(out, upstream)])
+        return out + tape.gradient(loss, [*inputs, *recurrent])
+
+    reference = outputs_and_gradients(1)
+    for block in (3, 4):
+        for expected, actual in zip(reference, outputs_and_gradients(block)):
             np.testing.assert_array_equal(actual.numpy(), expected.numpy())

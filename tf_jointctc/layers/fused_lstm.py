@@ -41,6 +41,9 @@ import tensorflow as tf
 from absl import logging
 
 _COMPOSITES = {"enabled": False}
+# Frames per iteration of the time loops (inference, training forward and backward): the loop's own ops run
+# once per block of frames (docs/performance.md, stop 35).
+STEPS_PER_ITERATION = 4
 # What training may round its matmul operands to (`training_dtype`, `training_projection_dtype`): "auto" is
 # bfloat16 where the CPU multiplies bfloat16 natively (`cpu_has_native_bfloat16`) and float32 elsewhere.
 TRAINING_DTYPES = ("float32", "bfloat16", "auto")
@@ -80,12 +83,6 @@ def _state_shape(inputs: tf.Tensor, recurrent: tf.Tensor) -> tf.TensorShape:
     return inputs.shape[1:2].concatenate(recurrent.shape[:1])
 
 
-def _stack(array: tf.TensorArray, static_shape: tf.TensorShape) -> tf.Tensor:
-    stacked = array.stack()
-    stacked.set_shape(static_shape)
-    return stacked
-
-
 def check_training_dtype(dtype: str, name: str = "matmul dtype") -> None:
     """Raises ValueError (naming the setting `name`) unless `dtype` is one of `TRAINING_DTYPES`."""
     if dtype not in TRAINING_DTYPES:
@@ -121,38 +118,62 @@ def _matmul(a: tf.Tensor, b: tf.Tensor, dtype: str, **kwargs) -> tf.Tensor:
     return tf.cast(tf.matmul(_operand(a, dtype), b, **kwargs), tf.float32)
 
 
-def _forward(inputs: Sequence[tf.Tensor], recurrent: Sequence[tf.Tensor], dtype: str = "float32"
-             ) -> list[list[tf.Tensor]]:
-    """The training loop's forward: all directions advance in one loop. Per direction returns the stacked
-    [T, B, H] step tensors [h, c, i, f, g, o] (what the backward pass needs). `dtype`: the recurrent matmuls'
-    operands (`_matmul`)."""
+def _in_blocks(x: tf.Tensor, blocks: tf.Tensor, block: int) -> tf.Tensor:
+    """[T, ...] -> [blocks, block, ...], zero-padded at the end to blocks x block frames."""
+    x = tf.pad(x, tf.concat([[[0, blocks * block - tf.shape(x)[0]]], tf.zeros([x.shape.rank - 1, 2], tf.int32)], 0))
+    return tf.reshape(x, tf.concat([[blocks, block], tf.shape(x)[1:]], axis=0))
+
+
+def _from_blocks(array: tf.TensorArray, steps: tf.Tensor, static_shape: tf.TensorShape) -> tf.Tensor:
+    """A TensorArray of `blocks` elements [block, ...] -> [steps, ...], the padding dropped."""
+    stacked = array.stack()
+    stacked = tf.reshape(stacked, tf.concat([[-1], tf.shape(stacked)[2:]], axis=0))[:steps]
+    stacked.set_shape(static_shape)
+    return stacked
+
+
+def _forward(inputs: Sequence[tf.Tensor], recurrent: Sequence[tf.Tensor], dtype: str = "float32",
+             steps_per_iteration: int = STEPS_PER_ITERATION) -> list[list[tf.Tensor]]:
+    """The training loop's forward: all directions advance in one loop, `steps_per_iteration` frames per
+    iteration (the frames zero-padded to a multiple of it; padded steps only follow the real ones and are
+    dropped). Per direction returns the stacked [T, B, H] step tensors [h, c, i, f, g, o] (what the backward
+    pass needs). `dtype`: the recurrent matmuls' operands (`_matmul`)."""
     steps = tf.shape(inputs[0])[0]
+    block = int(steps_per_iteration)
+    blocks = (steps + block - 1) // block
     zeros = [_zero_state(x, r) for x, r in zip(inputs, recurrent)]
     shapes = [_state_shape(x, r) for x, r in zip(inputs, recurrent)]
     kernels = [_operand(r, dtype) for r in recurrent]
-    arrays = [[tf.TensorArray(x.dtype, size=steps, element_shape=s) for _ in range(6)]
+    x_blocks = [_in_blocks(x, blocks, block) for x in inputs]  # [blocks, block, B, 4H]
+    arrays = [tf.TensorArray(x.dtype, size=blocks, element_shape=tf.TensorShape([6, block]).concatenate(s))
               for x, s in zip(inputs, shapes)]
 
-    def body(t, hs, cs, arrays):
+    def body(b, hs, cs, arrays):
         new_h, new_c, written = [], [], []
-        for d, (x, r) in enumerate(zip(inputs, kernels)):
-            i, f, g, o, c, h = _cell(x[t] + _matmul(hs[d], r, dtype), cs[d])
+        for d, (x, r) in enumerate(zip(x_blocks, kernels)):
+            x_block, h, c, per_step = x[b], hs[d], cs[d], []
+            for j in range(block):
+                i, f, g, o, c, h = _cell(x_block[j] + _matmul(h, r, dtype), c)
+                per_step.append((h, c, i, f, g, o))
             new_h.append(h)
             new_c.append(c)
-            written.append([a.write(t, v) for a, v in zip(arrays[d], (h, c, i, f, g, o))])
-        return t + 1, new_h, new_c, written
+            written.append(arrays[d].write(b, tf.stack([tf.stack(v) for v in zip(*per_step)])))  # [6, block, B, H]
+        return b + 1, new_h, new_c, written
 
-    _, _, _, arrays = tf.while_loop(lambda t, *_: t < steps, body, (0, zeros, zeros, arrays))
-    return [[_stack(a, x.shape[:1].concatenate(s)) for a in arrays_d] for arrays_d, x, s in zip(arrays, inputs, shapes)]
+    _, _, _, arrays = tf.while_loop(lambda b, *_: b < blocks, body, (0, zeros, zeros, arrays))
+    saved = []
+    for array, x, shape in zip(arrays, inputs, shapes):
+        stacked = tf.transpose(array.stack(), [1, 0, 2, 3, 4])  # [6, blocks, block, B, H]
+        stacked = tf.reshape(stacked, tf.concat([[6, -1], tf.shape(stacked)[3:]], axis=0))[:, :steps]
+        stacked.set_shape(tf.TensorShape([6]).concatenate(x.shape[:1]).concatenate(shape))
+        saved.append(tf.unstack(stacked, 6))
+    return saved
 
 
 def _gates_ifo_g(z: tf.Tensor) -> tf.Tensor:
     """[..., 4H] in Keras' gate order (i, f, c, o) -> (i, f, o, c): the three sigmoid gates side by side."""
     units = z.shape[-1] // 4
     return tf.concat([z[..., :2 * units], z[..., 3 * units:], z[..., 2 * units:3 * units]], axis=-1)
-
-
-STEPS_PER_ITERATION = 4  # frames per iteration of the inference loop (docs/performance.md, issue 14, stop 35)
 
 
 def lstm_loop(inputs: Sequence[tf.Tensor], recurrent: Sequence[tf.Tensor],
@@ -217,40 +238,52 @@ def _backward_factors(hs: tf.Tensor, cs: tf.Tensor, gates: Sequence[tf.Tensor]) 
 
 
 @functools.cache
-def _loop_with_gradient(dtype: str) -> Callable:
+def _loop_with_gradient(dtype: str, block: int = STEPS_PER_ITERATION) -> Callable:
     """`lstm_loop` for training, as a function of (inputs of every direction, then their recurrent kernels)
     that saves the gates and cells and back-propagates by hand (module docstring). `dtype`: the operands of its
-    recurrent matmuls, forward and backward, and of the recurrent-weight gradient (`_matmul`)."""
+    recurrent matmuls, forward and backward, and of the recurrent-weight gradient (`_matmul`); `block`: frames
+    per iteration of both loops."""
 
     @tf.custom_gradient
     def loop(*tensors: tf.Tensor):
         directions = len(tensors) // 2
         inputs, recurrent = tensors[:directions], tensors[directions:]
         steps = tf.shape(inputs[0])[0]
-        saved = _forward(inputs, recurrent, dtype)  # per direction: h, c, i, f, g, o
+        saved = _forward(inputs, recurrent, dtype, block)  # per direction: h, c, i, f, g, o
 
         def grad(*d_hs: tf.Tensor) -> list[tf.Tensor]:
             cell_from_h, factors = zip(*(_backward_factors(hs, cs, gates) for hs, cs, *gates in saved))
             recurrent_t = [_operand(tf.transpose(r), dtype) for r in recurrent]  # [4H, H]
             f_s = [s[3] for s in saved]
             zeros = [_zero_state(x, r) for x, r in zip(inputs, recurrent)]
-            d_z = [tf.TensorArray(x.dtype, size=steps, element_shape=tf.TensorShape([None, None])) for x in inputs]
+            blocks = (steps + block - 1) // block
+            # Padded steps get zero upstream gradients and zero factors, so they pass exact zeros back.
+            d_h_blocks, from_h_blocks, factor_blocks, f_blocks = (
+                [_in_blocks(v, blocks, block) for v in values] for values in (d_hs, cell_from_h, factors, f_s))
+            d_z = [tf.TensorArray(x.dtype, size=blocks, element_shape=tf.TensorShape([block, None, None]))
+                   for x in inputs]
 
-            def back(t, dh_next, dc_next, d_z):
+            def back(b, dh_next, dc_next, d_z):
                 new_dh, new_dc, written = [], [], []
                 for d in range(directions):
-                    dh = d_hs[d][t] + dh_next[d]
-                    dc = dc_next[d] + dh * cell_from_h[d][t]
-                    dz = tf.concat([dc, dc, dc, dh], axis=-1) * factors[d][t]
-                    new_dh.append(_matmul(dz, recurrent_t[d], dtype))
-                    new_dc.append(dc * f_s[d][t])
-                    written.append(d_z[d].write(t, dz))
-                return t - 1, new_dh, new_dc, written
+                    d_h, from_h, factor, forget = (v[d][b] for v in (d_h_blocks, from_h_blocks, factor_blocks,
+                                                                     f_blocks))
+                    dh_carry, dc_carry, dzs = dh_next[d], dc_next[d], [None] * block
+                    for j in reversed(range(block)):
+                        dh = d_h[j] + dh_carry
+                        dc = dc_carry + dh * from_h[j]
+                        dzs[j] = tf.concat([dc, dc, dc, dh], axis=-1) * factor[j]
+                        dh_carry = _matmul(dzs[j], recurrent_t[d], dtype)
+                        dc_carry = dc * forget[j]
+                    new_dh.append(dh_carry)
+                    new_dc.append(dc_carry)
+                    written.append(d_z[d].write(b, tf.stack(dzs)))
+                return b - 1, new_dh, new_dc, written
 
-            _, _, _, d_z = tf.while_loop(lambda t, *_: t >= 0, back, (steps - 1, zeros, zeros, d_z))
+            _, _, _, d_z = tf.while_loop(lambda b, *_: b >= 0, back, (blocks - 1, zeros, zeros, d_z))
             d_inputs, d_recurrent = [], []
             for d in range(directions):
-                dz = tf.reshape(d_z[d].stack(), tf.shape(inputs[d]))  # [T, B, 4H]
+                dz = tf.reshape(_from_blocks(d_z[d], steps, tf.TensorShape(None)), tf.shape(inputs[d]))  # [T, B, 4H]
                 hs = saved[d][0]
                 units = tf.shape(hs)[-1]
                 # sum_t h_{t-1}^T dz_t (h_{-1} = 0): one GEMM [H, (T-1)*B] x [(T-1)*B, 4H].
@@ -265,14 +298,15 @@ def _loop_with_gradient(dtype: str) -> Callable:
     return loop
 
 
-def lstm_loop_with_gradient(inputs: Sequence[tf.Tensor], recurrent: Sequence[tf.Tensor], dtype: str = "float32"
-                            ) -> list[tf.Tensor]:
+def lstm_loop_with_gradient(inputs: Sequence[tf.Tensor], recurrent: Sequence[tf.Tensor], dtype: str = "float32",
+                            steps_per_iteration: int = STEPS_PER_ITERATION) -> list[tf.Tensor]:
     """`lstm_loop` with the hand-written backward pass; `dtype` "bfloat16" (or "auto" on a CPU with native
     bfloat16: `resolve_training_dtype`) computes its recurrent matmuls (and the recurrent-weight gradient) on
-    bfloat16-rounded operands, with float32 states, gates and results."""
+    bfloat16-rounded operands, with float32 states, gates and results. `steps_per_iteration`: frames per
+    iteration of the forward and backward loops (the same values for any)."""
     if len(inputs) != len(recurrent):
         raise ValueError(f"{len(inputs)} inputs for {len(recurrent)} recurrent kernels")
-    return list(_loop_with_gradient(resolve_training_dtype(dtype))(*inputs, *recurrent))
+    return list(_loop_with_gradient(resolve_training_dtype(dtype), int(steps_per_iteration))(*inputs, *recurrent))
 
 
 @contextlib.contextmanager
