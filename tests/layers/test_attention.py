@@ -216,3 +216,23 @@ def test_several_decoder_rows_per_utterance_equal_the_tiled_encoder(kind):
 @pytest.mark.parametrize("kind", ["content", "location"])
 def test_output_shape_has_one_row_per_decoder_row(kind):
     assert _make(kind).compute_output_shape((6, S), (2, 9, P)) == ((6, P), (6, 9))
+
+
+@pytest.mark.parametrize("frames", [9, 20])  # the matrix where it pays off (<= 3 widths of 5) and the conv beyond
+def test_search_folds_the_state_term_into_the_location_matmul_with_the_same_result(frames):
+    """Given `search_location`'s pair (TensorFlow's beam search), `U f + W s` is one batched matmul per row; the
+    context and weights equal those of the plain sum (teacher forcing, the TFLite export) to float32 rounding,
+    with several rows per utterance and padding."""
+    att = _make("location")
+    h, mask, _ = _inputs([frames, frames - 4], seed=5)
+    rng = np.random.default_rng(frames)
+    state = tf.constant(rng.standard_normal((6, S)).astype("float32"))
+    previous = tf.nn.softmax(tf.constant(rng.standard_normal((6, frames)).astype("float32")))
+    previous = previous * tf.cast(tf.repeat(mask, 3, axis=0), tf.float32)
+    h_proj = att.precompute(h)
+    plain = att(state, h, h_proj, mask, previous)
+    pair = att.search_location(tf.constant(frames))
+    assert att._location_and_state_term(att.state_dense(state), previous, pair) is not None
+    assert att._location_and_state_term(att.state_dense(state), previous, None) is None
+    for got, want in zip(att(state, h, h_proj, mask, previous, location_matrix=pair), plain):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-6)

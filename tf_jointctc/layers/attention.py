@@ -115,6 +115,11 @@ class ContentAttention(keras.layers.Layer):
     def _location_term(self, previous_weights: tf.Tensor, location_matrix: LocationMatrix) -> tf.Tensor | None:
         return None
 
+    def _location_and_state_term(self, state_term: tf.Tensor, previous_weights: tf.Tensor,
+                                 location_matrix: LocationMatrix) -> tf.Tensor | None:
+        """None: content attention has no location term to fold the state term into."""
+        return None
+
     def call(
         self,
         decoder_state: tf.Tensor,
@@ -131,11 +136,15 @@ class ContentAttention(keras.layers.Layer):
         frames = tf.shape(h)[1]
         per_utterance = tf.shape(decoder_state)[0] // batch  # K
         grouped = tf.stack([batch, per_utterance, frames, self.attention_dim])
-        state_term = tf.reshape(self.state_dense(decoder_state), tf.stack([batch, per_utterance, 1, -1]))
-        energy = tf.expand_dims(h_proj, 1) + state_term  # [B, K, L, A]
-        location = self._location_term(previous_weights, location_matrix)  # [N, L, A]
-        if location is not None:
-            energy = energy + tf.reshape(location, grouped)
+        state_term = self.state_dense(decoder_state)  # [N, A]
+        folded = self._location_and_state_term(state_term, previous_weights, location_matrix)  # [N, L, A]
+        if folded is not None:
+            energy = tf.expand_dims(h_proj, 1) + tf.reshape(folded, grouped)  # [B, K, L, A]
+        else:
+            energy = tf.expand_dims(h_proj, 1) + tf.reshape(state_term, tf.stack([batch, per_utterance, 1, -1]))
+            location = self._location_term(previous_weights, location_matrix)  # [N, L, A]
+            if location is not None:
+                energy = energy + tf.reshape(location, grouped)
         scores = tf.squeeze(self.score_dense(tf.tanh(energy)), -1)  # [B, K, L]
         weights = masked_softmax(self.sharpening * scores, tf.expand_dims(mask, 1))
         # A batched matmul [B, K, L] x [B, L, P]: no [B, K, L, P] product in memory (nor its gradient).
@@ -259,6 +268,23 @@ class LocationAwareAttention(ContentAttention):
 
     def _location_term(self, previous_weights: tf.Tensor, location_matrix: LocationMatrix) -> tf.Tensor | None:
         return self.location_dense(self.location_features(previous_weights, location_matrix))
+
+    def _location_and_state_term(self, state_term: tf.Tensor, previous_weights: tf.Tensor,
+                                 location_matrix: LocationMatrix) -> tf.Tensor | None:
+        """In TensorFlow's beam search (`location_matrix` is `search_location`'s pair): `U f_l + W s` [N, L, A]
+        as one batched matmul `[f_l, 1] x [U; W s]` per row, so that the `[N, L, A]` sum is written once instead
+        of `U f` being written and then read again by the addition of the state term (1.4x for the energy at the
+        WSJ beam's shapes, docs/performance.md; the same values to float32 rounding). Otherwise None: teacher
+        forcing, where it bought nothing, and the TFLite export (`convolution_in_search`) keep the plain sum."""
+        if not isinstance(location_matrix, tuple):
+            return None
+        f = self.location_features(previous_weights, location_matrix)  # [N, L, F]
+        rows = tf.shape(f)[0]
+        kernel = tf.convert_to_tensor(self.location_dense.kernel)  # [F, A]
+        f_and_one = tf.concat([f, tf.ones(tf.stack([rows, tf.shape(f)[1], 1]), f.dtype)], axis=-1)  # [N, L, F + 1]
+        per_row = tf.concat([tf.broadcast_to(kernel, tf.stack([rows, self.conv_filters, self.attention_dim])),
+                             tf.expand_dims(tf.cast(state_term, kernel.dtype), 1)], axis=1)  # [N, F + 1, A]
+        return tf.matmul(f_and_one, per_row)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
