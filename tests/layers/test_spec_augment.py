@@ -26,7 +26,8 @@ def test_no_masks_is_the_identity():
 
 
 @settings(max_examples=25, deadline=None)
-@given(seed=st.tuples(st.integers(0, 2**31), st.integers(0, 2**31)), lengths=st.lists(st.integers(0, 50), min_size=3, max_size=3))
+@given(seed=st.tuples(st.integers(0, 2**31), st.integers(0, 2**31)),
+       lengths=st.lists(st.integers(0, 50), min_size=3, max_size=3))
 def test_masks_are_bands_of_bins_and_spans_of_valid_frames(seed, lengths):
     """Brute-force check of the mask's structure: every masked entry lies in a masked frame (all bins) or a
     masked bin (all frames, the same bins in every feature group); bands and spans respect the widths."""
