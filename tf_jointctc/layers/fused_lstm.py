@@ -194,9 +194,7 @@ def lstm_loop(inputs: Sequence[tf.Tensor], recurrent: Sequence[tf.Tensor],
     steps = tf.shape(inputs[0])[0]
     block = int(steps_per_iteration)
     blocks = (steps + block - 1) // block
-    x = tf.stack([_gates_ifo_g(z) for z in inputs], axis=1)  # [T, n, B, 4H]
-    x = tf.pad(x, [[0, blocks * block - steps], [0, 0], [0, 0], [0, 0]])
-    x = tf.reshape(x, tf.concat([[blocks, block], tf.shape(x)[1:]], axis=0))  # [T / block, block, n, B, 4H]
+    x = _in_blocks(tf.stack([_gates_ifo_g(z) for z in inputs], axis=1), blocks, block)  # [T / block, block, n, B, 4H]
     kernels = [_gates_ifo_g(r) for r in recurrent]  # [H, 4H] each
     state_shape = tf.TensorShape([directions]).concatenate(_state_shape(inputs[0], recurrent[0]))  # [n, B, H]
     zeros = tf.zeros(tf.stack([directions, tf.shape(inputs[0])[1], units]), x.dtype)
@@ -215,9 +213,7 @@ def lstm_loop(inputs: Sequence[tf.Tensor], recurrent: Sequence[tf.Tensor],
         return b + 1, h, c, outputs.write(b, tf.stack(hs))
 
     _, _, _, outputs = tf.while_loop(lambda b, *_: b < blocks, body, (0, zeros, zeros, outputs))
-    stacked = outputs.stack()  # [T / block, block, n, B, H]
-    stacked = tf.reshape(stacked, tf.concat([[blocks * block], tf.shape(stacked)[2:]], axis=0))[:steps]
-    stacked.set_shape(inputs[0].shape[:1].concatenate(state_shape))  # [T, n, B, H]
+    stacked = _from_blocks(outputs, steps, inputs[0].shape[:1].concatenate(state_shape))  # [T, n, B, H]
     return [stacked[:, d] for d in range(directions)]
 
 
