@@ -103,6 +103,10 @@ def base_config() -> ml_collections.ConfigDict:
     config.train.alignment_images = 3  # dev utterances whose attention alignment is logged every epoch (0: none)
     # Data set (manifest or Kaldi dir) whose first `alignment_images` utterances are aligned; "" = dev.
     config.train.alignment_data = ""
+    # Utterances in the shuffle buffer; 0: the whole train split (every pass a full shuffle). The prepared shards
+    # hold the utterances in manifest order, which for the built-in corpus is voice by voice (~680 utterances
+    # each), so 2,000 mixes only ~3 voices at a time (docs/accuracy.md, stop 35). With `data.cache_features` the
+    # buffer holds references to the cached features; without it, waveforms (~230 MB per hour of audio).
     config.train.shuffle_buffer = 2000
     # 0: an epoch is one pass over the train data (the paper). N > 0: an epoch is N updates drawn from an
     # endless stream of passes, each shuffled by (seed, pass), so dev evaluation and checkpoints come every N

@@ -228,3 +228,13 @@ def test_length_bucket_boundaries_sit_just_above_the_frame_count_quantiles():
     summary = {"num_frames": {"percentiles": {"25": 99, "50": 150, "75": 150, "90": 300, "99": 800}}}
     assert length_bucket_boundaries(summary) == [100, 151, 301]  # equal quantiles give one boundary; 99 unused
     assert length_bucket_boundaries({"num_frames": {}}) == []
+
+
+def test_shuffle_buffer_zero_is_the_whole_train_split():
+    from tf_jointctc.training.loop import shuffle_buffer_size
+
+    assert shuffle_buffer_size(0, 5453) == 5453
+    assert shuffle_buffer_size(2000, 5453) == 2000
+    assert shuffle_buffer_size(0, 0) == 1
+    with pytest.raises(ValueError, match="shuffle_buffer"):
+        shuffle_buffer_size(-1, 10)

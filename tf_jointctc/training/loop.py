@@ -177,19 +177,21 @@ def train(
         logging.info("caching the features of %d train utterances in memory (~%.0f MB) during the first pass",
                      prepared["train"]["num_utterances"], _feature_cache_megabytes(prepared["train"]))
 
+    shuffle_buffer = shuffle_buffer_size(config.train.shuffle_buffer, prepared["train"]["num_utterances"])
+
     def train_data(epoch: int, start_batch: int) -> tf.data.Dataset:
         """Epoch `epoch`'s batches (0-based) from its batch `start_batch` on, the same whenever built: with
         `train.steps_per_epoch`, the endless stream from there; else pass `epoch`, shuffled by (seed, epoch)."""
         if steps_per_epoch:
             dataset = make_training_stream(
                 train_shards, batch_size=config.train.batch_size, seed=config.seed,
-                start_batch=epoch * steps_per_epoch + start_batch, shuffle_buffer=config.train.shuffle_buffer,
+                start_batch=epoch * steps_per_epoch + start_batch, shuffle_buffer=shuffle_buffer,
                 bucket_boundaries=boundaries, max_frames_per_batch=max_frames, cached_utterances=cached_utterances,
             )
         else:
             dataset = make_epoch_dataset(
                 train_shards, epoch=epoch, batch_size=config.train.batch_size, seed=config.seed,
-                start_batch=start_batch, repeat=distributed, shuffle_buffer=config.train.shuffle_buffer,
+                start_batch=start_batch, repeat=distributed, shuffle_buffer=shuffle_buffer,
                 bucket_boundaries=boundaries, max_frames_per_batch=max_frames, cached_utterances=cached_utterances,
             )
         return dataset.with_options(options) if options is not None else dataset
@@ -280,6 +282,13 @@ def _estimated_steps_per_pass(config: ml_collections.ConfigDict, summary: dict) 
 def _feature_cache_megabytes(summary: dict) -> float:
     """Memory that `data.cache_features` takes for a prepared data set: 120 float32 per 10 ms frame."""
     return summary.get("total_seconds", 0.0) * 100 * features.FEATURE_DIM * 4 / 2**20
+
+
+def shuffle_buffer_size(setting: int, num_utterances: int) -> int:
+    """`train.shuffle_buffer` as a buffer size: 0 is the whole train split (at least 1); N > 0 is N."""
+    if setting < 0:
+        raise ValueError(f"train.shuffle_buffer must be >= 0, got {setting}")
+    return int(setting) if setting else max(1, int(num_utterances))
 
 
 def length_bucket_boundaries(summary: dict) -> list[int]:
