@@ -15,10 +15,9 @@ width), and why (measurements in docs/accuracy.md):
   where the budget fits ~1,500 updates (a slow phase of the machine; stops 30-31's `make demo` fit ~1,640) 800
   beat 400 by 4-9 dev CER points in every decoding mode, and where it fits ~2,700 they were within a point
   (rows a12 and a12' of docs/accuracy.md).
-- Epochs of 350 updates over a 576-minute train split (`make demo` builds it with `--minutes 588
-  --heldout_minutes 6 --extra_train_voices`: the eight base voices' 288 minutes and as many again from eight
-  espeak-ng voices that speak train only; at equal updates, two seeds, ~9.6 dev CER points better on voices never
-  heard in training and ~1 worse on dev and dev_noisy: row xv576 of docs/accuracy.md), not passes over the data, and
+- Epochs of 350 updates over a 288-minute train split (`make demo` builds it with `--minutes 300
+  --heldout_minutes 6`; rows a16 and xv576 of docs/accuracy.md tried eight more train voices: better on voices
+  never heard in training, worse on dev and dev_noisy), not passes over the data, and
   a wall-time budget: training ends when 18.5 minutes of it are spent (`train.max_minutes`; dev evaluations
   included; start-up and the last checkpoint took another ~0.5 min in `make demo`, 19.0 min in all, so
   jointctc-train stays under issue 12's 20 minutes), or after 14 epochs (4,900 updates, where twice the old
@@ -27,8 +26,8 @@ width), and why (measurements in docs/accuracy.md):
   in one and 7.9 in another, and the budget uses what the machine gives.
 - One thread per TensorFlow op, two ops at a time (`train.intra_op_threads = 1`): this model's ops are small,
   and a joint step ran 1.04-1.87x faster (median ~1.35x) than with two threads per op (docs/performance.md).
-- Each train utterance's features are computed once and kept in memory (`data.cache_features`, ~1.6 GB for
-  the 9.6 h train split): 1.03x per update in one process (docs/performance.md).
+- Each train utterance's features are computed once and kept in memory (`data.cache_features`, ~0.8 GB for
+  the 4.8 h train split): 1.03x per update in one process (docs/performance.md).
 - Decoding: beam 10 (20 in the paper) and joint CTC weight 0.5 (tuned on dev).
 """
 
