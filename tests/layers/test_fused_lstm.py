@@ -272,3 +272,13 @@ def test_training_loop_gives_the_same_outputs_and_gradients_for_any_steps_per_it
     for block in (3, 4):
         for expected, actual in zip(reference, outputs_and_gradients(block)):
             np.testing.assert_array_equal(actual.numpy(), expected.numpy())
+
+
+def test_blocked_loops_keep_the_static_state_shape():
+    """With a static batch (the TFLite export) the loop states enter with a static shape and must keep it."""
+    inputs = tf.TensorSpec([None, 1, 12])
+    recurrent = tf.TensorSpec([3, 12])
+    inference = tf.function(lambda x, r: lstm_loop([x, x], [r, r])[0]).get_concrete_function(inputs, recurrent)
+    training = tf.function(lambda x, r: lstm_loop_with_gradient([x], [r])[0]).get_concrete_function(inputs, recurrent)
+    assert inference.output_shapes.as_list() == [None, 1, 3]
+    assert training.output_shapes.as_list() == [None, 1, 3]

@@ -119,9 +119,13 @@ def _matmul(a: tf.Tensor, b: tf.Tensor, dtype: str, **kwargs) -> tf.Tensor:
 
 
 def _in_blocks(x: tf.Tensor, blocks: tf.Tensor, block: int) -> tf.Tensor:
-    """[T, ...] -> [blocks, block, ...], zero-padded at the end to blocks x block frames."""
-    x = tf.pad(x, tf.concat([[[0, blocks * block - tf.shape(x)[0]]], tf.zeros([x.shape.rank - 1, 2], tf.int32)], 0))
-    return tf.reshape(x, tf.concat([[blocks, block], tf.shape(x)[1:]], axis=0))
+    """[T, ...] -> [blocks, block, ...], zero-padded at the end to blocks x block frames. Keeps the static
+    shape of the trailing axes (a padding tensor hides it from shape inference; the loops' states need it)."""
+    padded = tf.pad(x, tf.concat([[[0, blocks * block - tf.shape(x)[0]]], tf.zeros([x.shape.rank - 1, 2], tf.int32)],
+                                 0))
+    blocked = tf.reshape(padded, tf.concat([[blocks, block], tf.shape(x)[1:]], axis=0))
+    blocked.set_shape(tf.TensorShape([None, block]).concatenate(x.shape[1:]))
+    return blocked
 
 
 def _from_blocks(array: tf.TensorArray, steps: tf.Tensor, static_shape: tf.TensorShape) -> tf.Tensor:
