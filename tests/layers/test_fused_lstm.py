@@ -219,7 +219,8 @@ def test_cpu_has_native_bfloat16_reads_the_cpu_flags():
 @pytest.mark.parametrize("native", [True, False])
 def test_bfloat16_products_are_the_same_with_and_without_native_bfloat16(monkeypatch, native):
     """The emulated operands (rounded, then float32) give the native path's product: bfloat16 operands, float32
-    accumulation, so a long sum stays within float32 rounding of the exact product of the rounded operands."""
+    accumulation and a bfloat16 result (TensorFlow's native kernel returns bfloat16), so a long sum lands within
+    one bfloat16 rounding of the exact product of the rounded operands."""
     if native and not fused_lstm.cpu_has_native_bfloat16():
         pytest.skip("this CPU has no native bfloat16 matmul")
     monkeypatch.setattr(fused_lstm, "cpu_has_native_bfloat16", lambda: native)
@@ -233,7 +234,8 @@ def test_bfloat16_products_are_the_same_with_and_without_native_bfloat16(monkeyp
         return tf.cast(tf.cast(x, tf.bfloat16), tf.float64).numpy()
 
     exact = rounded(a) @ rounded(b)
-    np.testing.assert_allclose(product.numpy(), exact, atol=1e-3)
+    np.testing.assert_array_equal(product.numpy(), rounded(product))  # a bfloat16 value
+    np.testing.assert_allclose(product.numpy(), exact, rtol=2.0 ** -8, atol=1e-3)
     assert np.abs(product.numpy() - (a.numpy().astype(np.float64) @ b.numpy())).max() > 1e-2  # really rounded
 
 

@@ -19,7 +19,8 @@ differently from Keras' generic RNN loop:
   the recurrent-weight gradient after it as one 2-D GEMM over all steps (`h_{t-1}^T dz_t`, `[H, T*B] x
   [T*B, 4H]`), instead of accumulating a `[H, 4H]` outer product per step.
 
-Training can round the operands of its matmuls to bfloat16 (float32 results, states and gates): the input
+Training can round the operands of its matmuls to bfloat16 (products rounded to bfloat16 as the native kernel
+returns them, float32 states and gates): the input
 projection's (`input_projection`, the encoder's `training_projection_dtype`) and, for `unidirectional_lstm`
 (the character LM's `training_dtype`), the recurrence's and the recurrent-weight gradient's too. The product
 is the same on every CPU (`_operand`); "auto" uses bfloat16 only where the CPU multiplies it natively.
@@ -102,20 +103,28 @@ def resolve_training_dtype(dtype: str, name: str = "matmul dtype") -> str:
 
 def _operand(tensor: tf.Tensor, dtype: str) -> tf.Tensor:
     """`tensor` as a matmul operand of `dtype` ("float32": unchanged; "bfloat16": rounded to bfloat16). Where
-    the CPU has no native bfloat16 matmul, the rounded operand is cast back to float32, so that the product is
-    the native one's (bfloat16 operands, float32 accumulation) on every CPU."""
+    the CPU has no native bfloat16 matmul, the rounded operand is cast back to float32, and `_rounded_product`
+    rounds the float32 product: the native one's arithmetic (bfloat16 operands, float32 accumulation, a
+    bfloat16 result) on every CPU."""
     if dtype == "float32":
         return tensor
     rounded = tf.cast(tensor, tf.bfloat16)
     return rounded if cpu_has_native_bfloat16() else tf.cast(rounded, tf.float32)
 
 
+def _rounded_product(product: tf.Tensor) -> tf.Tensor:
+    """A product of `_operand`s as float32 holding a bfloat16 value: TensorFlow's native bfloat16 matmul
+    (oneDNN on AMX / AVX512-BF16) accumulates in float32 but returns bfloat16, and the emulated float32 product
+    is rounded the same way."""
+    return tf.cast(tf.cast(product, tf.bfloat16), tf.float32)
+
+
 def _matmul(a: tf.Tensor, b: tf.Tensor, dtype: str, **kwargs) -> tf.Tensor:
-    """a x b in float32, or on bfloat16-rounded operands (`b` already rounded by `_operand`) with a float32
-    result."""
+    """a x b in float32, or on bfloat16-rounded operands (`b` already rounded by `_operand`) with the
+    bfloat16-rounded product as float32 (`_rounded_product`)."""
     if dtype == "float32":
         return tf.matmul(a, b, **kwargs)
-    return tf.cast(tf.matmul(_operand(a, dtype), b, **kwargs), tf.float32)
+    return _rounded_product(tf.matmul(_operand(a, dtype), b, **kwargs))
 
 
 def _in_blocks(x: tf.Tensor, blocks: tf.Tensor, block: int) -> tf.Tensor:
@@ -358,12 +367,13 @@ def _use_composite(x: tf.Tensor, training: bool) -> bool:
 def input_projection(inputs: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor, dtype: str = "float32") -> tf.Tensor:
     """[T, B, D] x kernel [D, 4H] + bias [4H] -> [T, B, 4H] float32, one GEMM for every frame. With `dtype`
     "bfloat16" the GEMM (and, under a gradient tape, its two gradient GEMMs) reads inputs and kernel rounded to
-    bfloat16 and returns float32; the kernel variable stays float32. "auto": `resolve_training_dtype`."""
+    bfloat16 and returns its bfloat16-rounded product as float32 (`_rounded_product`); the kernel variable
+    stays float32. "auto": `resolve_training_dtype`."""
     dtype = resolve_training_dtype(dtype, "projection dtype")
     if dtype == "float32":
         return tf.einsum("tbd,dg->tbg", inputs, kernel) + bias
     product = tf.einsum("tbd,dg->tbg", _operand(inputs, dtype), _operand(kernel, dtype))
-    return tf.cast(product, tf.float32) + bias
+    return _rounded_product(product) + bias
 
 
 def bidirectional_lstm(x: tf.Tensor, lengths: tf.Tensor, forward: tuple, backward: tuple, training: bool = False,
