@@ -158,7 +158,7 @@ def _forward(inputs: Sequence[tf.Tensor], recurrent: Sequence[tf.Tensor], dtype:
     shapes = [_state_shape(x, r) for x, r in zip(inputs, recurrent)]
     kernels = [_operand(r, dtype) for r in recurrent]
     x_blocks = [_in_blocks(x, blocks, block) for x in inputs]  # [blocks, block, B, 4H]
-    arrays = [tf.TensorArray(x.dtype, size=blocks, element_shape=tf.TensorShape([6, block]).concatenate(s))
+    arrays = [tf.TensorArray(x.dtype, size=blocks, element_shape=tf.TensorShape([block, 6]).concatenate(s))
               for x, s in zip(inputs, shapes)]
 
     def body(b, hs, cs, arrays):
@@ -170,17 +170,12 @@ def _forward(inputs: Sequence[tf.Tensor], recurrent: Sequence[tf.Tensor], dtype:
                 per_step.append((h, c, i, f, g, o))
             new_h.append(h)
             new_c.append(c)
-            written.append(arrays[d].write(b, tf.stack([tf.stack(v) for v in zip(*per_step)])))  # [6, block, B, H]
+            written.append(arrays[d].write(b, tf.stack([tf.stack(v) for v in per_step])))  # [block, 6, B, H]
         return b + 1, new_h, new_c, written
 
     _, _, _, arrays = tf.while_loop(lambda b, *_: b < blocks, body, (0, zeros, zeros, arrays))
-    saved = []
-    for array, x, shape in zip(arrays, inputs, shapes):
-        stacked = tf.transpose(array.stack(), [1, 0, 2, 3, 4])  # [6, blocks, block, B, H]
-        stacked = tf.reshape(stacked, tf.concat([[6, -1], tf.shape(stacked)[3:]], axis=0))[:, :steps]
-        stacked.set_shape(tf.TensorShape([6]).concatenate(x.shape[:1]).concatenate(shape))
-        saved.append(tf.unstack(stacked, 6))
-    return saved
+    return [tf.unstack(_from_blocks(array, steps, x.shape[:1].concatenate([6]).concatenate(shape)), 6, axis=1)
+            for array, x, shape in zip(arrays, inputs, shapes)]  # per direction 6 x [T, B, H]
 
 
 def _gates_ifo_g(z: tf.Tensor) -> tf.Tensor:
