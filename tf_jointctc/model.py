@@ -473,8 +473,7 @@ class JointCTCAttention(keras.Model):
             ctc_warmup_steps=self.ctc_warmup_steps,
             guided_attention_weight=self.guided_attention_weight,
             guided_attention_width=self.guided_attention_width,
-            spec_augment={key: value for key, value in self.spec_augment.get_config().items()
-                          if key in SPEC_AUGMENT_KEYS},
+            spec_augment=self.spec_augment.mask_settings(),
         )
         return config
 

@@ -62,9 +62,19 @@ def test_serializes_and_rejects_bad_settings():
     again = SpecAugment.from_config(layer.get_config())
     assert (again.freq_masks, again.freq_width, again.time_masks, again.time_width, again.max_time_fraction) == (
         1, 5, 3, 9, 0.1)
+    assert SpecAugment(**layer.mask_settings()).mask_settings() == again.mask_settings() == layer.mask_settings()
     with pytest.raises(ValueError, match="freq_width"):
         SpecAugment(freq_masks=1, freq_width=41)
     with pytest.raises(ValueError, match="max_time_fraction"):
         SpecAugment(time_masks=1, max_time_fraction=1.5)
     with pytest.raises(ValueError, match=">= 0"):
         SpecAugment(time_masks=-1)
+
+
+def test_passes_the_frame_mask_through():
+    layer = SpecAugment(time_masks=2, time_width=3)
+    mask = tf.constant([[True, True, False], [True, False, False]])
+    features = tf.zeros([2, 3, 40])
+    assert layer.supports_masking
+    np.testing.assert_array_equal(layer.compute_mask(features, tf.constant([2, 1]), tf.constant([0, 1]),
+                                                     mask=mask), mask)

@@ -44,6 +44,7 @@ class SpecAugment(keras.layers.Layer):
     def __init__(self, freq_masks: int = 0, freq_width: int = 8, time_masks: int = 0, time_width: int = 20,
                  max_time_fraction: float = 0.2, bins: int = 40, **kwargs: Any):
         super().__init__(**kwargs)
+        self.supports_masking = True
         if min(freq_masks, freq_width, time_masks, time_width) < 0:
             raise ValueError("SpecAugment mask counts and widths must be >= 0")
         if not 0.0 <= max_time_fraction <= 1.0:
@@ -83,11 +84,19 @@ class SpecAugment(keras.layers.Layer):
             masked = masked | spans[:, :, tf.newaxis]
         return tf.where(masked, tf.zeros_like(features), features)
 
+    def compute_mask(self, features: tf.Tensor, *_: Any, mask: tf.Tensor | None = None) -> tf.Tensor | None:
+        """The `[B, T]` mask passes through: masking zeroes values, never frames' validity."""
+        return mask
+
     def compute_output_shape(self, features_shape: tuple, *_: Any) -> tuple:
         return tuple(features_shape)
 
+    def mask_settings(self) -> dict[str, Any]:
+        """The mask counts and widths: `model.spec_augment`'s keys and this layer's keyword arguments."""
+        return dict(freq_masks=self.freq_masks, freq_width=self.freq_width, time_masks=self.time_masks,
+                    time_width=self.time_width, max_time_fraction=self.max_time_fraction)
+
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(freq_masks=self.freq_masks, freq_width=self.freq_width, time_masks=self.time_masks,
-                      time_width=self.time_width, max_time_fraction=self.max_time_fraction, bins=self.bins)
+        config.update(self.mask_settings(), bins=self.bins)
         return config
