@@ -329,3 +329,25 @@ def test_extra_train_voices_speak_train_only_and_leave_every_other_split_identic
         engines.EXTRA_TRAIN_VOICES["espeak"])
     assert set(record["speakers"]["train"]) == extra_ids
     assert record["voices"]["dev"] == {e: engines.voices(e, "dev") for e in ENGINES_HERE}
+
+
+def test_a_larger_noise_fraction_adds_noisy_train_utterances_and_changes_nothing_else(corpus, tmp_path):
+    """`noise_fraction` (jointctc-synth --noise_fraction) draws the same per-utterance choices at any value: the
+    train utterances noisy at 0.5 stay byte-identical at 1.0, every train utterance is noisy at 1.0, and the
+    other splits do not change."""
+    out_dir, _ = corpus
+    noisier = str(tmp_path / "noisier")
+    build_corpus(noisier, _config(minutes=0.5, seed=3, noise_fraction=1.0), workers=2)
+    digests, noisier_digests = _digest(out_dir), _digest(noisier)
+    held_out = {k for k in digests if not k.startswith("train/")}
+    assert held_out and {k: digests[k] for k in held_out} == {k: noisier_digests[k] for k in held_out}
+    base = {e["id"]: e for e in _read(os.path.join(out_dir, "train"))}
+    every = {e["id"]: e for e in _read(os.path.join(noisier, "train"))}
+    assert set(base) == set(every) and all("noise" in e for e in every.values())
+    noisy_before = [i for i, e in base.items() if "noise" in e]
+    assert 0 < len(noisy_before) < len(base)
+    for i in noisy_before:
+        assert every[i] == base[i]
+        assert digests[f"train/{base[i]['audio']}"] == noisier_digests[f"train/{base[i]['audio']}"]
+    with open(os.path.join(noisier, "corpus.json"), encoding="utf-8") as handle:
+        assert json.load(handle)["config"]["noise_fraction"] == 1.0

@@ -35,6 +35,10 @@ flags.DEFINE_bool(
     "extra_train_voices", False, "Train is also spoken by eight more espeak-ng voices that speak no other split "
     "(engines.EXTRA_TRAIN_VOICES); dev and test splits are unchanged."
 )
+flags.DEFINE_float(
+    "noise_fraction", 0.5, "Probability that a train utterance gets babble or coloured noise (SynthConfig."
+    "noise_fraction); the same seed makes the noisy utterances of a smaller fraction a subset of a larger one's."
+)
 flags.mark_flag_as_required("out_dir")
 
 FLAGS = flags.FLAGS
@@ -49,6 +53,8 @@ def main(argv: list[str]) -> None:
         raise app.UsageError("--minutes must be positive")
     if FLAGS.heldout_minutes < 0 or 2 * FLAGS.heldout_minutes >= FLAGS.minutes:
         raise app.UsageError("--heldout_minutes must be >= 0 and leave train some of --minutes")
+    if not 0.0 <= FLAGS.noise_fraction <= 1.0:
+        raise app.UsageError(f"--noise_fraction must be in [0, 1], got {FLAGS.noise_fraction}")
     config = SynthConfig(
         minutes=FLAGS.minutes,
         seed=FLAGS.seed,
@@ -56,6 +62,7 @@ def main(argv: list[str]) -> None:
         engines=tuple(FLAGS.engines),
         allow_missing_engines=FLAGS.allow_missing_engines,
         extra_train_voices=FLAGS.extra_train_voices,
+        noise_fraction=FLAGS.noise_fraction,
     )
     try:
         summary = build_corpus(FLAGS.out_dir, config, workers=FLAGS.workers)
