@@ -284,3 +284,16 @@ def test_blocked_loops_keep_the_static_state_shape():
     training = tf.function(lambda x, r: lstm_loop_with_gradient([x], [r])[0]).get_concrete_function(inputs, recurrent)
     assert inference.output_shapes.as_list() == [None, 1, 3]
     assert training.output_shapes.as_list() == [None, 1, 3]
+
+
+@pytest.mark.parametrize("training, loops", [(False, 2), (True, 1)])
+def test_inference_runs_one_loop_per_direction(training, loops):
+    """At inference each direction has its own while loop (one recurrent kernel per loop stays in cache, and two
+    threads run the two loops at once); training keeps both directions in one forward loop."""
+    rng = np.random.default_rng(3)
+    weights = [tuple(tf.constant(rng.standard_normal(shape).astype("float32")) for shape in ((3, 8), (2, 8), (8,)))
+               for _ in range(2)]
+    traced = tf.function(lambda x, lengths: bidirectional_lstm(x, lengths, *weights, training=training))
+    graph = traced.get_concrete_function(tf.TensorSpec([None, None, 3]), tf.TensorSpec([None], tf.int32)).graph
+    forward_loops = [op for op in graph.get_operations() if op.type in ("While", "StatelessWhile")]
+    assert len(forward_loops) == loops
