@@ -184,36 +184,31 @@ def _gates_ifo_g(z: tf.Tensor) -> tf.Tensor:
     return tf.concat([z[..., :2 * units], z[..., 3 * units:], z[..., 2 * units:3 * units]], axis=-1)
 
 
-def lstm_loop(inputs: Sequence[tf.Tensor], recurrent: Sequence[tf.Tensor],
-              steps_per_iteration: int = STEPS_PER_ITERATION) -> list[tf.Tensor]:
-    """The recurrence only, no gradient bookkeeping (inference and export).
+def lstm_loop(inputs: tf.Tensor, recurrent: tf.Tensor, steps_per_iteration: int = STEPS_PER_ITERATION) -> tf.Tensor:
+    """The recurrence of one direction only, no gradient bookkeeping (inference and export).
 
-    inputs: per direction [T, B, 4H] (input projection + bias); recurrent: per direction [H, 4H]
-    -> per direction h [T, B, H]. The same values as the training loop's forward (`_forward`), with fewer ops
-    per step: at batch 1 a step's ~30 small ops cost more than its two matmuls (docs/performance.md). All
-    directions' gates and states are one [n, B, .] tensor (one cell's ops, one loop variable each for h and c,
-    one write), and the gates are reordered once (`_gates_ifo_g`) so that one sigmoid covers i, f and o. Each
-    direction keeps its own 2-D matmul (a batched one was no faster). Each loop iteration runs
-    `steps_per_iteration` steps (the frames padded with zeros to a multiple of it, the padding's outputs
-    dropped; a padded step only follows the real ones), so the loop's own ops run once per block.
+    inputs [T, B, 4H] (input projection + bias), recurrent [H, 4H] -> h [T, B, H]. The same values as the
+    training loop's forward (`_forward`), with fewer ops per step: at batch 1 a step's ~30 small ops cost more
+    than its matmul (docs/performance.md). The gates are reordered once (`_gates_ifo_g`) so that one sigmoid
+    covers i, f and o. Each loop iteration runs `steps_per_iteration` steps (the frames padded with zeros to a
+    multiple of it, the padding's outputs dropped; a padded step only follows the real ones), so the loop's own
+    ops run once per block. A bidirectional LSTM runs one such loop per direction (`bidirectional_lstm`).
     """
-    directions = len(inputs)
-    units = recurrent[0].shape[0]
-    steps = tf.shape(inputs[0])[0]
+    units = recurrent.shape[0]
+    steps = tf.shape(inputs)[0]
     block = int(steps_per_iteration)
     blocks = (steps + block - 1) // block
-    x = _in_blocks(tf.stack([_gates_ifo_g(z) for z in inputs], axis=1), blocks, block)  # [T / block, block, n, B, 4H]
-    kernels = [_gates_ifo_g(r) for r in recurrent]  # [H, 4H] each
-    state_shape = tf.TensorShape([directions]).concatenate(_state_shape(inputs[0], recurrent[0]))  # [n, B, H]
-    zeros = tf.zeros(tf.stack([directions, tf.shape(inputs[0])[1], units]), x.dtype)
+    x = _in_blocks(_gates_ifo_g(inputs), blocks, block)  # [T / block, block, B, 4H]
+    kernel = _gates_ifo_g(recurrent)  # [H, 4H]
+    state_shape = _state_shape(inputs, recurrent)  # [B, H]
+    zeros = _zero_state(inputs, recurrent)
     zeros.set_shape(state_shape)
     outputs = tf.TensorArray(x.dtype, size=blocks, element_shape=tf.TensorShape([block]).concatenate(state_shape))
 
     def body(b, h, c, outputs):
         x_block, hs = x[b], []
         for j in range(block):
-            recurrent_terms = [tf.matmul(h_d, k) for h_d, k in zip(tf.unstack(h, directions), kernels)]
-            sigmoid_part, cell_part = tf.split(x_block[j] + tf.stack(recurrent_terms), [3 * units, units], axis=-1)
+            sigmoid_part, cell_part = tf.split(x_block[j] + tf.matmul(h, kernel), [3 * units, units], axis=-1)
             i, f, o = tf.split(tf.sigmoid(sigmoid_part), 3, axis=-1)
             c = f * c + i * tf.tanh(cell_part)
             h = o * tf.tanh(c)
@@ -221,8 +216,7 @@ def lstm_loop(inputs: Sequence[tf.Tensor], recurrent: Sequence[tf.Tensor],
         return b + 1, h, c, outputs.write(b, tf.stack(hs))
 
     _, _, _, outputs = tf.while_loop(lambda b, *_: b < blocks, body, (0, zeros, zeros, outputs))
-    stacked = _from_blocks(outputs, steps, inputs[0].shape[:1].concatenate(state_shape))  # [T, n, B, H]
-    return [stacked[:, d] for d in range(directions)]
+    return _from_blocks(outputs, steps, inputs.shape[:1].concatenate(state_shape))  # [T, B, H]
 
 
 def _backward_factors(hs: tf.Tensor, cs: tf.Tensor, gates: Sequence[tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
@@ -409,7 +403,7 @@ def bidirectional_lstm(x: tf.Tensor, lengths: tf.Tensor, forward: tuple, backwar
         # stays in a core's L2 cache (WSJ: [320, 1280] float32 = 1.6 MB; both are 3.3 MB), and with two inter-op
         # threads the two loops run on two cores. The same values; the WSJ encoder 1.98x faster on one thread
         # and 2.3x on two (docs/performance.md, stop 36).
-        (out_fw,), (out_bw,) = (lstm_loop([p], [r]) for p, r in zip(projected, recurrent))
+        out_fw, out_bw = (lstm_loop(p, r) for p, r in zip(projected, recurrent))
     out_bw = tf.reverse_sequence(out_bw, lengths, seq_axis=0, batch_axis=1)
     out = tf.transpose(tf.concat([out_fw, out_bw], axis=-1), [1, 0, 2])  # [B, T, 2H]
     return out * mask
@@ -444,5 +438,5 @@ def _causal_lstm(x: tf.Tensor, weights: tuple, training: bool, dtype: str) -> tf
     if training:
         (out,) = lstm_loop_with_gradient([projected], [recurrent], dtype)  # [T, B, H]
     else:
-        (out,) = lstm_loop([projected], [recurrent])
+        out = lstm_loop(projected, recurrent)
     return tf.transpose(out, [1, 0, 2])
