@@ -18,10 +18,9 @@ from tf_jointctc.layers import ctc as ctc_lib
 from tf_jointctc.layers.ctc import CTCHead
 from tf_jointctc.layers.decoder import AttentionDecoder, DecoderState
 from tf_jointctc.layers.encoder import PyramidalBLSTM, time_reduction
-from tf_jointctc.layers.spec_augment import SpecAugment
+from tf_jointctc.layers.spec_augment import MASK_SETTINGS, SpecAugment
 
 DEFAULT_FEATURE_DIM = 120
-SPEC_AUGMENT_KEYS = ("freq_masks", "freq_width", "time_masks", "time_width", "max_time_fraction")
 
 
 @keras.saving.register_keras_serializable(package="tf_jointctc")
@@ -539,7 +538,7 @@ def _spec_augment_settings(model: Any) -> dict[str, Any] | None:
     if "spec_augment" not in model:
         return None
     section = model["spec_augment"]
-    return {key: section[key] for key in SPEC_AUGMENT_KEYS if key in section}
+    return {key: section[key] for key in MASK_SETTINGS if key in section}
 
 
 def _cmvn_arrays(cmvn: Any) -> tuple[Any, Any]:

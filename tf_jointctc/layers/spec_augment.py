@@ -28,6 +28,10 @@ def _bands(positions: tf.Tensor, start: tf.Tensor, width: tf.Tensor) -> tf.Tenso
     return tf.reduce_any(inside, axis=1)
 
 
+# The mask settings: `model.spec_augment`'s config keys, SpecAugment's keyword arguments and attributes.
+MASK_SETTINGS = ("freq_masks", "freq_width", "time_masks", "time_width", "max_time_fraction")
+
+
 @keras.saving.register_keras_serializable(package="tf_jointctc")
 class SpecAugment(keras.layers.Layer):
     """Masks bands of mel bins and spans of frames with zeros (the mean, after CMVN).
@@ -92,9 +96,9 @@ class SpecAugment(keras.layers.Layer):
         return tuple(features_shape)
 
     def mask_settings(self) -> dict[str, Any]:
-        """The mask counts and widths: `model.spec_augment`'s keys and this layer's keyword arguments."""
-        return dict(freq_masks=self.freq_masks, freq_width=self.freq_width, time_masks=self.time_masks,
-                    time_width=self.time_width, max_time_fraction=self.max_time_fraction)
+        """The mask counts and widths (`MASK_SETTINGS`): `model.spec_augment`'s keys and this layer's keyword
+        arguments."""
+        return {name: getattr(self, name) for name in MASK_SETTINGS}
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
