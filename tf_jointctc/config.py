@@ -23,6 +23,18 @@ def base_config() -> ml_collections.ConfigDict:
     # later passes (not in the paper; ~170 MB per hour of audio). The batches differ from those of a run
     # without it, and are as reproducible. False: features computed for every batch.
     config.data.cache_features = False
+    # Noise mixed into train utterances anew in every pass (not in the paper; data/train_noise.py): with chance
+    # `probability` (0 = off) an utterance gets babble of `babble_talkers` train utterances (from a bank of
+    # `babble_bank`) or white, pink or brown noise (`kinds`, `weights`) at an SNR uniform in `snr_db`, all drawn
+    # again each pass. The features are then computed per batch: it needs data.cache_features = False.
+    config.data.train_noise = ml_collections.ConfigDict({
+        "probability": 0.0,
+        "snr_db": (0.0, 20.0),
+        "kinds": ("babble", "white", "pink", "brown"),
+        "weights": (0.4, 0.2, 0.2, 0.2),
+        "babble_talkers": (3, 6),
+        "babble_bank": 40,
+    })
     # Multi-worker runs with a shared cache_dir: the chief prepares it, the other workers wait this long for it.
     config.data.cache_wait_seconds = 3600.0
 

@@ -288,3 +288,39 @@ def test_cached_stream_is_complete_deterministic_equal_to_live_features_and_read
     # Epoch datasets on the cache are the stream's passes, as without it.
     epoch0 = _epoch_ids(make_epoch_dataset(paths, epoch=0, cached_utterances=cache, **kwargs))
     assert [i for batch in epoch0 for i in batch] == [i for b in first_pass for i in _ids(b)]
+
+
+def test_training_stream_with_noise_draws_it_anew_each_pass_and_a_rebuilt_stream_repeats_it(prepared):
+    """`augmentation` (`data.train_noise`): the stream's batches hold the same utterances as without it, each
+    utterance's features differ from the clean ones and from pass to pass, and a rebuilt stream (a resumed run)
+    gives exactly the same features from its start batch on."""
+    import functools
+
+    from tf_jointctc.data.train_noise import TrainNoise, noisy_utterance
+
+    paths, _ = prepared
+    noise = functools.partial(noisy_utterance, settings=TrainNoise(probability=1.0, kinds=("white",), weights=(1.0,)))
+    kwargs = {"batch_size": 3, "seed": 1, "shuffle_buffer": 16, "bucket_boundaries": [100, 160]}
+    tf.random.set_seed(1)
+    noisy = list(make_training_stream(paths, augmentation=noise, **kwargs).take(9))
+    clean = list(make_training_stream(paths, **kwargs).take(9))
+    assert [_ids(b) for b in noisy] == [_ids(b) for b in clean]
+    by_pass: dict[str, list[np.ndarray]] = collections.defaultdict(list)
+    for noisy_batch, clean_batch in zip(noisy, clean):
+        lengths = noisy_batch["feature_lengths"].numpy()
+        np.testing.assert_array_equal(lengths, clean_batch["feature_lengths"].numpy())
+        for uid, a, b, n in zip(_ids(noisy_batch), noisy_batch["features"].numpy(), clean_batch["features"].numpy(),
+                                lengths):
+            assert not a[n:].any()
+            assert np.abs(a[:n] - b[:n]).mean() > 0.1
+            by_pass[uid].append(a[:n])
+    repeated = [feats for feats in by_pass.values() if len(feats) >= 2]
+    assert repeated
+    for feats in repeated:
+        assert np.abs(feats[0] - feats[1]).mean() > 0.1
+    resumed = list(make_training_stream(paths, augmentation=noise, start_batch=4, **kwargs).take(5))
+    for a, b in zip(resumed, noisy[4:]):
+        assert _ids(a) == _ids(b)
+        np.testing.assert_array_equal(a["features"].numpy(), b["features"].numpy())
+    with pytest.raises(ValueError, match="cache_features"):
+        make_training_stream(paths, augmentation=noise, cached_utterances=cached_utterance_features(paths), **kwargs)

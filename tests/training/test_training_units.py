@@ -176,6 +176,36 @@ def test_train_refuses_negative_threads_before_any_work(tiny_corpus, tmp_path):
     assert not (tmp_path / "work").exists()
 
 
+@pytest.mark.parametrize("overrides, message", [
+    ({"data.train_noise.probability": 0.5}, "cannot be cached"),  # demo.py caches the features
+    ({"data.cache_features": False, "data.train_noise.snr_db": (9.0, 3.0)}, "snr_db"),
+])
+def test_train_refuses_bad_train_noise_before_any_work(tiny_corpus, tmp_path, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        train(tiny_config(tiny_corpus, **overrides), str(tmp_path / "work"))
+    assert not (tmp_path / "work").exists()
+
+
+def test_training_with_noise_drawn_each_pass_learns_and_its_stream_is_noisy(tiny_corpus, tmp_path):
+    """One pass of the tiny config with noise on every utterance (`data.train_noise`): the run finishes with a
+    finite loss, and the stream it trains on (the same augmentation over its train shards) has other features
+    than the clean one."""
+    config = tiny_config(tiny_corpus, **{"data.cache_features": False, "data.train_noise.probability": 1.0,
+                                         "train.epochs": 1})
+    summary = train(config, str(tmp_path / "work"))
+    assert summary["epochs"] == 1 and np.isfinite(summary["loss"]) and summary["non_finite_steps"] == 0
+    from tf_jointctc.data import make_training_stream, resolve_shards
+    from tf_jointctc.training.loop import train_noise_augmentation, train_noise_settings
+
+    shards = resolve_shards(str(tmp_path / "work" / "cache" / "train"))
+    augmentation = train_noise_augmentation(train_noise_settings(config), shards, summary["train_utterances"])
+    assert train_noise_augmentation(train_noise_settings(tiny_config(tiny_corpus)), shards, 1) is None
+    noisy, clean = (next(iter(make_training_stream(shards, batch_size=4, seed=1, augmentation=a)))
+                    for a in (augmentation, None))
+    assert noisy["ids"].numpy().tolist() == clean["ids"].numpy().tolist()
+    assert np.abs(noisy["features"].numpy() - clean["features"].numpy()).mean() > 0.1
+
+
 def test_time_budget_ends_training_after_the_batch_that_reaches_it():
     """A fake clock of 1 s per batch and a budget of 7.5 s: fit stops after the 8th batch (in its 2nd epoch of
     5), with that epoch's end as usual, and the schedule's variable follows the spent fraction before each batch."""

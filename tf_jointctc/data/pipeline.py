@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import tensorflow as tf
@@ -31,6 +31,9 @@ from tf_jointctc import features
 from tf_jointctc.data.tfrecord import parse_example
 
 AUTOTUNE = tf.data.AUTOTUNE
+# Changes a parsed train utterance given an int64 [2] seed, [pass seed, position in the pass]: the per-pass
+# augmentation of `make_training_stream` (`train_noise.noisy_utterance` with its settings bound).
+UtteranceAugmentation = Callable[[dict[str, tf.Tensor], tf.Tensor], dict[str, tf.Tensor]]
 
 
 def resolve_shards(files: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:
@@ -130,6 +133,7 @@ def make_training_stream(
     max_frames_per_batch: int | None = None,
     feature_extractor: features.FeatureExtractor | None = None,
     cached_utterances: tf.data.Dataset | None = None,
+    augmentation: UtteranceAugmentation | None = None,
 ) -> tf.data.Dataset:
     """An endless stream of training batches that a resumed run can continue exactly.
 
@@ -144,14 +148,19 @@ def make_training_stream(
     batches those (seeded as above, so still the same stream whenever built, though not the batches of a stream
     without the cache); features are computed once per utterance, in the first pass, skipped batches included
     (that pass fills the cache), and `feature_extractor` is not used (the cache's extractor is).
+
+    `augmentation`: applied to every utterance of a pass before batching (noise drawn anew in each pass,
+    `data.train_noise`), seeded by `[pass seed, position in the pass]`, so the stream stays the same whenever
+    built. It needs the features computed per batch: not with `cached_utterances` (ValueError).
     """
+    _check_augmentation(augmentation, cached_utterances)
     paths = resolve_shards(files)
 
     def one_pass(p: tf.Tensor) -> tf.data.Dataset:
         _no_zero_graph_seed()
         return _pass_batches(paths, p, seed=seed, shuffle_buffer=shuffle_buffer, batch_size=batch_size,
                              bucket_boundaries=bucket_boundaries, max_frames_per_batch=max_frames_per_batch,
-                             cached_utterances=cached_utterances)
+                             cached_utterances=cached_utterances, augmentation=augmentation)
 
     batches = tf.data.Dataset.range(2**62).flat_map(one_pass)
     if start_batch:
@@ -172,6 +181,7 @@ def make_epoch_dataset(
     max_frames_per_batch: int | None = None,
     feature_extractor: features.FeatureExtractor | None = None,
     cached_utterances: tf.data.Dataset | None = None,
+    augmentation: UtteranceAugmentation | None = None,
 ) -> tf.data.Dataset:
     """The training batches of epoch `epoch` (0-based) when an epoch is one pass over the data: pass `epoch` of
     `make_training_stream` (shuffled and bucketed by `(seed, epoch)` and the global seed), so epoch n is the same
@@ -180,11 +190,14 @@ def make_epoch_dataset(
     `repeat`: the pass over and over (for strategies that need a fixed number of steps per epoch). The dataset
     starts at batch `start_batch` (after the repetition; skipped batches are never padded into features).
     `cached_utterances`: as in `make_training_stream`; pass the same dataset object to every epoch's call, so
-    that the cache filled by the first epoch serves the later ones.
+    that the cache filled by the first epoch serves the later ones. `augmentation`: as in `make_training_stream`
+    (with `repeat`, every repetition of the pass draws the same).
     """
+    _check_augmentation(augmentation, cached_utterances)
     batches = _pass_batches(resolve_shards(files), int(epoch), seed=seed, shuffle_buffer=shuffle_buffer,
                             batch_size=batch_size, bucket_boundaries=bucket_boundaries,
-                            max_frames_per_batch=max_frames_per_batch, cached_utterances=cached_utterances)
+                            max_frames_per_batch=max_frames_per_batch, cached_utterances=cached_utterances,
+                            augmentation=augmentation)
     if repeat:
         batches = batches.repeat()
     if start_batch:
@@ -248,10 +261,11 @@ def _pass_batches(
     bucket_boundaries: Sequence[int] | None,
     max_frames_per_batch: int | None,
     cached_utterances: tf.data.Dataset | None = None,
+    augmentation: UtteranceAugmentation | None = None,
 ) -> tf.data.Dataset:
     """Raw batches of training pass `p` (an int or a scalar tensor), shuffled by `(seed, p)` (and the global
-    seed: tf.data derives an op's shuffle from both); with `cached_utterances`, batches of those (features
-    included) instead."""
+    seed: tf.data derives an op's shuffle from both), each utterance through `augmentation` seeded by
+    `[pass seed, position]`; with `cached_utterances`, batches of those (features included) instead."""
     pass_seed = p * 1_000_003 + int(seed)
     if cached_utterances is not None:
         return _cached_batches(cached_utterances, seed=pass_seed, shuffle_buffer=shuffle_buffer,
@@ -260,7 +274,7 @@ def _pass_batches(
     return _raw_batches(
         paths, training=True, seed=pass_seed, shuffle_buffer=shuffle_buffer, batch_size=batch_size,
         bucket_boundaries=bucket_boundaries, drop_remainder=False, max_frames_per_batch=max_frames_per_batch,
-        reshuffle_each_iteration=False,
+        reshuffle_each_iteration=False, augmentation=augmentation,
     )
 
 
@@ -296,13 +310,21 @@ def _raw_batches(
     drop_remainder: bool,
     max_frames_per_batch: int | None,
     reshuffle_each_iteration: bool = True,
+    augmentation: UtteranceAugmentation | None = None,
 ) -> tf.data.Dataset:
-    """Parsed records -> padded batches of waveforms and labels (no features yet). `seed` may be a tensor."""
+    """Parsed records -> (`augmentation`, seeded by `[seed, position]`) -> padded batches of waveforms and labels
+    (no features yet). `seed` may be a tensor."""
     dataset = _records(paths, shuffle_seed=seed if training else None,
                        reshuffle_each_iteration=reshuffle_each_iteration)
     if training and shuffle_buffer > 1:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=reshuffle_each_iteration)
     dataset = dataset.map(_parse, num_parallel_calls=AUTOTUNE, deterministic=True)
+    if augmentation is not None:
+        pass_seed = tf.cast(seed, tf.int64)
+        dataset = dataset.enumerate().map(
+            lambda position, example: augmentation(example, tf.stack([pass_seed, position])),
+            num_parallel_calls=AUTOTUNE, deterministic=True,
+        )
     if training and bucket_boundaries:
         boundaries = _checked_boundaries(bucket_boundaries)
         return dataset.bucket_by_sequence_length(
@@ -328,6 +350,13 @@ def _records(paths: list[str], shuffle_seed: Any = None, reshuffle_each_iteratio
         tf.data.TFRecordDataset, cycle_length=len(paths), block_length=1, num_parallel_calls=AUTOTUNE,
         deterministic=True,
     )
+
+
+def _check_augmentation(augmentation: UtteranceAugmentation | None,
+                        cached_utterances: tf.data.Dataset | None) -> None:
+    if augmentation is not None and cached_utterances is not None:
+        raise ValueError("a per-pass augmentation (data.train_noise) changes the waveforms in every pass, so their "
+                         "features cannot be cached: set data.cache_features=False")
 
 
 def _checked_boundaries(bucket_boundaries: Sequence[int]) -> list[int]:

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
@@ -24,7 +25,9 @@ from tf_jointctc.data import (
     make_training_stream,
     prepare_dataset,
 )
+from tf_jointctc.data.pipeline import UtteranceAugmentation
 from tf_jointctc.data.tfrecord import cache_fingerprint
+from tf_jointctc.data.train_noise import TrainNoise, babble_bank, noisy_utterance
 from tf_jointctc.model import build_model, make_optimizer
 from tf_jointctc.text import Vocabulary
 from tf_jointctc.training import atomic, shared_cache
@@ -108,7 +111,8 @@ def train(
     Raises:
       TrainingError: `NoUsableDataError` or `SharedCacheTimeoutError` (data preparation), `NonFiniteLossError`
         (`train.max_non_finite_steps` non-finite losses in a row), `ConfigError` (a setting training cannot
-        honour: a time budget under several workers, a weight-average decay outside [0, 1), negative threads).
+        honour: a time budget under several workers, a weight-average decay outside [0, 1), negative threads,
+        bad `data.train_noise` settings or train noise with cached features).
     """
 
     started = time.time()
@@ -122,6 +126,7 @@ def train(
     ema_decay = float(config.train.get("ema_decay", 0.0))
     if not 0.0 <= ema_decay < 1.0:
         raise ConfigError(f"train.ema_decay must be in [0, 1) (0: no weight average), got {ema_decay}")
+    noise_settings = train_noise_settings(config)
     if cpu_devices > 1:
         split_cpu(cpu_devices)
     strategy = make_strategy(strategy_name, tpu)
@@ -177,6 +182,7 @@ def train(
         logging.info("caching the features of %d train utterances in memory (~%.0f MB) during the first pass",
                      prepared["train"]["num_utterances"], _feature_cache_megabytes(prepared["train"]))
 
+    augmentation = train_noise_augmentation(noise_settings, train_shards, prepared["train"]["num_utterances"])
     shuffle_buffer = shuffle_buffer_size(config.train.shuffle_buffer, prepared["train"]["num_utterances"])
 
     def train_data(epoch: int, start_batch: int) -> tf.data.Dataset:
@@ -187,12 +193,14 @@ def train(
                 train_shards, batch_size=config.train.batch_size, seed=config.seed,
                 start_batch=epoch * steps_per_epoch + start_batch, shuffle_buffer=shuffle_buffer,
                 bucket_boundaries=boundaries, max_frames_per_batch=max_frames, cached_utterances=cached_utterances,
+                augmentation=augmentation,
             )
         else:
             dataset = make_epoch_dataset(
                 train_shards, epoch=epoch, batch_size=config.train.batch_size, seed=config.seed,
                 start_batch=start_batch, repeat=distributed, shuffle_buffer=shuffle_buffer,
                 bucket_boundaries=boundaries, max_frames_per_batch=max_frames, cached_utterances=cached_utterances,
+                augmentation=augmentation,
             )
         return dataset.with_options(options) if options is not None else dataset
 
@@ -282,6 +290,35 @@ def _estimated_steps_per_pass(config: ml_collections.ConfigDict, summary: dict) 
 def _feature_cache_megabytes(summary: dict) -> float:
     """Memory that `data.cache_features` takes for a prepared data set: 120 float32 per 10 ms frame."""
     return summary.get("total_seconds", 0.0) * 100 * features.FEATURE_DIM * 4 / 2**20
+
+
+def train_noise_settings(config: ml_collections.ConfigDict) -> TrainNoise:
+    """`data.train_noise`, checked before any work.
+
+    Raises:
+      ConfigError: bad settings, or noise drawn (a positive probability) with the features cached
+        (`data.cache_features`), which would keep the first pass' noise.
+    """
+    try:
+        settings = TrainNoise.from_config(config.data.get("train_noise"))
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
+    if settings.enabled and config.data.get("cache_features", False):
+        raise ConfigError("data.train_noise mixes new noise into the waveforms in every pass, so their features "
+                          "cannot be cached: set data.cache_features=False")
+    return settings
+
+
+def train_noise_augmentation(settings: TrainNoise, train_shards: list[str],
+                             num_utterances: int) -> UtteranceAugmentation | None:
+    """The training stream's per-pass augmentation for `settings` (None when its probability is 0), with its
+    babble bank read from the train shards."""
+    if not settings.enabled:
+        return None
+    bank = babble_bank(train_shards, num_utterances, settings.babble_bank) if settings.uses_babble else None
+    logging.info("train noise drawn anew each pass: %s%s", settings,
+                 f", babble bank of {len(bank.lengths)} train utterances" if bank is not None else "")
+    return functools.partial(noisy_utterance, settings=settings, bank=bank)
 
 
 def shuffle_buffer_size(setting: int, num_utterances: int) -> int:
