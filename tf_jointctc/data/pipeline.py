@@ -1,6 +1,7 @@
 """The tf.data input pipeline: TFRecord shards -> padded batches of features and labels.
 
-parse -> (training: shuffle) -> batch (training: optionally bucketed by length) -> features per batch -> prefetch.
+parse -> (training: shuffle, then an optional per-pass augmentation such as `data.train_noise`) -> batch (training:
+optionally bucketed by length) -> features per batch -> prefetch.
 Features are computed inside the pipeline from the batched waveform with `features.FeatureExtractor`, the same
 layer the exported model runs, so training and serving cannot disagree.
 
