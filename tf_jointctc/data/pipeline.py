@@ -152,7 +152,8 @@ def make_training_stream(
 
     `augmentation`: applied to every utterance of a pass before batching (noise drawn anew in each pass,
     `data.train_noise`), seeded by `[pass seed, position in the pass]`, so the stream stays the same whenever
-    built. It needs the features computed per batch: not with `cached_utterances` (ValueError).
+    built; skipped batches then cost the augmentation of their utterances too. It needs the features computed
+    per batch: not with `cached_utterances` (ValueError).
     """
     _check_augmentation(augmentation, cached_utterances)
     paths = resolve_shards(files)
