@@ -1,9 +1,10 @@
 """Training steps per second on the built-in corpus with features computed for every batch (the live pipeline)
-against features cached in memory (`data.cache_features`), in one process, phases interleaved. Prints one JSON
-line.
+against features cached in memory (`data.cache_features`), and with `--train_noise P` also live batches with
+noise drawn anew each pass (`data.train_noise.probability` P, the config's other noise settings), in one process,
+phases interleaved. Prints one JSON line.
 
   python bench/feature_cache.py [--shards data/cache/train] [--config configs/demo.py] [--rounds 4]
-                                [--steps 40] [--threads 2]
+                                [--steps 40] [--threads 2] [--intra_threads N] [--train_noise P]
 
 Both streams are the trainer's (`make_training_stream` with the config's batch size, frame cap and the length
 buckets `jointctc-train` uses); the cache is filled by one pass before timing. Each round times `--steps` full
@@ -30,18 +31,21 @@ def main() -> None:
     parser.add_argument("--config", default="configs/demo.py")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--steps", type=int, default=40, help="timed steps per stream and round")
-    parser.add_argument("--threads", type=int, default=2, help="intra-op threads (inter-op: same)")
+    parser.add_argument("--threads", type=int, default=2, help="inter-op threads (and intra-op, by default)")
+    parser.add_argument("--intra_threads", type=int, default=0, help="intra-op threads (0: --threads; demo: 1)")
+    parser.add_argument("--train_noise", type=float, default=0.0,
+                        help="also time a live stream with data.train_noise.probability P (0: not timed)")
     args = parser.parse_args()
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_intra_op_parallelism_threads(args.intra_threads or args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     from tf_jointctc.data.pipeline import cached_utterance_features, make_training_stream, resolve_shards
     from tf_jointctc.model import build_model, make_optimizer
     from tf_jointctc.text import Vocabulary
-    from tf_jointctc.training.loop import length_bucket_boundaries
+    from tf_jointctc.training.loop import length_bucket_boundaries, train_noise_augmentation, train_noise_settings
 
     config = load_config(args.config)
     config.loss.ctc_warmup_steps = 0
@@ -63,6 +67,11 @@ def main() -> None:
         "live": iter(make_training_stream(shards, **stream_args)),
         "cached": iter(make_training_stream(shards, cached_utterances=cache, **stream_args)),
     }
+    if args.train_noise:
+        config.data.cache_features = False
+        config.data.train_noise.probability = args.train_noise
+        noise = train_noise_augmentation(train_noise_settings(config), shards, summary["num_utterances"])
+        streams["noisy"] = iter(make_training_stream(shards, augmentation=noise, **stream_args))
 
     model = build_model(config.model, config.loss, Vocabulary())
     model.compile(optimizer=make_optimizer(config.optimizer, total_steps=10**6))
@@ -77,18 +86,26 @@ def main() -> None:
     for name in streams:  # trace the step's shapes
         run(name, 10)
     per_step: dict[str, list[float]] = {name: [] for name in streams}
+    names = list(streams)
     for r in range(args.rounds):
-        for name in (("live", "cached") if r % 2 == 0 else ("cached", "live")):
+        for name in (names if r % 2 == 0 else names[::-1]):
             per_step[name].append(run(name, args.steps))
-    live, cached = statistics.median(per_step["live"]), statistics.median(per_step["cached"])
+    median = {name: statistics.median(values) for name, values in per_step.items()}
+    live, cached = median["live"], median["cached"]
+    noisy = {}
+    if "noisy" in median:
+        noisy = {"noisy_seconds_per_step": round(median["noisy"], 4),
+                 "noisy_over_cached": round(median["noisy"] / cached, 3), "train_noise": args.train_noise}
     print(json.dumps({
         "benchmark": "feature_cache",
         "live_seconds_per_step": round(live, 4),
         "cached_seconds_per_step": round(cached, 4),
         "speedup": round(live / cached, 3),
+        **noisy,
         "rounds": {name: [round(s, 4) for s in values] for name, values in per_step.items()},
         "steps_per_round": args.steps, "cache_fill_seconds": round(fill_seconds, 1),
         "utterances": summary["num_utterances"], "config": args.config, "threads": args.threads,
+        "intra_threads": args.intra_threads or args.threads,
         "machine": f"{platform.machine()} {os.cpu_count()} cpus",
     }))
 
