@@ -4,6 +4,7 @@ invariance, and a stream that a resumed run continues exactly."""
 from __future__ import annotations
 
 import collections
+import functools
 import os
 
 import numpy as np
@@ -21,6 +22,7 @@ from tf_jointctc.data.pipeline import (
     resolve_shards,
 )
 from tf_jointctc.data.tfrecord import prepare_dataset
+from tf_jointctc.data.train_noise import TrainNoise, noisy_utterance
 from tf_jointctc.text import Vocabulary
 
 VOCAB = Vocabulary()
@@ -294,10 +296,6 @@ def test_training_stream_with_noise_draws_it_anew_each_pass_and_a_rebuilt_stream
     """`augmentation` (`data.train_noise`): the stream's batches hold the same utterances as without it, each
     utterance's features differ from the clean ones and from pass to pass, and a rebuilt stream (a resumed run)
     gives exactly the same features from its start batch on."""
-    import functools
-
-    from tf_jointctc.data.train_noise import TrainNoise, noisy_utterance
-
     paths, _ = prepared
     noise = functools.partial(noisy_utterance, settings=TrainNoise(probability=1.0, kinds=("white",), weights=(1.0,)))
     kwargs = {"batch_size": 3, "seed": 1, "shuffle_buffer": 16, "bucket_boundaries": [100, 160]}

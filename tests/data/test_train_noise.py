@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from tf_jointctc.config import base_config
 from tf_jointctc.data import train_noise as tn
-from tf_jointctc.data.synth import augment
+from tf_jointctc.data.synth import SynthConfig, augment
 from tf_jointctc.data.tfrecord import prepare_dataset
 from tf_jointctc.text import Vocabulary
 
@@ -142,6 +142,14 @@ def test_settings_from_the_config_have_the_dataclasss_defaults():
     with pytest.raises(ValueError, match="unknown data.train_noise keys"):
         tn.TrainNoise.from_config({"snr": 3})
     assert not tn.TrainNoise(kinds=("babble", "white"), weights=(0.0, 1.0)).uses_babble
+
+
+def test_default_settings_draw_as_the_corpus_builder_draws_its_train_noise():
+    synth = SynthConfig()
+    ours = tn.TrainNoise()
+    assert (ours.probability, ours.snr_db, ours.kinds, ours.weights, ours.babble_talkers, ours.babble_bank) == (
+        0.0, synth.train_snr_db, synth.train_noise_types, synth.train_noise_weights, synth.babble_talkers,
+        synth.babble_bank)
 
 
 def test_babble_bank_spreads_over_the_shards_and_cuts_long_sources(tmp_path):

@@ -21,13 +21,14 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
+from tf_jointctc.data.synth import augment
+from tf_jointctc.data.synth.augment import LOWEST_SHAPED_HZ, PEAK, SAMPLE_RATE
 from tf_jointctc.data.tfrecord import parse_example
 
-SAMPLE_RATE = 16000
-NOISE_EXPONENTS = {"white": 0.0, "pink": 1.0, "brown": 2.0}  # power spectrum ~ 1 / f**exponent
+# The corpus builder's noise (numpy, no TensorFlow): power spectrum ~ 1 / f**exponent per colour, flat below
+# LOWEST_SHAPED_HZ; mixtures scaled down to PEAK.
+NOISE_EXPONENTS = augment.NOISE_COLOURS
 KINDS = ("babble", *NOISE_EXPONENTS)
-PEAK = 0.95
-_LOWEST_SHAPED_HZ = 20.0  # coloured noise is not boosted below this frequency (no DC drift)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,8 +107,9 @@ def babble_bank(shards: Sequence[str | os.PathLike], num_utterances: int, size: 
     `max_seconds`."""
     stride = max(1, int(num_utterances) // max(1, int(size)))
     max_samples = int(max_seconds * SAMPLE_RATE)
-    records = tf.data.TFRecordDataset([os.fspath(path) for path in shards]).map(parse_example)
-    chosen = records.enumerate().filter(lambda i, _: i % stride == 0).take(int(size))
+    records = tf.data.TFRecordDataset([os.fspath(path) for path in shards])
+    chosen = records.enumerate().filter(lambda i, _: i % stride == 0).take(int(size))  # parse only the chosen
+    chosen = chosen.map(lambda i, record: (i, parse_example(record)))
     sources = [example["waveform"].numpy()[: min(int(example["num_samples"]), max_samples)]
                for _, example in chosen]
     sources = [s for s in sources if s.size]
@@ -126,7 +128,7 @@ def coloured_noise(seed: tf.Tensor, num_samples: tf.Tensor, exponent: float) -> 
     noise = tf.random.stateless_normal([num_samples], seed=seed, dtype=tf.float32)
     if exponent:
         bins = tf.range(num_samples // 2 + 1, dtype=tf.float32)
-        freqs = tf.maximum(bins * (SAMPLE_RATE / tf.cast(tf.maximum(num_samples, 1), tf.float32)), _LOWEST_SHAPED_HZ)
+        freqs = tf.maximum(bins * (SAMPLE_RATE / tf.cast(tf.maximum(num_samples, 1), tf.float32)), LOWEST_SHAPED_HZ)
         spectrum = tf.signal.rfft(noise, fft_length=[num_samples])
         noise = tf.signal.irfft(spectrum / tf.cast(freqs ** (exponent / 2.0), tf.complex64), fft_length=[num_samples])
     return _unit_power(noise)

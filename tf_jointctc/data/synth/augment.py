@@ -6,6 +6,8 @@ import numpy as np
 
 SAMPLE_RATE = 16000
 NOISE_COLOURS = {"white": 0.0, "pink": 1.0, "brown": 2.0}  # power spectrum ~ 1 / f**exponent
+LOWEST_SHAPED_HZ = 20.0  # coloured noise is not boosted below this frequency (no DC drift)
+PEAK = 0.95  # `limit_peak`'s default: no clipping in 16-bit files
 
 
 def power(x: np.ndarray) -> float:
@@ -48,7 +50,7 @@ def coloured_noise(rng: np.random.Generator, n: int, colour: str, rate: int = SA
     white = rng.standard_normal(n)
     if exponent:
         spectrum = np.fft.rfft(white)
-        freqs = np.maximum(np.fft.rfftfreq(n, 1.0 / rate), 20.0)  # no boost below 20 Hz (no DC drift)
+        freqs = np.maximum(np.fft.rfftfreq(n, 1.0 / rate), LOWEST_SHAPED_HZ)
         white = np.fft.irfft(spectrum / freqs ** (exponent / 2), n)
     return white / np.sqrt(max(power(white), 1e-20))
 
@@ -76,7 +78,7 @@ def mix_at_snr(speech: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarr
     return (speech + scale_noise(speech, noise, snr_db)).astype(speech.dtype, copy=False)
 
 
-def limit_peak(audio: np.ndarray, peak: float = 0.95) -> np.ndarray:
+def limit_peak(audio: np.ndarray, peak: float = PEAK) -> np.ndarray:
     """Scales the whole signal down (never up) so its peak is at most `peak`: no clipping in 16-bit files."""
     top = float(np.max(np.abs(audio))) if audio.size else 0.0
     return audio * (peak / top) if top > peak else audio
