@@ -63,4 +63,15 @@ def test_paper_configs_carry_section_3_2(name):
     assert encoder.input_stack == 1 and encoder.input_dims == 0 and config.loss.label_smoothing == 0.0
     assert config.optimizer.schedule == "constant" and config.train.steps_per_epoch == 0
     assert config.train.max_frames_per_batch == 0
+    assert config.data.train_noise.probability == 0.0 and config.train.shuffle_buffer == 2000
     assert config.decode.length_penalty == (0.3 if name == "chime4" else 0.1)
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_every_config_passes_the_train_noise_check(path):
+    """What `jointctc-train` checks before any work: noise drawn each pass needs the features computed per batch."""
+    from tf_jointctc.training.loop import train_noise_settings
+
+    settings = train_noise_settings(load(path))
+    if path.stem == "demo":  # row tn of docs/accuracy.md, over the clean train split `make demo` builds
+        assert settings.probability == 0.5

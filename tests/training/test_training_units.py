@@ -177,7 +177,7 @@ def test_train_refuses_negative_threads_before_any_work(tiny_corpus, tmp_path):
 
 
 @pytest.mark.parametrize("overrides, message", [
-    ({"data.train_noise.probability": 0.5}, "cannot be cached"),  # demo.py caches the features
+    ({"data.train_noise.probability": 0.5}, "cannot be cached"),  # tiny_config caches the features
     ({"data.cache_features": False, "data.train_noise.snr_db": (9.0, 3.0)}, "snr_db"),
 ])
 def test_train_refuses_bad_train_noise_before_any_work(tiny_corpus, tmp_path, overrides, message):
