@@ -35,6 +35,11 @@ def base_config() -> ml_collections.ConfigDict:
         "babble_talkers": (3, 6),
         "babble_bank": 40,
     })
+    # Speed perturbation drawn anew each pass (not in the paper; data/speed_perturbation.py): every train
+    # utterance is played at a speed drawn uniformly from these factors (Kaldi's and ESPnet's 0.9, 1.0, 1.1),
+    # band-limited, so duration, pitch and formants scale together; (1.0,) is off. Needs data.cache_features =
+    # False.
+    config.data.speed_perturbation = (1.0,)
     # Multi-worker runs with a shared cache_dir: the chief prepares it, the other workers wait this long for it.
     config.data.cache_wait_seconds = 3600.0
 

@@ -3,6 +3,7 @@ images."""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -179,6 +180,8 @@ def test_train_refuses_negative_threads_before_any_work(tiny_corpus, tmp_path):
 @pytest.mark.parametrize("overrides, message", [
     ({"data.train_noise.probability": 0.5}, "cannot be cached"),  # tiny_config caches the features
     ({"data.cache_features": False, "data.train_noise.snr_db": (9.0, 3.0)}, "snr_db"),
+    ({"data.speed_perturbation": (0.9, 1.0, 1.1)}, "cannot be cached"),
+    ({"data.cache_features": False, "data.speed_perturbation": (0.3, 1.0)}, r"\[0.5, 2\]"),
 ])
 def test_train_refuses_bad_train_noise_before_any_work(tiny_corpus, tmp_path, overrides, message):
     with pytest.raises(ConfigError, match=message):
@@ -268,3 +271,23 @@ def test_shuffle_buffer_zero_is_the_whole_train_split():
     assert shuffle_buffer_size(0, 0) == 1
     with pytest.raises(ValueError, match="shuffle_buffer"):
         shuffle_buffer_size(-1, 10)
+
+
+def test_train_augmentation_is_speed_then_noise_and_none_when_both_are_off():
+    from tf_jointctc.data.train_noise import TrainNoise, noisy_utterance
+    from tf_jointctc.training.loop import train_augmentation
+
+    waveform = np.sin(np.arange(16000) * 0.05).astype(np.float32) * 0.5
+    example = {"waveform": tf.constant(waveform), "num_samples": tf.constant(16000), "labels": tf.constant([1, 2])}
+    seed = tf.constant([3, 0], tf.int64)
+    noise = functools.partial(noisy_utterance, settings=TrainNoise(probability=1.0, kinds=("white",),
+                                                                   weights=(1.0,)))
+    assert train_augmentation(None, (1.0,), 3) is None
+    assert train_augmentation(noise, (1.0,), 3) is noise
+    speed_only = train_augmentation(None, (1.25,), 3)(example, seed)
+    both = train_augmentation(noise, (1.25,), 3)(example, seed)
+    assert int(speed_only["num_samples"]) == int(both["num_samples"]) == 12800
+    np.testing.assert_allclose(both["waveform"].numpy() - speed_only["waveform"].numpy(),
+                               noise(speed_only, seed)["waveform"].numpy() - speed_only["waveform"].numpy(),
+                               atol=1e-6)
+    assert np.abs(both["waveform"].numpy() - speed_only["waveform"].numpy()).max() > 0.01

@@ -357,8 +357,8 @@ def _records(paths: list[str], shuffle_seed: Any = None, reshuffle_each_iteratio
 def _check_augmentation(augmentation: UtteranceAugmentation | None,
                         cached_utterances: tf.data.Dataset | None) -> None:
     if augmentation is not None and cached_utterances is not None:
-        raise ValueError("a per-pass augmentation (data.train_noise) changes the waveforms in every pass, so their "
-                         "features cannot be cached: set data.cache_features=False")
+        raise ValueError("a per-pass augmentation (data.train_noise, data.speed_perturbation) changes the waveforms "
+                         "in every pass, so their features cannot be cached: set data.cache_features=False")
 
 
 def _checked_boundaries(bucket_boundaries: Sequence[int]) -> list[int]:

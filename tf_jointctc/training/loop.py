@@ -24,6 +24,7 @@ from tf_jointctc.data import (
     make_epoch_dataset,
     make_training_stream,
     prepare_dataset,
+    speed_perturbation,
 )
 from tf_jointctc.data.pipeline import UtteranceAugmentation
 from tf_jointctc.data.tfrecord import cache_fingerprint
@@ -112,7 +113,7 @@ def train(
       TrainingError: `NoUsableDataError` or `SharedCacheTimeoutError` (data preparation), `NonFiniteLossError`
         (`train.max_non_finite_steps` non-finite losses in a row), `ConfigError` (a setting training cannot
         honour: a time budget under several workers, a weight-average decay outside [0, 1), negative threads,
-        bad `data.train_noise` settings or train noise with cached features).
+        bad `data.train_noise` or `data.speed_perturbation` settings, or either with cached features).
     """
 
     started = time.time()
@@ -127,6 +128,7 @@ def train(
     if not 0.0 <= ema_decay < 1.0:
         raise ConfigError(f"train.ema_decay must be in [0, 1) (0: no weight average), got {ema_decay}")
     noise_settings = train_noise_settings(config)
+    speed_factors = speed_perturbation_factors(config)
     if cpu_devices > 1:
         split_cpu(cpu_devices)
     strategy = make_strategy(strategy_name, tpu)
@@ -182,7 +184,9 @@ def train(
         logging.info("caching the features of %d train utterances in memory (~%.0f MB) during the first pass",
                      prepared["train"]["num_utterances"], _feature_cache_megabytes(prepared["train"]))
 
-    augmentation = train_noise_augmentation(noise_settings, train_shards, prepared["train"]["num_utterances"])
+    augmentation = train_augmentation(
+        train_noise_augmentation(noise_settings, train_shards, prepared["train"]["num_utterances"]),
+        speed_factors, encoder_time_reduction(config))
     shuffle_buffer = shuffle_buffer_size(config.train.shuffle_buffer, prepared["train"]["num_utterances"])
 
     def train_data(epoch: int, start_batch: int) -> tf.data.Dataset:
@@ -319,6 +323,37 @@ def train_noise_augmentation(settings: TrainNoise, train_shards: list[str],
     logging.info("train noise drawn anew each pass: %s%s", settings,
                  f", babble bank of {len(bank.lengths)} train utterances" if bank is not None else "")
     return functools.partial(noisy_utterance, settings=settings, bank=bank)
+
+
+def speed_perturbation_factors(config: ml_collections.ConfigDict) -> tuple[float, ...]:
+    """`data.speed_perturbation`, checked before any work.
+
+    Raises:
+      ConfigError: a factor outside [0.5, 2], or a perturbation (a factor other than 1) with the features cached
+        (`data.cache_features`), which would keep the first pass' speeds.
+    """
+    try:
+        factors = speed_perturbation.checked_factors(config.data.get("speed_perturbation", (1.0,)))
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
+    if speed_perturbation.is_enabled(factors) and config.data.get("cache_features", False):
+        raise ConfigError("data.speed_perturbation draws a new speed for every utterance in every pass, so their "
+                          "features cannot be cached: set data.cache_features=False")
+    return factors
+
+
+def train_augmentation(noise: UtteranceAugmentation | None, speed_factors: tuple[float, ...],
+                       subsampling: int) -> UtteranceAugmentation | None:
+    """The training stream's per-pass augmentation: speed perturbation by `speed_factors` (none when all are 1;
+    `subsampling` feature frames per encoder frame), then `noise` (`train_noise_augmentation`'s). None: neither."""
+    if not speed_perturbation.is_enabled(speed_factors):
+        return noise
+    logging.info("speed perturbation drawn anew each pass from factors %s", list(speed_factors))
+    speed = functools.partial(speed_perturbation.speed_perturbed_utterance, factors=speed_factors,
+                              subsampling=subsampling)
+    if noise is None:
+        return speed
+    return lambda example, seed: noise(speed(example, seed), seed)
 
 
 def shuffle_buffer_size(setting: int, num_utterances: int) -> int:
