@@ -1,10 +1,12 @@
 """Training steps per second on the built-in corpus with features computed for every batch (the live pipeline)
 against features cached in memory (`data.cache_features`), and with `--train_noise P` also live batches with
-noise drawn anew each pass (`data.train_noise.probability` P, the config's other noise settings), in one process,
-phases interleaved. Prints one JSON line.
+noise drawn anew each pass (`data.train_noise.probability` P, the config's other noise settings), and with
+`--speed_perturbation F,F,...` live batches with speeds drawn anew each pass (`data.speed_perturbation`; on top of
+the noise when both are given), in one process, phases interleaved. Prints one JSON line.
 
   python bench/feature_cache.py [--shards data/cache/train] [--config configs/demo.py] [--rounds 4]
                                 [--steps 40] [--threads 2] [--intra_threads N] [--train_noise P]
+                                [--speed_perturbation 0.9,1.0,1.1]
 
 Both streams are the trainer's (`make_training_stream` with the config's batch size, frame cap and the length
 buckets `jointctc-train` uses); the cache is filled by one pass before timing. Each round times `--steps` full
@@ -35,6 +37,8 @@ def main() -> None:
     parser.add_argument("--intra_threads", type=int, default=0, help="intra-op threads (0: --threads; demo: 1)")
     parser.add_argument("--train_noise", type=float, default=0.0,
                         help="also time a live stream with data.train_noise.probability P (0: not timed)")
+    parser.add_argument("--speed_perturbation", default="",
+                        help="also time a live stream with these data.speed_perturbation factors (and the noise)")
     args = parser.parse_args()
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -42,10 +46,17 @@ def main() -> None:
 
     tf.config.threading.set_intra_op_parallelism_threads(args.intra_threads or args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    from tf_jointctc.config import encoder_time_reduction
     from tf_jointctc.data.pipeline import cached_utterance_features, make_training_stream, resolve_shards
     from tf_jointctc.model import build_model, make_optimizer
     from tf_jointctc.text import Vocabulary
-    from tf_jointctc.training.loop import length_bucket_boundaries, train_noise_augmentation, train_noise_settings
+    from tf_jointctc.training.loop import (
+        length_bucket_boundaries,
+        speed_perturbation_factors,
+        train_augmentation,
+        train_noise_augmentation,
+        train_noise_settings,
+    )
 
     config = load_config(args.config)
     config.loss.ctc_warmup_steps = 0
@@ -67,11 +78,15 @@ def main() -> None:
         "live": iter(make_training_stream(shards, **stream_args)),
         "cached": iter(make_training_stream(shards, cached_utterances=cache, **stream_args)),
     }
-    if args.train_noise:
-        config.data.cache_features = False
-        config.data.train_noise.probability = args.train_noise
-        noise = train_noise_augmentation(train_noise_settings(config), shards, summary["num_utterances"])
+    config.data.cache_features = False
+    config.data.train_noise.probability = args.train_noise
+    noise = train_noise_augmentation(train_noise_settings(config), shards, summary["num_utterances"])
+    if noise is not None:
         streams["noisy"] = iter(make_training_stream(shards, augmentation=noise, **stream_args))
+    if args.speed_perturbation:
+        config.data.speed_perturbation = tuple(float(f) for f in args.speed_perturbation.split(","))
+        speed = train_augmentation(noise, speed_perturbation_factors(config), encoder_time_reduction(config))
+        streams["speed"] = iter(make_training_stream(shards, augmentation=speed, **stream_args))
 
     model = build_model(config.model, config.loss, Vocabulary())
     model.compile(optimizer=make_optimizer(config.optimizer, total_steps=10**6))
@@ -96,6 +111,10 @@ def main() -> None:
     if "noisy" in median:
         noisy = {"noisy_seconds_per_step": round(median["noisy"], 4),
                  "noisy_over_cached": round(median["noisy"] / cached, 3), "train_noise": args.train_noise}
+    if "speed" in median:
+        noisy.update({"speed_seconds_per_step": round(median["speed"], 4),
+                      "speed_over_cached": round(median["speed"] / cached, 3),
+                      "speed_perturbation": args.speed_perturbation})
     print(json.dumps({
         "benchmark": "feature_cache",
         "live_seconds_per_step": round(live, 4),
