@@ -30,7 +30,7 @@ def _peak_hz(x: np.ndarray) -> float:
 @pytest.mark.parametrize("factor", [0.9, 1.1, 0.8, 1.25])
 def test_resample_scales_frequency_and_duration_by_the_factor_and_keeps_the_amplitude(factor):
     tone = _tone(1000.0)
-    out = sp.resample(tone, factor).numpy()
+    out = sp.resample(tone, *sp.as_ratio(factor)).numpy()
     assert out.shape == (round(len(tone) / factor),)
     assert _peak_hz(out) == pytest.approx(1000.0 * factor, abs=2.0)
     rms = np.sqrt(np.mean(out[1000:-1000] ** 2))
@@ -39,8 +39,13 @@ def test_resample_scales_frequency_and_duration_by_the_factor_and_keeps_the_ampl
 
 def test_resample_drops_what_a_speed_up_pushes_past_the_nyquist_frequency():
     """A 7.6 kHz tone at 1.1x would sit at 8.36 kHz: it is removed, not folded back to 7.64 kHz."""
-    out = sp.resample(_tone(7600.0), 1.1).numpy()
+    out = sp.resample(_tone(7600.0), 11, 10).numpy()
     assert np.sqrt(np.mean(out[1000:-1000] ** 2)) < 0.01
+
+
+def test_factors_become_small_ratios():
+    assert sp.as_ratio(0.9) == (9, 10) and sp.as_ratio(1.1) == (11, 10) and sp.as_ratio(1.0) == (1, 1)
+    assert sp.as_ratio(0.95) == (19, 20) and sp.as_ratio(1 / 3) == (1, 3)
 
 
 def test_ctc_min_frames_is_text_ctc_min_frames():

@@ -8,7 +8,8 @@ every utterance in every pass from stateless random ops seeded by `[pass seed, p
 continues it exactly.
 
 Resampling is band-limited: the zero-padded waveform's spectrum is cut (faster: the content pushed above 8 kHz
-is dropped, as a low-pass filter would) or zero-extended (slower), then transformed back at the new length.
+is dropped, as a low-pass filter would) or zero-extended (slower), then transformed back at the new length. A
+factor is used as the nearest ratio with a denominator of at most 100 (0.9 = 9 / 10 exactly).
 
 An utterance keeps its speed (factor 1) when the drawn factor would leave its encoder fewer frames than CTC
 needs for its labels: a perturbation never makes a usable utterance unusable, and never drops one.
@@ -16,6 +17,7 @@ needs for its labels: a perturbation never makes a usable utterance unusable, an
 
 from __future__ import annotations
 
+import fractions
 from collections.abc import Sequence
 
 import numpy as np
@@ -47,31 +49,44 @@ def is_enabled(factors: Sequence[float]) -> bool:
     return any(float(f) != 1.0 for f in factors)
 
 
-def perturbed_length(num_samples: tf.Tensor, factor: tf.Tensor) -> tf.Tensor:
-    """Samples of an utterance of `num_samples` played `factor` times as fast: round(num_samples / factor), int32."""
-    return tf.cast(tf.round(tf.cast(num_samples, tf.float32) / tf.cast(factor, tf.float32)), tf.int32)
+def as_ratio(factor: float) -> tuple[int, int]:
+    """`factor` as numerator / denominator with a denominator of at most 100 (0.9 -> (9, 10), 1.1 -> (11, 10)):
+    the resampler's transform lengths are then multiples of both and a power of two."""
+    ratio = fractions.Fraction(float(factor)).limit_denominator(100)
+    return ratio.numerator, ratio.denominator
 
 
-def resample(waveform: tf.Tensor, factor: tf.Tensor) -> tf.Tensor:
-    """`waveform` float32 [S] played `factor` times as fast: float32 [round(S / factor)], band-limited.
+def perturbed_length(num_samples: tf.Tensor, numerator: tf.Tensor, denominator: tf.Tensor) -> tf.Tensor:
+    """Samples of an utterance of `num_samples` played numerator / denominator times as fast:
+    round(num_samples * denominator / numerator), int32."""
+    return tf.cast(tf.round(tf.cast(num_samples, tf.float32) * tf.cast(denominator, tf.float32)
+                            / tf.cast(numerator, tf.float32)), tf.int32)
 
-    The waveform is zero-padded by at least `PAD_SAMPLES` to a power of two (so the transform's circular wrap
-    falls in silence, at a fast transform length), its spectrum truncated or zero-extended to the new length and
-    scaled to keep the amplitude.
+
+def resample(waveform: tf.Tensor, numerator: tf.Tensor | int, denominator: tf.Tensor | int) -> tf.Tensor:
+    """`waveform` float32 [S] played numerator / denominator times as fast (`as_ratio`): float32
+    [round(S * denominator / numerator)], band-limited.
+
+    The waveform is zero-padded by at least `PAD_SAMPLES` (so the transform's circular wrap falls in silence) to
+    numerator * 2**k samples; its spectrum, truncated or zero-extended to denominator * 2**k samples and scaled to
+    keep the amplitude, is transformed back. Both lengths factor into small primes, which keeps the transforms
+    fast (an arbitrary length costs up to 2.5x as much).
     """
     waveform = tf.convert_to_tensor(waveform, tf.float32)
+    numerator = tf.cast(numerator, tf.int32)
+    denominator = tf.cast(denominator, tf.int32)
     num_samples = tf.shape(waveform)[0]
-    factor = tf.cast(factor, tf.float32)
-    padded = tf.cast(2 ** tf.math.ceil(tf.math.log(tf.cast(num_samples + PAD_SAMPLES, tf.float32)) / np.log(2.0)),
-                     tf.int32)
-    padded_out = perturbed_length(padded, factor)
+    octaves = tf.math.ceil(tf.math.log(tf.cast(num_samples + PAD_SAMPLES, tf.float32)
+                                       / tf.cast(numerator, tf.float32)) / np.log(2.0))
+    power = tf.cast(2.0 ** octaves, tf.int32)
+    padded, padded_out = numerator * power, denominator * power
     spectrum = tf.signal.rfft(tf.pad(waveform, [[0, padded - num_samples]]), fft_length=[padded])  # [P/2 + 1]
     bins_out = padded_out // 2 + 1
     kept = tf.minimum(tf.shape(spectrum)[0], bins_out)
     spectrum = tf.pad(spectrum[:kept], [[0, bins_out - kept]])
     scale = tf.cast(padded_out, tf.float32) / tf.cast(padded, tf.float32)
     out = tf.signal.irfft(spectrum * tf.cast(scale, tf.complex64), fft_length=[padded_out])
-    return out[: perturbed_length(num_samples, factor)]
+    return out[: perturbed_length(num_samples, numerator, denominator)]
 
 
 def ctc_min_frames(labels: tf.Tensor) -> tf.Tensor:
@@ -92,12 +107,13 @@ def speed_perturbed_utterance(example: dict[str, tf.Tensor], seed: tf.Tensor, fa
         return example
     draw_seed = tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), SEED_SALT)
     index = tf.random.stateless_uniform([], seed=draw_seed, maxval=len(factors), dtype=tf.int32)
-    factor = tf.gather(tf.constant(factors, tf.float32), index)
+    numerator, denominator = tf.unstack(tf.gather(tf.constant([as_ratio(f) for f in factors], tf.int32), index))
     num_samples = tf.shape(example["waveform"])[0]
-    new_length = perturbed_length(num_samples, factor)
+    new_length = perturbed_length(num_samples, numerator, denominator)
     frames = features.num_frames(new_length)
     encoder_frames = (frames + int(subsampling) - 1) // int(subsampling)
     usable = tf.logical_and(encoder_frames >= ctc_min_frames(example["labels"]), num_samples > 0)
-    apply = tf.logical_and(usable, tf.not_equal(factor, 1.0))
-    waveform = tf.cond(apply, lambda: resample(example["waveform"], factor), lambda: example["waveform"])
+    apply = tf.logical_and(usable, tf.not_equal(numerator, denominator))
+    waveform = tf.cond(apply, lambda: resample(example["waveform"], numerator, denominator),
+                       lambda: example["waveform"])
     return {**example, "waveform": waveform, "num_samples": tf.shape(waveform)[0]}
