@@ -21,6 +21,7 @@ from tf_jointctc.data.pipeline import (
     make_training_stream,
     resolve_shards,
 )
+from tf_jointctc.data.speed_perturbation import speed_perturbed_utterance
 from tf_jointctc.data.tfrecord import prepare_dataset
 from tf_jointctc.data.train_noise import TrainNoise, noisy_utterance
 from tf_jointctc.text import Vocabulary
@@ -322,3 +323,28 @@ def test_training_stream_with_noise_draws_it_anew_each_pass_and_a_rebuilt_stream
         np.testing.assert_array_equal(a["features"].numpy(), b["features"].numpy())
     with pytest.raises(ValueError, match="cache_features"):
         make_training_stream(paths, augmentation=noise, cached_utterances=cached_utterance_features(paths), **kwargs)
+
+
+def test_speed_perturbed_passes_hold_every_utterance_once_and_a_rebuilt_stream_repeats_them(prepared):
+    """`augmentation` (`data.speed_perturbation`): a pass (an epoch dataset) holds every utterance exactly once,
+    some at a new length, and a rebuilt stream (a resumed run) gives exactly the same batches from its start on."""
+    paths, expected = prepared
+    speed = functools.partial(speed_perturbed_utterance, factors=(0.8, 1.25), subsampling=4)
+    kwargs = {"batch_size": 3, "seed": 1, "shuffle_buffer": 16, "bucket_boundaries": [100, 160]}
+    tf.random.set_seed(1)
+    lengths = {}
+    for epoch in range(2):
+        batches = list(make_epoch_dataset(paths, epoch=epoch, augmentation=speed, **kwargs))
+        ids = [i for batch in batches for i in _ids(batch)]
+        assert sorted(ids) == sorted(expected)
+        for batch in batches:
+            lengths.update({(epoch, i): int(n) for i, n in zip(_ids(batch), batch["feature_lengths"].numpy())})
+    original = {uid: pcm.shape[0] for uid, (pcm, _) in expected.items()}
+    for (_, uid), frames in lengths.items():  # every utterance at one of the two speeds: none keeps its own
+        assert frames in [features.num_frames(round(original[uid] / f)) for f in (0.8, 1.25)]
+    assert any(lengths[(0, uid)] != lengths[(1, uid)] for uid in original)  # drawn anew each pass
+    stream = list(make_training_stream(paths, augmentation=speed, **kwargs).take(8))
+    resumed = list(make_training_stream(paths, augmentation=speed, start_batch=3, **kwargs).take(5))
+    for a, b in zip(resumed, stream[3:]):
+        assert _ids(a) == _ids(b)
+        np.testing.assert_array_equal(a["features"].numpy(), b["features"].numpy())
