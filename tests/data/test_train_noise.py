@@ -168,3 +168,20 @@ def test_babble_bank_spreads_over_the_shards_and_cuts_long_sources(tmp_path):
     assert len(levels) == 4
     for row, length in zip(bank.waveforms, bank.lengths):
         assert not row[length:].any()
+
+
+def test_next_power_of_two_is_the_smallest_power_at_or_above_n():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.integers(0, 2**24))
+    def check(n):
+        expected = 1
+        while expected < n:
+            expected *= 2
+        assert int(tn.next_power_of_two(tf.constant(n))) == expected
+
+    check()
+    for n in (2**k for k in range(25)):  # exact powers, where the float logarithm may round up
+        assert int(tn.next_power_of_two(tf.constant(n))) == n

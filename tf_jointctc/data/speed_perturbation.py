@@ -20,10 +20,10 @@ from __future__ import annotations
 import fractions
 from collections.abc import Sequence
 
-import numpy as np
 import tensorflow as tf
 
 from tf_jointctc import features
+from tf_jointctc.data.train_noise import next_power_of_two
 
 # The seed of `data.train_noise` for the same utterance and pass is folded with this to seed the speed draw.
 SEED_SALT = 1
@@ -76,9 +76,7 @@ def resample(waveform: tf.Tensor, numerator: tf.Tensor | int, denominator: tf.Te
     numerator = tf.cast(numerator, tf.int32)
     denominator = tf.cast(denominator, tf.int32)
     num_samples = tf.shape(waveform)[0]
-    octaves = tf.math.ceil(tf.math.log(tf.cast(num_samples + PAD_SAMPLES, tf.float32)
-                                       / tf.cast(numerator, tf.float32)) / np.log(2.0))
-    power = tf.cast(2.0 ** octaves, tf.int32)
+    power = next_power_of_two((num_samples + PAD_SAMPLES + numerator - 1) // numerator)
     padded, padded_out = numerator * power, denominator * power
     spectrum = tf.signal.rfft(tf.pad(waveform, [[0, padded - num_samples]]), fft_length=[padded])  # [P/2 + 1]
     bins_out = padded_out // 2 + 1

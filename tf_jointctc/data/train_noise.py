@@ -128,9 +128,7 @@ def coloured_noise(seed: tf.Tensor, num_samples: tf.Tensor, exponent: float) -> 
     `num_samples` and cut (an arbitrary transform length costs up to 2.5x as much)."""
     if not exponent:
         return _unit_power(tf.random.stateless_normal([num_samples], seed=seed, dtype=tf.float32))
-    length = tf.cast(2.0 ** tf.math.ceil(tf.math.log(tf.cast(tf.maximum(num_samples, 2), tf.float32))
-                                          / np.log(2.0)), tf.int32)
-    length = tf.maximum(length, num_samples)  # float rounding of the logarithm never cuts it short
+    length = next_power_of_two(num_samples)
     noise = tf.random.stateless_normal([length], seed=seed, dtype=tf.float32)
     bins = tf.range(length // 2 + 1, dtype=tf.float32)
     freqs = tf.maximum(bins * (SAMPLE_RATE / tf.cast(length, tf.float32)), LOWEST_SHAPED_HZ)
@@ -196,6 +194,15 @@ def noisy_utterance(example: dict[str, tf.Tensor], seed: tf.Tensor, settings: Tr
 
     apply = tf.logical_and(tf.random.stateless_uniform([], seed=apply_seed) < settings.probability, num_samples > 0)
     return {**example, "waveform": tf.cond(apply, with_noise, lambda: speech)}
+
+
+def next_power_of_two(n: tf.Tensor) -> tf.Tensor:
+    """The smallest power of two >= n (>= 1), int32 []: a fast transform length for `tf.signal.rfft`."""
+    n = tf.maximum(tf.cast(n, tf.int32), 1)
+    power = tf.bitwise.left_shift(1, tf.cast(tf.math.ceil(tf.math.log(tf.cast(n, tf.float32)) / np.log(2.0)),
+                                             tf.int32))
+    power = tf.where(power // 2 >= n, power // 2, power)  # the float logarithm may round either way
+    return tf.where(power < n, power * 2, power)
 
 
 def _unit_power(x: tf.Tensor) -> tf.Tensor:
