@@ -537,3 +537,59 @@ def test_spec_augment_masks_training_only_and_round_trips():
     assert again.spec_augment.freq_masks == 2 and again.spec_augment.time_width == 8
     assert not build_model(config.to_dict() | {"spec_augment": {}}, {"ctc_weight": 0.5}, Vocabulary()
                            ).spec_augment.enabled
+
+
+def test_intermediate_ctc_mixes_a_middle_layers_ctc_loss_through_the_same_head():
+    batch = _batch()
+    keras.utils.set_random_seed(4)
+    plain = _small(ctc_weight=0.3)
+    inter = JointCTCAttention.from_config({**plain.get_config(), "intermediate_ctc_weight": 0.4})
+    inter.set_weights(plain.get_weights())  # no weights are added
+    assert inter.intermediate_ctc_layer == 1  # 0: the middle of 2 layers
+    out, reference = inter.compute_losses(batch), plain.compute_losses(batch)
+    np.testing.assert_allclose(out["ctc"], reference["ctc"], rtol=1e-6)  # the top layer's, as before
+    np.testing.assert_allclose(out["attention"], reference["attention"], rtol=1e-6)
+    # By hand: the first layer's output (before the second layer's frame skipping) through the CTC head.
+    x = inter.cmvn(tf.constant(batch["features"]))
+    h_1, lengths_1 = inter.encoder.layer_outputs(x, batch["feature_lengths"])[0]
+    assert lengths_1.numpy().tolist() == batch["feature_lengths"].tolist()
+    middle = model_lib.ctc_lib.ctc_loss(inter.ctc_head(h_1), lengths_1, batch["labels"], batch["label_lengths"])
+    np.testing.assert_allclose(out["intermediate_ctc"], middle.numpy(), rtol=1e-5)
+    assert not np.allclose(middle.numpy(), out["ctc"].numpy(), rtol=1e-2)
+    expected = 0.3 * np.mean(0.6 * out["ctc"] + 0.4 * middle.numpy()) + 0.7 * np.mean(out["attention"])
+    np.testing.assert_allclose(float(out["loss"]), expected, rtol=1e-5)
+    # The warm-up's CTC-only loss mixes the two as well; decoding reads the top layer alone.
+    np.testing.assert_allclose(float(inter.compute_losses(batch, ctc_only=True)["loss"]),
+                               np.mean(0.6 * out["ctc"] + 0.4 * middle.numpy()), rtol=1e-5)
+    np.testing.assert_array_equal(inter(batch)["ctc_logits"].numpy(), plain(batch)["ctc_logits"].numpy())
+    assert "intermediate_ctc_loss" in [m.name for m in inter.metrics]
+    assert "intermediate_ctc_loss" not in [m.name for m in plain.metrics]
+    assert JointCTCAttention.from_config(inter.get_config()).intermediate_ctc_weight == 0.4
+
+
+def test_intermediate_ctc_trains_the_lower_layers_from_both_losses():
+    keras.utils.set_random_seed(6)
+    model = _small(ctc_weight=1.0, intermediate_ctc_weight=0.5, intermediate_ctc_layer=1)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    logs = tf.function(model.train_step)(_batch())
+    assert float(logs["intermediate_ctc_loss"]) > 0.0 and float(logs["ctc_loss"]) > 0.0
+    assert int(model.optimizer.iterations) == 1
+
+
+@pytest.mark.parametrize("settings", [{"intermediate_ctc_weight": 1.0}, {"intermediate_ctc_weight": -0.1},
+                                      {"intermediate_ctc_weight": 0.3, "intermediate_ctc_layer": 2},
+                                      {"intermediate_ctc_weight": 0.3, "intermediate_ctc_layer": -1}])
+def test_intermediate_ctc_refuses_bad_settings(settings):
+    with pytest.raises(ValueError, match="intermediate_ctc"):
+        _small(**settings)
+
+
+def test_intermediate_ctc_from_config():
+    config = ml_collections.ConfigDict(
+        {"model": {"encoder": {"num_layers": 4, "units": 8, "projection_units": 6, "subsample": (1, 1, 2, 2)},
+                   "decoder_units": 8, "attention_dim": 8, "attention_width": 5, "attention_filters": 2},
+         "loss": {"ctc_weight": 0.5, "intermediate_ctc_weight": 0.3, "intermediate_ctc_layer": 3}})
+    model = build_model(config, config, Vocabulary())
+    assert (model.intermediate_ctc_weight, model.intermediate_ctc_layer) == (0.3, 3)
+    del config.loss["intermediate_ctc_layer"]
+    assert build_model(config, config, Vocabulary()).intermediate_ctc_layer == 2

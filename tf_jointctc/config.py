@@ -100,6 +100,11 @@ def base_config() -> ml_collections.ConfigDict:
     # `guided_attention_width` is added to the training loss. 0 = eq. 14 alone.
     config.loss.guided_attention_weight = 0.0
     config.loss.guided_attention_width = 0.2
+    # Intermediate CTC (not in the paper; Lee & Watanabe 2021, ESPnet's interctc_weight): the CTC loss becomes
+    # (1 - w) CTC(top layer) + w CTC(encoder layer k) through the same CTC head, in the loss only (decoding
+    # and exports are unchanged). w = 0: off; k is 1-based, 0 = the middle layer (num_layers // 2).
+    config.loss.intermediate_ctc_weight = 0.0
+    config.loss.intermediate_ctc_layer = 0
 
     config.optimizer = ml_collections.ConfigDict()
     config.optimizer.name = "adadelta"  # AdaDelta with gradient clipping (section 3.2)

@@ -28,14 +28,19 @@ class JointCTCAttention(keras.Model):
     """Shared pyramidal BLSTM encoder, CTC head and location/content attention decoder.
 
     Loss (eq. 14): `ctc_weight * L_CTC + (1 - ctc_weight) * L_Attention`, each the per-utterance sum of token
-    negative log likelihoods averaged over the batch. Attention targets are `labels + eos`, decoder inputs
+    negative log likelihoods averaged over the batch. With `intermediate_ctc_weight` w > 0 (intermediate CTC,
+    Lee & Watanabe 2021, ESPnet's `interctc_weight`; not in the paper) L_CTC is `(1 - w) * CTC(h) + w *
+    CTC(h_k)`: the same CTC head also reads the output of encoder layer k = `intermediate_ctc_layer` (1-based;
+    0: the middle layer, `encoder_layers // 2`), in training and validation only (no weights are added, and
+    decoding and export read the top layer alone). Attention targets are `labels + eos`, decoder inputs
     `sos + labels`; padded positions are masked out. `ctc_weight` is a constructor constant: with 1 the
     attention branch is never built into the loss graph, with 0 the CTC loss is never computed.
 
     Inputs (the batch dict of docs/interfaces.md): features [B, T, D] float32 (not CMVN-normalized),
     feature_lengths [B] int32, labels [B, U] int32 padded with 0, label_lengths [B] int32.
 
-    Metrics: loss, ctc_loss (if ctc_weight > 0), attention_loss and attention_accuracy (teacher-forced argmax
+    Metrics: loss, ctc_loss (if ctc_weight > 0; the top layer's), intermediate_ctc_loss (if intermediate CTC is
+    on), attention_loss and attention_accuracy (teacher-forced argmax
     token accuracy, the paper's Fig. 2; if ctc_weight < 1), non_finite_steps (skipped updates).
     """
 
@@ -70,6 +75,8 @@ class JointCTCAttention(keras.Model):
         guided_attention_weight: float = 0.0,
         guided_attention_width: float = 0.2,
         spec_augment: Mapping[str, Any] | None = None,
+        intermediate_ctc_weight: float = 0.0,
+        intermediate_ctc_layer: int = 0,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -100,6 +107,13 @@ class JointCTCAttention(keras.Model):
         self.ctc_warmup_steps = int(ctc_warmup_steps)
         self.guided_attention_weight = float(guided_attention_weight)
         self.guided_attention_width = float(guided_attention_width)
+        if not 0.0 <= float(intermediate_ctc_weight) < 1.0:
+            raise ValueError(f"intermediate_ctc_weight must be in [0, 1), got {intermediate_ctc_weight}")
+        self.intermediate_ctc_weight = float(intermediate_ctc_weight)
+        self.intermediate_ctc_layer = int(intermediate_ctc_layer) or self.encoder_layers // 2
+        if self.intermediate_ctc_weight and not 1 <= self.intermediate_ctc_layer < self.encoder_layers:
+            raise ValueError(f"intermediate_ctc_layer must name a layer below the top, 1..{self.encoder_layers - 1}"
+                             f" (0: the middle), got {intermediate_ctc_layer}")
         self.sos_id = int(sos_id) if sos_id is not None else self.vocab_size - 1
         self.eos_id = int(eos_id) if eos_id is not None else self.vocab_size - 1
         if cmvn_mean is None:
@@ -140,6 +154,7 @@ class JointCTCAttention(keras.Model):
         )
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.ctc_loss_tracker = keras.metrics.Mean(name="ctc_loss")
+        self.intermediate_ctc_tracker = keras.metrics.Mean(name="intermediate_ctc_loss")
         self.attention_loss_tracker = keras.metrics.Mean(name="attention_loss")
         self.accuracy_tracker = keras.metrics.Mean(name="attention_accuracy")
         self.non_finite_tracker = keras.metrics.Sum(name="non_finite_steps")
@@ -180,6 +195,11 @@ class JointCTCAttention(keras.Model):
     def compute_attention(self) -> bool:
         return self.ctc_weight < 1.0
 
+    @property
+    def uses_intermediate_ctc(self) -> bool:
+        """The CTC loss also reads encoder layer `intermediate_ctc_layer` (`intermediate_ctc_weight` > 0)."""
+        return self.compute_ctc and self.intermediate_ctc_weight > 0.0
+
     def _maybe_symbolic_build(self, iterator: Any = None, data_batch: Any = None) -> None:
         """Keras 3.15 (pinned) first reduces a data batch across replicas and traces a symbolic build when a
         strategy is set; `MultiWorkerMirroredStrategy` cannot reduce a dict batch (ValueError in `fit`). Every
@@ -210,6 +230,10 @@ class JointCTCAttention(keras.Model):
     ) -> tuple[tf.Tensor, tf.Tensor]:
         """Global CMVN, per-utterance CMVN (`utterance_cmvn`), in training SpecAugment's masks (`spec_augment`),
         then the encoder: (features [B, T, D], lengths [B]) -> (h [B, L, P], encoder_lengths [B])."""
+        return self.encoder(self._normalized(features, feature_lengths, training), feature_lengths, training=training)
+
+    def _normalized(self, features: tf.Tensor, feature_lengths: tf.Tensor, training: bool | None) -> tf.Tensor:
+        """What the encoder reads: `encode`'s steps before the encoder, [B, T, D] -> [B, T, D]."""
         features = tf.convert_to_tensor(features, tf.float32)
         feature_lengths = tf.cast(feature_lengths, tf.int32)
         mask = tf.sequence_mask(feature_lengths, maxlen=tf.shape(features)[1])
@@ -218,7 +242,7 @@ class JointCTCAttention(keras.Model):
             x = self.utterance_cmvn(x, mask=mask)
         if training and self.spec_augment.enabled:
             x = self.spec_augment(x, feature_lengths, self._augment_seed())
-        return self.encoder(x, feature_lengths, training=training)
+        return x
 
     def _augment_seed(self) -> tf.Tensor:
         """[2] int64: (the optimizer's update count, the replica's id), so that every update and replica draws
@@ -302,20 +326,31 @@ class JointCTCAttention(keras.Model):
         """Per-utterance losses and the total.
 
         Returns a dict with `loss` (scalar, eq. 14 averaged over the batch) and, for the branches that are
-        computed, `ctc` [B], `attention` [B] (summed token NLL), `correct` [B, U+1] float and `token_mask`
-        [B, U+1] float (for teacher-forced accuracy).
+        computed, `ctc` [B] (the top layer's), `intermediate_ctc` [B] (`uses_intermediate_ctc`), `attention` [B]
+        (summed token NLL), `correct` [B, U+1] float and `token_mask` [B, U+1] float (for teacher-forced
+        accuracy).
 
         `ctc_only` (the CTC warm-up of a joint model): `loss` is the CTC loss alone (weight 1) and the decoder
         does not run; `attention`, `correct` and `token_mask` are zeros of their usual shapes.
         """
-        h, lengths = self.encode(batch["features"], batch["feature_lengths"], training=training)
         labels = tf.cast(batch["labels"], tf.int32)
         label_lengths = tf.cast(batch["label_lengths"], tf.int32)
         out: dict[str, tf.Tensor] = {}
+        if self.uses_intermediate_ctc:
+            layers = self.encoder.layer_outputs(
+                self._normalized(batch["features"], batch["feature_lengths"], training), batch["feature_lengths"],
+                training=training)
+            (h, lengths), (h_k, lengths_k) = layers[-1], layers[self.intermediate_ctc_layer - 1]
+            out["intermediate_ctc"] = ctc_lib.ctc_loss(self.ctc_logits(h_k), lengths_k, labels, label_lengths)
+        else:
+            h, lengths = self.encode(batch["features"], batch["feature_lengths"], training=training)
         loss = tf.constant(0.0, tf.float32)
         if self.compute_ctc:
             ctc = ctc_lib.ctc_loss(self.ctc_logits(h), lengths, labels, label_lengths)
             out["ctc"] = ctc
+            if self.uses_intermediate_ctc:
+                weight = self.intermediate_ctc_weight
+                ctc = (1.0 - weight) * ctc + weight * out["intermediate_ctc"]
             loss += (1.0 if ctc_only else self.ctc_weight) * tf.reduce_mean(ctc)
         if self.compute_attention and ctc_only:
             shape = tf.shape(labels) + tf.constant([0, 1])  # [B, U + 1]
@@ -345,6 +380,8 @@ class JointCTCAttention(keras.Model):
         metrics = [self.loss_tracker]
         if self.compute_ctc:
             metrics.append(self.ctc_loss_tracker)
+        if self.uses_intermediate_ctc:
+            metrics.append(self.intermediate_ctc_tracker)
         if self.compute_attention:
             metrics += [self.attention_loss_tracker, self.accuracy_tracker]
         metrics.append(self.non_finite_tracker)
@@ -359,6 +396,9 @@ class JointCTCAttention(keras.Model):
         self.loss_tracker.update_state(safe(out["loss"]), sample_weight=weight)
         if self.compute_ctc:
             self.ctc_loss_tracker.update_state(safe(tf.reduce_mean(out["ctc"])), sample_weight=weight)
+        if self.uses_intermediate_ctc:
+            self.intermediate_ctc_tracker.update_state(safe(tf.reduce_mean(out["intermediate_ctc"])),
+                                                       sample_weight=weight)
         if self.compute_attention:
             self.attention_loss_tracker.update_state(safe(tf.reduce_mean(out["attention"])), sample_weight=weight)
             self.accuracy_tracker.update_state(safe(out["correct"]), sample_weight=out["token_mask"] * weight)
@@ -473,6 +513,8 @@ class JointCTCAttention(keras.Model):
             guided_attention_weight=self.guided_attention_weight,
             guided_attention_width=self.guided_attention_width,
             spec_augment=self.spec_augment.mask_settings(),
+            intermediate_ctc_weight=self.intermediate_ctc_weight,
+            intermediate_ctc_layer=self.intermediate_ctc_layer,
         )
         return config
 
@@ -562,7 +604,8 @@ def build_model(model_config: Any, loss_config: Any, vocab: Any, cmvn: Any = Non
         init_scale, forget_bias, utterance_cmvn, spec_augment.{freq_masks, freq_width, time_masks, time_width,
         max_time_fraction}.
       loss_config: ConfigDict with (or being) `loss`: ctc_weight (lambda of eq. 14), label_smoothing,
-        ctc_warmup_steps, guided_attention_weight, guided_attention_width.
+        ctc_warmup_steps, guided_attention_weight, guided_attention_width, intermediate_ctc_weight,
+        intermediate_ctc_layer.
       vocab: a `text.Vocabulary` (size, sos_id, eos_id).
       cmvn: None (identity normalization), a `CMVNStats`-like object with `.mean`/`.std`, a dict with
         "mean"/"std", or a (mean, std) pair.
@@ -600,6 +643,8 @@ def build_model(model_config: Any, loss_config: Any, vocab: Any, cmvn: Any = Non
         guided_attention_weight=float(loss.get("guided_attention_weight", 0.0)),
         guided_attention_width=float(loss.get("guided_attention_width", 0.2)),
         spec_augment=_spec_augment_settings(model),
+        intermediate_ctc_weight=float(loss.get("intermediate_ctc_weight", 0.0)),
+        intermediate_ctc_layer=int(loss.get("intermediate_ctc_layer", 0)),
     )
 
 

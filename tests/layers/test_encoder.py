@@ -55,6 +55,29 @@ def test_shapes_lengths_and_zero_padding(subsample, layer_inputs, implementation
         assert np.all(np.abs(h[i, :n]).sum(-1) > 0)
 
 
+@pytest.mark.parametrize("implementation", ["fused", "keras"])
+def test_layer_outputs_are_each_layers_projection_and_end_with_the_output(implementation):
+    enc = PyramidalBLSTM(num_layers=3, units=6, projection_units=5, subsample=(1, 2, 1), input_stack=2,
+                         implementation=implementation)
+    x, lengths = _inputs([13, 6], seed=2)
+    h, out_lengths = enc(x, lengths)  # builds the layer
+    outputs = enc.layer_outputs(x, lengths)
+    assert [h.shape for h, _ in outputs] == [(2, 7, 5), (2, 4, 5), (2, 4, 5)]
+    assert [n.numpy().tolist() for _, n in outputs] == [[7, 3], [4, 2], [4, 2]]
+    np.testing.assert_array_equal(outputs[-1][0].numpy(), h.numpy())
+    np.testing.assert_array_equal(outputs[-1][1].numpy(), out_lengths.numpy())
+    first, first_lengths = outputs[0]
+    # The second layer reads every second frame of the first layer's output: feeding that to layers 2-3 alone
+    # gives the encoder's output.
+    rest = PyramidalBLSTM(num_layers=2, units=6, projection_units=5, subsample=(2, 1), implementation=implementation)
+    rest(first, first_lengths)
+    rest.set_weights(enc.get_weights()[len(enc.get_weights()) // 3:])
+    np.testing.assert_allclose(rest(first, first_lengths)[0].numpy(), h.numpy(), atol=1e-6)
+    for (h_i, n_i) in outputs:
+        for b, n in enumerate(n_i.numpy()):
+            assert np.all(h_i.numpy()[b, n:] == 0.0) and np.any(h_i.numpy()[b, :n] != 0.0)
+
+
 def test_no_subsampling_keeps_length():
     enc = PyramidalBLSTM(num_layers=2, units=4, projection_units=3, subsample=(1, 1))
     h, out_lengths = enc(*_inputs([7, 3]))

@@ -182,11 +182,19 @@ class PyramidalBLSTM(keras.layers.Layer):
         return x, (lengths + k - 1) // k
 
     def call(self, x: tf.Tensor, lengths: tf.Tensor, training: bool | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+        return self.layer_outputs(x, lengths, training=training)[-1]
+
+    def layer_outputs(self, x: tf.Tensor, lengths: tf.Tensor, training: bool | None = None
+                      ) -> list[tuple[tf.Tensor, tf.Tensor]]:
+        """Every layer's output, bottom to top: `num_layers` pairs (h_i [B, L_i, projection_units], lengths_i
+        [B] int32) after layer i's projection, padded frames exactly zero; the last pair is `call`'s output
+        (the model's intermediate CTC reads a lower one, `JointCTCAttention.intermediate_ctc_layer`)."""
         h = tf.convert_to_tensor(x)
         if self.input_dims:
             h = h[..., :self._used_dims(h.shape[-1])]
         lengths = tf.cast(lengths, tf.int32)
         h, lengths = self.stack_frames(h, lengths, self.input_stack)
+        outputs = []
         for factor, blstm, projection in zip(self.subsample, self.blstms, self.projections):
             if factor == 2:
                 h = h[:, ::2]
@@ -200,7 +208,8 @@ class PyramidalBLSTM(keras.layers.Layer):
                 h = blstm(h, mask=mask)
             h = projection(h)
             h = h * tf.expand_dims(tf.cast(mask, h.dtype), -1)
-        return h, lengths
+            outputs.append((h, lengths))
+        return outputs
 
     @staticmethod
     def _weights(lstm: keras.layers.LSTM) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
