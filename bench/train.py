@@ -5,6 +5,7 @@ paper's WSJ architecture on random data. Prints one JSON line; `reference_matmul
   python bench/train.py [--batch 16] [--frames 800] [--labels 100] [--threads 2] [--intra_threads N] [--subsample S]
                         [--ctc_weight 0.2] [--steps 5] [--config configs/wsj_si284.py] [--implementation fused]
                         [--input_stack K] [--units N] [--projection_dtype float32|bfloat16] [--input_dims N]
+                        [--intermediate_ctc_weight W]
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ def main() -> None:
     parser.add_argument("--input_dims", type=int, default=None,
                         help="features per frame the encoder reads, 0 = all (model.encoder.input_dims; default: "
                              "config's)")
+    parser.add_argument("--intermediate_ctc_weight", type=float, default=None,
+                        help="loss.intermediate_ctc_weight (on the config's loss.intermediate_ctc_layer; default: "
+                             "config's)")
     args = parser.parse_args()
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -62,6 +66,8 @@ def main() -> None:
         config.model.encoder.training_projection_dtype = args.projection_dtype
     if args.input_dims is not None:
         config.model.encoder.input_dims = args.input_dims
+    if args.intermediate_ctc_weight is not None:
+        config.loss.intermediate_ctc_weight = args.intermediate_ctc_weight
     vocab = Vocabulary()
     model = build_model(config.model, config.loss, vocab)
     model.compile(optimizer=make_optimizer(config.optimizer, total_steps=10**6))
@@ -104,6 +110,7 @@ def main() -> None:
         "subsample": ",".join(str(x) for x in config.model.encoder.subsample),
         "input_stack": int(config.model.encoder.input_stack),
         "input_dims": int(config.model.encoder.get("input_dims", 0)),
+        "intermediate_ctc_weight": float(config.loss.get("intermediate_ctc_weight", 0.0)),
         "units": int(config.model.encoder.units), "implementation": args.implementation, "ctc_weight": args.ctc_weight,
         "projection_dtype": config.model.encoder.get("training_projection_dtype", "float32"),
         "config": args.config, "reference_matmul_us": round(reference_us, 1),
