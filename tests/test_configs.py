@@ -64,6 +64,7 @@ def test_paper_configs_carry_section_3_2(name):
     assert config.optimizer.schedule == "constant" and config.train.steps_per_epoch == 0
     assert config.train.max_frames_per_batch == 0
     assert config.data.train_noise.probability == 0.0 and config.train.shuffle_buffer == 2000
+    assert config.loss.intermediate_ctc_weight == 0.0 and config.data.speed_perturbation == (1.0,)
     assert config.decode.length_penalty == (0.3 if name == "chime4" else 0.1)
 
 
