@@ -76,3 +76,14 @@ def test_every_config_passes_the_train_noise_check(path):
     settings = train_noise_settings(load(path))
     if path.stem == "demo":  # row tn of docs/accuracy.md, over the clean train split `make demo` builds
         assert settings.probability == 0.5
+
+
+def test_demo_trains_with_intermediate_ctc_on_a_layer_below_the_top():
+    """Row ic of docs/accuracy.md: 0.3 of the CTC term on encoder layer 2 of 4; the model accepts the setting."""
+    from tf_jointctc.model import build_model
+    from tf_jointctc.text import Vocabulary
+
+    config = load(pathlib.Path(__file__).parent.parent / "configs" / "demo.py")
+    assert (config.loss.intermediate_ctc_weight, config.loss.intermediate_ctc_layer) == (0.3, 2)
+    model = build_model(config.model, config.loss, Vocabulary())
+    assert model.uses_intermediate_ctc and model.intermediate_ctc_layer == 2 < config.model.encoder.num_layers

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tf_jointctc.reproduce import figures, report, run
-from tf_jointctc.reproduce.systems import SPLITS, SYSTEMS, decode_modes, system_config
+from tf_jointctc.reproduce.systems import SPLITS, SYSTEMS, decode_modes, load_demo_config, system_config
 
 UTTS = ("noisy-a", "noisy-b")
 
@@ -173,6 +173,9 @@ def test_system_configs_differ_only_in_lambda_and_attention(tmp_path):
         assert d == reference, name
     assert configs["att_content"].model.attention == "content"
     assert configs["ctc"].loss.ctc_weight == 1.0 and configs["att_location"].loss.ctc_weight == 0.0
+    # configs/demo.py trains with intermediate CTC; Table 1 compares the paper's loss without it.
+    assert load_demo_config().loss.intermediate_ctc_weight > 0.0
+    assert all(config.loss.intermediate_ctc_weight == 0.0 for config in configs.values())
 
 
 def test_run_in_parallel_limits_jobs_and_names_failed_logs(tmp_path):
