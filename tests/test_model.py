@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from tf_jointctc import model as model_lib
+from tf_jointctc.layers.encoder import PyramidalBLSTM
 from tf_jointctc.model import JointCTCAttention, build_model, make_optimizer
 from tf_jointctc.text import Vocabulary
 
@@ -593,3 +594,68 @@ def test_intermediate_ctc_from_config():
     assert (model.intermediate_ctc_weight, model.intermediate_ctc_layer) == (0.3, 3)
     del config.loss["intermediate_ctc_layer"]
     assert build_model(config, config, Vocabulary()).intermediate_ctc_layer == 2
+
+
+def test_self_conditioned_ctc_feeds_the_middle_layers_posteriors_to_the_layer_above():
+    batch = _batch()
+    keras.utils.set_random_seed(7)
+    inter = _small(ctc_weight=0.3, intermediate_ctc_weight=0.4, init_scale=0.5)  # large enough to matter
+    conditioned = JointCTCAttention.from_config({**inter.get_config(), "ctc_self_conditioning": True})
+    assert len(conditioned.weights) == len(inter.weights) + 2  # the [V] -> [P] Dense
+    by_path = {w.path.split("/", 1)[1]: w for w in conditioned.weights}
+    for w in inter.weights:
+        by_path[w.path.split("/", 1)[1]].assign(w)
+    features, lengths = batch["features"], batch["feature_lengths"]
+    # By hand: layer 2 reads h_1 + Dense(softmax(CTC logits of h_1)) on valid frames.
+    x = conditioned.cmvn(tf.constant(features))
+    h_1, lengths_1 = conditioned.encoder.layer_outputs(x, lengths)[0]
+    valid = tf.cast(tf.sequence_mask(lengths_1, tf.shape(h_1)[1]), tf.float32)[..., None]
+    h_1c = h_1 + conditioned.ctc_conditioning(tf.nn.softmax(conditioned.ctc_head(h_1))) * valid
+    rest = PyramidalBLSTM(num_layers=1, units=16, projection_units=16, subsample=(2,))
+    rest(h_1c, lengths_1)
+    rest.set_weights(conditioned.encoder.get_weights()[len(conditioned.encoder.get_weights()) // 2:])
+    h_top, lengths_top = rest(h_1c, lengths_1)
+    h, encoder_lengths = conditioned.encode(features, lengths)
+    np.testing.assert_allclose(h.numpy(), h_top.numpy(), atol=1e-5)
+    np.testing.assert_array_equal(encoder_lengths.numpy(), lengths_top.numpy())
+    assert np.abs(h.numpy() - inter.encode(features, lengths)[0].numpy()).max() > 1e-2
+    # The intermediate loss reads h_1 before its conditioning; the top layer's CTC reads the conditioned stack.
+    out, reference = conditioned.compute_losses(batch), inter.compute_losses(batch)
+    np.testing.assert_allclose(out["intermediate_ctc"], reference["intermediate_ctc"], rtol=1e-5)
+    assert not np.allclose(out["ctc"], reference["ctc"], rtol=1e-2)
+    # Padding never changes a result: the shortest utterance alone gives its row of the batch.
+    short = int(np.argmin(lengths))
+    alone, _ = conditioned.encode(features[short:short + 1, :lengths[short]], lengths[short:short + 1])
+    np.testing.assert_allclose(alone.numpy()[0], h.numpy()[short, :alone.shape[1]], atol=1e-5)
+    assert np.all(h.numpy()[short, int(encoder_lengths[short]):] == 0.0)
+    # Zeroed conditioning is the plain intermediate-CTC model.
+    for weight in conditioned.ctc_conditioning.weights:
+        weight.assign(tf.zeros_like(weight))
+    np.testing.assert_allclose(conditioned.encode(features, lengths)[0].numpy(),
+                               inter.encode(features, lengths)[0].numpy(), atol=1e-6)
+
+
+def test_self_conditioned_ctc_trains_and_round_trips_its_config():
+    keras.utils.set_random_seed(8)
+    model = _small(ctc_weight=0.5, intermediate_ctc_weight=0.3, ctc_self_conditioning=True)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    before = model.ctc_conditioning.kernel.numpy().copy()
+    logs = tf.function(model.train_step)(_batch())
+    assert float(logs["intermediate_ctc_loss"]) > 0.0
+    assert np.abs(model.ctc_conditioning.kernel.numpy() - before).max() > 0.0
+    again = JointCTCAttention.from_config(model.get_config())
+    assert again.ctc_self_conditioning and again.ctc_conditioning is not None
+    config = ml_collections.ConfigDict(
+        {"model": {"encoder": {"num_layers": 4, "units": 8, "projection_units": 6, "subsample": (1, 1, 2, 2)},
+                   "decoder_units": 8, "attention_dim": 8, "attention_width": 5, "attention_filters": 2,
+                   "ctc_self_conditioning": True},
+         "loss": {"ctc_weight": 0.5, "intermediate_ctc_weight": 0.3}})
+    assert build_model(config, config, Vocabulary()).ctc_self_conditioning
+    del config.model["ctc_self_conditioning"]
+    assert build_model(config, config, Vocabulary()).ctc_conditioning is None
+
+
+@pytest.mark.parametrize("settings", [{"ctc_weight": 0.5}, {"ctc_weight": 0.0, "intermediate_ctc_weight": 0.3}])
+def test_self_conditioned_ctc_needs_an_intermediate_ctc(settings):
+    with pytest.raises(ValueError, match="ctc_self_conditioning"):
+        _small(ctc_self_conditioning=True, **settings)

@@ -79,6 +79,11 @@ def base_config() -> ml_collections.ConfigDict:
     # utterance's mean feature vector) or "mean_var" (and divide by its standard deviation); statistics over the
     # valid frames only, computed inside the model, so the exported graphs do it too (features.UtteranceCMVN).
     config.model.utterance_cmvn = "none"
+    # Self-conditioned CTC (not in the paper; Nozaki & Komatsu 2021, ESPnet's interctc_use_conditioning): the
+    # encoder layer above `loss.intermediate_ctc_layer` reads that layer's output plus a linear map of its CTC
+    # posteriors, in training and in decoding and exports alike (one [vocab] -> [projection] Dense added).
+    # Needs `loss.intermediate_ctc_weight` > 0. False: off.
+    config.model.ctc_self_conditioning = False
     # SpecAugment in training (not in the paper; layers/spec_augment.py): per utterance `freq_masks` bands of up
     # to `freq_width` of the 40 mel bins (the same bins of the static, delta and delta-delta features) and
     # `time_masks` spans of up to min(`time_width`, `max_time_fraction` x length) feature frames, set to 0 after

@@ -17,7 +17,7 @@ from tf_jointctc.features import NUM_MEL_BINS, GlobalCMVN, UtteranceCMVN
 from tf_jointctc.layers import ctc as ctc_lib
 from tf_jointctc.layers.ctc import CTCHead
 from tf_jointctc.layers.decoder import AttentionDecoder, DecoderState
-from tf_jointctc.layers.encoder import PyramidalBLSTM, time_reduction
+from tf_jointctc.layers.encoder import PyramidalBLSTM, time_reduction, uniform_initializer
 from tf_jointctc.layers.spec_augment import MASK_SETTINGS, SpecAugment
 
 DEFAULT_FEATURE_DIM = 120
@@ -32,9 +32,14 @@ class JointCTCAttention(keras.Model):
     Lee & Watanabe 2021, ESPnet's `interctc_weight`; not in the paper) L_CTC is `(1 - w) * CTC(h) + w *
     CTC(h_k)`: the same CTC head also reads the output of encoder layer k = `intermediate_ctc_layer` (1-based;
     0: the middle layer, `encoder_layers // 2`), in training and validation only (no weights are added, and
-    decoding and export read the top layer alone). Attention targets are `labels + eos`, decoder inputs
-    `sos + labels`; padded positions are masked out. `ctc_weight` is a constructor constant: with 1 the
-    attention branch is never built into the loss graph, with 0 the CTC loss is never computed.
+    decoding and export read the top layer alone). With `ctc_self_conditioning` as well (self-conditioned CTC,
+    Nozaki & Komatsu 2021, ESPnet's `interctc_use_conditioning`; not in the paper) layer k+1 reads
+    `h_k + W softmax(CTC logits of h_k) + b` (`ctc_conditioning`, a [V] -> [P] Dense) instead of h_k, in
+    training and inference alike, so the upper layers are told what the lower ones recognized.
+
+    Attention targets are `labels + eos`, decoder inputs `sos + labels`; padded positions are masked out.
+    `ctc_weight` is a constructor constant: with 1 the attention branch is never built into the loss graph, with
+    0 the CTC loss is never computed.
 
     Inputs (the batch dict of docs/interfaces.md): features [B, T, D] float32 (not CMVN-normalized),
     feature_lengths [B] int32, labels [B, U] int32 padded with 0, label_lengths [B] int32.
@@ -77,6 +82,7 @@ class JointCTCAttention(keras.Model):
         spec_augment: Mapping[str, Any] | None = None,
         intermediate_ctc_weight: float = 0.0,
         intermediate_ctc_layer: int = 0,
+        ctc_self_conditioning: bool = False,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -114,6 +120,10 @@ class JointCTCAttention(keras.Model):
         if self.intermediate_ctc_weight and not 1 <= self.intermediate_ctc_layer < self.encoder_layers:
             raise ValueError(f"intermediate_ctc_layer must name a layer below the top, 1..{self.encoder_layers - 1}"
                              f" (0: the middle), got {intermediate_ctc_layer}")
+        self.ctc_self_conditioning = bool(ctc_self_conditioning)
+        if self.ctc_self_conditioning and not (self.ctc_weight > 0.0 and self.intermediate_ctc_weight > 0.0):
+            raise ValueError("ctc_self_conditioning feeds back the intermediate CTC's posteriors: it needs "
+                             "ctc_weight > 0 and intermediate_ctc_weight > 0")
         self.sos_id = int(sos_id) if sos_id is not None else self.vocab_size - 1
         self.eos_id = int(eos_id) if eos_id is not None else self.vocab_size - 1
         if cmvn_mean is None:
@@ -140,6 +150,11 @@ class JointCTCAttention(keras.Model):
             name="encoder",
         )
         self.ctc_head = CTCHead(self.vocab_size, init_scale=self.init_scale, name="ctc_head")
+        self.ctc_conditioning = None
+        if self.ctc_self_conditioning:
+            init = uniform_initializer(self.init_scale)
+            self.ctc_conditioning = keras.layers.Dense(self.encoder_projection_units, kernel_initializer=init,
+                                                       bias_initializer=init, name="ctc_conditioning")
         self.decoder = AttentionDecoder(
             self.vocab_size,
             units=self.decoder_units,
@@ -179,6 +194,8 @@ class JointCTCAttention(keras.Model):
         encoder_shape = (None, None, self.encoder_projection_units)
         self.encoder.build((None, None, self.feature_dim))
         self.ctc_head.build(encoder_shape)
+        if self.ctc_conditioning is not None:
+            self.ctc_conditioning.build((None, None, self.vocab_size))
         self.decoder.build(encoder_shape)
         self.built = True
 
@@ -230,7 +247,26 @@ class JointCTCAttention(keras.Model):
     ) -> tuple[tf.Tensor, tf.Tensor]:
         """Global CMVN, per-utterance CMVN (`utterance_cmvn`), in training SpecAugment's masks (`spec_augment`),
         then the encoder: (features [B, T, D], lengths [B]) -> (h [B, L, P], encoder_lengths [B])."""
-        return self.encoder(self._normalized(features, feature_lengths, training), feature_lengths, training=training)
+        return self.encode_layers(features, feature_lengths, training=training)[-1]
+
+    def encode_layers(
+        self, features: tf.Tensor, feature_lengths: tf.Tensor, training: bool | None = None
+    ) -> list[tuple[tf.Tensor, tf.Tensor]]:
+        """`encode` with every encoder layer's output, bottom to top: `encoder_layers` pairs (h_i [B, L_i, P],
+        lengths_i [B]), the last one `encode`'s (`PyramidalBLSTM.layer_outputs`; with `ctc_self_conditioning`
+        layer k's pair is h_k before its conditioning)."""
+        condition = self._self_condition if self.ctc_self_conditioning else None
+        return self.encoder(self._normalized(features, feature_lengths, training), feature_lengths,
+                            training=training, condition=condition, all_layers=True)
+
+    def _self_condition(self, layer: int, h: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
+        """Self-conditioned CTC after encoder layer `layer`: h [B, L, P] -> h + ctc_conditioning(softmax(CTC
+        logits of h)) on valid frames (padded frames stay zero) after layer `intermediate_ctc_layer`, else h."""
+        if layer != self.intermediate_ctc_layer:
+            return h
+        posteriors = tf.nn.softmax(tf.cast(self.ctc_logits(h), tf.float32), axis=-1)
+        valid = tf.expand_dims(tf.cast(self.encoder_mask(h, lengths), h.dtype), -1)
+        return h + tf.cast(self.ctc_conditioning(posteriors), h.dtype) * valid
 
     def _normalized(self, features: tf.Tensor, feature_lengths: tf.Tensor, training: bool | None) -> tf.Tensor:
         """What the encoder reads: `encode`'s steps before the encoder, [B, T, D] -> [B, T, D]."""
@@ -336,14 +372,11 @@ class JointCTCAttention(keras.Model):
         labels = tf.cast(batch["labels"], tf.int32)
         label_lengths = tf.cast(batch["label_lengths"], tf.int32)
         out: dict[str, tf.Tensor] = {}
+        layers = self.encode_layers(batch["features"], batch["feature_lengths"], training=training)
+        h, lengths = layers[-1]
         if self.uses_intermediate_ctc:
-            layers = self.encoder.layer_outputs(
-                self._normalized(batch["features"], batch["feature_lengths"], training), batch["feature_lengths"],
-                training=training)
-            (h, lengths), (h_k, lengths_k) = layers[-1], layers[self.intermediate_ctc_layer - 1]
+            h_k, lengths_k = layers[self.intermediate_ctc_layer - 1]
             out["intermediate_ctc"] = ctc_lib.ctc_loss(self.ctc_logits(h_k), lengths_k, labels, label_lengths)
-        else:
-            h, lengths = self.encode(batch["features"], batch["feature_lengths"], training=training)
         loss = tf.constant(0.0, tf.float32)
         if self.compute_ctc:
             ctc = ctc_lib.ctc_loss(self.ctc_logits(h), lengths, labels, label_lengths)
@@ -515,6 +548,7 @@ class JointCTCAttention(keras.Model):
             spec_augment=self.spec_augment.mask_settings(),
             intermediate_ctc_weight=self.intermediate_ctc_weight,
             intermediate_ctc_layer=self.intermediate_ctc_layer,
+            ctc_self_conditioning=self.ctc_self_conditioning,
         )
         return config
 
@@ -601,8 +635,8 @@ def build_model(model_config: Any, loss_config: Any, vocab: Any, cmvn: Any = Non
       model_config: ConfigDict with (or being) `model`: encoder.{num_layers, units, projection_units,
         subsample, implementation, input_stack, training_projection_dtype, input_dims}, attention
         ("location"|"content"), attention_dim, attention_filters, attention_width, sharpening, decoder_units,
-        init_scale, forget_bias, utterance_cmvn, spec_augment.{freq_masks, freq_width, time_masks, time_width,
-        max_time_fraction}.
+        init_scale, forget_bias, utterance_cmvn, ctc_self_conditioning, spec_augment.{freq_masks, freq_width,
+        time_masks, time_width, max_time_fraction}.
       loss_config: ConfigDict with (or being) `loss`: ctc_weight (lambda of eq. 14), label_smoothing,
         ctc_warmup_steps, guided_attention_weight, guided_attention_width, intermediate_ctc_weight,
         intermediate_ctc_layer.
@@ -645,6 +679,7 @@ def build_model(model_config: Any, loss_config: Any, vocab: Any, cmvn: Any = Non
         spec_augment=_spec_augment_settings(model),
         intermediate_ctc_weight=float(loss.get("intermediate_ctc_weight", 0.0)),
         intermediate_ctc_layer=int(loss.get("intermediate_ctc_layer", 0)),
+        ctc_self_conditioning=bool(model.get("ctc_self_conditioning", False)),
     )
 
 

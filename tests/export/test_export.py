@@ -380,6 +380,41 @@ def test_ctc_only_model_exports_without_attention_signature(tmp_path):
     assert tokens(default) == tokens(greedy)
 
 
+def test_self_conditioned_ctc_is_in_the_saved_model_and_tflite(tmp_path):
+    """Self-conditioning runs at inference: the exports' CTC scores match the Keras model's, which differ from
+    the same model's with the conditioning zeroed."""
+    import keras
+
+    from tf_jointctc.config import base_config
+    from tf_jointctc.model import build_model
+
+    config = base_config()
+    config.model.encoder.update(num_layers=2, units=16, projection_units=16, subsample=(1, 2))
+    config.model.update(init_scale=0.6, ctc_self_conditioning=True)
+    config.loss.update(ctc_weight=1.0, intermediate_ctc_weight=0.3)
+    keras.utils.set_random_seed(5)
+    model = build_model(config, config, Vocabulary())
+    vocab, options = Vocabulary(), sig.DecodeOptions(beam=3)
+    export_saved_model(model, vocab, str(tmp_path / "sm"), options)
+    export_tflite(model, vocab, str(tmp_path / "model.tflite"), options)
+    waveform = (0.1 * np.random.default_rng(0).standard_normal(12000)).astype(np.float32)
+    mode = sig.available_modes(model, options)["ctc_greedy"]
+    keras_fn = tf.function(sig.make_decode_fn(model, mode), input_signature=sig.input_signature(1))
+
+    def keras_out():
+        return {k: v.numpy()[0] for k, v in keras_fn(waveform[None], np.array([len(waveform)], np.int32)).items()}
+
+    expected = keras_out()
+    assert tokens(expected)
+    for out in (run_saved_model(tf.saved_model.load(str(tmp_path / "sm")), "ctc_greedy", waveform),
+                run_tflite(_interpreter(str(tmp_path / "model.tflite")), "ctc_greedy", waveform)):
+        assert tokens(out) == tokens(expected)
+        np.testing.assert_allclose(out["score"], expected["score"], rtol=1e-3, atol=1e-3)
+    for weight in model.ctc_conditioning.weights:
+        weight.assign(tf.zeros_like(weight))
+    assert abs(float(keras_out()["score"]) - float(expected["score"])) > 1e-2
+
+
 # ---------------------------------------------------------------------------------------------- saved_model_cli
 
 

@@ -3,6 +3,7 @@ import math
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tf_jointctc.layers import encoder as encoder_module
 from tf_jointctc.layers.encoder import PyramidalBLSTM
@@ -76,6 +77,34 @@ def test_layer_outputs_are_each_layers_projection_and_end_with_the_output(implem
     for (h_i, n_i) in outputs:
         for b, n in enumerate(n_i.numpy()):
             assert np.all(h_i.numpy()[b, n:] == 0.0) and np.any(h_i.numpy()[b, :n] != 0.0)
+
+
+@pytest.mark.parametrize("implementation", ["fused", "keras"])
+def test_a_condition_changes_what_the_next_layer_reads_not_the_layer_output(implementation):
+    enc = PyramidalBLSTM(num_layers=3, units=6, projection_units=5, subsample=(1, 2, 1), implementation=implementation)
+    x, lengths = _inputs([9, 4], seed=3)
+    enc(x, lengths)  # builds the layer
+    plain = enc.layer_outputs(x, lengths)
+    calls = []
+
+    def condition(layer, h, layer_lengths):
+        calls.append((layer, h.shape[1], layer_lengths.numpy().tolist()))
+        valid = tf.cast(tf.sequence_mask(layer_lengths, tf.shape(h)[1]), h.dtype)[..., None]
+        return h + 5.0 * valid if layer == 1 else h
+
+    conditioned = enc.layer_outputs(x, lengths, condition=condition)
+    assert calls == [(1, 9, [9, 4]), (2, 5, [5, 2])]  # after every layer below the top
+    np.testing.assert_array_equal(conditioned[0][0].numpy(), plain[0][0].numpy())  # h_1 before the condition
+    rest = PyramidalBLSTM(num_layers=2, units=6, projection_units=5, subsample=(2, 1), implementation=implementation)
+    rest(plain[0][0], plain[0][1])
+    rest.set_weights(enc.get_weights()[len(enc.get_weights()) // 3:])
+    valid = tf.cast(tf.sequence_mask(plain[0][1], 9), tf.float32)[..., None]
+    np.testing.assert_allclose(rest(plain[0][0] + 5.0 * valid, plain[0][1])[0].numpy(), conditioned[-1][0].numpy(),
+                               atol=1e-6)
+    assert not np.allclose(conditioned[-1][0].numpy(), plain[-1][0].numpy(), atol=1e-5)
+    h, _ = enc(x, lengths, condition=condition)  # through the Keras call as well
+    np.testing.assert_array_equal(h.numpy(), conditioned[-1][0].numpy())
+    assert len(enc(x, lengths, all_layers=True)) == 3
 
 
 def test_no_subsampling_keeps_length():

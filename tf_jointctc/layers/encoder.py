@@ -3,7 +3,7 @@ stacking (a low-frame-rate front end that is not in the paper)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
@@ -13,6 +13,8 @@ from absl import logging
 from tf_jointctc.layers.fused_lstm import bidirectional_lstm, check_training_dtype, resolve_training_dtype
 
 IMPLEMENTATIONS = ("auto", "fused", "keras")
+# (layer i, 1-based; h_i [B, L_i, P]; lengths_i [B] int32) -> what layer i + 1 reads, [B, L_i, P].
+Condition = Callable[[int, tf.Tensor, tf.Tensor], tf.Tensor]
 
 
 def resolve_implementation(implementation: str, gpus: Sequence[Any] | None = None) -> str:
@@ -181,14 +183,22 @@ class PyramidalBLSTM(keras.layers.Layer):
         x.set_shape([x_batch_static, None, k * dim])  # a static batch stays static (TFLite's fused LSTMs need it)
         return x, (lengths + k - 1) // k
 
-    def call(self, x: tf.Tensor, lengths: tf.Tensor, training: bool | None = None) -> tuple[tf.Tensor, tf.Tensor]:
-        return self.layer_outputs(x, lengths, training=training)[-1]
+    def call(self, x: tf.Tensor, lengths: tf.Tensor, training: bool | None = None,
+             condition: Condition | None = None, all_layers: bool = False) -> Any:
+        """`(h, out_lengths)` of the top layer, or with `all_layers` every layer's (`layer_outputs`)."""
+        outputs = self.layer_outputs(x, lengths, training=training, condition=condition)
+        return outputs if all_layers else outputs[-1]
 
-    def layer_outputs(self, x: tf.Tensor, lengths: tf.Tensor, training: bool | None = None
-                      ) -> list[tuple[tf.Tensor, tf.Tensor]]:
+    def layer_outputs(self, x: tf.Tensor, lengths: tf.Tensor, training: bool | None = None,
+                      condition: Condition | None = None) -> list[tuple[tf.Tensor, tf.Tensor]]:
         """Every layer's output, bottom to top: `num_layers` pairs (h_i [B, L_i, projection_units], lengths_i
         [B] int32) after layer i's projection, padded frames exactly zero; the last pair is `call`'s output
-        (the model's intermediate CTC reads a lower one, `JointCTCAttention.intermediate_ctc_layer`)."""
+        (the model's intermediate CTC reads a lower one, `JointCTCAttention.intermediate_ctc_layer`).
+
+        `condition(i, h_i, lengths_i) -> h` (optional; i is 1-based) is called after every layer below the top,
+        and layer i + 1 reads what it returns (the model's self-conditioned CTC); the pairs hold h_i as layer i
+        made it, before the condition. The condition must keep padded frames zero.
+        """
         h = tf.convert_to_tensor(x)
         if self.input_dims:
             h = h[..., :self._used_dims(h.shape[-1])]
@@ -209,6 +219,8 @@ class PyramidalBLSTM(keras.layers.Layer):
             h = projection(h)
             h = h * tf.expand_dims(tf.cast(mask, h.dtype), -1)
             outputs.append((h, lengths))
+            if condition is not None and len(outputs) < self.num_layers:
+                h = condition(len(outputs), h, lengths)
         return outputs
 
     @staticmethod
