@@ -540,6 +540,33 @@ def test_spec_augment_masks_training_only_and_round_trips():
                            ).spec_augment.enabled
 
 
+def test_vtlp_warps_training_only_round_trips_and_defaults_off():
+    config = ml_collections.ConfigDict(
+        {"encoder": {"num_layers": 2, "units": 8, "projection_units": 6, "subsample": (1, 1)},
+         "decoder_units": 8, "attention_dim": 8, "attention_width": 5, "attention_filters": 2,
+         "vtlp_warp": (0.8, 1.2)}
+    )
+    keras.utils.set_random_seed(0)
+    model = build_model(config, {"ctc_weight": 0.5}, Vocabulary())
+    keras.utils.set_random_seed(0)
+    plain = build_model(config.to_dict() | {"vtlp_warp": (1.0, 1.0)}, {"ctc_weight": 0.5}, Vocabulary())
+    batch = _batch()
+    h, _ = model.encode(batch["features"], batch["feature_lengths"], training=False)
+    h_plain, _ = plain.encode(batch["features"], batch["feature_lengths"], training=False)
+    np.testing.assert_array_equal(h.numpy(), h_plain.numpy())  # inference never warps
+    h_train, _ = model.encode(batch["features"], batch["feature_lengths"], training=True)
+    h_plain_train, _ = plain.encode(batch["features"], batch["feature_lengths"], training=True)
+    np.testing.assert_array_equal(h_plain_train.numpy(), h_plain.numpy())  # nothing else random in training
+    assert np.abs(h_train.numpy() - h_plain_train.numpy()).max() > 1e-4  # so this is the warp
+    in_graph = tf.function(lambda f, n: model.encode(f, n, training=True)[0])
+    np.testing.assert_allclose(in_graph(batch["features"], batch["feature_lengths"]).numpy(), h_train.numpy(),
+                               atol=1e-6)  # the same warp in a traced training graph (same update, same seed)
+    assert JointCTCAttention.from_config(model.get_config()).vtlp.warp_range == (0.8, 1.2)
+    unset = config.to_dict()
+    del unset["vtlp_warp"]
+    assert not build_model(unset, {"ctc_weight": 0.5}, Vocabulary()).vtlp.enabled
+
+
 def test_intermediate_ctc_mixes_a_middle_layers_ctc_loss_through_the_same_head():
     batch = _batch()
     keras.utils.set_random_seed(4)

@@ -84,6 +84,10 @@ def base_config() -> ml_collections.ConfigDict:
     # posteriors, in training and in decoding and exports alike (one [vocab] -> [projection] Dense added).
     # Needs `loss.intermediate_ctc_weight` > 0. False: off.
     config.model.ctc_self_conditioning = False
+    # VTLP in training (not in the paper; layers/vtlp.py, Jaitly & Hinton 2013): every utterance's mel axis is
+    # warped by a factor uniform in (low, high), drawn per update, before CMVN, as a shorter or longer vocal tract
+    # would move its formants; tempo unchanged. (1.0, 1.0): off.
+    config.model.vtlp_warp = (1.0, 1.0)
     # SpecAugment in training (not in the paper; layers/spec_augment.py): per utterance `freq_masks` bands of up
     # to `freq_width` of the 40 mel bins (the same bins of the static, delta and delta-delta features) and
     # `time_masks` spans of up to min(`time_width`, `max_time_fraction` x length) feature frames, set to 0 after

@@ -19,6 +19,7 @@ from tf_jointctc.layers.ctc import CTCHead
 from tf_jointctc.layers.decoder import AttentionDecoder, DecoderState
 from tf_jointctc.layers.encoder import PyramidalBLSTM, time_reduction, uniform_initializer
 from tf_jointctc.layers.spec_augment import MASK_SETTINGS, SpecAugment
+from tf_jointctc.layers.vtlp import VocalTractLengthPerturbation
 
 DEFAULT_FEATURE_DIM = 120
 
@@ -35,7 +36,9 @@ class JointCTCAttention(keras.Model):
     decoding and export read the top layer alone). With `ctc_self_conditioning` as well (self-conditioned CTC,
     Nozaki & Komatsu 2021, ESPnet's `interctc_use_conditioning`; not in the paper) layer k+1 reads
     `h_k + W softmax(CTC logits of h_k) + b` (`ctc_conditioning`, a [V] -> [P] Dense) instead of h_k, in
-    training and inference alike, so the upper layers are told what the lower ones recognized.
+    training and inference alike, so the upper layers are told what the lower ones recognized. In training only,
+    `vtlp_warp` = (low, high) other than (1, 1) warps each utterance's mel axis by a factor uniform in that range
+    before CMVN (VTLP, `layers.vtlp`; not in the paper), and `spec_augment` masks bins and frames after it.
 
     Attention targets are `labels + eos`, decoder inputs `sos + labels`; padded positions are masked out.
     `ctc_weight` is a constructor constant: with 1 the attention branch is never built into the loss graph, with
@@ -80,6 +83,7 @@ class JointCTCAttention(keras.Model):
         guided_attention_weight: float = 0.0,
         guided_attention_width: float = 0.2,
         spec_augment: Mapping[str, Any] | None = None,
+        vtlp_warp: Sequence[float] = (1.0, 1.0),
         intermediate_ctc_weight: float = 0.0,
         intermediate_ctc_layer: int = 0,
         ctc_self_conditioning: bool = False,
@@ -137,6 +141,9 @@ class JointCTCAttention(keras.Model):
         self.spec_augment = SpecAugment(**dict(spec_augment or {}), bins=NUM_MEL_BINS, name="spec_augment")
         if self.spec_augment.enabled and self.feature_dim % NUM_MEL_BINS:
             raise ValueError(f"SpecAugment needs features in groups of {NUM_MEL_BINS} mel bins, got {self.feature_dim}")
+        self.vtlp = VocalTractLengthPerturbation(vtlp_warp, bins=NUM_MEL_BINS, name="vtlp")
+        if self.vtlp.enabled and self.feature_dim % NUM_MEL_BINS:
+            raise ValueError(f"VTLP needs features in groups of {NUM_MEL_BINS} mel bins, got {self.feature_dim}")
         self.encoder = PyramidalBLSTM(
             num_layers=self.encoder_layers,
             units=self.encoder_units,
@@ -245,8 +252,9 @@ class JointCTCAttention(keras.Model):
     def encode(
         self, features: tf.Tensor, feature_lengths: tf.Tensor, training: bool | None = None
     ) -> tuple[tf.Tensor, tf.Tensor]:
-        """Global CMVN, per-utterance CMVN (`utterance_cmvn`), in training SpecAugment's masks (`spec_augment`),
-        then the encoder: (features [B, T, D], lengths [B]) -> (h [B, L, P], encoder_lengths [B])."""
+        """In training VTLP's warp (`vtlp_warp`), global CMVN, per-utterance CMVN (`utterance_cmvn`), in training
+        SpecAugment's masks (`spec_augment`), then the encoder: (features [B, T, D], lengths [B]) -> (h [B, L, P],
+        encoder_lengths [B])."""
         return self.encode_layers(features, feature_lengths, training=training)[-1]
 
     def encode_layers(
@@ -273,6 +281,8 @@ class JointCTCAttention(keras.Model):
         features = tf.convert_to_tensor(features, tf.float32)
         feature_lengths = tf.cast(feature_lengths, tf.int32)
         mask = tf.sequence_mask(feature_lengths, maxlen=tf.shape(features)[1])
+        if training and self.vtlp.enabled:
+            features = self.vtlp(features, self._augment_seed())
         x = self.cmvn(features, mask=mask)
         if self.utterance_cmvn.mode != "none":
             x = self.utterance_cmvn(x, mask=mask)
@@ -282,7 +292,7 @@ class JointCTCAttention(keras.Model):
 
     def _augment_seed(self) -> tf.Tensor:
         """[2] int64: (the optimizer's update count, the replica's id), so that every update and replica draws
-        its own masks and a resumed run draws the masks an uninterrupted one would have."""
+        its own masks and warps, and a resumed run draws those an uninterrupted one would have."""
         optimizer = getattr(self, "optimizer", None)
         step = optimizer.iterations if optimizer is not None else 0
         replica = tf.distribute.get_replica_context()
@@ -546,6 +556,7 @@ class JointCTCAttention(keras.Model):
             guided_attention_weight=self.guided_attention_weight,
             guided_attention_width=self.guided_attention_width,
             spec_augment=self.spec_augment.mask_settings(),
+            vtlp_warp=list(self.vtlp.warp_range),
             intermediate_ctc_weight=self.intermediate_ctc_weight,
             intermediate_ctc_layer=self.intermediate_ctc_layer,
             ctc_self_conditioning=self.ctc_self_conditioning,
@@ -635,7 +646,7 @@ def build_model(model_config: Any, loss_config: Any, vocab: Any, cmvn: Any = Non
       model_config: ConfigDict with (or being) `model`: encoder.{num_layers, units, projection_units,
         subsample, implementation, input_stack, training_projection_dtype, input_dims}, attention
         ("location"|"content"), attention_dim, attention_filters, attention_width, sharpening, decoder_units,
-        init_scale, forget_bias, utterance_cmvn, ctc_self_conditioning, spec_augment.{freq_masks, freq_width,
+        init_scale, forget_bias, utterance_cmvn, ctc_self_conditioning, vtlp_warp, spec_augment.{freq_masks, freq_width,
         time_masks, time_width, max_time_fraction}.
       loss_config: ConfigDict with (or being) `loss`: ctc_weight (lambda of eq. 14), label_smoothing,
         ctc_warmup_steps, guided_attention_weight, guided_attention_width, intermediate_ctc_weight,
@@ -677,6 +688,7 @@ def build_model(model_config: Any, loss_config: Any, vocab: Any, cmvn: Any = Non
         guided_attention_weight=float(loss.get("guided_attention_weight", 0.0)),
         guided_attention_width=float(loss.get("guided_attention_width", 0.2)),
         spec_augment=_spec_augment_settings(model),
+        vtlp_warp=tuple(model.get("vtlp_warp", (1.0, 1.0))),
         intermediate_ctc_weight=float(loss.get("intermediate_ctc_weight", 0.0)),
         intermediate_ctc_layer=int(loss.get("intermediate_ctc_layer", 0)),
         ctc_self_conditioning=bool(model.get("ctc_self_conditioning", False)),
