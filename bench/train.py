@@ -5,7 +5,7 @@ paper's WSJ architecture on random data. Prints one JSON line; `reference_matmul
   python bench/train.py [--batch 16] [--frames 800] [--labels 100] [--threads 2] [--intra_threads N] [--subsample S]
                         [--ctc_weight 0.2] [--steps 5] [--config configs/wsj_si284.py] [--implementation fused]
                         [--input_stack K] [--units N] [--projection_dtype float32|bfloat16] [--input_dims N]
-                        [--intermediate_ctc_weight W] [--ctc_self_conditioning 0|1]
+                        [--intermediate_ctc_weight W] [--ctc_self_conditioning 0|1] [--vtlp_warp LOW,HIGH]
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ def main() -> None:
                              "config's)")
     parser.add_argument("--ctc_self_conditioning", type=int, choices=(0, 1), default=None,
                         help="model.ctc_self_conditioning (needs an intermediate CTC weight > 0; default: config's)")
+    parser.add_argument("--vtlp_warp", default=None,
+                        help="model.vtlp_warp as LOW,HIGH, e.g. 0.9,1.1 (1,1: off; default: config's)")
     args = parser.parse_args()
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -72,6 +74,8 @@ def main() -> None:
         config.loss.intermediate_ctc_weight = args.intermediate_ctc_weight
     if args.ctc_self_conditioning is not None:
         config.model.ctc_self_conditioning = bool(args.ctc_self_conditioning)
+    if args.vtlp_warp is not None:
+        config.model.vtlp_warp = tuple(float(v) for v in args.vtlp_warp.split(","))
     vocab = Vocabulary()
     model = build_model(config.model, config.loss, vocab)
     model.compile(optimizer=make_optimizer(config.optimizer, total_steps=10**6))
@@ -116,6 +120,7 @@ def main() -> None:
         "input_dims": int(config.model.encoder.get("input_dims", 0)),
         "intermediate_ctc_weight": float(config.loss.get("intermediate_ctc_weight", 0.0)),
         "ctc_self_conditioning": bool(config.model.get("ctc_self_conditioning", False)),
+        "vtlp_warp": list(config.model.get("vtlp_warp", (1.0, 1.0))),
         "units": int(config.model.encoder.units), "implementation": args.implementation, "ctc_weight": args.ctc_weight,
         "projection_dtype": config.model.encoder.get("training_projection_dtype", "float32"),
         "config": args.config, "reference_matmul_us": round(reference_us, 1),
