@@ -479,3 +479,9 @@ def test_utterance_cmvn_converts_to_tflite_builtins() -> None:
     got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
     np.testing.assert_allclose(got, serve(features, lengths).numpy(), atol=1e-5)
     np.testing.assert_allclose(got[0, :21].std(axis=0), 1.0, atol=1e-3)
+
+
+def test_mel_band_edges_are_equally_spaced_in_mel_and_span_the_band():
+    edges = F.mel_band_edges(4, 100.0, 4000.0)
+    assert len(edges) == 6 and np.allclose(np.diff(edges), np.diff(edges)[0])
+    np.testing.assert_allclose(edges[[0, -1]], F.hz_to_mel([100.0, 4000.0]))

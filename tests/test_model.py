@@ -515,18 +515,23 @@ def test_guided_attention_adds_to_the_training_loss_only():
     assert JointCTCAttention.from_config(guided.get_config()).guided_attention_weight == 2.0
 
 
-def test_spec_augment_masks_training_only_and_round_trips():
+def _augmented_and_plain(key, on, off):
+    """Two tiny models with the same weights, `model.<key>` = `on` and `off`, and the config of the first."""
     config = ml_collections.ConfigDict(
         {"encoder": {"num_layers": 2, "units": 8, "projection_units": 6, "subsample": (1, 1)},
-         "decoder_units": 8, "attention_dim": 8, "attention_width": 5, "attention_filters": 2,
-         "spec_augment": {"freq_masks": 2, "freq_width": 10, "time_masks": 2, "time_width": 8,
-                          "max_time_fraction": 0.5}}
+         "decoder_units": 8, "attention_dim": 8, "attention_width": 5, "attention_filters": 2, key: on}
     )
     keras.utils.set_random_seed(0)
     model = build_model(config, {"ctc_weight": 0.5}, Vocabulary())
     keras.utils.set_random_seed(0)
-    plain = build_model(config.to_dict() | {"spec_augment": {"freq_masks": 0, "time_masks": 0}},
-                        {"ctc_weight": 0.5}, Vocabulary())
+    plain = build_model(config.to_dict() | {key: off}, {"ctc_weight": 0.5}, Vocabulary())
+    return model, plain, config
+
+
+def test_spec_augment_masks_training_only_and_round_trips():
+    model, plain, config = _augmented_and_plain(
+        "spec_augment", {"freq_masks": 2, "freq_width": 10, "time_masks": 2, "time_width": 8, "max_time_fraction": 0.5},
+        {"freq_masks": 0, "time_masks": 0})
     batch = _batch()
     h, _ = model.encode(batch["features"], batch["feature_lengths"], training=False)
     h_plain, _ = plain.encode(batch["features"], batch["feature_lengths"], training=False)
@@ -541,15 +546,7 @@ def test_spec_augment_masks_training_only_and_round_trips():
 
 
 def test_vtlp_warps_training_only_round_trips_and_defaults_off():
-    config = ml_collections.ConfigDict(
-        {"encoder": {"num_layers": 2, "units": 8, "projection_units": 6, "subsample": (1, 1)},
-         "decoder_units": 8, "attention_dim": 8, "attention_width": 5, "attention_filters": 2,
-         "vtlp_warp": (0.8, 1.2)}
-    )
-    keras.utils.set_random_seed(0)
-    model = build_model(config, {"ctc_weight": 0.5}, Vocabulary())
-    keras.utils.set_random_seed(0)
-    plain = build_model(config.to_dict() | {"vtlp_warp": (1.0, 1.0)}, {"ctc_weight": 0.5}, Vocabulary())
+    model, plain, config = _augmented_and_plain("vtlp_warp", (0.8, 1.2), (1.0, 1.0))
     batch = _batch()
     h, _ = model.encode(batch["features"], batch["feature_lengths"], training=False)
     h_plain, _ = plain.encode(batch["features"], batch["feature_lengths"], training=False)

@@ -64,6 +64,13 @@ def hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
     return 1127.0 * np.log1p(np.asarray(hz, dtype=np.float64) / 700.0)
 
 
+def mel_band_edges(num_mel_bins: int = NUM_MEL_BINS, lower_hz: float = LOWER_HZ, upper_hz: float = UPPER_HZ
+                   ) -> np.ndarray:
+    """The `num_mel_bins + 2` filter edges equally spaced on the HTK mel scale, float64 mel; filter m rises from
+    edge m, peaks at edge m + 1 (its centre) and falls to edge m + 2."""
+    return np.linspace(hz_to_mel(lower_hz), hz_to_mel(upper_hz), num_mel_bins + 2)
+
+
 def mel_filterbank_matrix(
     num_mel_bins: int = NUM_MEL_BINS,
     fft_length: int = FFT_LENGTH,
@@ -80,7 +87,7 @@ def mel_filterbank_matrix(
         raise ValueError(f"need 0 <= lower_hz < upper_hz <= Nyquist, got {lower_hz}, {upper_hz}")
     num_bins = fft_length // 2 + 1
     bin_mel = hz_to_mel(np.arange(num_bins) * sample_rate / fft_length)[:, None]  # [K, 1]
-    edges = np.linspace(hz_to_mel(lower_hz), hz_to_mel(upper_hz), num_mel_bins + 2)
+    edges = mel_band_edges(num_mel_bins, lower_hz, upper_hz)
     left, center, right = edges[:-2][None, :], edges[1:-1][None, :], edges[2:][None, :]  # [1, M]
     rising = (bin_mel - left) / (center - left)
     falling = (right - bin_mel) / (right - center)

@@ -9,7 +9,6 @@ from tf_jointctc import features
 from tf_jointctc.layers.vtlp import (
     BOUNDARY_HZ,
     VocalTractLengthPerturbation,
-    channel_edges_mel,
     checked_warp_range,
     source_hz,
     warp_matrices,
@@ -25,7 +24,7 @@ def _forward_warp(hz: np.ndarray, alpha: float, nyquist: float = 8000.0) -> np.n
 
 def _reference_matrix(alpha: float, bins: int = 40) -> np.ndarray:
     """[M_in, M_out] by brute force: invert the forward warp on a fine grid, then interpolate channel positions."""
-    edges = channel_edges_mel(bins)
+    edges = features.mel_band_edges(bins)
     centres = 700.0 * np.expm1(edges[1:-1] / 1127.0)
     grid = np.linspace(0.0, 8000.0, 400_001)
     source = np.interp(centres, _forward_warp(grid, alpha), grid)

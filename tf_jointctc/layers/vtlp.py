@@ -30,7 +30,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_jointctc.features import LOWER_HZ, NUM_MEL_BINS, SAMPLE_RATE, UPPER_HZ, hz_to_mel
+from tf_jointctc.features import LOWER_HZ, NUM_MEL_BINS, SAMPLE_RATE, UPPER_HZ, mel_band_edges
 
 # Jaitly & Hinton's boundary: frequencies up to about this scale by alpha, the rest maps onto Nyquist.
 BOUNDARY_HZ = 4800.0
@@ -38,12 +38,6 @@ BOUNDARY_HZ = 4800.0
 SEED_SALT = 7
 # Warp factors outside this range are refused (a formant moved by more than half is not a voice any more).
 FACTOR_LIMITS = (0.5, 2.0)
-
-
-def channel_edges_mel(bins: int = NUM_MEL_BINS, lower_hz: float = LOWER_HZ, upper_hz: float = UPPER_HZ) -> np.ndarray:
-    """The filterbank's `bins + 2` equally spaced HTK-mel edges (`features.mel_filterbank_matrix`'s), float64;
-    channel m's centre is edge m + 1."""
-    return np.linspace(hz_to_mel(lower_hz), hz_to_mel(upper_hz), bins + 2)
 
 
 def source_hz(centre_hz: tf.Tensor, alpha: tf.Tensor, boundary_hz: float = BOUNDARY_HZ,
@@ -70,7 +64,7 @@ def warp_matrices(alpha: tf.Tensor, bins: int = NUM_MEL_BINS, lower_hz: float = 
     channels around position `p = (mel(warp^-1(centre_m)) - edge_0) / step - 1`, clipped to [0, M - 1] (the
     band's edge channels repeat beyond it). Each column sums to 1; alpha = 1 gives the identity up to rounding.
     """
-    edges = channel_edges_mel(bins, lower_hz, upper_hz)
+    edges = mel_band_edges(bins, lower_hz, upper_hz)
     step = float(edges[1] - edges[0])
     centre_hz = (700.0 * np.expm1(edges[1:-1] / 1127.0)).astype(np.float32)  # [M]
     source = source_hz(tf.constant(centre_hz), alpha, boundary_hz, sample_rate / 2)  # [B, M]
