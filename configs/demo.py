@@ -6,8 +6,8 @@ width), and why (measurements in docs/accuracy.md):
 - Width 160 instead of 320 (encoder cells and projections, attention and decoder; 2.49 M parameters), so that it
   trains in 20 minutes on 2 cores. 160 rather than 128 (1.67 M): 1.23x the time per update, and at about equal
   compute (3,400 updates against 4,200, the same wall time when trained side by side) ahead in dev CER with
-  both seeds: CTC greedy 13.8 / 14.4 against 15.1 / 15.1 (row w160 of docs/accuracy.md). The budget holds fewer
-  updates of it.
+  both seeds: CTC greedy 13.8 / 14.4 against 15.1 / 15.1, joint + LM dev -1.0, dev_noisy -1.3, dev_unseen_voice
+  -0.3 (row w160 of docs/accuracy.md). The budget holds fewer updates of it (2,945 in stop 42's `make demo`).
 - Input stacking: 3 feature frames form one encoder frame, and no pyramid (33 frames/s at every BLSTM layer):
   half the paper's BLSTM frame-steps, and ~2 encoder frames per character of the corpus' 15-19 characters/s.
 - Adam (peak 2e-3, 100 warm-up updates, cosine decay to 30 % of the peak at the last update) instead of
