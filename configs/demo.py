@@ -1,8 +1,8 @@
 """CPU-sized default for `make demo`: the paper's model (a 4-layer BLSTM encoder with projections, location
 attention, 1-layer LSTM decoder, joint CTC-attention loss) trained by a recipe for 20 minutes of a 2-core CPU.
 
-How it differs from the paper's recipe (section 3.2; `configs/demo_paper_recipe.py` is that recipe at this
-width), and why (measurements in docs/accuracy.md):
+How it differs from the paper's recipe (section 3.2; `configs/demo_paper_recipe.py` is that recipe at width 128,
+the demo's width until stop 42), and why (measurements in docs/accuracy.md):
 - Width 160 instead of 320 (encoder cells and projections, attention and decoder; 2.49 M parameters), so that it
   trains in 20 minutes on 2 cores. 160 rather than 128 (1.67 M): 1.23x the time per update, and at about equal
   compute (3,400 updates against 4,200, the same wall time when trained side by side) ahead in dev CER with

@@ -1,7 +1,7 @@
-"""The paper's recipe at `make demo`'s size, the demo default until issue 12 (`configs/demo.py` is the new
-recipe): the paper's architecture shape (4-layer pyramidal BLSTM, location attention, 1-layer LSTM decoder,
-lambda = 0.2) at a width that trains on the 60-minute built-in corpus on a 2-core CPU, with Adam and small
-batches. Kept as the baseline of docs/accuracy.md's ablation.
+"""The paper's recipe at `make demo`'s former size (width 128; `configs/demo.py` is 160 since stop 42), the demo
+default until issue 12 (`configs/demo.py` is the new recipe): the paper's architecture shape (4-layer pyramidal
+BLSTM, location attention, 1-layer LSTM decoder, lambda = 0.2) at a width that trains on the 60-minute built-in
+corpus on a 2-core CPU, with Adam and small batches. Kept as the baseline of docs/accuracy.md's ablation.
 """
 
 from tf_jointctc.config import base_config
