@@ -7,7 +7,9 @@ the demo's width until stop 42), and why (measurements in docs/accuracy.md):
   trains in 20 minutes on 2 cores. 160 rather than 128 (1.67 M): 1.23x the time per update, and at about equal
   compute (3,400 updates against 4,200, the same wall time when trained side by side) ahead in dev CER with
   both seeds: CTC greedy 13.8 / 14.4 against 15.1 / 15.1, joint + LM dev -1.0, dev_noisy -1.3, dev_unseen_voice
-  -0.3 (row w160 of docs/accuracy.md). The budget holds fewer updates of it (2,945 in stop 42's `make demo`).
+  -0.3 (row w160 of docs/accuracy.md). The budget holds fewer updates of it (2,945 and 2,877 in stops 42-43's
+  `make demo`). The encoder at 192 with the rest at 160 (1.14x per update) was level with this at equal wall time
+  with joint + LM (row e192): not taken.
 - Input stacking: 3 feature frames form one encoder frame, and no pyramid (33 frames/s at every BLSTM layer):
   half the paper's BLSTM frame-steps, and ~2 encoder frames per character of the corpus' 15-19 characters/s.
 - Adam (peak 2e-3, 100 warm-up updates, cosine decay to 30 % of the peak at the last update) instead of
