@@ -7,9 +7,9 @@ the demo's width until stop 42), and why (measurements in docs/accuracy.md):
   trains in 20 minutes on 2 cores. 160 rather than 128 (1.67 M): 1.23x the time per update, and at about equal
   compute (3,400 updates against 4,200, the same wall time when trained side by side) ahead in dev CER with
   both seeds: CTC greedy 13.8 / 14.4 against 15.1 / 15.1, joint + LM dev -1.0, dev_noisy -1.3, dev_unseen_voice
-  -0.3 (row w160 of docs/accuracy.md). The budget holds fewer updates of it (2,945 and 2,877 in stops 42-43's
-  `make demo`). The encoder at 192 with the rest at 160 (1.14x per update) was level with this at equal wall time
-  with joint + LM (row e192): not taken.
+  -0.3 (row w160 of docs/accuracy.md). The budget holds fewer updates of it (how many: docs/accuracy.md's `make
+  demo` sections). The encoder at 192 with the rest at 160 (1.14x per update) was level with this at equal wall
+  time with joint + LM (row e192): not taken.
 - Input stacking: 3 feature frames form one encoder frame, and no pyramid (33 frames/s at every BLSTM layer):
   half the paper's BLSTM frame-steps, and ~2 encoder frames per character of the corpus' 15-19 characters/s.
 - Adam (peak 2e-3, 100 warm-up updates, cosine decay to 30 % of the peak at the last update) instead of
@@ -61,12 +61,13 @@ def get_config():
     config.data.max_seconds = 20.0
     config.data.cache_features = False  # train noise needs the features computed per batch
     config.data.train_noise.probability = 0.5
-    config.model.encoder.units = 160
-    config.model.encoder.projection_units = 160
+    width = 160  # one width for the encoder cells and projections, the attention and the decoder
+    config.model.encoder.units = width
+    config.model.encoder.projection_units = width
     config.model.encoder.input_stack = 3
     config.model.encoder.subsample = (1, 1, 1, 1)
-    config.model.attention_dim = 160
-    config.model.decoder_units = 160
+    config.model.attention_dim = width
+    config.model.decoder_units = width
     config.model.forget_bias = 1.0
     config.loss.ctc_weight = 0.5
     config.loss.ctc_warmup_steps = 800
