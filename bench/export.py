@@ -4,10 +4,12 @@ For each architecture (`demo`: configs/demo.py; `wsj`: the paper's WSJ model, co
 the model with random weights (`build_model(config.model, config.loss, Vocabulary())`, seeded), exports it
 with the real export functions (export/to_saved_model.py, export/to_tflite.py: one batch-1 trace, three
 conversions) and times every signature on one 8-second utterance (low-level noise) at 1 thread (TensorFlow
-intra/inter-op threads 1, TFLite `num_threads=1`): one warm-up call, then the mean of `--repeats` calls.
+intra/inter-op threads 1, TFLite `num_threads=1`): one warm-up call per format, then `--repeats` rounds in
+which the SavedModel and each TFLite file are called once in turn, so that the machine's drift (up to ~1.5x
+within minutes on the project machine) hits every format alike; `seconds` is the median over the rounds.
 rtf = seconds / audio seconds. The decoding is the exported one (no `force_length`): a random model may emit
 eos early, so each timing reports its number of tokens, and the encoder alone (features + CMVN + BLSTM,
-Keras `tf.function`) is timed as well. Prints exactly one JSON line on stdout.
+Keras `tf.function`; the mean of `--repeats` calls after a warm-up) is timed as well. Prints exactly one JSON line on stdout.
 
     python bench/export.py [--arch demo,wsj] [--seconds 8] [--repeats 2] [--beam 20] [--out_dir DIR]
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import tempfile
 import time
 
@@ -44,6 +47,19 @@ def timed(fn, repeats: int) -> tuple[float, object]:
     for _ in range(repeats):
         out = fn()
     return (time.perf_counter() - started) / repeats, out
+
+
+def interleaved(calls: dict, name: str, repeats: int) -> dict[str, tuple[float, object]]:
+    """Signature `name` of every format in `calls` ({format: fn(name)}): one warm-up call each, then `repeats`
+    rounds that call each format once in turn; {format: (median seconds, last output)}."""
+    outputs = {key: fn(name) for key, fn in calls.items()}
+    seconds: dict[str, list[float]] = {key: [] for key in calls}
+    for _ in range(repeats):
+        for key, fn in calls.items():
+            started = time.perf_counter()
+            outputs[key] = fn(name)
+            seconds[key].append(time.perf_counter() - started)
+    return {key: (statistics.median(seconds[key]), outputs[key]) for key in calls}
 
 
 def bench_arch(arch: str, args: argparse.Namespace, folder: str) -> dict:
@@ -74,13 +90,6 @@ def bench_arch(arch: str, args: argparse.Namespace, folder: str) -> dict:
     info = export_saved_model(model, vocab, sm_dir, options)
     result["saved_model"] = {"bytes": directory_size(sm_dir), "export_seconds": round(time.perf_counter() - started, 1)}
     loaded = tf.saved_model.load(sm_dir)
-    for name in info["signatures"]:
-        fn = loaded.signatures[name]
-        latency, out = timed(lambda fn=fn: fn(waveform=tf.constant(waveform), num_samples=tf.constant(num_samples)),
-                             args.repeats)
-        result["saved_model"][name] = {
-            "seconds": round(latency, 4), "rtf": round(latency / seconds, 4), "tokens": int(out["num_tokens"][0]),
-        }
 
     from ai_edge_litert.interpreter import Interpreter
 
@@ -88,15 +97,17 @@ def bench_arch(arch: str, args: argparse.Namespace, folder: str) -> dict:
     started = time.perf_counter()
     export_tflite(model, vocab, paths, options)
     result["tflite_export_seconds"] = round(time.perf_counter() - started, 1)
+    names = list(info["signatures"])
+    calls = {"saved_model": lambda name: loaded.signatures[name](
+        waveform=tf.constant(waveform), num_samples=tf.constant(num_samples))}
     for quantize, path in paths.items():
-        entry = {"bytes": os.path.getsize(path)}
-        signatures = TFLiteSignatures(Interpreter(model_path=path, num_threads=1), list(info["signatures"]))
-        for name in info["signatures"]:
-            latency, out = timed(lambda n=name, s=signatures: s(n, waveform[0]), args.repeats)
-            entry[name] = {
-                "seconds": round(latency, 4), "rtf": round(latency / seconds, 4), "tokens": int(out["num_tokens"]),
-            }
-        result[f"tflite_{quantize}"] = entry
+        result[f"tflite_{quantize}"] = {"bytes": os.path.getsize(path)}
+        signatures = TFLiteSignatures(Interpreter(model_path=path, num_threads=1), names)
+        calls[f"tflite_{quantize}"] = lambda name, s=signatures: s(name, waveform[0])
+    for name in names:
+        for key, (latency, out) in interleaved(calls, name, args.repeats).items():
+            tokens = int(np.asarray(out["num_tokens"]).reshape(-1)[0])
+            result[key][name] = {"seconds": round(latency, 4), "rtf": round(latency / seconds, 4), "tokens": tokens}
     result["decode"] = info["decode"]
     return result
 
