@@ -9,7 +9,8 @@ which the SavedModel and each TFLite file are called once in turn, so that the m
 within minutes on the project machine) hits every format alike; `seconds` is the median over the rounds.
 rtf = seconds / audio seconds. The decoding is the exported one (no `force_length`): a random model may emit
 eos early, so each timing reports its number of tokens, and the encoder alone (features + CMVN + BLSTM,
-Keras `tf.function`; the mean of `--repeats` calls after a warm-up) is timed as well. Prints exactly one JSON line on stdout.
+Keras `tf.function`; the mean of `--repeats` calls after a warm-up) is timed as well. Prints exactly one JSON
+line on stdout.
 
     python bench/export.py [--arch demo,wsj] [--seconds 8] [--repeats 2] [--beam 20] [--out_dir DIR]
 """
