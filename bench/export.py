@@ -9,7 +9,7 @@ which the SavedModel and each TFLite file are called once in turn, so that the m
 within minutes on the project machine) hits every format alike; `seconds` is the median over the rounds.
 rtf = seconds / audio seconds. The decoding is the exported one (no `force_length`): a random model may emit
 eos early, so each timing reports its number of tokens, and the encoder alone (features + CMVN + BLSTM,
-Keras `tf.function`; the mean of `--repeats` calls after a warm-up) is timed as well. Prints exactly one JSON
+Keras `tf.function`; the median of `--repeats` calls after a warm-up) is timed as well. Prints exactly one JSON
 line on stdout.
 
     python bench/export.py [--arch demo,wsj] [--seconds 8] [--repeats 2] [--beam 20] [--out_dir DIR]
@@ -42,17 +42,10 @@ from tf_jointctc.text import Vocabulary  # noqa: E402
 SAMPLE_RATE = 16000
 
 
-def timed(fn, repeats: int) -> tuple[float, object]:
-    out = fn()  # warm-up (and trace)
-    started = time.perf_counter()
-    for _ in range(repeats):
-        out = fn()
-    return (time.perf_counter() - started) / repeats, out
-
-
 def interleaved(calls: dict, name: str, repeats: int) -> dict[str, tuple[float, object]]:
-    """Signature `name` of every format in `calls` ({format: fn(name)}): one warm-up call each, then `repeats`
-    rounds that call each format once in turn; {format: (median seconds, last output)}."""
+    """Times `fn(name)` for every entry of `calls` ({format: fn}, e.g. one signature in each exported format):
+    one warm-up call each, then `repeats` rounds that call each once in turn; {format: (median seconds, last
+    output)}."""
     outputs = {key: fn(name) for key, fn in calls.items()}
     seconds: dict[str, list[float]] = {key: [] for key in calls}
     for _ in range(repeats):
@@ -83,7 +76,8 @@ def bench_arch(arch: str, args: argparse.Namespace, folder: str) -> dict:
         h, lengths = model.encode(features, frames, training=False)
         return tf.reduce_sum(h), lengths
 
-    latency, _ = timed(lambda: encoder_only(waveform, num_samples), args.repeats)
+    encoder = interleaved({"encoder_only": lambda _: encoder_only(waveform, num_samples)}, "", args.repeats)
+    latency = encoder["encoder_only"][0]
     result["encoder_only"] = {"seconds": round(latency, 4), "rtf": round(latency / seconds, 4)}
 
     sm_dir = os.path.join(folder, f"{arch}_saved_model")
