@@ -1,11 +1,13 @@
-"""What every benchmark shares: loading a `configs/*.py` file of the repository, `--subsample`, and the thread
-flags of the training benchmarks."""
+"""What every benchmark shares: loading a `configs/*.py` file of the repository, `--subsample`, the thread
+flags of the training benchmarks, and timing variants in interleaved rounds."""
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
 import os
+import time
+from collections.abc import Callable, Mapping
 
 import ml_collections
 
@@ -51,3 +53,19 @@ def set_threads(args: argparse.Namespace) -> int:
 
     intra_threads = args.threads if args.intra_threads is None else args.intra_threads
     return set_cpu_threads(intra_threads, args.threads)["intra_op"]
+
+
+def interleaved_rounds(calls: Mapping[str, Callable[[], object]], rounds: int,
+                       alternate: bool = False) -> dict[str, list[float]]:
+    """Wall seconds of each call in `calls` ({variant: fn}), `rounds` rounds that call every variant once in
+    turn (the order reversed every other round with `alternate`), so that the machine's drift (up to ~1.5x within
+    minutes on the project machine) reaches every variant alike: {variant: [seconds per round]}. Warm-up calls
+    are the caller's."""
+    names = list(calls)
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    for round_index in range(rounds):
+        for name in (names[::-1] if alternate and round_index % 2 else names):
+            started = time.perf_counter()
+            calls[name]()
+            seconds[name].append(time.perf_counter() - started)
+    return seconds

@@ -29,7 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from common import load_config  # noqa: E402
+from common import interleaved_rounds, load_config  # noqa: E402
 
 from tf_jointctc.decoding.options import DecodeOptions  # noqa: E402
 from tf_jointctc.export.to_saved_model import directory_size, export_saved_model  # noqa: E402
@@ -44,15 +44,10 @@ SAMPLE_RATE = 16000
 
 def interleaved(calls: dict, name: str, repeats: int) -> dict[str, tuple[float, object]]:
     """Times `fn(name)` for every entry of `calls` ({format: fn}, e.g. one signature in each exported format):
-    one warm-up call each, then `repeats` rounds that call each once in turn; {format: (median seconds, last
-    output)}."""
+    one warm-up call each, then `repeats` interleaved rounds (`common.interleaved_rounds`); {format: (median
+    seconds, the warm-up call's output)}."""
     outputs = {key: fn(name) for key, fn in calls.items()}
-    seconds: dict[str, list[float]] = {key: [] for key in calls}
-    for _ in range(repeats):
-        for key, fn in calls.items():
-            started = time.perf_counter()
-            outputs[key] = fn(name)
-            seconds[key].append(time.perf_counter() - started)
+    seconds = interleaved_rounds({key: (lambda fn=fn: fn(name)) for key, fn in calls.items()}, repeats)
     return {key: (statistics.median(seconds[key]), outputs[key]) for key in calls}
 
 

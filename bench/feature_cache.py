@@ -24,7 +24,7 @@ import platform
 import statistics
 import time
 
-from common import load_config  # noqa: E402
+from common import interleaved_rounds, load_config  # noqa: E402
 
 
 def main() -> None:
@@ -92,19 +92,15 @@ def main() -> None:
     model.compile(optimizer=make_optimizer(config.optimizer, total_steps=10**6))
     step = tf.function(model.train_step, reduce_retracing=True)
 
-    def run(name: str, steps: int) -> float:
-        started = time.perf_counter()
+    def run(name: str, steps: int) -> None:
         for _ in range(steps):
             step(next(streams[name]))["loss"].numpy()
-        return (time.perf_counter() - started) / steps
 
     for name in streams:  # trace the step's shapes
         run(name, 10)
-    per_step: dict[str, list[float]] = {name: [] for name in streams}
-    names = list(streams)
-    for r in range(args.rounds):
-        for name in (names if r % 2 == 0 else names[::-1]):
-            per_step[name].append(run(name, args.steps))
+    seconds_per_round = interleaved_rounds(
+        {name: (lambda name=name: run(name, args.steps)) for name in streams}, args.rounds, alternate=True)
+    per_step = {name: [t / args.steps for t in times] for name, times in seconds_per_round.items()}
     median = {name: statistics.median(values) for name, values in per_step.items()}
     live, cached = median["live"], median["cached"]
     noisy = {}

@@ -15,9 +15,8 @@ import argparse
 import json
 import os
 import platform
-import time
 
-from common import add_thread_flags, load_config, set_threads
+from common import add_thread_flags, interleaved_rounds, load_config, set_threads
 
 
 def main() -> None:
@@ -66,17 +65,14 @@ def main() -> None:
         for _ in range(2):
             steps[dtype]((tokens_in, targets))
 
-    def timed(dtype: str) -> float:
-        started = time.perf_counter()
+    def run(dtype: str) -> None:
         for _ in range(args.steps):
             logs = steps[dtype]((tokens_in, targets))
         float(logs["loss"])
-        return (time.perf_counter() - started) / args.steps
 
-    rounds = {dtype: [] for dtype in dtypes}
-    for _ in range(args.rounds if len(dtypes) > 1 else 1):
-        for dtype in dtypes:
-            rounds[dtype].append(timed(dtype))
+    seconds_per_round = interleaved_rounds({dtype: (lambda dtype=dtype: run(dtype)) for dtype in dtypes},
+                                           args.rounds if len(dtypes) > 1 else 1)
+    rounds = {dtype: [t / args.steps for t in times] for dtype, times in seconds_per_round.items()}
     medians = {dtype: float(np.median(times)) for dtype, times in rounds.items()}
     seconds = medians[dtypes[0]]
     line = {
