@@ -65,7 +65,7 @@ def main() -> None:
         summary = json.load(f)
     stream_args = {
         "batch_size": config.train.batch_size, "seed": config.seed, "shuffle_buffer": config.train.shuffle_buffer,
-        "bucket_boundaries": length_bucket_boundaries(summary),
+        "bucket_boundaries": length_bucket_boundaries(summary, config.train.get("length_buckets", 0)),
         "max_frames_per_batch": int(config.train.max_frames_per_batch) or None,
     }
     tf.random.set_seed(config.seed)

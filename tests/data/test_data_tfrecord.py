@@ -229,3 +229,15 @@ def test_text_outside_a_narrow_vocabulary_is_skipped(tmp_path, helpers):
         report=report,
     )
     assert summary["num_utterances"] == 1 and report.count("text_not_in_vocabulary") == 1
+
+
+def test_length_stats_record_every_whole_percentile_as_quantiles():
+    from tf_jointctc.data.tfrecord import _stats
+
+    values = np.random.default_rng(1).integers(50, 900, size=501).tolist()
+    stats = _stats(values)
+    quantiles = stats["quantiles"]
+    assert len(quantiles) == 99 and quantiles == sorted(quantiles)
+    assert all(quantiles[int(p) - 1] == value for p, value in stats["percentiles"].items())
+    assert min(values) <= quantiles[0] and quantiles[-1] <= max(values)
+    assert _stats([])["quantiles"] == []

@@ -263,6 +263,40 @@ def test_length_bucket_boundaries_sit_just_above_the_frame_count_quantiles():
     assert length_bucket_boundaries({"num_frames": {}}) == []
 
 
+def test_length_buckets_of_equal_size_come_from_the_interpolated_quantiles():
+    from tf_jointctc.training.loop import length_bucket_boundaries
+
+    summary = {"num_frames": {"percentiles": {"25": 99, "50": 150}, "quantiles": [100 + p for p in range(1, 100)]}}
+    assert length_bucket_boundaries(summary, 4) == [126, 151, 176]  # the 25/50/75th: 125, 150, 175
+    assert length_bucket_boundaries(summary, 8)[0] == 113  # the 12.5th, halfway between 112 and 113
+    assert len(length_bucket_boundaries(summary, 8)) == 7
+    assert length_bucket_boundaries(summary, 0) == [100, 151]  # 0 keeps the percentile buckets
+    flat = {"num_frames": {"quantiles": [300] * 99}}
+    assert length_bucket_boundaries(flat, 10) == [301]  # equal boundaries merge
+    assert length_bucket_boundaries({"num_frames": {"quantiles": []}}, 8) == []
+
+
+def test_length_buckets_of_equal_size_match_the_frame_counts_they_split():
+    from tf_jointctc.data.tfrecord import _stats
+    from tf_jointctc.training.loop import length_bucket_boundaries
+
+    frames = np.random.default_rng(0).integers(70, 1100, size=2000).tolist()
+    boundaries = length_bucket_boundaries({"num_frames": _stats(frames)}, 8)
+    counts = np.bincount(np.searchsorted(boundaries, frames, side="right"), minlength=8)
+    assert len(boundaries) == 7
+    assert counts.min() >= 0.9 * len(frames) / 8 and counts.max() <= 1.1 * len(frames) / 8
+
+
+def test_length_buckets_refuse_one_bucket_and_a_summary_without_quantiles():
+    from tf_jointctc.training.errors import ConfigError
+    from tf_jointctc.training.loop import length_bucket_boundaries
+
+    with pytest.raises(ConfigError, match="0 or >= 2"):
+        length_bucket_boundaries({"num_frames": {"quantiles": [1] * 99}}, 1)
+    with pytest.raises(ConfigError, match="delete the cache"):
+        length_bucket_boundaries({"num_frames": {"percentiles": {"50": 10}}}, 8)
+
+
 def test_shuffle_buffer_zero_is_the_whole_train_split():
     from tf_jointctc.training.loop import shuffle_buffer_size
 

@@ -347,14 +347,17 @@ def _decoded(
 
 
 def _stats(values: list[int]) -> dict[str, Any]:
+    """min, max, mean, the `percentiles` a reader looks at, and `quantiles`: the 1st to 99th percentiles (99
+    ints, rounded up), from which `training.loop.length_bucket_boundaries` places equal-size length buckets."""
     if not values:
-        return {"min": 0, "max": 0, "mean": 0.0, "percentiles": {}}
+        return {"min": 0, "max": 0, "mean": 0.0, "percentiles": {}, "quantiles": []}
     array = np.asarray(values)
     return {
         "min": int(array.min()),
         "max": int(array.max()),
         "mean": float(array.mean()),
         "percentiles": {str(p): int(math.ceil(np.percentile(array, p))) for p in (10, 25, 50, 75, 90, 95, 99)},
+        "quantiles": [int(math.ceil(q)) for q in np.percentile(array, np.arange(1, 100))],
     }
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import keras
 import ml_collections
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
@@ -177,7 +178,7 @@ def train(
     fixed_steps = steps_per_epoch or (
         max(1, prepared["train"]["num_utterances"] // config.train.batch_size) if distributed else 0
     )
-    boundaries = length_bucket_boundaries(prepared["train"])
+    boundaries = length_bucket_boundaries(prepared["train"], config.train.get("length_buckets", 0))
     cached_utterances = None
     if config.data.get("cache_features", False):
         cached_utterances = cached_utterance_features(train_shards)
@@ -363,11 +364,25 @@ def shuffle_buffer_size(setting: int, num_utterances: int) -> int:
     return int(setting) if setting else max(1, int(num_utterances))
 
 
-def length_bucket_boundaries(summary: dict) -> list[int]:
-    """Length buckets at the training set's frame-count quartiles (and 90th percentile), so that a batch
-    holds utterances of similar length and little padding."""
-    percentiles = summary["num_frames"].get("percentiles", {})
-    return sorted({int(percentiles[p]) + 1 for p in ("25", "50", "75", "90") if p in percentiles})
+def length_bucket_boundaries(summary: dict, buckets: int = 0) -> list[int]:
+    """Length-bucket boundaries in feature frames, so that a batch holds utterances of similar length and little
+    padding. `buckets` 0 (`train.length_buckets`' default): at the training set's frame-count quartiles and 90th
+    percentile (5 buckets). N >= 2: N buckets of about equal size, at its (100 k / N)th percentiles (k = 1 .. N -
+    1) interpolated between the prepared summary's whole-percent `quantiles`. Equal boundaries merge."""
+    frames = summary["num_frames"]
+    if not buckets:
+        percentiles = frames.get("percentiles", {})
+        return sorted({int(percentiles[p]) + 1 for p in ("25", "50", "75", "90") if p in percentiles})
+    if buckets < 2:
+        raise ConfigError(f"train.length_buckets must be 0 or >= 2, got {buckets}")
+    quantiles = frames.get("quantiles")
+    if quantiles is None:
+        raise ConfigError("train.length_buckets > 0 needs the train split's frame-count quantiles, which this "
+                          "cache's summary.json (written by an older version) lacks: delete the cache to rebuild it")
+    if not quantiles:
+        return []
+    targets = [100.0 * k / buckets for k in range(1, buckets)]
+    return sorted({int(q) + 1 for q in np.interp(targets, np.arange(1, 100), quantiles)})
 
 
 def _is_chief(strategy) -> bool:
