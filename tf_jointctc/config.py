@@ -150,8 +150,9 @@ def base_config() -> ml_collections.ConfigDict:
     # (batch size x the bucket's longest utterance), and at most batch_size utterances.
     config.train.max_frames_per_batch = 0
     # Length buckets of the training batches (not in the paper). 0: at the train split's frame-count quartiles and
-    # 90th percentile (5 buckets). N >= 2: N buckets of about equal size (less padding per batch; docs/performance.md,
-    # stop 45: 8 buckets trained the demo on 8-13 % more utterances per second).
+    # 90th percentile (5 buckets). N >= 2: N buckets of about equal size (less padding per batch: with 8 the demo's
+    # step saw 8-13 % more utterances per second alone on the machine, but no more updates beside another training,
+    # and was level on dev: row fb of docs/accuracy.md).
     config.train.length_buckets = 0
     # 0: train.epochs decide when training ends. M > 0: a wall-time budget as well (not in the paper): training
     # ends after the batch at which M minutes of training (dev evaluations included, data preparation not) are
