@@ -241,3 +241,7 @@ def test_length_stats_record_every_whole_percentile_as_quantiles():
     assert all(quantiles[int(p) - 1] == value for p, value in stats["percentiles"].items())
     assert min(values) <= quantiles[0] and quantiles[-1] <= max(values)
     assert _stats([])["quantiles"] == []
+    # The p-th percentile of 1..101 is 1 + p; rounding up a float a hair above it may add one.
+    exact = _stats(list(range(1, 102)))
+    assert all(p + 1 <= q <= p + 2 for p, q in zip(range(1, 100), exact["quantiles"]))
+    assert all(exact["percentiles"][str(p)] == exact["quantiles"][p - 1] for p in (10, 25, 50, 75, 90, 95, 99))

@@ -352,12 +352,13 @@ def _stats(values: list[int]) -> dict[str, Any]:
     if not values:
         return {"min": 0, "max": 0, "mean": 0.0, "percentiles": {}, "quantiles": []}
     array = np.asarray(values)
+    quantiles = [int(math.ceil(q)) for q in np.percentile(array, np.arange(1, 100))]
     return {
         "min": int(array.min()),
         "max": int(array.max()),
         "mean": float(array.mean()),
-        "percentiles": {str(p): int(math.ceil(np.percentile(array, p))) for p in (10, 25, 50, 75, 90, 95, 99)},
-        "quantiles": [int(math.ceil(q)) for q in np.percentile(array, np.arange(1, 100))],
+        "percentiles": {str(p): quantiles[p - 1] for p in (10, 25, 50, 75, 90, 95, 99)},
+        "quantiles": quantiles,
     }
 
 
