@@ -7,8 +7,9 @@ STAMP := $(VENV)/.installed
 CORPUS ?= data/corpus
 WORKDIR ?= runs/demo
 # The character LM of shallow fusion (issue 13) and its weight beta in joint decoding, tuned on dev with the
-# 256-cell LM at beam 20 (docs/accuracy.md, row lm256: 0.9 against 0.7 dev -0.14, dev_noisy -0.50,
-# dev_unseen_voice -0.69; 1.1 worse on dev and dev_noisy); 0.7 was best with the 128-cell LM.
+# 256-cell LM at beam 20 (docs/accuracy.md, row lm256, two LM seeds: 0.9 against 0.7 dev -0.04, dev_noisy -0.25,
+# dev_unseen_voice -0.40 CER and lower WER on all three; 1.1 worse on dev and dev_noisy); 0.7 was best with the
+# 128-cell LM.
 LM_WORKDIR ?= runs/lm_demo
 LM_WEIGHT ?= 0.9
 # Attention decoding alone is best at a lower beta on dev: 0.1 since width 160 (0.3 ended hypotheses early there;
