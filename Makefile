@@ -6,8 +6,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CORPUS ?= data/corpus
 WORKDIR ?= runs/demo
-# The character LM of shallow fusion (issue 13) and its weight beta in joint decoding, tuned on dev with the
-# 256-cell LM at beam 20 (docs/accuracy.md, row lm256, two LM seeds: 0.9 against 0.7 dev -0.04, dev_noisy -0.25,
+# The character LM of shallow fusion (issue 13) and its weight beta in joint decoding (and in both beam signatures
+# of the exports), tuned on dev with the 256-cell LM at beam 20 (docs/accuracy.md, row lm256, two LM seeds: 0.9 against 0.7 dev -0.04, dev_noisy -0.25,
 # dev_unseen_voice -0.40 CER and lower WER on all three; 1.1 worse on dev and dev_noisy); 0.7 was best with the
 # 128-cell LM.
 LM_WORKDIR ?= runs/lm_demo
