@@ -27,8 +27,12 @@ def base_config() -> ml_collections.ConfigDict:
     # `probability` (0 = off) an utterance gets babble of `babble_talkers` train utterances (from a bank of
     # `babble_bank`) or white, pink or brown noise (`kinds`, `weights`) at an SNR uniform in `snr_db`, all drawn
     # again each pass. The features are then computed per batch: it needs data.cache_features = False.
+    # A curriculum over passes: with `ramp_passes` N > 0, pass p (0-based) uses `initial_probability` + (probability
+    # - initial_probability) x min(p / N, 1); N = 0: `probability` in every pass.
     config.data.train_noise = ml_collections.ConfigDict({
         "probability": 0.0,
+        "initial_probability": 0.0,
+        "ramp_passes": 0,
         "snr_db": (0.0, 20.0),
         "kinds": ("babble", "white", "pink", "brown"),
         "weights": (0.4, 0.2, 0.2, 0.2),

@@ -325,6 +325,27 @@ def test_training_stream_with_noise_draws_it_anew_each_pass_and_a_rebuilt_stream
         make_training_stream(paths, augmentation=noise, cached_utterances=cached_utterance_features(paths), **kwargs)
 
 
+def test_training_stream_tells_the_augmentation_its_pass(prepared):
+    """A noise curriculum (`data.train_noise.ramp_passes`) sees each pass' index: clean in pass 0, noisy from pass 1
+    on, in the stream and in the epoch datasets alike."""
+    paths, _ = prepared
+    noise = functools.partial(noisy_utterance, settings=TrainNoise(
+        probability=1.0, initial_probability=0.0, ramp_passes=1, kinds=("white",), weights=(1.0,)))
+    kwargs = {"batch_size": 4, "seed": 1, "shuffle_buffer": 16}
+    tf.random.set_seed(1)
+    for epoch in (0, 1):
+        ramped = list(make_epoch_dataset(paths, epoch=epoch, augmentation=noise, **kwargs))
+        clean = list(make_epoch_dataset(paths, epoch=epoch, **kwargs))
+        differs = [bool(np.abs(a["features"].numpy() - b["features"].numpy()).max() > 0)
+                   for a, b in zip(ramped, clean)]
+        assert differs == [epoch == 1] * len(clean)
+    stream = list(make_training_stream(paths, augmentation=noise, **kwargs).take(2 * len(clean)))
+    plain_passes = [b["features"].numpy() for epoch in (0, 1) for b in make_epoch_dataset(paths, epoch=epoch, **kwargs)]
+    assert len(stream) == len(plain_passes)
+    for position, (batch, plain) in enumerate(zip(stream, plain_passes)):
+        assert np.array_equal(batch["features"].numpy(), plain) == (position < len(clean))
+
+
 def test_speed_perturbed_passes_hold_every_utterance_once_and_a_rebuilt_stream_repeats_them(prepared):
     """`augmentation` (`data.speed_perturbation`): a pass (an epoch dataset) holds every utterance exactly once,
     some at a new length, and a rebuilt stream (a resumed run) gives exactly the same batches from its start on."""

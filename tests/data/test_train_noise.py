@@ -124,8 +124,32 @@ def test_noisy_utterance_applies_with_its_probability():
         _noisy(speech, [2, 0], tn.TrainNoise(probability=1.0))
 
 
+def test_noise_curriculum_ramps_the_chance_over_passes_and_applies_it_by_pass():
+    """`initial_probability` / `ramp_passes`: the chance goes linearly from the initial one at pass 0 to
+    `probability` at pass `ramp_passes` and stays there; `noisy_utterance` draws with the chance of its pass."""
+    ramp = tn.TrainNoise(probability=0.8, initial_probability=0.2, ramp_passes=4, kinds=("white",), weights=(1.0,))
+    chances = [float(ramp.probability_in_pass(p)) for p in range(7)]
+    np.testing.assert_allclose(chances, [0.2, 0.35, 0.5, 0.65, 0.8, 0.8, 0.8], atol=1e-6)
+    assert float(tn.TrainNoise(probability=0.5, initial_probability=0.9).probability_in_pass(0)) == 0.5  # no ramp
+    speech = (0.1 * np.sin(np.arange(4000) / 5.0)).astype(np.float32)
+    clean_first = tn.TrainNoise(probability=1.0, initial_probability=0.0, ramp_passes=1, kinds=("white",),
+                                weights=(1.0,))
+
+    def noisy_in_pass(pass_index: int, settings: tn.TrainNoise) -> int:
+        return sum(not np.array_equal(tn.noisy_utterance({"waveform": tf.constant(speech)},
+                                                         tf.constant([2, i], tf.int64), settings,
+                                                         pass_index=pass_index)["waveform"].numpy(), speech)
+                   for i in range(40))
+
+    assert noisy_in_pass(0, clean_first) == 0
+    assert noisy_in_pass(1, clean_first) == noisy_in_pass(5, clean_first) == 40
+    assert tn.TrainNoise(initial_probability=0.3, ramp_passes=2).enabled
+    assert not tn.TrainNoise(initial_probability=0.3).enabled
+
+
 @pytest.mark.parametrize("bad", [
-    {"probability": 1.5}, {"snr_db": (10.0, 0.0)}, {"kinds": ("rain",), "weights": (1.0,)},
+    {"probability": 1.5}, {"initial_probability": -0.1}, {"ramp_passes": -1}, {"ramp_passes": 1.5},
+    {"snr_db": (10.0, 0.0)}, {"kinds": ("rain",), "weights": (1.0,)},
     {"weights": (1.0, 1.0)}, {"weights": (0.0, 0.0, 0.0, 0.0)}, {"babble_talkers": (0, 3)},
     {"babble_talkers": (4, 3)}, {"babble_bank": 0},
 ])

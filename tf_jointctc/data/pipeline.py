@@ -32,8 +32,9 @@ from tf_jointctc import features
 from tf_jointctc.data.tfrecord import parse_example
 
 AUTOTUNE = tf.data.AUTOTUNE
-# Changes a parsed train utterance given an int64 [2] seed, [pass seed, position in the pass]: the per-pass
-# augmentation of `make_training_stream` (`train_noise.noisy_utterance` with its settings bound).
+# Changes a parsed train utterance given an int64 [2] seed, [pass seed, position in the pass], and the keyword
+# `pass_index` (int64 [], 0 for the first pass): the per-pass augmentation of `make_training_stream`
+# (`train_noise.noisy_utterance` with its settings bound).
 UtteranceAugmentation = Callable[[dict[str, tf.Tensor], tf.Tensor], dict[str, tf.Tensor]]
 
 
@@ -276,7 +277,7 @@ def _pass_batches(
     return _raw_batches(
         paths, training=True, seed=pass_seed, shuffle_buffer=shuffle_buffer, batch_size=batch_size,
         bucket_boundaries=bucket_boundaries, drop_remainder=False, max_frames_per_batch=max_frames_per_batch,
-        reshuffle_each_iteration=False, augmentation=augmentation,
+        reshuffle_each_iteration=False, augmentation=augmentation, pass_index=p,
     )
 
 
@@ -313,9 +314,10 @@ def _raw_batches(
     max_frames_per_batch: int | None,
     reshuffle_each_iteration: bool = True,
     augmentation: UtteranceAugmentation | None = None,
+    pass_index: Any = 0,
 ) -> tf.data.Dataset:
-    """Parsed records -> (`augmentation`, seeded by `[seed, position]`) -> padded batches of waveforms and labels
-    (no features yet). `seed` may be a tensor."""
+    """Parsed records -> (`augmentation`, seeded by `[seed, position]`, told `pass_index`) -> padded batches of
+    waveforms and labels (no features yet). `seed` and `pass_index` may be tensors."""
     dataset = _records(paths, shuffle_seed=seed if training else None,
                        reshuffle_each_iteration=reshuffle_each_iteration)
     if training and shuffle_buffer > 1:
@@ -323,8 +325,10 @@ def _raw_batches(
     dataset = dataset.map(_parse, num_parallel_calls=AUTOTUNE, deterministic=True)
     if augmentation is not None:
         pass_seed = tf.cast(seed, tf.int64)
+        pass_number = tf.cast(pass_index, tf.int64)
         dataset = dataset.enumerate().map(
-            lambda position, example: augmentation(example, tf.stack([pass_seed, position])),
+            lambda position, example: augmentation(example, tf.stack([pass_seed, position]),
+                                                   pass_index=pass_number),
             num_parallel_calls=AUTOTUNE, deterministic=True,
         )
     if training and bucket_boundaries:

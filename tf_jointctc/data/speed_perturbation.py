@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import fractions
 from collections.abc import Sequence
+from typing import Any
 
 import tensorflow as tf
 
@@ -95,11 +96,13 @@ def ctc_min_frames(labels: tf.Tensor) -> tf.Tensor:
 
 
 def speed_perturbed_utterance(example: dict[str, tf.Tensor], seed: tf.Tensor, factors: Sequence[float],
-                              subsampling: int) -> dict[str, tf.Tensor]:
+                              subsampling: int, pass_index: Any = 0) -> dict[str, tf.Tensor]:
     """`example` (a parsed record: `waveform` float32 [S], `num_samples` int32 [], `labels` int32 [U], ...) played
     at a speed drawn uniformly from `factors`, with `waveform` and `num_samples` replaced; factor 1 (unchanged) when
     the drawn one would leave fewer than `ctc_min_frames(labels)` encoder frames (`subsampling` feature frames
-    each). `seed`: int [2], one per utterance and pass."""
+    each). `seed`: int [2], one per utterance and pass; `pass_index` is not used (every pass draws from the same
+    factors: the pipeline's augmentations all take it)."""
+    del pass_index
     factors = checked_factors(factors)
     if not is_enabled(factors):
         return example

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -35,7 +36,11 @@ KINDS = ("babble", *NOISE_EXPONENTS)
 class TrainNoise:
     """What `noisy_utterance` draws (the config keys of `data.train_noise`, configs' docstrings).
 
-    probability: chance that an utterance gets noise in a pass (0 = off).
+    probability: chance that an utterance gets noise in a pass (0 = off); with `ramp_passes` > 0, the chance
+      reached at pass `ramp_passes` and kept after it.
+    initial_probability, ramp_passes: a curriculum over passes: pass p (0-based) uses `initial_probability` +
+      (`probability` - `initial_probability`) x min(p / `ramp_passes`, 1). `ramp_passes` 0: `probability` in
+      every pass.
     snr_db: the SNR is uniform in [low, high] dB.
     kinds: noise kinds, from `KINDS`; weights: their relative probabilities.
     babble_talkers: babble sums a uniform number of talkers in [low, high] (at most the bank's size).
@@ -48,10 +53,16 @@ class TrainNoise:
     weights: tuple[float, ...] = (0.4, 0.2, 0.2, 0.2)
     babble_talkers: tuple[int, int] = (3, 6)
     babble_bank: int = 40
+    initial_probability: float = 0.0
+    ramp_passes: int = 0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.probability <= 1.0:
             raise ValueError(f"data.train_noise.probability must be in [0, 1], got {self.probability}")
+        if not 0.0 <= self.initial_probability <= 1.0:
+            raise ValueError(f"data.train_noise.initial_probability must be in [0, 1], got {self.initial_probability}")
+        if self.ramp_passes < 0 or self.ramp_passes != int(self.ramp_passes):
+            raise ValueError(f"data.train_noise.ramp_passes must be an integer >= 0, got {self.ramp_passes}")
         if len(self.snr_db) != 2 or self.snr_db[0] > self.snr_db[1]:
             raise ValueError(f"data.train_noise.snr_db must be (low, high) with low <= high, got {self.snr_db}")
         unknown = sorted(set(self.kinds) - set(KINDS))
@@ -69,7 +80,14 @@ class TrainNoise:
 
     @property
     def enabled(self) -> bool:
-        return self.probability > 0.0
+        return self.probability > 0.0 or (self.ramp_passes > 0 and self.initial_probability > 0.0)
+
+    def probability_in_pass(self, pass_index: Any) -> tf.Tensor:
+        """The chance of noise in pass `pass_index` (0-based; an int or an int tensor []): float32 []."""
+        if not self.ramp_passes:
+            return tf.constant(self.probability, tf.float32)
+        progress = tf.minimum(tf.cast(pass_index, tf.float32) / float(self.ramp_passes), 1.0)
+        return self.initial_probability + (self.probability - self.initial_probability) * progress
 
     @property
     def uses_babble(self) -> bool:
@@ -163,9 +181,10 @@ def mix_at_snr(speech: tf.Tensor, noise: tf.Tensor, snr_db: tf.Tensor) -> tf.Ten
 
 
 def noisy_utterance(example: dict[str, tf.Tensor], seed: tf.Tensor, settings: TrainNoise,
-                    bank: BabbleBank | None = None) -> dict[str, tf.Tensor]:
+                    bank: BabbleBank | None = None, pass_index: Any = 0) -> dict[str, tf.Tensor]:
     """`example` (a parsed record: `waveform` float32 [S], ...) with noise mixed into its waveform with
-    probability `settings.probability`; otherwise unchanged. `seed`: int [2], one per utterance and pass.
+    probability `settings.probability_in_pass(pass_index)`; otherwise unchanged. `seed`: int [2], one per
+    utterance and pass; `pass_index`: int [], the pass (0-based).
 
     Raises:
       ValueError: babble can be drawn (a positive probability and weight) and no bank is given.
@@ -192,7 +211,8 @@ def noisy_utterance(example: dict[str, tf.Tensor], seed: tf.Tensor, settings: Tr
         noise = tf.switch_case(tf.cast(kind, tf.int32), [branch(name) for name in settings.kinds])
         return mix_at_snr(speech, tf.ensure_shape(noise, [None]), snr_db)
 
-    apply = tf.logical_and(tf.random.stateless_uniform([], seed=apply_seed) < settings.probability, num_samples > 0)
+    chance = settings.probability_in_pass(pass_index)
+    apply = tf.logical_and(tf.random.stateless_uniform([], seed=apply_seed) < chance, num_samples > 0)
     return {**example, "waveform": tf.cond(apply, with_noise, lambda: speech)}
 
 

@@ -354,7 +354,8 @@ def train_augmentation(noise: UtteranceAugmentation | None, speed_factors: tuple
                               subsampling=subsampling)
     if noise is None:
         return speed
-    return lambda example, seed: noise(speed(example, seed), seed)
+    return lambda example, seed, pass_index=0: noise(speed(example, seed, pass_index=pass_index), seed,
+                                                     pass_index=pass_index)
 
 
 def shuffle_buffer_size(setting: int, num_utterances: int) -> int:
