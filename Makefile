@@ -6,20 +6,14 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CORPUS ?= data/corpus
 WORKDIR ?= runs/demo
-# The character LM of shallow fusion (issue 13) and its weight beta in joint decoding (and in both beam signatures
-# of the exports), tuned on dev with the 256-cell LM at beam 20 (docs/accuracy.md, row lm256, two LM seeds: 0.9 against 0.7 dev -0.04, dev_noisy -0.25,
+# The character LM of shallow fusion (issue 13) and its weight beta in joint decoding (and in the exports'
+# serving_default), tuned on dev with the 256-cell LM at beam 20 (docs/accuracy.md, row lm256, two LM seeds: 0.9 against 0.7 dev -0.04, dev_noisy -0.25,
 # dev_unseen_voice -0.40 CER and lower WER on all three; 1.1 worse on dev and dev_noisy); 0.7 was best with the
 # 128-cell LM.
 LM_WORKDIR ?= runs/lm_demo
 LM_WEIGHT ?= 0.9
-# Attention decoding alone is best at a lower beta on dev: 0.1 since width 160 (0.3 ended hypotheses early there;
-# docs/accuracy.md, "The attention mode's LM weight at width 160"). Its evaluations use this one.
-LM_WEIGHT_ATTENTION ?= 0.1
-# ... and with a length bonus of 0.3 per token instead of configs/demo.py's 0.1: the LM's log-probabilities end the
-# attention mode's hypotheses early (deletions), which the bonus offsets. Attention + LM at beam 20, dev / dev_noisy
-# CER, 0.3 against 0.1: stop 45's recognizer and 128-cell LM 10.46 / 32.20 against 11.11 / 32.44, stop 46's and
-# 256-cell LM 11.50 / 32.12 against 13.87 / 33.63; 0.5 loops (insertions); docs/accuracy.md, row alp.
-LENGTH_BONUS_ATTENTION_LM ?= 0.3
+# Attention decoding with the LM takes its own beta (0.1) and length bonus (0.3) from configs/demo.py
+# (decode.attention_lm_weight, decode.attention_lm_length_penalty), in its evaluations and the exports' attention_beam.
 # `make demo` evaluates at the paper's beam 20; the exports keep configs/demo.py's beam 10 for tablet-class CPUs
 # (issue 14). Joint + LM at 20 against 10 on three width-160 models: dev -0.2, dev_noisy -0.7, dev_unseen_voice
 # -0.8, all nine differences the same way, at ~1.4x the decode time (docs/accuracy.md, "The beam, stop 45").
@@ -77,10 +71,9 @@ demo: $(STAMP) engines
 	mkdir -p $(WORKDIR)/eval; set -o pipefail; for split in test_clean test_noisy test_unseen_voice; do for mode in ctc_greedy attention joint; do \
 	  $(VENV)/bin/jointctc-eval --workdir $(WORKDIR) --data $(CORPUS)/$$split/manifest.jsonl --mode $$mode --intra_op_threads 1 \
 	    --beam $(BEAM) --output $(WORKDIR)/eval/$$split-$$mode.jsonl | tee $(WORKDIR)/eval/$$split-$$mode.json || exit 1; done; \
-	  for mode in attention joint; do beta=$(LM_WEIGHT); bonus=""; \
-	  [ $$mode = attention ] && beta=$(LM_WEIGHT_ATTENTION) && bonus="--length_penalty $(LENGTH_BONUS_ATTENTION_LM)"; \
+	  for mode in attention joint; do beta=""; [ $$mode = joint ] && beta="--lm_weight $(LM_WEIGHT)"; \
 	  $(VENV)/bin/jointctc-eval --workdir $(WORKDIR) --data $(CORPUS)/$$split/manifest.jsonl --mode $$mode --intra_op_threads 1 \
-	    --lm_workdir $(LM_WORKDIR) --lm_weight $$beta $$bonus --beam $(BEAM) --output $(WORKDIR)/eval/$$split-$$mode-lm.jsonl \
+	    --lm_workdir $(LM_WORKDIR) $$beta --beam $(BEAM) --output $(WORKDIR)/eval/$$split-$$mode-lm.jsonl \
 	    | tee $(WORKDIR)/eval/$$split-$$mode-lm.json || exit 1; done; done
 	$(VENV)/bin/jointctc-export --workdir $(WORKDIR) --saved_model $(EXPORT)/saved_model \
 	  --tflite $(EXPORT)/model.tflite --quantize none --lm_workdir $(LM_WORKDIR) --lm_weight $(LM_WEIGHT)

@@ -91,8 +91,10 @@ def test_evaluation_fuses_an_lm_and_reports_it(trained_workdir, trained_manifest
     assert zero["lm_checkpoint"].startswith(os.path.join(lm_workdir, "checkpoints", "latest"))
     assert zero["cer"] == plain["cer"] and zero["wer"] == plain["wer"]
     assert hypotheses(tmp_path / "zero.jsonl") == hypotheses(tmp_path / "plain.jsonl")
-    # The work dir's config names the LM and its weight: they are the defaults, flags override them.
-    configured = copy_workdir(workdir, tmp_path / "configured", lm_workdir=lm_workdir, lm_weight=0.5)
+    # The work dir's config names the LM and its weight: they are the defaults, flags override them. (No attention
+    # mode's own LM settings here: the trained work dir's config, configs/demo.py's, has them.)
+    configured = copy_workdir(workdir, tmp_path / "configured", lm_workdir=lm_workdir, lm_weight=0.5,
+                              attention_lm_weight=None, attention_lm_length_penalty=None)
     for mode in ("attention", "joint"):
         fused = evaluate_workdir(str(configured), data, mode, output=str(tmp_path / f"{mode}.jsonl"), **common)
         assert fused["lm_workdir"] == os.path.abspath(lm_workdir) and fused["lm_weight"] == 0.5
@@ -100,6 +102,22 @@ def test_evaluation_fuses_an_lm_and_reports_it(trained_workdir, trained_manifest
     fused_scores = {k: score for k, (_, score) in hypotheses(tmp_path / "joint.jsonl").items()}
     plain_scores = {k: score for k, (_, score) in hypotheses(tmp_path / "plain.jsonl").items()}
     assert fused_scores.keys() == plain_scores.keys() and fused_scores != plain_scores  # the LM scored them
+    # The attention mode's own LM settings: attention with the LM takes them, joint the shared ones, and an
+    # explicit weight or bonus beats them; the search runs with them (the same output as asking for them).
+    tuned = copy_workdir(workdir, tmp_path / "tuned", lm_workdir=lm_workdir, lm_weight=0.5, attention_lm_weight=0.2,
+                         attention_lm_length_penalty=0.4)
+    own = evaluate_workdir(str(tuned), data, "attention", output=str(tmp_path / "own.jsonl"), **common)
+    assert (own["lm_weight"], own["length_penalty"]) == (0.2, 0.4)
+    asked = evaluate_workdir(str(configured), data, "attention", output=str(tmp_path / "asked.jsonl"), lm_weight=0.2,
+                             length_penalty=0.4, **common)
+    assert (asked["lm_weight"], asked["length_penalty"]) == (0.2, 0.4)
+    assert hypotheses(tmp_path / "own.jsonl") == hypotheses(tmp_path / "asked.jsonl")
+    assert hypotheses(tmp_path / "own.jsonl") != hypotheses(tmp_path / "attention.jsonl")  # not the shared 0.5
+    shared_bonus = json.loads((workdir / "config.json").read_text())["decode"]["length_penalty"]
+    joint = evaluate_workdir(str(tuned), data, "joint", **common)
+    assert (joint["lm_weight"], joint["length_penalty"]) == (0.5, shared_bonus)
+    explicit = evaluate_workdir(str(tuned), data, "attention", lm_weight=0.7, length_penalty=0.0, **common)
+    assert (explicit["lm_weight"], explicit["length_penalty"]) == (0.7, 0.0)
     off = evaluate_workdir(str(configured), data, "joint", lm_workdir="", lm_weight=0.0, **common)
     assert off["lm_workdir"] is None and off["cer"] == plain["cer"]
     # ctc_greedy never loads an LM, and refuses a weight it cannot use.

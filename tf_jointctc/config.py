@@ -187,6 +187,10 @@ def base_config() -> ml_collections.ConfigDict:
     # weight beta in `score += beta * log p_lm` for the attention and joint modes. "" / 0 = no LM.
     config.decode.lm_workdir = ""
     config.decode.lm_weight = 0.0
+    # The attention mode's own beta and length bonus when an LM is fused (jointctc-eval --mode attention with an
+    # LM, and the exports' attention_beam signature): None keeps lm_weight / length_penalty.
+    config.decode.attention_lm_weight = ml_collections.config_dict.placeholder(float)
+    config.decode.attention_lm_length_penalty = ml_collections.config_dict.placeholder(float)
     return config
 
 

@@ -126,7 +126,9 @@ def evaluate_workdir(workdir: str, data: str, mode: str, beam: int | None = None
 
     Shallow fusion: `lm_workdir` (default `config.decode.lm_workdir`; "" for none) is a jointctc-train-lm work dir
     whose best LM joins the attention and joint beam searches with weight `lm_weight` (default
-    `config.decode.lm_weight`). It is refused (ValueError) when its vocabulary differs from the recognizer's,
+    `config.decode.lm_weight`; in mode attention `config.decode.attention_lm_weight` and
+    `attention_lm_length_penalty` where set, unless `lm_weight` / `length_penalty` are given: `DecodeOptions.for_mode`).
+    It is refused (ValueError) when its vocabulary differs from the recognizer's,
     with `lm_weight > 0` and no LM, and with `lm_weight > 0` in mode ctc_greedy (which never loads an LM).
     The summary records `lm_workdir`, `lm_weight` and `lm_checkpoint` (None, 0.0, None without an LM).
     """
@@ -135,10 +137,13 @@ def evaluate_workdir(workdir: str, data: str, mode: str, beam: int | None = None
     from tf_jointctc.training import atomic
 
     model, config, vocab, checkpoint = load_trained_model(workdir, which)
+    # An explicit lm_weight / length_penalty is this mode's, so it also beats the attention mode's own settings.
     options = DecodeOptions.from_config(config.decode, beam=beam, ctc_weight=ctc_weight, length_penalty=length_penalty,
-                                        lm_weight=lm_weight)
+                                        lm_weight=lm_weight, attention_lm_weight=lm_weight,
+                                        attention_lm_length_penalty=length_penalty)
     if lm_workdir is None:
         lm_workdir = config.decode.get("lm_workdir", "") or ""
+    options = options.for_mode(mode, with_lm=bool(lm_workdir) and mode != modes.CTC_GREEDY)
     if options.lm_weight > 0.0 and not lm_workdir and mode != modes.CTC_GREEDY:
         raise ValueError(f"lm_weight={options.lm_weight} needs a language model: pass --lm_workdir (a "
                          "jointctc-train-lm work dir) or set decode.lm_workdir, or set the weight to 0")

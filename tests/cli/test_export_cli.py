@@ -30,12 +30,16 @@ def test_export_prints_paths_sizes_and_options(cli_export):
     assert summary["quantize"] == "int8"
     assert summary["signatures"] == ["attention_beam", "ctc_greedy", "serving_default"]
     assert summary["serving_default"] == "joint"  # the mode names of jointctc-eval --mode
-    # Overrides win, the rest comes from the work dir's config.decode.
+    # Overrides win, the rest comes from the work dir's config.decode (configs/demo.py's attention mode's own LM
+    # settings included: without an LM they change nothing).
     assert summary["decode"] == {
         "beam": 3, "length_penalty": 0.5, "ctc_weight": 0.3, "max_length_ratio": 1.0, "min_length_ratio": 0.0,
+        "attention_lm_weight": 0.1, "attention_lm_length_penalty": 0.3,
     }
     info = json.loads((out / "sm" / "assets.extra" / "export_info.json").read_text())
     assert info["decode"] == summary["decode"] and info["which"] == "best"
+    assert info["signatures"]["attention_beam"]["length_penalty"] == 0.5
+    assert "lm_weight" not in info["signatures"]["attention_beam"]
 
 
 def test_export_refuses_a_folder_that_is_not_a_workdir(tmp_path):

@@ -44,6 +44,9 @@ from tf_jointctc.tflite_metadata import read_export_info
 pytestmark = pytest.mark.slow
 
 LM_WEIGHT = 0.5
+# The attention mode's own LM settings (`decode.attention_lm_weight`, `decode.attention_lm_length_penalty`): the
+# `attention_beam` signatures take them, `serving_default` (joint) the shared ones.
+ATTENTION_LM = {"attention_lm_weight": 0.2, "attention_lm_length_penalty": 0.0}
 BEAM_SIGNATURES = (sig.SERVING_DEFAULT, sig.ATTENTION_BEAM)
 
 
@@ -71,20 +74,21 @@ def lm_workdir(trained_manifest, tmp_path_factory) -> pathlib.Path:
 
 @pytest.fixture(scope="module")
 def lm_exported(trained_workdir, lm_workdir, tmp_path_factory) -> dict:
-    """The work dir's export with the LM its config names (`decode.lm_workdir`, `decode.lm_weight`): what
-    jointctc-export without LM flags and `jointctc-transcribe --model <work dir>` both export."""
+    """The work dir's export with the LM its config names (`decode.lm_workdir`, `decode.lm_weight`, and the
+    attention mode's own `ATTENTION_LM`): what jointctc-export without LM flags and `jointctc-transcribe --model
+    <work dir>` both export."""
     workdir = str(trained_workdir[0])
     out = tmp_path_factory.mktemp("exported_lm")
     configured = out / "workdir_with_lm"
     shutil.copytree(workdir, configured)
     config = json.loads((configured / "config.json").read_text())
-    config["decode"].update(lm_workdir=str(lm_workdir), lm_weight=LM_WEIGHT)
+    config["decode"].update(lm_workdir=str(lm_workdir), lm_weight=LM_WEIGHT, **ATTENTION_LM)
     (configured / "config.json").write_text(json.dumps(config))
     keras.utils.set_random_seed(1234)
     summary = from_workdir.export_workdir(str(configured), str(out / "sm"), **TEST_DECODE)
     model, config, vocab, _ = load_model(workdir)
     lm, weight = from_workdir.fusion_lm(config, vocab, workdir, str(lm_workdir), LM_WEIGHT)
-    options = sig.DecodeOptions.from_config(config.decode, **TEST_DECODE, lm_weight=weight)
+    options = sig.DecodeOptions.from_config(config.decode, **TEST_DECODE, lm_weight=weight, **ATTENTION_LM)
     tflite = {quantize: str(out / f"model_{quantize}.tflite") for quantize in QUANTIZATIONS}
     tflite_info = export_tflite(model, vocab, tflite, options, lm=lm)
     return {
@@ -144,7 +148,9 @@ def test_the_lm_is_recorded_in_export_info(lm_exported, lm_workdir, saved_model_
     assert record["vocabulary_check"].startswith("passed")
     assert record["signatures"] == ["attention_beam", "serving_default"]
     assert info["decode"]["lm_weight"] == LM_WEIGHT and info["serving_default"] == modes.JOINT
-    assert all(info["signatures"][name]["lm_weight"] == LM_WEIGHT for name in BEAM_SIGNATURES)
+    joint, attention = info["signatures"]["serving_default"], info["signatures"]["attention_beam"]
+    assert (joint["lm_weight"], joint["length_penalty"]) == (LM_WEIGHT, info["decode"]["length_penalty"])
+    assert (attention["lm_weight"], attention["length_penalty"]) == tuple(ATTENTION_LM.values())
     assert info["signatures"]["ctc_greedy"] == {"mode": "ctc_greedy"}  # CTC best path stays LM-free
     summary = lm_exported["summary"]
     assert summary["lm"] == record and summary["decode"] == info["decode"]
@@ -158,6 +164,7 @@ def test_the_lm_is_recorded_in_export_info(lm_exported, lm_workdir, saved_model_
     stripped["signatures"] = {
         name: {k: v for k, v in entry.items() if k != "lm_weight"} for name, entry in info["signatures"].items()
     }
+    stripped["signatures"]["attention_beam"]["length_penalty"] = options.length_penalty  # its bonus with the LM
     assert stripped == without
     # TFLite: the same record in the metadata, and the Recognizer shows it.
     from tf_jointctc.recognizer import Recognizer
@@ -195,7 +202,8 @@ def test_keras_saved_model_and_tflite_give_identical_tokens_with_the_lm(
     no_lm = sig.DecodeOptions(**{**options.to_dict(), "lm_weight": 0.0})
     for name in BEAM_SIGNATURES:
         mode = modes.JOINT if name == sig.SERVING_DEFAULT else modes.ATTENTION
-        fused = keras_decoder(model, mode, options, lm.model)
+        mode_options = options.for_mode(mode, with_lm=True)  # attention_beam: the attention mode's own beta and bonus
+        fused = keras_decoder(model, mode, mode_options, lm.model)
         for utt, waveform, _ in audio:
             expected = fused(waveform)
             assert tokens(expected), (name, utt)
@@ -208,7 +216,7 @@ def test_keras_saved_model_and_tflite_give_identical_tokens_with_the_lm(
             assert from_saved["text"].decode() == vocab.decode(tokens(expected)), (name, utt)
             # The LM is in: its term of the score, beta log p_lm(y, eos), is far above the tolerance above, so the
             # same tokens without the LM would not have the same score.
-            assert LM_WEIGHT * lm_log_prob(lm.model, tokens(from_saved)) < -0.1, (name, utt)
+            assert mode_options.lm_weight * lm_log_prob(lm.model, tokens(from_saved)) < -0.1, (name, utt)
     greedy = keras_decoder(model, modes.CTC_GREEDY, no_lm, None)
     for utt, waveform, _ in audio:
         expected = greedy(waveform)

@@ -1,5 +1,6 @@
 """`jointctc-export --workdir W --saved_model DIR [--tflite F.tflite] [--quantize none|float16|int8]
-[--lm_workdir LM] [--lm_weight BETA]` (docs/interfaces.md).
+[--lm_workdir LM] [--lm_weight BETA] [--attention_lm_weight BETA] [--attention_lm_length_penalty BONUS]`
+(docs/interfaces.md).
 
 Rebuilds the model of a jointctc-train work dir (`--which` best or latest checkpoint) and writes a SavedModel
 (signatures `serving_default`, `ctc_greedy`, `attention_beam`, see `tf_jointctc.export.signatures`) and
@@ -12,7 +13,11 @@ Shallow fusion (issue 13): `--lm_workdir` (a jointctc-train-lm work dir; default
 `attention_beam`) of both formats with weight `--lm_weight` (default `config.decode.lm_weight`). Refused (exit 2,
 a message on stderr): an LM whose vocabulary differs from the recognizer's, `--lm_weight > 0` without an LM, and
 an explicit `--lm_workdir` with weight 0. A `decode.lm_workdir` of the config with `decode.lm_weight` 0 exports
-without the LM (the config's "0 = no LM"). The export itself is `tf_jointctc.export.from_workdir.export_workdir`.
+without the LM (the config's "0 = no LM"). With an LM, a signature that decodes mode attention (`attention_beam`)
+takes its own beta and length bonus: `--attention_lm_weight` / `--attention_lm_length_penalty`, else the config's
+`decode.attention_lm_weight` / `decode.attention_lm_length_penalty`, else the shared `--lm_weight` /
+`--length_penalty` and their config values (`DecodeOptions.for_mode`); each signature's values are in
+`export_info["signatures"]`. The export itself is `tf_jointctc.export.from_workdir.export_workdir`.
 """
 
 from __future__ import annotations
@@ -47,6 +52,15 @@ _LM_WORKDIR = flags.DEFINE_string(
     "config.decode.lm_workdir; --lm_workdir= for none).",
 )
 _LM_WEIGHT = flags.DEFINE_float("lm_weight", None, "LM weight beta (default: config.decode.lm_weight).")
+_ATTENTION_LM_WEIGHT = flags.DEFINE_float(
+    "attention_lm_weight", None,
+    "LM weight of the attention_beam signature (default: config.decode.attention_lm_weight, else --lm_weight).",
+)
+_ATTENTION_LM_LENGTH_PENALTY = flags.DEFINE_float(
+    "attention_lm_length_penalty", None,
+    "Per-token bonus of the attention_beam signature with an LM (default: config.decode."
+    "attention_lm_length_penalty, else --length_penalty).",
+)
 
 
 def main(argv: list[str]) -> None:
@@ -70,6 +84,8 @@ def main(argv: list[str]) -> None:
             beam=_BEAM.value,
             ctc_weight=_CTC_WEIGHT.value,
             length_penalty=_LENGTH_PENALTY.value,
+            attention_lm_weight=_ATTENTION_LM_WEIGHT.value,
+            attention_lm_length_penalty=_ATTENTION_LM_LENGTH_PENALTY.value,
             max_length_ratio=_MAX_LENGTH_RATIO.value,
             min_length_ratio=_MIN_LENGTH_RATIO.value,
         )

@@ -14,6 +14,10 @@ class DecodeOptions:
     `lm_weight` is beta of shallow fusion with a character LM (`score += beta * log p_lm`, attention and joint
     modes); 0 decodes without an LM. The LM itself is not an option: callers load it (`decode.lm_workdir`) and
     pass it to `modes.decode`.
+
+    `attention_lm_weight` and `attention_lm_length_penalty` are the attention mode's own beta and length bonus
+    when an LM is fused (its hypotheses end early at the joint mode's beta: docs/accuracy.md, rows alp and the
+    attention mode's LM weight); None keeps `lm_weight` / `length_penalty`. `for_mode` applies them.
     """
 
     beam: int = 20
@@ -22,6 +26,8 @@ class DecodeOptions:
     max_length_ratio: float = 1.0
     min_length_ratio: float = 0.0
     lm_weight: float = 0.0
+    attention_lm_weight: float | None = None
+    attention_lm_length_penalty: float | None = None
 
     def __post_init__(self) -> None:
         if int(self.beam) < 1:
@@ -32,6 +38,9 @@ class DecodeOptions:
             raise ValueError(f"max_length_ratio must be > 0, got {self.max_length_ratio}")
         if not (float(self.lm_weight) >= 0.0 and math.isfinite(float(self.lm_weight))):
             raise ValueError(f"lm_weight must be a finite number >= 0, got {self.lm_weight}")
+        weight = self.attention_lm_weight
+        if weight is not None and not (float(weight) >= 0.0 and math.isfinite(float(weight))):
+            raise ValueError(f"attention_lm_weight must be a finite number >= 0 or None, got {weight}")
 
     @classmethod
     def from_config(cls, decode_config: Any = None, **overrides: Any) -> DecodeOptions:
@@ -42,6 +51,7 @@ class DecodeOptions:
                 values[field.name] = decode_config[field.name]
             if overrides.get(field.name) is not None:
                 values[field.name] = overrides[field.name]
+        optional = lambda name: None if values.get(name) is None else float(values[name])  # noqa: E731
         return cls(
             beam=int(values.get("beam", cls.beam)),
             ctc_weight=float(values.get("ctc_weight", cls.ctc_weight)),
@@ -49,12 +59,31 @@ class DecodeOptions:
             max_length_ratio=float(values.get("max_length_ratio", cls.max_length_ratio)),
             min_length_ratio=float(values.get("min_length_ratio", cls.min_length_ratio)),
             lm_weight=float(values.get("lm_weight", cls.lm_weight)),
+            attention_lm_weight=optional("attention_lm_weight"),
+            attention_lm_length_penalty=optional("attention_lm_length_penalty"),
         )
 
+    def for_mode(self, mode: str, with_lm: bool) -> DecodeOptions:
+        """The options one decoding mode runs with: in mode "attention" with an LM fused (`with_lm`), `lm_weight`
+        and `length_penalty` become `attention_lm_weight` and `attention_lm_length_penalty` where those are set;
+        every other mode, or without an LM, as they are. The result has no per-mode fields left."""
+        lm_weight, length_penalty = self.lm_weight, self.length_penalty
+        if mode == "attention" and with_lm:  # modes.ATTENTION (modes imports this module)
+            if self.attention_lm_weight is not None:
+                lm_weight = self.attention_lm_weight
+            if self.attention_lm_length_penalty is not None:
+                length_penalty = self.attention_lm_length_penalty
+        return dataclasses.replace(self, lm_weight=float(lm_weight), length_penalty=float(length_penalty),
+                                   attention_lm_weight=None, attention_lm_length_penalty=None)
+
     def to_dict(self) -> dict[str, Any]:
-        """The options as a dict; `lm_weight` only when > 0, so that a record of decoding without an LM (e.g. an
-        export's `export_info`) reads as before the LM existed."""
+        """The options as a dict; `lm_weight` only when > 0, and the attention mode's own LM settings only when
+        set, so that a record of decoding without them (e.g. an export's `export_info`) reads as before they
+        existed."""
         values = dataclasses.asdict(self)
         if not self.lm_weight:
             del values["lm_weight"]
+        for name in ("attention_lm_weight", "attention_lm_length_penalty"):
+            if values[name] is None:
+                del values[name]
         return values

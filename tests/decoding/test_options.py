@@ -1,0 +1,47 @@
+"""`DecodeOptions`: reading a config's `decode` section and the attention mode's own LM settings (`for_mode`)."""
+
+import ml_collections
+import pytest
+
+from tf_jointctc.config import base_config
+from tf_jointctc.decoding import modes
+from tf_jointctc.decoding.options import DecodeOptions
+
+
+def test_from_config_reads_the_decode_section_and_overrides_that_are_set():
+    decode = base_config().decode
+    options = DecodeOptions.from_config(decode)
+    assert (options.beam, options.ctc_weight, options.length_penalty, options.lm_weight) == (20, 0.3, 0.1, 0.0)
+    assert options.attention_lm_weight is None and options.attention_lm_length_penalty is None
+    decode.attention_lm_weight, decode.attention_lm_length_penalty = 0.1, 0.3
+    tuned = DecodeOptions.from_config(decode, beam=5, lm_weight=None, attention_lm_length_penalty=0.5)
+    assert (tuned.beam, tuned.lm_weight, tuned.attention_lm_weight, tuned.attention_lm_length_penalty) == \
+        (5, 0.0, 0.1, 0.5)
+    # A work dir saved before the keys existed reads as "not set".
+    old = ml_collections.ConfigDict({"beam": 10, "ctc_weight": 0.5, "lm_weight": 0.7})
+    assert DecodeOptions.from_config(old).attention_lm_weight is None
+
+
+def test_for_mode_gives_the_attention_mode_its_own_lm_settings_only_with_an_lm():
+    options = DecodeOptions(beam=4, length_penalty=0.1, lm_weight=0.9, attention_lm_weight=0.1,
+                            attention_lm_length_penalty=0.3)
+    attention = options.for_mode(modes.ATTENTION, with_lm=True)
+    assert (attention.lm_weight, attention.length_penalty, attention.beam) == (0.1, 0.3, 4)
+    assert attention.attention_lm_weight is None and attention.attention_lm_length_penalty is None
+    for mode in (modes.JOINT, modes.CTC_GREEDY):
+        other = options.for_mode(mode, with_lm=True)
+        assert (other.lm_weight, other.length_penalty) == (0.9, 0.1)
+    unfused = options.for_mode(modes.ATTENTION, with_lm=False)
+    assert (unfused.lm_weight, unfused.length_penalty) == (0.9, 0.1)
+    # Only what is set replaces the shared value.
+    half = DecodeOptions(length_penalty=0.1, lm_weight=0.9, attention_lm_length_penalty=0.3)
+    assert (half.for_mode(modes.ATTENTION, True).lm_weight, half.for_mode(modes.ATTENTION, True).length_penalty) == \
+        (0.9, 0.3)
+    assert "attention_lm_weight" not in DecodeOptions().to_dict()
+    assert options.to_dict()["attention_lm_length_penalty"] == 0.3
+
+
+@pytest.mark.parametrize("bad", [-0.1, float("nan"), float("inf")])
+def test_a_bad_attention_lm_weight_is_refused(bad):
+    with pytest.raises(ValueError, match="attention_lm_weight"):
+        DecodeOptions(attention_lm_weight=bad)
