@@ -35,7 +35,7 @@ AUTOTUNE = tf.data.AUTOTUNE
 # Changes a parsed train utterance given an int64 [2] seed, [pass seed, position in the pass], and the keyword
 # `pass_index` (int64 [], 0 for the first pass): the per-pass augmentation of `make_training_stream`
 # (`train_noise.noisy_utterance` with its settings bound).
-UtteranceAugmentation = Callable[[dict[str, tf.Tensor], tf.Tensor], dict[str, tf.Tensor]]
+UtteranceAugmentation = Callable[..., dict[str, tf.Tensor]]  # (example, seed, *, pass_index) -> example
 
 
 def resolve_shards(files: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:
