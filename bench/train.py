@@ -38,6 +38,9 @@ def main() -> None:
     parser.add_argument("--input_dims", type=int, default=None,
                         help="features per frame the encoder reads, 0 = all (model.encoder.input_dims; default: "
                              "config's)")
+    parser.add_argument("--conv_channels", type=int, default=None,
+                        help="channels of the convolutional front end, 0 = none (model.encoder.conv_channels; "
+                             "default: config's)")
     parser.add_argument("--intermediate_ctc_weight", type=float, default=None,
                         help="loss.intermediate_ctc_weight (on the config's loss.intermediate_ctc_layer; default: "
                              "config's)")
@@ -70,6 +73,8 @@ def main() -> None:
         config.model.encoder.training_projection_dtype = args.projection_dtype
     if args.input_dims is not None:
         config.model.encoder.input_dims = args.input_dims
+    if args.conv_channels is not None:
+        config.model.encoder.conv_channels = args.conv_channels
     if args.intermediate_ctc_weight is not None:
         config.loss.intermediate_ctc_weight = args.intermediate_ctc_weight
     if args.ctc_self_conditioning is not None:
@@ -118,6 +123,7 @@ def main() -> None:
         "subsample": ",".join(str(x) for x in config.model.encoder.subsample),
         "input_stack": int(config.model.encoder.input_stack),
         "input_dims": int(config.model.encoder.get("input_dims", 0)),
+        "conv_channels": int(config.model.encoder.get("conv_channels", 0)),
         "intermediate_ctc_weight": float(config.loss.get("intermediate_ctc_weight", 0.0)),
         "ctc_self_conditioning": bool(config.model.get("ctc_self_conditioning", False)),
         "vtlp_warp": list(config.model.get("vtlp_warp", (1.0, 1.0))),

@@ -66,6 +66,9 @@ def base_config() -> ml_collections.ConfigDict:
     # The encoder reads the first N features of each frame (not in the paper): 40 = the static log-mels without
     # deltas and delta-deltas (layers/encoder.py); 0 = all 120, the paper's input.
     config.model.encoder.input_dims = 0
+    # Channels of a 2-D convolutional front end before the stacking (not in the paper; Hori et al. 2017's VGG
+    # encoder at CPU size: two 3 x 3 convolutions over time and mel bins, each halving the mel axis; 0 = none).
+    config.model.encoder.conv_channels = 0
     # The dtype of the fused BLSTMs' input-projection GEMMs in training (not in the paper): "float32" or
     # "bfloat16" (float32 weights, recurrence and inference), or "auto" (bfloat16 where the CPU multiplies it
     # natively, float32 elsewhere). With AMX-BF16: 1.10x per step of the WSJ architecture, 1.03x of the demo's

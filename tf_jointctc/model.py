@@ -64,6 +64,7 @@ class JointCTCAttention(keras.Model):
         encoder_input_stack: int = 1,
         encoder_training_projection_dtype: str = "float32",
         encoder_input_dims: int = 0,
+        encoder_conv_channels: int = 0,
         attention: str = "location",
         attention_dim: int = 320,
         attention_filters: int = 10,
@@ -102,6 +103,7 @@ class JointCTCAttention(keras.Model):
         self.encoder_input_stack = int(encoder_input_stack)
         self.encoder_training_projection_dtype = str(encoder_training_projection_dtype)
         self.encoder_input_dims = int(encoder_input_dims)
+        self.encoder_conv_channels = int(encoder_conv_channels)
         self.attention_type = attention
         self.attention_dim = int(attention_dim)
         self.attention_filters = int(attention_filters)
@@ -154,6 +156,8 @@ class JointCTCAttention(keras.Model):
             input_stack=self.encoder_input_stack,
             training_projection_dtype=self.encoder_training_projection_dtype,
             input_dims=self.encoder_input_dims,
+            conv_channels=self.encoder_conv_channels,
+            conv_bins=NUM_MEL_BINS,
             name="encoder",
         )
         self.ctc_head = CTCHead(self.vocab_size, init_scale=self.init_scale, name="ctc_head")
@@ -537,6 +541,7 @@ class JointCTCAttention(keras.Model):
             encoder_input_stack=self.encoder_input_stack,
             encoder_training_projection_dtype=self.encoder_training_projection_dtype,
             encoder_input_dims=self.encoder_input_dims,
+            encoder_conv_channels=self.encoder_conv_channels,
             attention=self.attention_type,
             attention_dim=self.attention_dim,
             attention_filters=self.attention_filters,
@@ -644,7 +649,7 @@ def build_model(model_config: Any, loss_config: Any, vocab: Any, cmvn: Any = Non
 
     Args:
       model_config: ConfigDict with (or being) `model`: encoder.{num_layers, units, projection_units,
-        subsample, implementation, input_stack, training_projection_dtype, input_dims}, attention
+        subsample, implementation, input_stack, training_projection_dtype, input_dims, conv_channels}, attention
         ("location"|"content"), attention_dim, attention_filters, attention_width, sharpening, decoder_units,
         init_scale, forget_bias, utterance_cmvn, ctc_self_conditioning, vtlp_warp, spec_augment.{freq_masks, freq_width,
         time_masks, time_width, max_time_fraction}.
@@ -670,6 +675,7 @@ def build_model(model_config: Any, loss_config: Any, vocab: Any, cmvn: Any = Non
         encoder_input_stack=int(encoder.get("input_stack", 1)),
         encoder_training_projection_dtype=str(encoder.get("training_projection_dtype", "float32")),
         encoder_input_dims=int(encoder.get("input_dims", 0)),
+        encoder_conv_channels=int(encoder.get("conv_channels", 0)),
         attention=str(model.get("attention", "location")),
         attention_dim=int(model.get("attention_dim", 320)),
         attention_filters=int(model.get("attention_filters", 10)),

@@ -10,6 +10,8 @@ import keras
 import tensorflow as tf
 from absl import logging
 
+from tf_jointctc.features import NUM_MEL_BINS
+from tf_jointctc.layers.conv_frontend import ConvFrontEnd
 from tf_jointctc.layers.fused_lstm import bidirectional_lstm, check_training_dtype, resolve_training_dtype
 
 IMPLEMENTATIONS = ("auto", "fused", "keras")
@@ -46,6 +48,11 @@ class PyramidalBLSTM(keras.layers.Layer):
     features (40: the static log-mels of `features`' [static, delta, delta-delta] layout; the stacked frames and
     the BLSTMs carry the context that the deltas summarize, and the first layer's input GEMM shrinks by 3x).
     0 (default) reads all of them.
+
+    Convolutional front end (`conv_channels` = C > 0, not in the paper): before the stacking, two 3 x 3
+    convolutions with C channels over (time, mel bin), the feature groups of `conv_bins` mel bins as input
+    channels, each halving the mel axis (`conv_frontend.ConvFrontEnd`: `[B, T, D] -> [B, T, ceil(ceil(conv_bins /
+    2) / 2) * C]`, the frame rate kept). 0 (default) feeds the features to the stacking as they are.
 
     Input stacking (`input_stack` = k > 1, not in the paper): before the first layer, every k consecutive
     feature frames are concatenated into one (`[B, T, D] -> [B, ceil(T / k), k * D]`, the last frame
@@ -87,9 +94,16 @@ class PyramidalBLSTM(keras.layers.Layer):
         input_stack: int = 1,
         training_projection_dtype: str = "float32",
         input_dims: int = 0,
+        conv_channels: int = 0,
+        conv_bins: int = NUM_MEL_BINS,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
+        if int(conv_channels) < 0:
+            raise ValueError(f"conv_channels must be >= 0 (0: no convolutional front end), got {conv_channels}")
+        self.conv_channels, self.conv_bins = int(conv_channels), int(conv_bins)
+        self.frontend = (ConvFrontEnd(self.conv_channels, self.conv_bins, name="conv_frontend")
+                         if self.conv_channels else None)
         if int(input_dims) < 0:
             raise ValueError(f"input_dims must be >= 0 (0: all features), got {input_dims}")
         self.input_dims = int(input_dims)
@@ -141,7 +155,12 @@ class PyramidalBLSTM(keras.layers.Layer):
             )
 
     def build(self, x_shape: Sequence[int | None], lengths_shape: Sequence[int | None] | None = None) -> None:
-        dim = self._used_dims(x_shape[-1]) * self.input_stack
+        dim = self._used_dims(x_shape[-1])
+        if self.frontend is not None:
+            if not self.frontend.built:
+                self.frontend.build((None, None, dim))
+            dim = self.frontend.output_dim()
+        dim *= self.input_stack
         for blstm, projection in zip(self.blstms, self.projections):
             if not blstm.built:
                 blstm.build((None, None, dim))
@@ -203,6 +222,8 @@ class PyramidalBLSTM(keras.layers.Layer):
         if self.input_dims:
             h = h[..., :self._used_dims(h.shape[-1])]
         lengths = tf.cast(lengths, tf.int32)
+        if self.frontend is not None:
+            h = self.frontend(h, lengths)
         h, lengths = self.stack_frames(h, lengths, self.input_stack)
         outputs = []
         for factor, blstm, projection in zip(self.subsample, self.blstms, self.projections):
@@ -250,6 +271,8 @@ class PyramidalBLSTM(keras.layers.Layer):
             input_stack=self.input_stack,
             training_projection_dtype=self.training_projection_dtype,
             input_dims=self.input_dims,
+            conv_channels=self.conv_channels,
+            conv_bins=self.conv_bins,
         )
         return config
 
