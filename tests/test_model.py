@@ -421,6 +421,27 @@ def test_encoder_input_dims_from_config():
     assert JointCTCAttention.from_config(model.get_config()).encoder.input_dims == 40
 
 
+def test_encoder_conv_front_end_from_config():
+    """`model.encoder.conv_channels` builds the front end over the 3 groups of 40 mel bins; a train step updates
+    its kernels; the setting survives serialization."""
+    config = ml_collections.ConfigDict(
+        {"encoder": {"num_layers": 2, "units": 8, "projection_units": 6, "subsample": (1, 1), "input_stack": 3,
+                     "conv_channels": 4},
+         "decoder_units": 8, "attention_dim": 8, "attention_width": 5, "attention_filters": 2}
+    )
+    model = build_model(config, {"ctc_weight": 0.5}, Vocabulary())
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    out = model(_batch())
+    assert model.encoder.frontend.output_dim() == 40  # 40 mel bins halved twice, 4 channels
+    assert model.encoder.blstms[0].forward_layer.cell.kernel.shape == (120, 32)  # 3 stacked frames x 40
+    assert out["encoder_lengths"].numpy().tolist() == [8, 7, 5, 4]
+    kernel = model.encoder.frontend.convolutions[0].kernel
+    before = kernel.numpy().copy()
+    model.train_step(_batch())
+    assert np.abs(kernel.numpy() - before).max() > 0
+    assert JointCTCAttention.from_config(model.get_config()).encoder.conv_channels == 4
+
+
 def test_bfloat16_training_projections_from_config():
     config = ml_collections.ConfigDict(
         {"encoder": {"num_layers": 2, "units": 8, "projection_units": 6, "subsample": (1, 1),

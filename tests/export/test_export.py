@@ -415,6 +415,42 @@ def test_self_conditioned_ctc_is_in_the_saved_model_and_tflite(tmp_path):
     assert abs(float(keras_out()["score"]) - float(expected["score"])) > 1e-2
 
 
+def test_conv_front_end_is_in_the_saved_model_and_tflite(tmp_path):
+    """The convolutional front end converts to built-in ops: the exports' CTC tokens and scores match the Keras
+    model's, which change when its kernels are zeroed."""
+    import keras
+
+    from tf_jointctc.config import base_config
+    from tf_jointctc.model import build_model
+
+    config = base_config()
+    config.model.encoder.update(num_layers=2, units=16, projection_units=16, subsample=(1, 1), input_stack=3,
+                                conv_channels=4)
+    config.model.update(init_scale=0.6)
+    config.loss.update(ctc_weight=1.0)
+    keras.utils.set_random_seed(6)
+    model = build_model(config, config, Vocabulary())
+    vocab, options = Vocabulary(), sig.DecodeOptions(beam=3)
+    export_saved_model(model, vocab, str(tmp_path / "sm"), options)
+    export_tflite(model, vocab, str(tmp_path / "model.tflite"), options)
+    waveform = (0.1 * np.random.default_rng(1).standard_normal(12000)).astype(np.float32)
+    mode = sig.available_modes(model, options)["ctc_greedy"]
+    keras_fn = tf.function(sig.make_decode_fn(model, mode), input_signature=sig.input_signature(1))
+
+    def keras_out():
+        return {k: v.numpy()[0] for k, v in keras_fn(waveform[None], np.array([len(waveform)], np.int32)).items()}
+
+    expected = keras_out()
+    assert tokens(expected)
+    for out in (run_saved_model(tf.saved_model.load(str(tmp_path / "sm")), "ctc_greedy", waveform),
+                run_tflite(_interpreter(str(tmp_path / "model.tflite")), "ctc_greedy", waveform)):
+        assert tokens(out) == tokens(expected)
+        np.testing.assert_allclose(out["score"], expected["score"], rtol=1e-3, atol=1e-3)
+    for conv in model.encoder.frontend.convolutions:
+        conv.kernel.assign(tf.zeros_like(conv.kernel))
+    assert abs(float(keras_out()["score"]) - float(expected["score"])) > 1e-2
+
+
 # ---------------------------------------------------------------------------------------------- saved_model_cli
 
 

@@ -39,6 +39,7 @@ class ConvFrontEnd(keras.layers.Layer):
         if int(bins) < 1 or int(num_layers) < 1:
             raise ValueError(f"bins and num_layers must be >= 1, got {bins} and {num_layers}")
         self.channels, self.bins, self.num_layers = int(channels), int(bins), int(num_layers)
+        self.supports_masking = True  # a caller's Keras mask is superseded by `lengths`; outputs carry none
         self.convolutions = [
             keras.layers.Conv2D(self.channels, KERNEL, strides=(1, 2), padding="same", activation="relu",
                                 name=f"conv_{i}")
@@ -84,6 +85,9 @@ class ConvFrontEnd(keras.layers.Layer):
         out = tf.reshape(h, tf.stack([batch, steps, self.output_dim()]))
         out.set_shape([x.shape[0], None, self.output_dim()])  # a static batch stays static (TFLite's LSTMs)
         return out
+
+    def compute_mask(self, x: Any, mask: Any = None) -> None:
+        return None
 
     def compute_output_shape(self, x_shape: Sequence[int | None], lengths_shape: Sequence[int | None]) -> tuple:
         return (x_shape[0], x_shape[1], self.output_dim())
