@@ -6,14 +6,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CORPUS ?= data/corpus
 WORKDIR ?= runs/demo
-# The character LM of shallow fusion (issue 13) and its weight beta in joint decoding (and in the exports'
-# serving_default), tuned on dev with the 256-cell LM at beam 20 (docs/accuracy.md, row lm256, two LM seeds: 0.9 against 0.7 dev -0.04, dev_noisy -0.25,
-# dev_unseen_voice -0.40 CER and lower WER on all three; 1.1 worse on dev and dev_noisy); 0.7 was best with the
-# 128-cell LM.
+# The character LM of shallow fusion (issue 13). Its weights come from configs/demo.py, tuned on dev: beta 0.9 in
+# joint decoding and the exports' serving_default (decode.lm_weight), beta 0.1 and length bonus 0.3 in attention
+# decoding and the exports' attention_beam (decode.attention_lm_weight, decode.attention_lm_length_penalty).
 LM_WORKDIR ?= runs/lm_demo
-LM_WEIGHT ?= 0.9
-# Attention decoding with the LM takes its own beta (0.1) and length bonus (0.3) from configs/demo.py
-# (decode.attention_lm_weight, decode.attention_lm_length_penalty), in its evaluations and the exports' attention_beam.
 # `make demo` evaluates at the paper's beam 20; the exports keep configs/demo.py's beam 10 for tablet-class CPUs
 # (issue 14). Joint + LM at 20 against 10 on three width-160 models: dev -0.2, dev_noisy -0.7, dev_unseen_voice
 # -0.8, all nine differences the same way, at ~1.4x the decode time (docs/accuracy.md, "The beam, stop 45").
@@ -71,12 +67,12 @@ demo: $(STAMP) engines
 	mkdir -p $(WORKDIR)/eval; set -o pipefail; for split in test_clean test_noisy test_unseen_voice; do for mode in ctc_greedy attention joint; do \
 	  $(VENV)/bin/jointctc-eval --workdir $(WORKDIR) --data $(CORPUS)/$$split/manifest.jsonl --mode $$mode --intra_op_threads 1 \
 	    --beam $(BEAM) --output $(WORKDIR)/eval/$$split-$$mode.jsonl | tee $(WORKDIR)/eval/$$split-$$mode.json || exit 1; done; \
-	  for mode in attention joint; do beta=""; [ $$mode = joint ] && beta="--lm_weight $(LM_WEIGHT)"; \
+	  for mode in attention joint; do \
 	  $(VENV)/bin/jointctc-eval --workdir $(WORKDIR) --data $(CORPUS)/$$split/manifest.jsonl --mode $$mode --intra_op_threads 1 \
-	    --lm_workdir $(LM_WORKDIR) $$beta --beam $(BEAM) --output $(WORKDIR)/eval/$$split-$$mode-lm.jsonl \
+	    --lm_workdir $(LM_WORKDIR) --beam $(BEAM) --output $(WORKDIR)/eval/$$split-$$mode-lm.jsonl \
 	    | tee $(WORKDIR)/eval/$$split-$$mode-lm.json || exit 1; done; done
 	$(VENV)/bin/jointctc-export --workdir $(WORKDIR) --saved_model $(EXPORT)/saved_model \
-	  --tflite $(EXPORT)/model.tflite --quantize none --lm_workdir $(LM_WORKDIR) --lm_weight $(LM_WEIGHT)
+	  --tflite $(EXPORT)/model.tflite --quantize none --lm_workdir $(LM_WORKDIR)
 	$(VENV)/bin/jointctc-transcribe --model $(EXPORT)/saved_model $$(ls $(CORPUS)/test_clean/wavs/*.wav | head -3)
 	$(VENV)/bin/jointctc-transcribe --model $(EXPORT)/model.tflite $$(ls $(CORPUS)/test_noisy/wavs/*.wav | head -3)
 

@@ -56,7 +56,7 @@ def bench_arch(arch: str, args: argparse.Namespace, folder: str) -> dict:
     keras.utils.set_random_seed(0)
     vocab = Vocabulary()
     model = build_model(config.model, config.loss, vocab)
-    options = DecodeOptions.from_config(config.decode, beam=args.beam)
+    options = DecodeOptions.from_config(config.decode, beam=args.beam, lm_weight=0.0)  # no LM in this benchmark
     seconds = float(args.seconds)
     samples = int(seconds * SAMPLE_RATE)
     waveform = (0.05 * np.random.default_rng(0).standard_normal((1, samples))).astype(np.float32)

@@ -41,7 +41,7 @@ def main() -> None:
               "signature": args.signature, "utterances": len(utterances), "threads": args.threads}
     with tempfile.TemporaryDirectory(prefix="jointctc_quant_") as tmp:
         paths = {q: os.path.join(tmp, f"model-{q}.tflite") for q in ("none", "float16", "int8")}
-        export_tflite(model, vocab, paths, DecodeOptions.from_config(config.decode))
+        export_tflite(model, vocab, paths, DecodeOptions.from_config(config.decode, lm_weight=0.0))  # no LM
         for quantize, path in paths.items():
             recognizer = Recognizer.load(path, num_threads=args.threads)
             started = time.perf_counter()

@@ -88,3 +88,17 @@ def test_demo_trains_with_intermediate_ctc_on_a_layer_below_the_top():
     assert (config.loss.intermediate_ctc_weight, config.loss.intermediate_ctc_layer) == (0.3, 2)
     model = build_model(config.model, config.loss, Vocabulary())
     assert model.uses_intermediate_ctc and model.intermediate_ctc_layer == 2 < config.model.encoder.num_layers
+
+
+def test_the_demo_config_holds_its_tuned_lm_weights_and_paper_configs_none():
+    """`make demo` passes only `--lm_workdir`: every fused-LM weight it decodes with comes from configs/demo.py
+    (joint beta, the attention mode's own beta and bonus); the paper's configs decode without an LM."""
+    from tf_jointctc.decoding.options import DecodeOptions
+
+    root = pathlib.Path(__file__).parent.parent / "configs"
+    demo = DecodeOptions.from_config(load(root / "demo.py").decode)
+    assert demo.for_mode("joint", with_lm=True).lm_weight == 0.9
+    attention = demo.for_mode("attention", with_lm=True)
+    assert (attention.lm_weight, attention.length_penalty) == (0.1, 0.3)
+    for name in ("wsj_si84.py", "wsj_si284.py", "chime4.py"):
+        assert load(root / name).decode.lm_weight == 0.0

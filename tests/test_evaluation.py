@@ -120,13 +120,21 @@ def test_evaluation_fuses_an_lm_and_reports_it(trained_workdir, trained_manifest
     assert (explicit["lm_weight"], explicit["length_penalty"]) == (0.7, 0.0)
     off = evaluate_workdir(str(configured), data, "joint", lm_workdir="", lm_weight=0.0, **common)
     assert off["lm_workdir"] is None and off["cer"] == plain["cer"]
-    # ctc_greedy never loads an LM, and refuses a weight it cannot use.
-    greedy = evaluate_workdir(str(configured), data, "ctc_greedy", lm_weight=0.0, **common)
-    assert greedy["lm_workdir"] is None and greedy["lm_weight"] == 0.0
+    # The config's weight is the weight when an LM is fused: without one the search runs without it.
+    unfused = evaluate_workdir(str(configured), data, "joint", lm_workdir="", output=str(tmp_path / "unfused.jsonl"),
+                               **common)
+    assert unfused["lm_workdir"] is None and unfused["lm_weight"] == 0.0
+    assert hypotheses(tmp_path / "unfused.jsonl") == hypotheses(tmp_path / "plain.jsonl")
+    # ctc_greedy never loads an LM: it ignores the config's weight and refuses an explicit one.
+    for asked in (None, 0.0):
+        greedy = evaluate_workdir(str(configured), data, "ctc_greedy", lm_weight=asked, **common)
+        assert greedy["lm_workdir"] is None and greedy["lm_weight"] == 0.0
     with pytest.raises(ValueError, match="'ctc_greedy' cannot use a language model"):
-        evaluate_workdir(str(configured), data, "ctc_greedy", **common)
+        evaluate_workdir(str(configured), data, "ctc_greedy", lm_weight=0.5, **common)
     with pytest.raises(ValueError, match="needs a language model: pass --lm_workdir"):
         evaluate_workdir(str(workdir), data, "joint", lm_weight=0.5, **common)
+    with pytest.raises(ValueError, match="needs a language model: pass --lm_workdir"):
+        evaluate_workdir(str(configured), data, "attention", lm_workdir="", lm_weight=0.5, **common)
 
 
 def test_evaluation_refuses_an_lm_over_another_vocabulary(trained_workdir, trained_manifest, tmp_path):

@@ -187,7 +187,8 @@ def base_config() -> ml_collections.ConfigDict:
     config.decode.max_length_ratio = 1.0  # max output tokens per encoder frame
     config.decode.min_length_ratio = 0.0
     # Shallow fusion with a character LM (issue 13; not in the paper): a jointctc-train-lm work dir and its
-    # weight beta in `score += beta * log p_lm` for the attention and joint modes. "" / 0 = no LM.
+    # weight beta in `score += beta * log p_lm` for the attention and joint modes. "" / 0 = no LM. The weight is
+    # the one used *when* an LM is fused: a config may hold it while its evaluations run with and without an LM.
     config.decode.lm_workdir = ""
     config.decode.lm_weight = 0.0
     # The attention mode's own beta and length bonus when an LM is fused (jointctc-eval --mode attention with an

@@ -128,8 +128,9 @@ def evaluate_workdir(workdir: str, data: str, mode: str, beam: int | None = None
     whose best LM joins the attention and joint beam searches with weight `lm_weight` (default
     `config.decode.lm_weight`; in mode attention `config.decode.attention_lm_weight` and
     `attention_lm_length_penalty` where set, unless `lm_weight` / `length_penalty` are given: `DecodeOptions.for_mode`).
-    It is refused (ValueError) when its vocabulary differs from the recognizer's,
-    with `lm_weight > 0` and no LM, and with `lm_weight > 0` in mode ctc_greedy (which never loads an LM).
+    The config's weights are the weights *when* an LM is fused: without an LM (none configured, `lm_workdir` "", or
+    mode ctc_greedy, which never loads one) the search runs without it. It is refused (ValueError) when its
+    vocabulary differs from the recognizer's, and for an explicit `lm_weight > 0` with no LM or in mode ctc_greedy.
     The summary records `lm_workdir`, `lm_weight` and `lm_checkpoint` (None, 0.0, None without an LM).
     """
     from tf_jointctc.data import make_dataset, prepare_dataset
@@ -143,7 +144,10 @@ def evaluate_workdir(workdir: str, data: str, mode: str, beam: int | None = None
                                         attention_lm_length_penalty=length_penalty)
     if lm_workdir is None:
         lm_workdir = config.decode.get("lm_workdir", "") or ""
-    options = options.for_mode(mode, with_lm=bool(lm_workdir) and mode != modes.CTC_GREEDY)
+    with_lm = bool(lm_workdir) and mode != modes.CTC_GREEDY
+    if not with_lm and lm_weight is None:
+        options = dataclasses.replace(options, lm_weight=0.0)  # the config's beta is the weight *when* an LM is fused
+    options = options.for_mode(mode, with_lm=with_lm)
     if options.lm_weight > 0.0 and not lm_workdir and mode != modes.CTC_GREEDY:
         raise ValueError(f"lm_weight={options.lm_weight} needs a language model: pass --lm_workdir (a "
                          "jointctc-train-lm work dir) or set decode.lm_workdir, or set the weight to 0")

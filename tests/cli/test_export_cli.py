@@ -30,8 +30,8 @@ def test_export_prints_paths_sizes_and_options(cli_export):
     assert summary["quantize"] == "int8"
     assert summary["signatures"] == ["attention_beam", "ctc_greedy", "serving_default"]
     assert summary["serving_default"] == "joint"  # the mode names of jointctc-eval --mode
-    # Overrides win, the rest comes from the work dir's config.decode (configs/demo.py's attention mode's own LM
-    # settings included: without an LM they change nothing).
+    # Overrides win, the rest comes from the work dir's config.decode (configs/demo.py's LM settings included:
+    # without an LM they change nothing, and its joint beta, for when an LM is fused, is not recorded).
     assert summary["decode"] == {
         "beam": 3, "length_penalty": 0.5, "ctc_weight": 0.3, "max_length_ratio": 1.0, "min_length_ratio": 0.0,
         "attention_lm_weight": 0.1, "attention_lm_length_penalty": 0.3,

@@ -24,6 +24,7 @@ from tf_jointctc.tflite_metadata import read_export_info
 
 # A small beam keeps the tests fast; the parity argument does not depend on it.
 TEST_DECODE = {"beam": 4}
+NO_LM = {"lm_weight": 0.0}  # the trained config's beta (configs/demo.py's) is for when an LM is fused; none here
 _EXPORT_RECORD = "export.json"  # the paths and export info of the shared export
 
 
@@ -44,7 +45,7 @@ def export_once(workdir, tmp_path_factory) -> dict:
 
     def export(folder: pathlib.Path) -> None:
         model, config, vocab, _ = load_model(workdir)
-        options = sig.DecodeOptions.from_config(config.decode, **TEST_DECODE)
+        options = sig.DecodeOptions.from_config(config.decode, **TEST_DECODE, **NO_LM)
         paths = {
             "saved_model": str(folder / "saved_model"),
             "tflite": str(folder / "model.tflite"),
@@ -66,7 +67,7 @@ def exported(trained_workdir, tmp_path_factory):
 @pytest.fixture(scope="module")
 def keras_model(trained_workdir):
     model, config, vocab, _ = load_model(trained_workdir[0])
-    return model, vocab, sig.DecodeOptions.from_config(config.decode, **TEST_DECODE)
+    return model, vocab, sig.DecodeOptions.from_config(config.decode, **TEST_DECODE, **NO_LM)
 
 
 @pytest.fixture(scope="module")

@@ -302,8 +302,14 @@ def test_command_lm_defaults_and_refusals(trained_workdir, lm_workdir, tmp_path)
     assert weight == 0.3 and lm.workdir == os.path.abspath(lm_workdir) and lm.vocab == vocab
     assert from_workdir.fusion_lm(configured, vocab, workdir, lm_workdir="", lm_weight=0.0) == (None, 0.0)
     assert from_workdir.fusion_lm(configured, vocab, workdir, lm_weight=0.0) == (None, 0.0)  # the config's "0: no LM"
+    # The config's weight is the weight when an LM is fused: without one, no LM (as jointctc-eval).
+    assert from_workdir.fusion_lm(configured, vocab, workdir, lm_workdir="") == (None, 0.0)
     with pytest.raises(from_workdir.ExportRefused, match="needs a language model"):
-        from_workdir.fusion_lm(configured, vocab, workdir, lm_workdir="")  # as jointctc-eval: the weight too
+        from_workdir.fusion_lm(configured, vocab, workdir, lm_workdir="", lm_weight=0.3)  # an explicit weight
+    demo_weight = float(config.decode.lm_weight)  # configs/demo.py's joint beta, for when an LM is fused
+    fused_at = from_workdir.fusion_lm(config, vocab, workdir, lm_workdir=str(lm_workdir))[1]
+    assert demo_weight > 0 and fused_at == demo_weight
+    config.decode.lm_weight = 0.0
     with pytest.raises(from_workdir.ExportRefused, match="would export without the language model"):
         from_workdir.fusion_lm(config, vocab, workdir, lm_workdir=str(lm_workdir))  # explicit, weight 0
     with pytest.raises(from_workdir.ExportRefused, match="needs a language model"):

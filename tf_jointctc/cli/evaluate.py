@@ -5,7 +5,9 @@
 
 `--lm_workdir` (a jointctc-train-lm work dir) adds its character LM to the attention and joint beam searches by
 shallow fusion with weight `--lm_weight`; both default to the recognizer config's `decode.lm_workdir` and
-`decode.lm_weight` (`--lm_workdir=` decodes without an LM). An LM over another vocabulary is refused.
+`decode.lm_weight` (`--lm_workdir=` decodes without an LM). The config's weight is the weight *when* an LM is
+fused: without one (and in mode ctc_greedy) it is not used, where an explicit `--lm_weight > 0` is refused. An
+LM over another vocabulary is refused.
 
 `--output` receives one JSON object per utterance: reference, hypothesis, score and its edit counts.
 """

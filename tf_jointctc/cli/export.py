@@ -10,14 +10,16 @@ default to the work dir's `config.decode`; `--beam`, `--ctc_weight`, `--length_p
 
 Shallow fusion (issue 13): `--lm_workdir` (a jointctc-train-lm work dir; default `config.decode.lm_workdir`,
 `--lm_workdir=` for none) puts its best character LM inside the beam-search signatures (`serving_default`,
-`attention_beam`) of both formats with weight `--lm_weight` (default `config.decode.lm_weight`). Refused (exit 2,
-a message on stderr): an LM whose vocabulary differs from the recognizer's, `--lm_weight > 0` without an LM, and
-an explicit `--lm_workdir` with weight 0. A `decode.lm_workdir` of the config with `decode.lm_weight` 0 exports
-without the LM (the config's "0 = no LM"). With an LM, a signature that decodes mode attention (`attention_beam`)
-takes its own beta and length bonus: `--attention_lm_weight` / `--attention_lm_length_penalty`, else the config's
-`decode.attention_lm_weight` / `decode.attention_lm_length_penalty`, else the shared `--lm_weight` /
-`--length_penalty` and their config values (`DecodeOptions.for_mode`); each signature's values are in
-`export_info["signatures"]`. The export itself is `tf_jointctc.export.from_workdir.export_workdir`.
+`attention_beam`) of both formats with weight `--lm_weight` (default `config.decode.lm_weight`). Refused (exit 2, a
+message on stderr): an LM whose vocabulary differs from the recognizer's, `--lm_weight > 0` without an LM, and an
+explicit `--lm_workdir` with weight 0. The config's `decode.lm_weight` is the weight *when* an LM is fused: without
+an LM (`--lm_workdir=`, or none in the config) it exports without one, and a `decode.lm_workdir` of the config with
+`decode.lm_weight` 0 exports without the LM (the config's "0 = no LM"). With an LM, a signature that decodes mode
+attention (`attention_beam`) takes its own beta and length bonus: `--attention_lm_weight` /
+`--attention_lm_length_penalty`, else the config's `decode.attention_lm_weight` /
+`decode.attention_lm_length_penalty`, else the shared `--lm_weight` / `--length_penalty` and their config values
+(`DecodeOptions.for_mode`); each signature's values are in `export_info["signatures"]`. The export itself is
+`tf_jointctc.export.from_workdir.export_workdir`.
 """
 
 from __future__ import annotations

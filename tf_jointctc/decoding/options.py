@@ -7,6 +7,11 @@ import math
 from typing import Any
 
 
+def _optional_float(value: Any) -> float | None:
+    """None stays None (a placeholder key: "not set"); anything else as a float."""
+    return None if value is None else float(value)
+
+
 @dataclasses.dataclass(frozen=True)
 class DecodeOptions:
     """Beam search options (defaults: `tf_jointctc.config.base_config().decode`); exports bake them in.
@@ -51,7 +56,6 @@ class DecodeOptions:
                 values[field.name] = decode_config[field.name]
             if overrides.get(field.name) is not None:
                 values[field.name] = overrides[field.name]
-        optional = lambda name: None if values.get(name) is None else float(values[name])  # noqa: E731
         return cls(
             beam=int(values.get("beam", cls.beam)),
             ctc_weight=float(values.get("ctc_weight", cls.ctc_weight)),
@@ -59,8 +63,8 @@ class DecodeOptions:
             max_length_ratio=float(values.get("max_length_ratio", cls.max_length_ratio)),
             min_length_ratio=float(values.get("min_length_ratio", cls.min_length_ratio)),
             lm_weight=float(values.get("lm_weight", cls.lm_weight)),
-            attention_lm_weight=optional("attention_lm_weight"),
-            attention_lm_length_penalty=optional("attention_lm_length_penalty"),
+            attention_lm_weight=_optional_float(values.get("attention_lm_weight")),
+            attention_lm_length_penalty=_optional_float(values.get("attention_lm_length_penalty")),
         )
 
     def for_mode(self, mode: str, with_lm: bool) -> DecodeOptions:
