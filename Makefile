@@ -14,6 +14,7 @@ LM_WORKDIR ?= runs/lm_demo
 # (issue 14). Joint + LM at 20 against 10 on three width-160 models: dev -0.2, dev_noisy -0.7, dev_unseen_voice
 # -0.8, all nine differences the same way, at ~1.4x the decode time (docs/accuracy.md, "The beam, stop 45").
 BEAM ?= 20
+EVAL = $(VENV)/bin/jointctc-eval --workdir $(WORKDIR) --intra_op_threads 1 --beam $(BEAM)
 EXPORT ?= runs/demo/export
 MINUTES ?= 300
 HELDOUT_MINUTES ?= 6
@@ -64,13 +65,13 @@ demo: $(STAMP) engines
 	  --config.data.dev=$(CORPUS)/dev/manifest.jsonl
 	$(VENV)/bin/jointctc-train --config configs/demo.py --workdir $(WORKDIR) \
 	  --config.data.train=$(CORPUS)/train/manifest.jsonl --config.data.dev=$(CORPUS)/dev/manifest.jsonl
-	mkdir -p $(WORKDIR)/eval; set -o pipefail; for split in test_clean test_noisy test_unseen_voice; do for mode in ctc_greedy attention joint; do \
-	  $(VENV)/bin/jointctc-eval --workdir $(WORKDIR) --data $(CORPUS)/$$split/manifest.jsonl --mode $$mode --intra_op_threads 1 \
-	    --beam $(BEAM) --output $(WORKDIR)/eval/$$split-$$mode.jsonl | tee $(WORKDIR)/eval/$$split-$$mode.json || exit 1; done; \
-	  for mode in attention joint; do \
-	  $(VENV)/bin/jointctc-eval --workdir $(WORKDIR) --data $(CORPUS)/$$split/manifest.jsonl --mode $$mode --intra_op_threads 1 \
-	    --lm_workdir $(LM_WORKDIR) --beam $(BEAM) --output $(WORKDIR)/eval/$$split-$$mode-lm.jsonl \
-	    | tee $(WORKDIR)/eval/$$split-$$mode-lm.json || exit 1; done; done
+	mkdir -p $(WORKDIR)/eval; set -o pipefail; \
+	for split in test_clean test_noisy test_unseen_voice; do data=$(CORPUS)/$$split/manifest.jsonl; \
+	  for mode in ctc_greedy attention joint; do out=$(WORKDIR)/eval/$$split-$$mode; \
+	    $(EVAL) --data $$data --mode $$mode --output $$out.jsonl | tee $$out.json || exit 1; done; \
+	  for mode in attention joint; do out=$(WORKDIR)/eval/$$split-$$mode-lm; \
+	    $(EVAL) --data $$data --mode $$mode --lm_workdir $(LM_WORKDIR) --output $$out.jsonl | tee $$out.json || exit 1; \
+	  done; done
 	$(VENV)/bin/jointctc-export --workdir $(WORKDIR) --saved_model $(EXPORT)/saved_model \
 	  --tflite $(EXPORT)/model.tflite --quantize none --lm_workdir $(LM_WORKDIR)
 	$(VENV)/bin/jointctc-transcribe --model $(EXPORT)/saved_model $$(ls $(CORPUS)/test_clean/wavs/*.wav | head -3)
@@ -83,9 +84,10 @@ REPRODUCE_OUT ?= runs/reproduce
 JOBS ?= 2
 reproduce: $(STAMP)
 	@# Builds the corpus (as `make demo`) unless jointctc-synth has already completed all of it.
-	$(PY) -c "import json, sys; d = json.load(open('$(CORPUS)/corpus.json')); sys.exit(set(d['splits']) > set(d['complete']))" \
-	  2>/dev/null || $(VENV)/bin/jointctc-synth --out_dir $(CORPUS) --minutes $(MINUTES) \
-	  --heldout_minutes $(HELDOUT_MINUTES) --seed $(SEED) --engines $(ENGINES) --noise_fraction $(NOISE_FRACTION) $(VOICES)
+	$(PY) -c "import json, sys; d = json.load(open('$(CORPUS)/corpus.json')); \
+	  sys.exit(set(d['splits']) > set(d['complete']))" 2>/dev/null \
+	  || $(VENV)/bin/jointctc-synth --out_dir $(CORPUS) --minutes $(MINUTES) --heldout_minutes $(HELDOUT_MINUTES) \
+	  --seed $(SEED) --engines $(ENGINES) --noise_fraction $(NOISE_FRACTION) $(VOICES)
 	$(PY) -m tf_jointctc.reproduce.run --corpus $(CORPUS) --out $(REPRODUCE_OUT) --jobs $(JOBS) \
 	  $(if $(EPOCHS),--epochs $(EPOCHS))
 
@@ -98,7 +100,8 @@ reproduce: $(STAMP)
 TEST_WORKERS ?= 2
 test: $(STAMP) engines
 	$(VENV)/bin/ruff check .
-	TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 $(PY) -m pytest -q -p no:cacheprovider --durations=15 -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder tests
+	TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 $(PY) -m pytest -q -p no:cacheprovider --durations=15 \
+	  -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder tests
 
 # Lint is `ruff check` only, and it fails on any finding. `ruff format` is not adopted (yet): reformatting the
 # whole tree at once would collide with work in progress, so there is no format check.
