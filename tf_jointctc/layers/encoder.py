@@ -1,5 +1,5 @@
 """Pyramidal BLSTM encoder with linear projections (paper section 3.2, eq. 6), with optional input frame
-stacking (a low-frame-rate front end that is not in the paper)."""
+stacking (a low-frame-rate front end) and an optional 2-D convolutional front end, neither in the paper."""
 
 from __future__ import annotations
 
@@ -76,7 +76,8 @@ class PyramidalBLSTM(keras.layers.Layer):
     them), so checkpoints are interchangeable and the outputs agree to float rounding; "keras" is kept as the reference.
 
     All weights (LSTM kernels, recurrent kernels, biases, projections) are initialized uniformly in
-    `[-init_scale, init_scale]` (no unit forget bias), as in the paper.
+    `[-init_scale, init_scale]` (no unit forget bias), as in the paper; the convolutional front end's kernels take
+    Keras' Glorot-uniform default (not in the paper).
 
     call(x [B, T, D] float32, lengths [B] int32) -> (h [B, L, projection_units],
     out_lengths [B] int32), padded frames of `h` are exactly zero.
