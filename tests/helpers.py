@@ -125,6 +125,10 @@ def tiny_config(corpus: pathlib.Path, **overrides):
     # The demo's intermediate CTC is off: the trained-model tests' thresholds were set without it, and its loss
     # is tested on its own (tests/test_model.py); it adds no weights, so export and decoding are unchanged.
     config.loss.intermediate_ctc_weight = 0.0
+    # Likewise the demo's convolutional front end: the thresholds were set without it, and it is tested on its own
+    # (tests/layers/test_conv_frontend.py, a train step in tests/test_model.py, SavedModel and TFLite parity in
+    # tests/export/test_export.py).
+    config.model.encoder.conv_channels = 0
     config.train.ema_decay = 0.0  # a weight average would lag a run of a few dozen updates (tested on its own)
     config.train.intra_op_threads = 0  # TensorFlow's default, as in the test process that compares against them
     # Two epochs of a tiny model: with the demo's lambda 0.5 its decoder loops on near-ties that the exact
