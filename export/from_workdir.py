@@ -4,16 +4,15 @@ what `jointctc-export` and `jointctc-transcribe --model <work dir>` both run.
 - `fusion_lm(config, vocab, workdir, lm_workdir=None, lm_weight=None)`: the character LM to fuse and its weight.
   `lm_workdir` None takes the config's `decode.lm_workdir`, "" means none; `lm_weight` None takes
   `decode.lm_weight`, the weight *when* an LM is fused: without an LM it is not used (no LM, weight 0), as in
-  jointctc-eval. Refused (`ExportRefused`): an LM whose vocabulary differs from the recognizer's, an explicit
-  `lm_weight` > 0 without an LM, an explicit LM with weight 0. A `decode.lm_workdir` with `decode.lm_weight` 0 is
-  no LM (the config's "0 = no LM"), as in jointctc-eval.
+  jointctc-eval (both by `tf_jointctc.decoding.options.fused_lm_weight`). Refused (`ExportRefused`): an LM whose
+  vocabulary differs from the recognizer's, an explicit `lm_weight` > 0 without an LM, an explicit LM with weight 0.
+  A `decode.lm_workdir` with `decode.lm_weight` 0 is no LM (the config's "0 = no LM"), as in jointctc-eval.
 - `export_workdir(workdir, saved_model, tflite=None, ...)`: the SavedModel (and TFLite) of the work dir's best
   or latest checkpoint, with that LM inside the beam-search signatures; returns the summary jointctc-export prints.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from typing import Any
@@ -31,19 +30,17 @@ def fusion_lm(
 
     Raises ExportRefused saying why (both work dirs and both vocabularies named for a vocabulary mismatch).
     """
+    from tf_jointctc.decoding.options import fused_lm_weight
+
     decode = config.get("decode") or {}
     explicit = lm_workdir is not None
     if not explicit:
         lm_workdir = decode.get("lm_workdir", "") or ""
-    weight = float(decode.get("lm_weight", 0.0) if lm_weight is None else lm_weight)
-    if not (weight >= 0.0 and math.isfinite(weight)):
-        raise ExportRefused(f"lm_weight must be a finite number >= 0, got {weight}")
+    try:  # the config's weight is the weight *when* an LM is fused, as in jointctc-eval
+        weight = fused_lm_weight(decode.get("lm_weight", 0.0), lm_weight, with_lm=bool(lm_workdir))
+    except ValueError as error:
+        raise ExportRefused(str(error)) from error
     if not lm_workdir:
-        if weight > 0.0 and lm_weight is not None:  # the config's weight is the weight *when* an LM is fused
-            raise ExportRefused(
-                f"lm_weight={weight} needs a language model: pass --lm_workdir (a jointctc-train-lm work dir) or "
-                "set decode.lm_workdir, or set the weight to 0"
-            )
         return None, 0.0
     if weight <= 0.0:
         if not explicit:

@@ -15,7 +15,7 @@ from absl import logging
 
 from tf_jointctc import metrics
 from tf_jointctc.decoding import modes
-from tf_jointctc.decoding.options import DecodeOptions
+from tf_jointctc.decoding.options import DecodeOptions, fused_lm_weight
 from tf_jointctc.text import Vocabulary
 
 
@@ -129,8 +129,9 @@ def evaluate_workdir(workdir: str, data: str, mode: str, beam: int | None = None
     `config.decode.lm_weight`; in mode attention `config.decode.attention_lm_weight` and
     `attention_lm_length_penalty` where set, unless `lm_weight` / `length_penalty` are given: `DecodeOptions.for_mode`).
     The config's weights are the weights *when* an LM is fused: without an LM (none configured, `lm_workdir` "", or
-    mode ctc_greedy, which never loads one) the search runs without it. It is refused (ValueError) when its
-    vocabulary differs from the recognizer's, and for an explicit `lm_weight > 0` with no LM or in mode ctc_greedy.
+    mode ctc_greedy, which never loads one) the search runs without it (`options.fused_lm_weight`). It is refused
+    (ValueError) when its vocabulary differs from the recognizer's, and for an explicit `lm_weight > 0` with no LM
+    or in mode ctc_greedy.
     The summary records `lm_workdir`, `lm_weight` and `lm_checkpoint` (None, 0.0, None without an LM).
     """
     from tf_jointctc.data import make_dataset, prepare_dataset
@@ -138,19 +139,18 @@ def evaluate_workdir(workdir: str, data: str, mode: str, beam: int | None = None
     from tf_jointctc.training import atomic
 
     model, config, vocab, checkpoint = load_trained_model(workdir, which)
-    # An explicit lm_weight / length_penalty is this mode's, so it also beats the attention mode's own settings.
-    options = DecodeOptions.from_config(config.decode, beam=beam, ctc_weight=ctc_weight, length_penalty=length_penalty,
-                                        lm_weight=lm_weight, attention_lm_weight=lm_weight,
-                                        attention_lm_length_penalty=length_penalty)
     if lm_workdir is None:
         lm_workdir = config.decode.get("lm_workdir", "") or ""
     with_lm = bool(lm_workdir) and mode != modes.CTC_GREEDY
-    if not with_lm and lm_weight is None:
-        options = dataclasses.replace(options, lm_weight=0.0)  # the config's beta is the weight *when* an LM is fused
+    if mode == modes.CTC_GREEDY:  # never loads an LM: check_mode refuses an explicit weight > 0, saying why
+        weight = float(lm_weight or 0.0)
+    else:
+        weight = fused_lm_weight(config.decode.get("lm_weight", 0.0), lm_weight, with_lm)
+    # An explicit lm_weight / length_penalty is this mode's, so it also beats the attention mode's own settings.
+    options = DecodeOptions.from_config(config.decode, beam=beam, ctc_weight=ctc_weight, length_penalty=length_penalty,
+                                        lm_weight=weight, attention_lm_weight=lm_weight,
+                                        attention_lm_length_penalty=length_penalty)
     options = options.for_mode(mode, with_lm=with_lm)
-    if options.lm_weight > 0.0 and not lm_workdir and mode != modes.CTC_GREEDY:
-        raise ValueError(f"lm_weight={options.lm_weight} needs a language model: pass --lm_workdir (a "
-                         "jointctc-train-lm work dir) or set decode.lm_workdir, or set the weight to 0")
     lm = lm_checkpoint = None
     if lm_workdir and mode != modes.CTC_GREEDY:
         lm, lm_checkpoint = load_fusion_lm(lm_workdir, vocab, workdir)

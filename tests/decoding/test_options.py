@@ -1,11 +1,12 @@
-"""`DecodeOptions`: reading a config's `decode` section and the attention mode's own LM settings (`for_mode`)."""
+"""`DecodeOptions`: reading a config's `decode` section and the attention mode's own LM settings (`for_mode`); the
+LM weight a search runs with (`fused_lm_weight`)."""
 
 import ml_collections
 import pytest
 
 from tf_jointctc.config import base_config
 from tf_jointctc.decoding import modes
-from tf_jointctc.decoding.options import DecodeOptions
+from tf_jointctc.decoding.options import DecodeOptions, fused_lm_weight
 
 
 def test_from_config_reads_the_decode_section_and_overrides_that_are_set():
@@ -45,3 +46,20 @@ def test_for_mode_gives_the_attention_mode_its_own_lm_settings_only_with_an_lm()
 def test_a_bad_attention_lm_weight_is_refused(bad):
     with pytest.raises(ValueError, match="attention_lm_weight"):
         DecodeOptions(attention_lm_weight=bad)
+
+
+def test_fused_lm_weight_uses_the_configured_weight_only_with_an_lm():
+    assert fused_lm_weight(0.9, None, with_lm=True) == 0.9
+    assert fused_lm_weight(0.9, None, with_lm=False) == 0.0  # the weight *when* an LM is fused
+    assert fused_lm_weight(0.9, 0.4, with_lm=True) == 0.4  # an explicit weight beats the config's
+    assert fused_lm_weight(0.9, 0.0, with_lm=True) == 0.0
+    assert fused_lm_weight(0.9, 0.0, with_lm=False) == 0.0
+    with pytest.raises(ValueError, match="lm_weight=0.4 needs a language model: pass --lm_workdir"):
+        fused_lm_weight(0.0, 0.4, with_lm=False)
+
+
+@pytest.mark.parametrize("bad", [-0.1, float("nan"), float("inf")])
+def test_fused_lm_weight_refuses_a_bad_weight_from_either_source(bad):
+    for configured, explicit in ((bad, None), (0.5, bad)):
+        with pytest.raises(ValueError, match="finite number >= 0"):
+            fused_lm_weight(configured, explicit, with_lm=False)

@@ -1,4 +1,5 @@
-"""Decoding options shared by evaluation and export: one validated record, read from a config's `decode`."""
+"""Decoding options shared by evaluation and export: one validated record, read from a config's `decode`, and
+the rule that gives a search its language-model weight (`fused_lm_weight`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,25 @@ from typing import Any
 def _optional_float(value: Any) -> float | None:
     """None stays None (a placeholder key: "not set"); anything else as a float."""
     return None if value is None else float(value)
+
+
+def fused_lm_weight(configured: float, explicit: float | None, with_lm: bool) -> float:
+    """The LM weight beta a search runs with: `explicit` (a flag or argument) when given, else `configured` (a
+    config's `decode.lm_weight`, the weight *when* an LM is fused) with an LM and 0.0 without one (`with_lm`
+    False). jointctc-eval and jointctc-export both apply it.
+
+    Raises ValueError for a weight that is not a finite number >= 0, and for an explicit weight > 0 without an LM
+    (saying how to give one).
+    """
+    weight = float(configured if explicit is None else explicit)
+    if not (weight >= 0.0 and math.isfinite(weight)):
+        raise ValueError(f"lm_weight must be a finite number >= 0, got {weight}")
+    if with_lm:
+        return weight
+    if explicit is not None and weight > 0.0:
+        raise ValueError(f"lm_weight={weight} needs a language model: pass --lm_workdir (a jointctc-train-lm work "
+                         "dir) or set decode.lm_workdir, or set the weight to 0")
+    return 0.0
 
 
 @dataclasses.dataclass(frozen=True)
