@@ -160,6 +160,8 @@ class JointCTCAttention(keras.Model):
             conv_bins=NUM_MEL_BINS,
             name="encoder",
         )
+        if self.encoder.frontend is not None:  # refused now, as SpecAugment and VTLP, rather than when first called
+            self.encoder.frontend.groups(self.encoder_input_dims or self.feature_dim)
         self.ctc_head = CTCHead(self.vocab_size, init_scale=self.init_scale, name="ctc_head")
         self.ctc_conditioning = None
         if self.ctc_self_conditioning:
