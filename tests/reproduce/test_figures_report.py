@@ -47,6 +47,16 @@ def _fake_workdir(out, name: str, epochs: int = 9, with_eval: bool = True) -> No
                     {"cer": 12.34, "wer": 45.67, "utterances": 3, "audio_seconds": 9.0, "eval_seconds": 2.0}))
 
 
+def _fake_checkpoint(workdir, updates: int) -> None:
+    """`checkpoints/latest` as training saves it, with the optimizer's step counter at `updates`."""
+    import keras
+    import tensorflow as tf
+
+    optimizer = keras.optimizers.Adam()
+    optimizer.iterations.assign(updates)
+    tf.train.Checkpoint(optimizer=optimizer).save(str(workdir / "checkpoints" / "latest" / "ckpt"))
+
+
 def test_figures_and_report_from_fake_workdirs(tmp_path):
     out, docs = tmp_path / "out", tmp_path / "docs"
     for name in SYSTEMS:
@@ -72,11 +82,15 @@ def test_figures_and_report_from_fake_workdirs(tmp_path):
 
     config = system_config("ctc", str(tmp_path / "corpus"), str(out), 9)  # configs/demo.py's recipe
     (out / "ctc" / "config.json").write_text(json.dumps(config.to_dict()))
+    _fake_checkpoint(out / "ctc", updates=2345)
     with open(report.write_report(str(out), str(docs))) as f:
         text = f.read()
     encoder = config.model.encoder
-    assert (f"{encoder.num_layers}-layer BLSTM with {encoder.units} cells per direction (input frames stacked by "
+    assert (f"two 3 x 3 convolutions of {encoder.conv_channels} channels over (frame, mel bin), then a "
+            f"{encoder.num_layers}-layer BLSTM with {encoder.units} cells per direction (input frames stacked by "
             f"{encoder.input_stack}, layer subsampling {','.join(str(s) for s in encoder.subsample)})") in text
+    assert "| CTC | 1.0 | – | 4321 | 9 | 2,345 | 123 |" in text  # updates read from the checkpoint
+    assert "| Attention(content-based) | 0.0 | content | 4321 | 9 | – | 123 |" in text  # no checkpoint: none
     assert f"or {config.train.max_minutes:g} minutes of training" in text and "pyramidal" not in text
     for system in SYSTEMS.values():
         assert f"| {system.label}" in text

@@ -20,10 +20,11 @@ def test_a_spent_budget_ends_the_epoch_and_a_rerun_trains_no_more(tiny_corpus, t
     workdir = str(tmp_path / "work")
     summary = train(config, workdir, verbose=0)
     assert summary["time_budget_reached"] and summary["epochs"] == 1 and summary["dev_cer"] is not None
+    assert summary["updates"] == 1  # the batch that spent the budget, read back from the checkpoint
     history = json.loads((tmp_path / "work" / "history.json").read_text())
     assert len(history) == 1 and history[0]["train_seconds"] >= 0.06
     again = train(config, workdir, verbose=0)  # the budget is spent: nothing more to train
-    assert again["time_budget_reached"] and again["epochs"] == 1
+    assert again["time_budget_reached"] and again["epochs"] == 1 and again["updates"] == 1
     assert json.loads((tmp_path / "work" / "history.json").read_text()) == history
 
 

@@ -7,6 +7,7 @@ import os
 
 from tf_jointctc.reproduce import figures
 from tf_jointctc.reproduce.systems import BEAM, JOINT_CTC_WEIGHT, LENGTH_PENALTY, SPLITS, SYSTEMS, decode_modes
+from tf_jointctc.training.checkpoint import updates_done
 
 # The paper's Table 1 (CER %): WSJ train_si84 (15 h) dev93 / eval92 and CHiME-4 tr05_multi dt05_real / et05_real.
 PAPER_CER = {
@@ -42,8 +43,13 @@ def _fmt(value, digits: int = 2) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+def _count(value: int | None) -> str:
+    return "–" if value is None else f"{value:,}"
+
+
 def load_results(out: str) -> dict:
-    """{system: {"train": train.json or None, "eval": {(split, mode): summary}, "history": [...]}}."""
+    """{system: {"train": train.json or None, "eval": {(split, mode): summary}, "history": [...], "updates": the
+    optimizer steps in its newest checkpoint or None}}."""
     results = {}
     for name in SYSTEMS:
         workdir = os.path.join(out, name)
@@ -54,7 +60,7 @@ def load_results(out: str) -> dict:
                 if summary is not None:
                     evals[(split, mode)] = summary
         results[name] = {"train": _read(os.path.join(workdir, "train.json")), "eval": evals,
-                         "history": figures.load_history(workdir)}
+                         "history": figures.load_history(workdir), "updates": updates_done(workdir)}
     return results
 
 
@@ -105,8 +111,8 @@ def _corpus_lines(out: str, results: dict) -> list[str]:
 
 
 def _model_text(out: str) -> str:
-    """The systems' shared recipe as the first work dir's config.json records it (encoder, decoder, optimizer,
-    batches, CTC warm-up, epochs and time budget)."""
+    """The systems' shared recipe as the first work dir's config.json records it (convolutional front end,
+    encoder, decoder, optimizer, batches, CTC warm-up, epochs and time budget)."""
     for name in SYSTEMS:
         config = _read(os.path.join(out, name, "config.json"))
         if config:
@@ -115,13 +121,15 @@ def _model_text(out: str) -> str:
             subsample = ",".join(str(s) for s in encoder.get("subsample", ()))
             stack = int(encoder.get("input_stack", 1))
             frames = f"input frames stacked by {stack}, " if stack > 1 else ""
+            conv = int(encoder.get("conv_channels", 0))
+            front = f"two 3 x 3 convolutions of {conv} channels over (frame, mel bin), then a " if conv else "a "
             schedule = optimizer.get("schedule", "constant")
             warmup = int(config.get("loss", {}).get("ctc_warmup_steps", 0))
             budget = float(train.get("max_minutes", 0.0))
             steps = int(train.get("steps_per_epoch", 0))
             parts = [
-                f"{encoder['num_layers']}-layer BLSTM with {encoder['units']} cells per direction ({frames}layer "
-                f"subsampling {subsample})",
+                f"{front}{encoder['num_layers']}-layer BLSTM with {encoder['units']} cells per direction "
+                f"({frames}layer subsampling {subsample})",
                 f"{model['decoder_units']}-cell LSTM decoder",
                 f"{optimizer['name']} lr {optimizer['learning_rate']} ({schedule} schedule)",
                 f"batch {train['batch_size']}",
@@ -172,9 +180,9 @@ def render(out: str, reading: str | None = None) -> str:
         f"encoder, data and seed; "
         f"{meta.get('epochs', '?')} epochs at most): {_model_text(out)}.",
         "",
-        "| System | λ | attention | parameters | epochs | train wall time (s) | eval wall time (s) | "
+        "| System | λ | attention | parameters | epochs | updates | train wall time (s) | eval wall time (s) | "
         "best dev CER (greedy) |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, system in SYSTEMS.items():
         train = results[name]["train"] or {}
@@ -184,7 +192,7 @@ def render(out: str, reading: str | None = None) -> str:
         attention = system.attention if system.has_attention else "–"
         lines.append(
             f"| {system.label} | {system.ctc_weight} | {attention} | {train.get('parameters') or '–'} | "
-            f"{len(history) or '–'} | {_fmt(train.get('train_seconds'), 0)} | "
+            f"{len(history) or '–'} | {_count(results[name]['updates'])} | {_fmt(train.get('train_seconds'), 0)} | "
             f"{_fmt(eval_seconds if results[name]['eval'] else None, 0)} | {_fmt(best)} |"
         )
     lines += [

@@ -191,6 +191,18 @@ def remove_interrupted_writes(workdir: str) -> None:
                 os.remove(full)
 
 
+def updates_done(workdir: str) -> int | None:
+    """The optimizer's step counter (updates applied) in the newest checkpoint of `<workdir>/checkpoints/latest`
+    and `mid_epoch` (a time budget can end training inside an epoch), read without building a model; None before
+    the first checkpoint."""
+    counts = []
+    for name in ("latest", "mid_epoch"):
+        path = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints", name))
+        if path is not None:
+            counts.append(_read_int(path, "optimizer/_iterations"))
+    return max(counts, default=None)
+
+
 def _read_int(path: str, name: str) -> int:
     """The integer variable `name` of the checkpoint at `path`, read without restoring anything."""
     return int(tf.train.load_checkpoint(path).get_tensor(f"{name}/.ATTRIBUTES/VARIABLE_VALUE"))

@@ -35,7 +35,7 @@ from tf_jointctc.text import Vocabulary
 from tf_jointctc.training import atomic, shared_cache
 from tf_jointctc.training import callbacks as cb
 from tf_jointctc.training import workdir as wd
-from tf_jointctc.training.checkpoint import TrainingCheckpoints
+from tf_jointctc.training.checkpoint import TrainingCheckpoints, updates_done
 from tf_jointctc.training.errors import ConfigError, NonFiniteLossError, NoUsableDataError
 from tf_jointctc.training.progress import fit_verbosity
 from tf_jointctc.training.resume import ResumePoint, fit_segments
@@ -102,7 +102,7 @@ def train(
     on_resume: Callable[[ResumePoint], None] | None = None,
 ) -> dict:
     """Trains `config` in `workdir` (resuming from its newest checkpoint, which may lie inside an epoch); returns
-    the summary that jointctc-train prints as JSON (final losses, dev CER, epochs, utterance counts, seconds).
+    the summary that jointctc-train prints as JSON (final losses, dev CER, epochs, updates, utterance counts, seconds).
 
     Args:
       verbose: `model.fit`'s; None: a progress bar on a terminal, one line per epoch when stdout is redirected
@@ -261,6 +261,7 @@ def train(
         "best_dev_cer": min((h["dev_cer"] for h in history if "dev_cer" in h), default=None),
         "non_finite_steps": guard.total,
         "train_seconds": last.get("train_seconds"),
+        "updates": updates_done(workdir),
         "time_budget_reached": bool(budget is not None and budget.reached),
         "train_utterances": prepared["train"]["num_utterances"],
         "dev_utterances": prepared["dev"]["num_utterances"],
