@@ -81,6 +81,7 @@ demo: $(STAMP) engines
 # docs/results.md and docs/fig*.png. Resumable (by system, epoch and evaluation); run it in the background.
 REPRODUCE_OUT ?= runs/reproduce
 # Systems trained at once, each in its own process: one demo-sized trainer keeps only ~1.2 of 2 cores busy.
+# JOBS=1 trains each alone, as `make demo` does (~2 h 10 min against ~70 min; docs/results.md is such a run).
 JOBS ?= 2
 reproduce: $(STAMP)
 	@# Builds the corpus (as `make demo`) unless jointctc-synth has already completed all of it.
