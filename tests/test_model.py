@@ -447,13 +447,11 @@ def test_encoder_conv_front_end_from_config():
 def test_mel_bin_options_refuse_features_not_in_groups_of_40_when_built(option):
     """The front end, VTLP and SpecAugment read features as groups of 40 mel bins: another feature size is refused
     when the model is made, not at its first call."""
+    tiny = dict(vocab_size=10, encoder_layers=1, encoder_units=4, encoder_projection_units=4, encoder_subsample=(1,),
+                attention_dim=4, decoder_units=4, embedding_dim=4, **option)
     with pytest.raises(ValueError, match="groups of 40 mel bins, got 100"):
-        JointCTCAttention(vocab_size=10, encoder_layers=1, encoder_units=4, encoder_projection_units=4,
-                          encoder_subsample=(1,), attention_dim=4, decoder_units=4, embedding_dim=4,
-                          cmvn_mean=np.zeros(100, np.float32), **option)
-    JointCTCAttention(vocab_size=10, encoder_layers=1, encoder_units=4, encoder_projection_units=4,
-                      encoder_subsample=(1,), attention_dim=4, decoder_units=4, embedding_dim=4,
-                      cmvn_mean=np.zeros(120, np.float32), **option)
+        JointCTCAttention(cmvn_mean=np.zeros(100, np.float32), **tiny)
+    JointCTCAttention(cmvn_mean=np.zeros(120, np.float32), **tiny)
 
 
 def test_bfloat16_training_projections_from_config():

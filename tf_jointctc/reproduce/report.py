@@ -7,7 +7,6 @@ import os
 
 from tf_jointctc.reproduce import figures
 from tf_jointctc.reproduce.systems import BEAM, JOINT_CTC_WEIGHT, LENGTH_PENALTY, SPLITS, SYSTEMS, decode_modes
-from tf_jointctc.training.checkpoint import updates_done
 
 # The paper's Table 1 (CER %): WSJ train_si84 (15 h) dev93 / eval92 and CHiME-4 tr05_multi dt05_real / et05_real.
 PAPER_CER = {
@@ -50,6 +49,8 @@ def _count(value: int | None) -> str:
 def load_results(out: str) -> dict:
     """{system: {"train": train.json or None, "eval": {(split, mode): summary}, "history": [...], "updates": the
     optimizer steps in its newest checkpoint or None}}."""
+    from tf_jointctc.training.checkpoint import updates_done  # reads checkpoints with TensorFlow: only here
+
     results = {}
     for name in SYSTEMS:
         workdir = os.path.join(out, name)
