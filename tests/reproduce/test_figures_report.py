@@ -187,9 +187,13 @@ def test_system_configs_differ_only_in_lambda_and_attention(tmp_path):
         assert d == reference, name
     assert configs["att_content"].model.attention == "content"
     assert configs["ctc"].loss.ctc_weight == 1.0 and configs["att_location"].loss.ctc_weight == 0.0
-    # configs/demo.py trains with intermediate CTC; Table 1 compares the paper's loss without it.
-    assert load_demo_config().loss.intermediate_ctc_weight > 0.0
+    # configs/demo.py trains with intermediate CTC and the front end; Table 1 trains the paper's loss without both.
+    demo = load_demo_config()
+    assert demo.loss.intermediate_ctc_weight > 0.0 and demo.model.encoder.conv_channels > 0
     assert all(config.loss.intermediate_ctc_weight == 0.0 for config in configs.values())
+    assert all(config.model.encoder.conv_channels == 0 for config in configs.values())
+    # Everything else of the demo's encoder stays.
+    assert configs["ctc"].model.encoder.units == demo.model.encoder.units
 
 
 def test_run_in_parallel_limits_jobs_and_names_failed_logs(tmp_path):

@@ -1,8 +1,10 @@
 """The six systems of the paper's Table 1 as overrides of configs/demo.py.
 
 All share the encoder, data, epochs and seed of the demo config; they differ only in lambda (eq. 14,
-`loss.ctc_weight`) and the attention type (eq. 9, `model.attention`). The demo's intermediate CTC is off in
-every system: Table 1 compares the paper's loss, and the attention-only systems have no CTC branch to give it.
+`loss.ctc_weight`) and the attention type (eq. 9, `model.attention`). Two of the demo's additions are off in
+every system (`TABLE1_RECIPE`): intermediate CTC, since Table 1 compares the paper's loss and the attention-only
+systems have no CTC branch to give it; and the convolutional front end, which the demo adopted together with
+intermediate CTC and which, without it, slowed Table 1's systems at the demo's budget (docs/results.md).
 """
 
 from __future__ import annotations
@@ -38,8 +40,12 @@ class System:
         return self.has_ctc and self.has_attention
 
     def overrides(self) -> dict:
-        return {"loss.ctc_weight": self.ctc_weight, "model.attention": self.attention,
-                "loss.intermediate_ctc_weight": 0.0}
+        """Dotted config keys -> values that make configs/demo.py this system."""
+        return {"loss.ctc_weight": self.ctc_weight, "model.attention": self.attention, **TABLE1_RECIPE}
+
+
+# What every system changes in configs/demo.py besides lambda and the attention type (module docstring).
+TABLE1_RECIPE = {"loss.intermediate_ctc_weight": 0.0, "model.encoder.conv_channels": 0}
 
 
 SYSTEMS: dict[str, System] = {
@@ -88,6 +94,9 @@ def system_config(name: str, corpus: str, out: str, epochs: int, base: ml_collec
     config.train.epochs = int(epochs)
     config.train.alignment_data = os.path.join(corpus, "test_noisy", "manifest.jsonl")
     for key, value in system.overrides().items():
-        section, leaf = key.split(".")
-        config[section][leaf] = value
+        *sections, leaf = key.split(".")
+        node = config
+        for section in sections:
+            node = node[section]
+        node[leaf] = value
     return config
