@@ -86,9 +86,9 @@ def test_figures_and_report_from_fake_workdirs(tmp_path):
     with open(report.write_report(str(out), str(docs))) as f:
         text = f.read()
     encoder = config.model.encoder
-    assert (f"two 3 x 3 convolutions of {encoder.conv_channels} channels over (frame, mel bin), then a "
-            f"{encoder.num_layers}-layer BLSTM with {encoder.units} cells per direction (input frames stacked by "
-            f"{encoder.input_stack}, layer subsampling {','.join(str(s) for s in encoder.subsample)})") in text
+    blstm = (f"{encoder.num_layers}-layer BLSTM with {encoder.units} cells per direction (input frames stacked by "
+             f"{encoder.input_stack}, layer subsampling {','.join(str(s) for s in encoder.subsample)})")
+    assert f"): a {blstm}" in text and "convolutions" not in text  # Table 1's systems have no front end
     assert "| CTC | 1.0 | – | 4321 | 9 | 2,345 | 123 |" in text  # updates read from the checkpoint
     assert "| Attention(content-based) | 0.0 | content | 4321 | 9 | – | 123 |" in text  # no checkpoint: none
     assert f"or {config.train.max_minutes:g} minutes of training" in text and "pyramidal" not in text
@@ -174,6 +174,17 @@ def test_a_system_stopped_by_its_time_budget_counts_as_trained(tmp_path):
         raise AssertionError("a system that spent its time budget must not be trained again")
 
     assert run.train_system("ctc", str(corpus), str(out), 10, train_fn=fail_train) == record
+
+
+def test_report_names_a_front_end_when_the_run_had_one(tmp_path):
+    out = tmp_path / "out"
+    config = system_config("ctc", str(tmp_path / "corpus"), str(out), 9)
+    config.model.encoder.conv_channels = 16
+    (out / "ctc").mkdir(parents=True)
+    (out / "ctc" / "config.json").write_text(json.dumps(config.to_dict()))
+    text = report.render(str(out))
+    assert (f"two 3 x 3 convolutions of 16 channels over (frame, mel bin), then a {config.model.encoder.num_layers}"
+            f"-layer BLSTM") in text
 
 
 def test_system_configs_differ_only_in_lambda_and_attention(tmp_path):
