@@ -88,7 +88,7 @@ def test_figures_and_report_from_fake_workdirs(tmp_path):
     encoder = config.model.encoder
     blstm = (f"{encoder.num_layers}-layer BLSTM with {encoder.units} cells per direction (input frames stacked by "
              f"{encoder.input_stack}, layer subsampling {','.join(str(s) for s in encoder.subsample)})")
-    assert f"): a {blstm}" in text and "convolutions" not in text  # Table 1's systems have no front end
+    assert f"): no convolutional front end, a {blstm}" in text and "convolutions" not in text  # Table 1's systems
     assert "| CTC | 1.0 | – | 4321 | 9 | 2,345 | 123 |" in text  # updates read from the checkpoint
     assert "| Attention(content-based) | 0.0 | content | 4321 | 9 | – | 123 |" in text  # no checkpoint: none
     assert f"or {config.train.max_minutes:g} minutes of training" in text and "pyramidal" not in text

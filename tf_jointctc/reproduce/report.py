@@ -123,7 +123,8 @@ def _model_text(out: str) -> str:
             stack = int(encoder.get("input_stack", 1))
             frames = f"input frames stacked by {stack}, " if stack > 1 else ""
             conv = int(encoder.get("conv_channels", 0))
-            front = f"two 3 x 3 convolutions of {conv} channels over (frame, mel bin), then a " if conv else "a "
+            front = (f"two 3 x 3 convolutions of {conv} channels over (frame, mel bin), then a " if conv
+                     else "no convolutional front end, a ")
             schedule = optimizer.get("schedule", "constant")
             warmup = int(config.get("loss", {}).get("ctc_warmup_steps", 0))
             budget = float(train.get("max_minutes", 0.0))
@@ -177,8 +178,7 @@ def render(out: str, reading: str | None = None) -> str:
         "",
         f"- Command: `{meta.get('command') or 'make reproduce'}`",
         *_corpus_lines(out, results),
-        f"- Recipe: configs/demo.py with only λ and the attention type changed, and its intermediate CTC and "
-        f"convolutional front end off (same "
+        f"- Recipe: configs/demo.py with only λ and the attention type changed, and its intermediate CTC off (same "
         f"encoder, data and seed; "
         f"{meta.get('epochs', '?')} epochs at most): {_model_text(out)}.",
         "",

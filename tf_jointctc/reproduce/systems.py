@@ -93,10 +93,5 @@ def system_config(name: str, corpus: str, out: str, epochs: int, base: ml_collec
     config.data.cache_dir = os.path.join(out, "cache")
     config.train.epochs = int(epochs)
     config.train.alignment_data = os.path.join(corpus, "test_noisy", "manifest.jsonl")
-    for key, value in system.overrides().items():
-        *sections, leaf = key.split(".")
-        node = config
-        for section in sections:
-            node = node[section]
-        node[leaf] = value
+    config.update_from_flattened_dict(system.overrides())
     return config
