@@ -8,7 +8,8 @@ CORPUS ?= data/corpus
 WORKDIR ?= runs/demo
 # The character LM of shallow fusion (issue 13). Its weights come from configs/demo.py, tuned on dev: beta 0.9 in
 # joint decoding and the exports' serving_default (decode.lm_weight), beta 0.1 and length bonus 0.3 in attention
-# decoding and the exports' attention_beam (decode.attention_lm_weight, decode.attention_lm_length_penalty).
+# decoding and the exports' attention_beam (decode.attention_lm_weight, decode.attention_lm_length_penalty); joint
+# decoding's CTC weight is 0.5 with the LM (decode.joint_lm_ctc_weight) and 0.3 without it (decode.ctc_weight).
 LM_WORKDIR ?= runs/lm_demo
 # `make demo` evaluates at the paper's beam 20; the exports keep configs/demo.py's beam 10 for tablet-class CPUs
 # (issue 14). Joint + LM at 20 against 10 on three width-160 models: dev -0.2, dev_noisy -0.7, dev_unseen_voice

@@ -52,7 +52,11 @@ the demo's width until stop 42), and why (measurements in docs/accuracy.md):
   At a fixed 4,200 updates it led by ~20 dev CER points after the first epoch and by 2.7-2.8 at the end (CTC
   greedy); joint + LM with both seeds: dev -1.6, dev_noisy -2.9, dev_unseen_voice -0.2 (row ic of
   docs/accuracy.md), at no measurable cost per update.
-- Decoding: beam 10 (20 in the paper) and joint CTC weight 0.5 (tuned on dev). Beam 10 is what the exports serve
+- Decoding: beam 10 (20 in the paper) and joint CTC weight 0.3 without the LM (the paper's; `decode.ctc_weight`) and
+  0.5 with it (`decode.joint_lm_ctc_weight`: jointctc-eval --mode joint with `--lm_workdir` and the exports'
+  `serving_default`), each tuned on dev: with the LM 0.5 (stop 36's grid of CTC weight and beta); without it 0.3
+  beat 0.5 on dev with two recognizers (12.11 against 12.67 and 10.79 against 11.16 at beam 20; dev_noisy 30.59
+  against 30.71; docs/accuracy.md, "Joint decoding's CTC weight without the LM"). Beam 10 is what the exports serve
   on tablet-class CPUs (issue 14); `make demo` evaluates at the paper's 20 (Makefile `BEAM`), which gained on every
   dev set with joint + LM (row b20 of docs/accuracy.md: dev -0.2, dev_noisy -0.7, dev_unseen_voice -0.8) at ~1.4x
   the decode time.
@@ -106,7 +110,8 @@ def get_config():
     config.train.shuffle_buffer = 0
     config.train.max_minutes = 18.5
     config.decode.beam = 10
-    config.decode.ctc_weight = 0.5
+    config.decode.ctc_weight = 0.3  # without an LM
+    config.decode.joint_lm_ctc_weight = 0.5  # joint decoding with the LM (`--lm_workdir`)
     config.decode.length_penalty = 0.1
     config.decode.lm_weight = 0.9  # used only with an LM (`--lm_workdir`)
     config.decode.attention_lm_weight = 0.1

@@ -135,6 +135,7 @@ def tiny_config(corpus: pathlib.Path, **overrides):
     # SavedModel/TFLite token-parity tests cannot survive; the paper's 0.2 and joint weight 0.3 train it more.
     config.loss.ctc_weight = 0.2
     config.decode.ctc_weight = 0.3
+    config.decode.joint_lm_ctc_weight = None  # with an LM too (the demo's own 0.5 is tested in test_evaluation)
     # No attention alignments logged (saves tracing the forward pass once per training run); the runs that test
     # them ask for them (`TRAINED_SETTINGS`, tests/faults/test_kill_resume.py).
     config.train.alignment_images = 0

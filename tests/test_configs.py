@@ -92,12 +92,15 @@ def test_demo_trains_with_intermediate_ctc_on_a_layer_below_the_top():
 
 def test_the_demo_config_holds_its_tuned_lm_weights_and_paper_configs_none():
     """`make demo` passes only `--lm_workdir`: every fused-LM weight it decodes with comes from configs/demo.py
-    (joint beta, the attention mode's own beta and bonus); the paper's configs decode without an LM."""
+    (joint beta and CTC weight, the attention mode's own beta and bonus); the paper's configs decode without an LM."""
     from tf_jointctc.decoding.options import DecodeOptions
 
     root = pathlib.Path(__file__).parent.parent / "configs"
     demo = DecodeOptions.from_config(load(root / "demo.py").decode)
     assert demo.for_mode("joint", with_lm=True).lm_weight == 0.9
+    # joint decoding's CTC weight: 0.5 with the LM, 0.3 without it (each tuned on dev)
+    assert (demo.for_mode("joint", with_lm=True).ctc_weight, demo.for_mode("joint", with_lm=False).ctc_weight) == \
+        (0.5, 0.3)
     attention = demo.for_mode("attention", with_lm=True)
     assert (attention.lm_weight, attention.length_penalty) == (0.1, 0.3)
     for name in ("wsj_si84.py", "wsj_si284.py", "chime4.py"):

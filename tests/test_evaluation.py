@@ -118,6 +118,20 @@ def test_evaluation_fuses_an_lm_and_reports_it(trained_workdir, trained_manifest
     assert (joint["lm_weight"], joint["length_penalty"]) == (0.5, shared_bonus)
     explicit = evaluate_workdir(str(tuned), data, "attention", lm_weight=0.7, length_penalty=0.0, **common)
     assert (explicit["lm_weight"], explicit["length_penalty"]) == (0.7, 0.0)
+    # The joint mode's own CTC weight: joint with the LM takes it, without the LM the shared one, and an explicit
+    # weight beats it; the search runs with it.
+    shared_ctc = json.loads((workdir / "config.json").read_text())["decode"]["ctc_weight"]
+    joint_own = copy_workdir(workdir, tmp_path / "joint_own", lm_workdir=lm_workdir, lm_weight=0.5,
+                             joint_lm_ctc_weight=0.8)
+    own_joint = evaluate_workdir(str(joint_own), data, "joint", output=str(tmp_path / "own_joint.jsonl"), **common)
+    assert (own_joint["ctc_weight"], own_joint["lm_weight"]) == (0.8, 0.5) and shared_ctc != 0.8
+    asked_joint = evaluate_workdir(str(configured), data, "joint", output=str(tmp_path / "asked_joint.jsonl"),
+                                   ctc_weight=0.8, **common)
+    assert asked_joint["ctc_weight"] == 0.8
+    assert hypotheses(tmp_path / "own_joint.jsonl") == hypotheses(tmp_path / "asked_joint.jsonl")
+    assert hypotheses(tmp_path / "own_joint.jsonl") != hypotheses(tmp_path / "joint.jsonl")  # not the shared weight
+    assert evaluate_workdir(str(joint_own), data, "joint", ctc_weight=0.1, **common)["ctc_weight"] == 0.1
+    assert evaluate_workdir(str(joint_own), data, "joint", lm_workdir="", **common)["ctc_weight"] == shared_ctc
     off = evaluate_workdir(str(configured), data, "joint", lm_workdir="", lm_weight=0.0, **common)
     assert off["lm_workdir"] is None and off["cer"] == plain["cer"]
     # The config's weight is the weight when an LM is fused: without one the search runs without it.

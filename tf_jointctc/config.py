@@ -195,6 +195,9 @@ def base_config() -> ml_collections.ConfigDict:
     # LM, and the exports' attention_beam signature): None keeps lm_weight / length_penalty.
     config.decode.attention_lm_weight = ml_collections.config_dict.placeholder(float)
     config.decode.attention_lm_length_penalty = ml_collections.config_dict.placeholder(float)
+    # The joint mode's own CTC weight when an LM is fused (jointctc-eval --mode joint with an LM, and the exports'
+    # joint serving_default): None keeps ctc_weight, which is then the weight without an LM.
+    config.decode.joint_lm_ctc_weight = ml_collections.config_dict.placeholder(float)
     return config
 
 

@@ -127,7 +127,8 @@ def evaluate_workdir(workdir: str, data: str, mode: str, beam: int | None = None
     Shallow fusion: `lm_workdir` (default `config.decode.lm_workdir`; "" for none) is a jointctc-train-lm work dir
     whose best LM joins the attention and joint beam searches with weight `lm_weight` (default
     `config.decode.lm_weight`; in mode attention `config.decode.attention_lm_weight` and
-    `attention_lm_length_penalty` where set, unless `lm_weight` / `length_penalty` are given: `DecodeOptions.for_mode`).
+    `attention_lm_length_penalty` where set, unless `lm_weight` / `length_penalty` are given, and in mode joint
+    `config.decode.joint_lm_ctc_weight` where set, unless `ctc_weight` is given: `DecodeOptions.for_mode`).
     The config's weights are the weights *when* an LM is fused: without an LM (none configured, `lm_workdir` "", or
     mode ctc_greedy, which never loads one) the search runs without it (`options.fused_lm_weight`). It is refused
     (ValueError) when its vocabulary differs from the recognizer's, and for an explicit `lm_weight > 0` with no LM
@@ -146,10 +147,11 @@ def evaluate_workdir(workdir: str, data: str, mode: str, beam: int | None = None
         weight = float(lm_weight or 0.0)
     else:
         weight = fused_lm_weight(config.decode.get("lm_weight", 0.0), lm_weight, with_lm)
-    # An explicit lm_weight / length_penalty is this mode's, so it also beats the attention mode's own settings.
+    # An explicit lm_weight / length_penalty / ctc_weight is this mode's, so it also beats the attention and joint
+    # modes' own settings.
     options = DecodeOptions.from_config(config.decode, beam=beam, ctc_weight=ctc_weight, length_penalty=length_penalty,
                                         lm_weight=weight, attention_lm_weight=lm_weight,
-                                        attention_lm_length_penalty=length_penalty)
+                                        attention_lm_length_penalty=length_penalty, joint_lm_ctc_weight=ctc_weight)
     options = options.for_mode(mode, with_lm=with_lm)
     lm = lm_checkpoint = None
     if lm_workdir and mode != modes.CTC_GREEDY:

@@ -1,4 +1,5 @@
-"""`DecodeOptions`: reading a config's `decode` section and the attention mode's own LM settings (`for_mode`); the
+"""`DecodeOptions`: reading a config's `decode` section and the attention and joint modes' own LM settings
+(`for_mode`); the
 LM weight a search runs with (`fused_lm_weight`)."""
 
 import ml_collections
@@ -40,6 +41,29 @@ def test_for_mode_gives_the_attention_mode_its_own_lm_settings_only_with_an_lm()
         (0.9, 0.3)
     assert "attention_lm_weight" not in DecodeOptions().to_dict()
     assert options.to_dict()["attention_lm_length_penalty"] == 0.3
+
+
+def test_for_mode_gives_the_joint_mode_its_own_ctc_weight_only_with_an_lm():
+    options = DecodeOptions(ctc_weight=0.3, lm_weight=0.9, joint_lm_ctc_weight=0.5)
+    assert options.to_dict()["joint_lm_ctc_weight"] == 0.5
+    joint = options.for_mode(modes.JOINT, with_lm=True)
+    assert (joint.ctc_weight, joint.lm_weight, joint.joint_lm_ctc_weight) == (0.5, 0.9, None)
+    assert "joint_lm_ctc_weight" not in joint.to_dict()
+    assert options.for_mode(modes.JOINT, with_lm=False).ctc_weight == 0.3  # the weight without an LM
+    for mode in (modes.ATTENTION, modes.CTC_GREEDY):
+        assert options.for_mode(mode, with_lm=True).ctc_weight == 0.3
+    assert DecodeOptions(ctc_weight=0.3).for_mode(modes.JOINT, with_lm=True).ctc_weight == 0.3  # unset: shared
+    decode = base_config().decode
+    assert DecodeOptions.from_config(decode).joint_lm_ctc_weight is None
+    decode.joint_lm_ctc_weight = 0.7
+    assert DecodeOptions.from_config(decode).joint_lm_ctc_weight == 0.7
+    assert DecodeOptions.from_config(decode, joint_lm_ctc_weight=0.2).joint_lm_ctc_weight == 0.2
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan")])
+def test_a_joint_lm_ctc_weight_outside_0_1_is_refused(bad):
+    with pytest.raises(ValueError, match="joint_lm_ctc_weight must be in"):
+        DecodeOptions(joint_lm_ctc_weight=bad)
 
 
 @pytest.mark.parametrize("bad", [-0.1, float("nan"), float("inf")])

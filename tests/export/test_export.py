@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -368,6 +369,14 @@ def test_available_modes_fall_back():
     assert sig.available_modes(both, sig.DecodeOptions(ctc_weight=1.0))["serving_default"]["mode"] == "ctc_greedy"
     with pytest.raises(ValueError):
         sig.DecodeOptions(beam=0)
+
+
+def test_a_joint_serving_default_takes_the_joint_modes_own_ctc_weight_only_with_an_lm():
+    both = _tiny(0.5)
+    options = sig.DecodeOptions(beam=3, ctc_weight=0.3, joint_lm_ctc_weight=0.5)
+    assert sig.available_modes(both, options)["serving_default"]["ctc_weight"] == 0.3  # no LM: the shared weight
+    fused = sig.available_modes(both, dataclasses.replace(options, lm_weight=0.9))["serving_default"]
+    assert (fused["mode"], fused["ctc_weight"], fused["lm_weight"]) == (modes.JOINT, 0.5, 0.9)
 
 
 def test_ctc_only_model_exports_without_attention_signature(tmp_path):

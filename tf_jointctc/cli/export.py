@@ -1,5 +1,6 @@
 """`jointctc-export --workdir W --saved_model DIR [--tflite F.tflite] [--quantize none|float16|int8]
-[--lm_workdir LM] [--lm_weight BETA] [--attention_lm_weight BETA] [--attention_lm_length_penalty BONUS]`
+[--lm_workdir LM] [--lm_weight BETA] [--attention_lm_weight BETA] [--attention_lm_length_penalty BONUS]
+[--joint_lm_ctc_weight W]`
 (docs/interfaces.md).
 
 Rebuilds the model of a jointctc-train work dir (`--which` best or latest checkpoint) and writes a SavedModel
@@ -18,7 +19,9 @@ an LM (`--lm_workdir=`, or none in the config) it exports without one, and a `de
 attention (`attention_beam`) takes its own beta and length bonus: `--attention_lm_weight` /
 `--attention_lm_length_penalty`, else the config's `decode.attention_lm_weight` /
 `decode.attention_lm_length_penalty`, else the shared `--lm_weight` / `--length_penalty` and their config values
-(`DecodeOptions.for_mode`); each signature's values are in `export_info["signatures"]`. The export itself is
+(`DecodeOptions.for_mode`); a signature that decodes mode joint (`serving_default`) takes its own CTC weight:
+`--joint_lm_ctc_weight`, else the config's `decode.joint_lm_ctc_weight`, else the shared `--ctc_weight` and its
+config value. Each signature's values are in `export_info["signatures"]`. The export itself is
 `tf_jointctc.export.from_workdir.export_workdir`.
 """
 
@@ -63,6 +66,10 @@ _ATTENTION_LM_LENGTH_PENALTY = flags.DEFINE_float(
     "Per-token bonus of the attention_beam signature with an LM (default: config.decode."
     "attention_lm_length_penalty, else --length_penalty).",
 )
+_JOINT_LM_CTC_WEIGHT = flags.DEFINE_float(
+    "joint_lm_ctc_weight", None,
+    "CTC weight of a joint serving_default with an LM (default: config.decode.joint_lm_ctc_weight, else --ctc_weight).",
+)
 
 
 def main(argv: list[str]) -> None:
@@ -88,6 +95,7 @@ def main(argv: list[str]) -> None:
             length_penalty=_LENGTH_PENALTY.value,
             attention_lm_weight=_ATTENTION_LM_WEIGHT.value,
             attention_lm_length_penalty=_ATTENTION_LM_LENGTH_PENALTY.value,
+            joint_lm_ctc_weight=_JOINT_LM_CTC_WEIGHT.value,
             max_length_ratio=_MAX_LENGTH_RATIO.value,
             min_length_ratio=_MIN_LENGTH_RATIO.value,
         )

@@ -42,7 +42,10 @@ class DecodeOptions:
 
     `attention_lm_weight` and `attention_lm_length_penalty` are the attention mode's own beta and length bonus
     when an LM is fused (its hypotheses end early at the joint mode's beta: docs/accuracy.md, rows alp and the
-    attention mode's LM weight); None keeps `lm_weight` / `length_penalty`. `for_mode` applies them.
+    attention mode's LM weight); None keeps `lm_weight` / `length_penalty`. `joint_lm_ctc_weight` is the joint
+    mode's own CTC weight when an LM is fused (the weight tuned with the LM need not be the one tuned without it:
+    docs/accuracy.md, "Joint decoding's CTC weight without the LM"); None keeps `ctc_weight`. `for_mode` applies
+    them.
     """
 
     beam: int = 20
@@ -53,6 +56,7 @@ class DecodeOptions:
     lm_weight: float = 0.0
     attention_lm_weight: float | None = None
     attention_lm_length_penalty: float | None = None
+    joint_lm_ctc_weight: float | None = None
 
     def __post_init__(self) -> None:
         if int(self.beam) < 1:
@@ -66,6 +70,9 @@ class DecodeOptions:
         weight = self.attention_lm_weight
         if weight is not None and not (float(weight) >= 0.0 and math.isfinite(float(weight))):
             raise ValueError(f"attention_lm_weight must be a finite number >= 0 or None, got {weight}")
+        joint_weight = self.joint_lm_ctc_weight
+        if joint_weight is not None and not 0.0 <= float(joint_weight) <= 1.0:
+            raise ValueError(f"joint_lm_ctc_weight must be in [0, 1] or None, got {joint_weight}")
 
     @classmethod
     def from_config(cls, decode_config: Any = None, **overrides: Any) -> DecodeOptions:
@@ -85,29 +92,34 @@ class DecodeOptions:
             lm_weight=float(values.get("lm_weight", cls.lm_weight)),
             attention_lm_weight=_optional_float(values.get("attention_lm_weight")),
             attention_lm_length_penalty=_optional_float(values.get("attention_lm_length_penalty")),
+            joint_lm_ctc_weight=_optional_float(values.get("joint_lm_ctc_weight")),
         )
 
     def for_mode(self, mode: str, with_lm: bool) -> DecodeOptions:
         """The options one decoding mode runs with: in mode "attention" with an LM fused (`with_lm`), `lm_weight`
-        and `length_penalty` become `attention_lm_weight` and `attention_lm_length_penalty` where those are set;
-        every other mode, or without an LM, as they are. The result has no per-mode fields left."""
-        lm_weight, length_penalty = self.lm_weight, self.length_penalty
+        and `length_penalty` become `attention_lm_weight` and `attention_lm_length_penalty` where those are set; in
+        mode "joint" with an LM, `ctc_weight` becomes `joint_lm_ctc_weight` where set; every other mode, or
+        without an LM, as they are. The result has no per-mode fields left."""
+        lm_weight, length_penalty, ctc_weight = self.lm_weight, self.length_penalty, self.ctc_weight
         if mode == "attention" and with_lm:  # modes.ATTENTION (modes imports this module)
             if self.attention_lm_weight is not None:
                 lm_weight = self.attention_lm_weight
             if self.attention_lm_length_penalty is not None:
                 length_penalty = self.attention_lm_length_penalty
+        if mode == "joint" and with_lm and self.joint_lm_ctc_weight is not None:  # modes.JOINT
+            ctc_weight = self.joint_lm_ctc_weight
         return dataclasses.replace(self, lm_weight=float(lm_weight), length_penalty=float(length_penalty),
-                                   attention_lm_weight=None, attention_lm_length_penalty=None)
+                                   ctc_weight=float(ctc_weight), attention_lm_weight=None,
+                                   attention_lm_length_penalty=None, joint_lm_ctc_weight=None)
 
     def to_dict(self) -> dict[str, Any]:
-        """The options as a dict; `lm_weight` only when > 0, and the attention mode's own LM settings only when
-        set, so that a record of decoding without them (e.g. an export's `export_info`) reads as before they
+        """The options as a dict; `lm_weight` only when > 0, and the attention and joint modes' own LM settings
+        only when set, so that a record of decoding without them (e.g. an export's `export_info`) reads as before they
         existed."""
         values = dataclasses.asdict(self)
         if not self.lm_weight:
             del values["lm_weight"]
-        for name in ("attention_lm_weight", "attention_lm_length_penalty"):
+        for name in ("attention_lm_weight", "attention_lm_length_penalty", "joint_lm_ctc_weight"):
             if values[name] is None:
                 del values[name]
         return values
