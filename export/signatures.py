@@ -25,10 +25,11 @@ length penalty, length ratios) are baked in as constants and recorded in `export
 A character language model (`FusionLM`, issue 13) joins the beam searches of `serving_default` (when it runs
 `joint` or `attention`) and `attention_beam` by shallow fusion with weight `options.lm_weight` (beta > 0; a
 signature decoding mode `attention` takes `options.attention_lm_weight` and `attention_lm_length_penalty` where
-set, `DecodeOptions.for_mode`), exactly as `modes.decode(..., lm=)` does; `ctc_greedy` stays LM-free. Its
-weights are inside the export, its signatures' records gain `"lm_weight"` and `export_info` gains `"lm"`
-(`lm_record`). Without an LM (and `lm_weight` 0) the export is the one without LM support: same signatures, same
-graphs, same `export_info` (but for the attention mode's own LM settings in `"decode"` where a config sets them).
+set, one decoding mode `joint` takes `options.joint_lm_ctc_weight` where set, `DecodeOptions.for_mode`), exactly as
+`modes.decode(..., lm=)` does; `ctc_greedy` stays LM-free. Its weights are inside the export, its signatures'
+records gain `"lm_weight"` and `export_info` gains `"lm"` (`lm_record`). Without an LM (and `lm_weight` 0) the
+export is the one without LM support: same signatures, same graphs, same `export_info` (but for the attention and
+joint modes' own LM settings in `"decode"` where a config sets them).
 
 Behaviour at the serving boundary (the same in SavedModel and TFLite):
 
@@ -92,7 +93,7 @@ def serving_mode(model: Any, options: DecodeOptions) -> str:
 def _mode_info(mode: str, options: DecodeOptions) -> dict[str, Any]:
     if mode == modes.CTC_GREEDY:
         return {"mode": mode}
-    options = options.for_mode(mode, with_lm=options.lm_weight > 0.0)  # the attention mode's own LM settings
+    options = options.for_mode(mode, with_lm=options.lm_weight > 0.0)  # the attention and joint modes' own LM settings
     info = {
         "mode": mode,
         "beam": int(options.beam),
@@ -112,7 +113,8 @@ def available_modes(model: Any, options: DecodeOptions) -> dict[str, dict[str, A
     `serving_default` always (its mode: `serving_mode`); `ctc_greedy` needs a CTC branch, `attention_beam` an
     attention branch (`modes.unsupported_reason`). With `options.lm_weight > 0` the beam-search signatures'
     entries hold `"lm_weight"` (they fuse the LM; a signature decoding mode "attention" takes
-    `options.attention_lm_weight` and `attention_lm_length_penalty` where set, `DecodeOptions.for_mode`);
+    `options.attention_lm_weight` and `attention_lm_length_penalty` where set, one decoding mode "joint"
+    `options.joint_lm_ctc_weight` where set, `DecodeOptions.for_mode`);
     `ctc_greedy`'s never does.
     """
     if not model.compute_attention and not model.compute_ctc:  # pragma: no cover - a model always has one
