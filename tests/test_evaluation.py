@@ -113,14 +113,14 @@ def test_evaluation_fuses_an_lm_and_reports_it(trained_workdir, trained_manifest
     assert (asked["lm_weight"], asked["length_penalty"]) == (0.2, 0.4)
     assert hypotheses(tmp_path / "own.jsonl") == hypotheses(tmp_path / "asked.jsonl")
     assert hypotheses(tmp_path / "own.jsonl") != hypotheses(tmp_path / "attention.jsonl")  # not the shared 0.5
-    shared_bonus = json.loads((workdir / "config.json").read_text())["decode"]["length_penalty"]
+    shared_decode = json.loads((workdir / "config.json").read_text())["decode"]
+    shared_bonus, shared_ctc = shared_decode["length_penalty"], shared_decode["ctc_weight"]
     joint = evaluate_workdir(str(tuned), data, "joint", **common)
     assert (joint["lm_weight"], joint["length_penalty"]) == (0.5, shared_bonus)
     explicit = evaluate_workdir(str(tuned), data, "attention", lm_weight=0.7, length_penalty=0.0, **common)
     assert (explicit["lm_weight"], explicit["length_penalty"]) == (0.7, 0.0)
     # The joint mode's own CTC weight: joint with the LM takes it, without the LM the shared one, and an explicit
     # weight beats it; the search runs with it.
-    shared_ctc = json.loads((workdir / "config.json").read_text())["decode"]["ctc_weight"]
     joint_own = copy_workdir(workdir, tmp_path / "joint_own", lm_workdir=lm_workdir, lm_weight=0.5,
                              joint_lm_ctc_weight=0.8)
     own_joint = evaluate_workdir(str(joint_own), data, "joint", output=str(tmp_path / "own_joint.jsonl"), **common)

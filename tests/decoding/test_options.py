@@ -1,6 +1,5 @@
 """`DecodeOptions`: reading a config's `decode` section and the attention and joint modes' own LM settings
-(`for_mode`); the
-LM weight a search runs with (`fused_lm_weight`)."""
+(`for_mode`); the LM weight a search runs with (`fused_lm_weight`)."""
 
 import ml_collections
 import pytest

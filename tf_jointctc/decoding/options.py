@@ -32,6 +32,16 @@ def fused_lm_weight(configured: float, explicit: float | None, with_lm: bool) ->
     return 0.0
 
 
+# Each decoding mode's own settings when an LM is fused: mode -> {shared field: the mode's own field}. A mode's own
+# field (None: not set) replaces the shared one in `DecodeOptions.for_mode`; modes.ATTENTION and modes.JOINT by
+# name, since modes imports this module.
+MODE_LM_SETTINGS: dict[str, dict[str, str]] = {
+    "attention": {"lm_weight": "attention_lm_weight", "length_penalty": "attention_lm_length_penalty"},
+    "joint": {"ctc_weight": "joint_lm_ctc_weight"},
+}
+_MODE_LM_FIELDS = tuple(own for fields in MODE_LM_SETTINGS.values() for own in fields.values())
+
+
 @dataclasses.dataclass(frozen=True)
 class DecodeOptions:
     """Beam search options (defaults: `tf_jointctc.config.base_config().decode`); exports bake them in.
@@ -90,36 +100,30 @@ class DecodeOptions:
             max_length_ratio=float(values.get("max_length_ratio", cls.max_length_ratio)),
             min_length_ratio=float(values.get("min_length_ratio", cls.min_length_ratio)),
             lm_weight=float(values.get("lm_weight", cls.lm_weight)),
-            attention_lm_weight=_optional_float(values.get("attention_lm_weight")),
-            attention_lm_length_penalty=_optional_float(values.get("attention_lm_length_penalty")),
-            joint_lm_ctc_weight=_optional_float(values.get("joint_lm_ctc_weight")),
+            **{name: _optional_float(values.get(name)) for name in _MODE_LM_FIELDS},
         )
 
     def for_mode(self, mode: str, with_lm: bool) -> DecodeOptions:
         """The options one decoding mode runs with: in mode "attention" with an LM fused (`with_lm`), `lm_weight`
         and `length_penalty` become `attention_lm_weight` and `attention_lm_length_penalty` where those are set; in
         mode "joint" with an LM, `ctc_weight` becomes `joint_lm_ctc_weight` where set; every other mode, or
-        without an LM, as they are. The result has no per-mode fields left."""
-        lm_weight, length_penalty, ctc_weight = self.lm_weight, self.length_penalty, self.ctc_weight
-        if mode == "attention" and with_lm:  # modes.ATTENTION (modes imports this module)
-            if self.attention_lm_weight is not None:
-                lm_weight = self.attention_lm_weight
-            if self.attention_lm_length_penalty is not None:
-                length_penalty = self.attention_lm_length_penalty
-        if mode == "joint" and with_lm and self.joint_lm_ctc_weight is not None:  # modes.JOINT
-            ctc_weight = self.joint_lm_ctc_weight
-        return dataclasses.replace(self, lm_weight=float(lm_weight), length_penalty=float(length_penalty),
-                                   ctc_weight=float(ctc_weight), attention_lm_weight=None,
-                                   attention_lm_length_penalty=None, joint_lm_ctc_weight=None)
+        without an LM, as they are (`MODE_LM_SETTINGS`). The result has no per-mode fields left."""
+        chosen: dict[str, float | None] = {name: None for name in _MODE_LM_FIELDS}
+        for shared in ("lm_weight", "length_penalty", "ctc_weight"):
+            chosen[shared] = float(getattr(self, shared))
+        for shared, own in (MODE_LM_SETTINGS.get(mode, {}) if with_lm else {}).items():
+            if getattr(self, own) is not None:
+                chosen[shared] = float(getattr(self, own))
+        return dataclasses.replace(self, **chosen)
 
     def to_dict(self) -> dict[str, Any]:
         """The options as a dict; `lm_weight` only when > 0, and the attention and joint modes' own LM settings
-        only when set, so that a record of decoding without them (e.g. an export's `export_info`) reads as before they
-        existed."""
+        only when set, so that a record of decoding without them (e.g. an export's `export_info`) reads as before
+        they existed."""
         values = dataclasses.asdict(self)
         if not self.lm_weight:
             del values["lm_weight"]
-        for name in ("attention_lm_weight", "attention_lm_length_penalty", "joint_lm_ctc_weight"):
+        for name in _MODE_LM_FIELDS:
             if values[name] is None:
                 del values[name]
         return values

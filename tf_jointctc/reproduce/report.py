@@ -179,8 +179,7 @@ def render(out: str, reading: str | None = None) -> str:
         f"- Command: `{meta.get('command') or 'make reproduce'}`",
         *_corpus_lines(out, results),
         f"- Recipe: configs/demo.py with only λ and the attention type changed, and its intermediate CTC off (same "
-        f"encoder, data and seed; "
-        f"{meta.get('epochs', '?')} epochs at most): {_model_text(out)}.",
+        f"encoder, data and seed; {meta.get('epochs', '?')} epochs at most): {_model_text(out)}.",
         "",
         "| System | λ | attention | parameters | epochs | updates | train wall time (s) | eval wall time (s) | "
         "best dev CER (greedy) |",
