@@ -185,7 +185,7 @@ def base_config() -> ml_collections.ConfigDict:
     config.decode.length_penalty = 0.1  # per output token; paper: 0.1 for WSJ, 0.3 for CHiME-4
     config.decode.ctc_weight = 0.3  # joint decoding weight (ESPnet's WSJ recipe)
     config.decode.max_length_ratio = 1.0  # max output tokens per encoder frame
-    config.decode.min_length_ratio = 0.0
+    config.decode.min_length_ratio = 0.0  # output tokens per encoder frame before eos is allowed (ESPnet's minlenratio)
     # Shallow fusion with a character LM (issue 13; not in the paper): a jointctc-train-lm work dir and its
     # weight beta in `score += beta * log p_lm` for the attention and joint modes. "" / 0 = no LM. The weight is
     # the one used *when* an LM is fused: a config may hold it while its evaluations run with and without an LM.

@@ -117,11 +117,14 @@ def load_fusion_lm(lm_workdir: str, vocab: Vocabulary, workdir: str = "the recog
 
 def evaluate_workdir(workdir: str, data: str, mode: str, beam: int | None = None, ctc_weight: float | None = None,
              length_penalty: float | None = None, output: str | None = None, which: str = "best",
-             batch_size: int = 8, lm_workdir: str | None = None, lm_weight: float | None = None) -> dict:
+             batch_size: int = 8, lm_workdir: str | None = None, lm_weight: float | None = None,
+             min_length_ratio: float | None = None, max_length_ratio: float | None = None) -> dict:
     """Decodes `data` with the model of a jointctc-train work dir; returns the jointctc-eval summary.
 
-    Decoding options default to the work dir's `config.decode`. Evaluation keeps every readable utterance: no
-    length limit and no CTC-feasibility filter (a 4x-subsampled CTC model simply cannot emit some of them).
+    Decoding options default to the work dir's `config.decode` (`min_length_ratio` / `max_length_ratio`: tokens per
+    encoder frame before eos is allowed / at most, in the attention and joint modes). Evaluation keeps every
+    readable utterance: no length limit and no CTC-feasibility filter (a 4x-subsampled CTC model simply cannot emit
+    some of them).
     With `output`, writes one JSON object per utterance (reference, hypothesis, score, edit counts).
 
     Shallow fusion: `lm_workdir` (default `config.decode.lm_workdir`; "" for none) is a jointctc-train-lm work dir
@@ -151,6 +154,7 @@ def evaluate_workdir(workdir: str, data: str, mode: str, beam: int | None = None
     # modes' own settings.
     options = DecodeOptions.from_config(config.decode, beam=beam, ctc_weight=ctc_weight, length_penalty=length_penalty,
                                         lm_weight=weight, attention_lm_weight=lm_weight,
+                                        min_length_ratio=min_length_ratio, max_length_ratio=max_length_ratio,
                                         attention_lm_length_penalty=length_penalty, joint_lm_ctc_weight=ctc_weight)
     options = options.for_mode(mode, with_lm=with_lm)
     lm = lm_checkpoint = None
@@ -164,7 +168,8 @@ def evaluate_workdir(workdir: str, data: str, mode: str, beam: int | None = None
     results, seconds = decode_dataset(model, vocab, dataset, mode, options, lm)
     summary = summarize(results, prepared["total_seconds"], seconds)
     summary.update(mode=mode, beam=options.beam, ctc_weight=options.ctc_weight if mode == modes.JOINT else None,
-                   length_penalty=options.length_penalty, skipped=prepared["num_skipped"], checkpoint=checkpoint,
+                   length_penalty=options.length_penalty, min_length_ratio=options.min_length_ratio,
+                   max_length_ratio=options.max_length_ratio, skipped=prepared["num_skipped"], checkpoint=checkpoint,
                    data=os.path.abspath(data), lm_workdir=os.path.abspath(lm_workdir) if lm is not None else None,
                    lm_weight=options.lm_weight, lm_checkpoint=lm_checkpoint)
     if output:

@@ -1,7 +1,9 @@
 """`jointctc-eval --workdir W --data D --mode {ctc_greedy,attention,joint} [--beam 20] [--ctc_weight 0.3]
-[--length_penalty 0.1] [--lm_workdir LM --lm_weight 0.3] [--output H.jsonl] [--intra_op_threads N]`
-(docs/interfaces.md): decodes a data set with a trained model and prints one JSON line `{"cer", "wer",
-"utterances", "audio_seconds", "decode_seconds", "rtf", ..., "lm_workdir", "lm_weight", "cpu_threads"}`.
+[--length_penalty 0.1] [--min_length_ratio 0] [--max_length_ratio 1] [--lm_workdir LM --lm_weight 0.3]
+[--output H.jsonl] [--intra_op_threads N]` (docs/interfaces.md): decodes a data set with a trained model and prints
+one JSON line `{"cer", "wer", "utterances", "audio_seconds", "decode_seconds", "rtf", ..., "min_length_ratio",
+"max_length_ratio", "lm_workdir", "lm_weight", "cpu_threads"}`. `--min_length_ratio` / `--max_length_ratio` (tokens
+per encoder frame: eos forbidden before, output capped at) default to the config's `decode` section.
 
 `--lm_workdir` (a jointctc-train-lm work dir) adds its character LM to the attention and joint beam searches by
 shallow fusion with weight `--lm_weight`; both default to the recognizer config's `decode.lm_workdir` and
@@ -29,6 +31,12 @@ _MODE = flags.DEFINE_enum("mode", "joint", list(MODES), "Decoding: CTC best path
 _BEAM = flags.DEFINE_integer("beam", None, "Beam size (default: the config's decode.beam, paper: 20).")
 _CTC_WEIGHT = flags.DEFINE_float("ctc_weight", None, "CTC weight of joint decoding (default: decode.ctc_weight).")
 _LENGTH_PENALTY = flags.DEFINE_float("length_penalty", None, "Score bonus per output token (default: config).")
+_MIN_LENGTH_RATIO = flags.DEFINE_float(
+    "min_length_ratio", None, "Tokens per encoder frame before eos is allowed, attention/joint modes (default: config)."
+)
+_MAX_LENGTH_RATIO = flags.DEFINE_float(
+    "max_length_ratio", None, "Max tokens per encoder frame, attention/joint modes (default: config)."
+)
 _LM_WORKDIR = flags.DEFINE_string(
     "lm_workdir", None, "A jointctc-train-lm work dir for shallow fusion (default: decode.lm_workdir; '' for none)."
 )
@@ -55,6 +63,7 @@ def main(argv: list[str]) -> None:
             _WORKDIR.value, _DATA.value, _MODE.value, beam=_BEAM.value, ctc_weight=_CTC_WEIGHT.value,
             length_penalty=_LENGTH_PENALTY.value, output=_OUTPUT.value, which=_WHICH.value,
             batch_size=_BATCH_SIZE.value, lm_workdir=_LM_WORKDIR.value, lm_weight=_LM_WEIGHT.value,
+            min_length_ratio=_MIN_LENGTH_RATIO.value, max_length_ratio=_MAX_LENGTH_RATIO.value,
         )
     except (ValueError, FileNotFoundError) as error:
         raise SystemExit(f"jointctc-eval: {error}") from None
