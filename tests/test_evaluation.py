@@ -165,3 +165,26 @@ def test_evaluation_refuses_an_lm_over_another_vocabulary(trained_workdir, train
     assert other in message and str(workdir) in message and "differs from the recognizer" in message, message
     with pytest.raises(FileNotFoundError, match="not a jointctc-train work dir"):
         evaluate_workdir(str(workdir), str(trained_manifest), "joint", lm_workdir=str(tmp_path), lm_weight=0.3)
+
+
+def test_evaluation_length_limits_come_from_the_config_and_arguments(trained_workdir, trained_manifest, tmp_path):
+    """`min_length_ratio` / `max_length_ratio` (tokens per encoder frame; jointctc-eval's flags) default to the
+    config's and bound what the search emits: eos forbidden early makes hypotheses no shorter, a low cap no
+    longer, and each changes some."""
+    workdir, _ = trained_workdir
+    data = str(trained_manifest)
+    common = dict(beam=3, batch_size=4, lm_workdir="")
+    lengths = {}
+    for name, limits in (("free", {}), ("floor", dict(min_length_ratio=0.9)), ("cap", dict(max_length_ratio=0.1))):
+        summary = evaluate_workdir(str(workdir), data, "attention", output=str(tmp_path / f"{name}.jsonl"), **common,
+                                   **limits)
+        expected = {"min_length_ratio": 0.0, "max_length_ratio": 1.0, **limits}
+        assert {key: summary[key] for key in expected} == expected
+        lengths[name] = {key: len(text) for key, (text, _) in hypotheses(tmp_path / f"{name}.jsonl").items()}
+    assert all(lengths["floor"][key] >= length for key, length in lengths["free"].items())
+    assert all(lengths["cap"][key] <= length for key, length in lengths["free"].items())
+    assert lengths["floor"] != lengths["free"] and lengths["cap"] != lengths["free"]
+    configured = copy_workdir(workdir, tmp_path / "configured", min_length_ratio=0.9)
+    summary = evaluate_workdir(str(configured), data, "attention", output=str(tmp_path / "configured.jsonl"), **common)
+    assert summary["min_length_ratio"] == 0.9
+    assert hypotheses(tmp_path / "configured.jsonl") == hypotheses(tmp_path / "floor.jsonl")
