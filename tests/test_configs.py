@@ -103,5 +103,19 @@ def test_the_demo_config_holds_its_tuned_lm_weights_and_paper_configs_none():
         (0.5, 0.3)
     attention = demo.for_mode("attention", with_lm=True)
     assert (attention.lm_weight, attention.length_penalty) == (0.1, 0.3)
+    # eos not before 0.1 tokens per encoder frame in every mode (row ml), the paper's configs without a floor
+    assert all(demo.for_mode(mode, with_lm).min_length_ratio == 0.1 for mode in ("attention", "joint")
+               for with_lm in (False, True))
     for name in ("wsj_si84.py", "wsj_si284.py", "chime4.py"):
         assert load(root / name).decode.lm_weight == 0.0
+        assert load(root / name).decode.min_length_ratio == 0.0
+
+
+@pytest.mark.parametrize("native_bfloat16, units", [(True, 256), (False, 128)])
+def test_the_demo_lm_width_follows_the_cpu(monkeypatch, native_bfloat16, units):
+    """256 cells where the CPU multiplies bfloat16 natively, 128 where the LM trains in float32 (row lm128a)."""
+    from tf_jointctc.layers import fused_lstm
+
+    monkeypatch.setattr(fused_lstm, "cpu_has_native_bfloat16", lambda: native_bfloat16)
+    config = load(pathlib.Path(__file__).parent.parent / "configs" / "lm_demo.py")
+    assert config.model.units == units and config.model.training_dtype == "auto"
