@@ -136,8 +136,8 @@ def tiny_config(corpus: pathlib.Path, **overrides):
     config.loss.ctc_weight = 0.2
     config.decode.ctc_weight = 0.3
     config.decode.joint_lm_ctc_weight = None  # with an LM too (the demo's own 0.5 is tested in test_evaluation)
-    # Eos allowed from the first token, as the exhaustive-search references assume (the demo's floor of 0.1 tokens
-    # per encoder frame is tested in tests/decoding and test_evaluation).
+    # Eos allowed from the first token, as the exhaustive-search references assume (the floor itself is tested in
+    # tests/decoding and test_evaluation, the demo's 0.1 tokens per encoder frame in test_configs).
     config.decode.min_length_ratio = 0.0
     # No attention alignments logged (saves tracing the forward pass once per training run); the runs that test
     # them ask for them (`TRAINED_SETTINGS`, tests/faults/test_kill_resume.py).
