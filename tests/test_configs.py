@@ -107,8 +107,8 @@ def test_the_demo_config_holds_its_tuned_lm_weights_and_paper_configs_none():
     assert all(demo.for_mode(mode, with_lm).min_length_ratio == 0.1 for mode in ("attention", "joint")
                for with_lm in (False, True))
     for name in ("wsj_si84.py", "wsj_si284.py", "chime4.py"):
-        assert load(root / name).decode.lm_weight == 0.0
-        assert load(root / name).decode.min_length_ratio == 0.0
+        paper = load(root / name).decode
+        assert paper.lm_weight == 0.0 and paper.min_length_ratio == 0.0
 
 
 @pytest.mark.parametrize("native_bfloat16, units", [(True, 256), (False, 128)])

@@ -15,7 +15,7 @@ from absl import logging
 
 from tf_jointctc import metrics
 from tf_jointctc.decoding import modes
-from tf_jointctc.decoding.options import DecodeOptions, fused_lm_weight
+from tf_jointctc.decoding.options import DecodeOptions, explicit_mode_settings, fused_lm_weight
 from tf_jointctc.text import Vocabulary
 
 
@@ -152,10 +152,10 @@ def evaluate_workdir(workdir: str, data: str, mode: str, beam: int | None = None
         weight = fused_lm_weight(config.decode.get("lm_weight", 0.0), lm_weight, with_lm)
     # An explicit lm_weight / length_penalty / ctc_weight is this mode's, so it also beats the attention and joint
     # modes' own settings.
+    own = explicit_mode_settings({"lm_weight": lm_weight, "length_penalty": length_penalty, "ctc_weight": ctc_weight})
     options = DecodeOptions.from_config(config.decode, beam=beam, ctc_weight=ctc_weight, length_penalty=length_penalty,
-                                        lm_weight=weight, attention_lm_weight=lm_weight,
-                                        min_length_ratio=min_length_ratio, max_length_ratio=max_length_ratio,
-                                        attention_lm_length_penalty=length_penalty, joint_lm_ctc_weight=ctc_weight)
+                                        lm_weight=weight, min_length_ratio=min_length_ratio,
+                                        max_length_ratio=max_length_ratio, **own)
     options = options.for_mode(mode, with_lm=with_lm)
     lm = lm_checkpoint = None
     if lm_workdir and mode != modes.CTC_GREEDY:

@@ -6,7 +6,7 @@ import pytest
 
 from tf_jointctc.config import base_config
 from tf_jointctc.decoding import modes
-from tf_jointctc.decoding.options import DecodeOptions, fused_lm_weight
+from tf_jointctc.decoding.options import DecodeOptions, explicit_mode_settings, fused_lm_weight
 
 
 def test_from_config_reads_the_decode_section_and_overrides_that_are_set():
@@ -86,3 +86,17 @@ def test_fused_lm_weight_refuses_a_bad_weight_from_either_source(bad):
     for configured, explicit in ((bad, None), (0.5, bad)):
         with pytest.raises(ValueError, match="finite number >= 0"):
             fused_lm_weight(configured, explicit, with_lm=False)
+
+
+def test_explicit_shared_values_stand_for_every_modes_own_setting():
+    asked = explicit_mode_settings({"lm_weight": 0.7, "length_penalty": None, "ctc_weight": 0.2})
+    assert asked == {"attention_lm_weight": 0.7, "attention_lm_length_penalty": None, "joint_lm_ctc_weight": 0.2}
+    assert set(explicit_mode_settings({}).values()) == {None}  # nothing asked: every mode keeps its own
+    # As from_config overrides: an explicit value beats the config's own setting, an unasked one leaves it.
+    decode = base_config().decode
+    decode.attention_lm_weight, decode.attention_lm_length_penalty = 0.1, 0.3
+    options = DecodeOptions.from_config(decode, lm_weight=0.7, **asked)
+    attention = options.for_mode(modes.ATTENTION, with_lm=True)
+    assert (attention.lm_weight, attention.length_penalty) == (0.7, 0.3)
+    assert options.for_mode(modes.JOINT, with_lm=True).ctc_weight == 0.2
+

@@ -1,10 +1,12 @@
-"""Decoding options shared by evaluation and export: one validated record, read from a config's `decode`, and
-the rule that gives a search its language-model weight (`fused_lm_weight`)."""
+"""Decoding options shared by evaluation and export: one validated record, read from a config's `decode`, the
+rule that gives a search its language-model weight (`fused_lm_weight`), and which modes' own settings an explicit
+shared value replaces (`explicit_mode_settings`)."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -40,6 +42,15 @@ MODE_LM_SETTINGS: dict[str, dict[str, str]] = {
     "joint": {"ctc_weight": "joint_lm_ctc_weight"},
 }
 _MODE_LM_FIELDS = tuple(own for fields in MODE_LM_SETTINGS.values() for own in fields.values())
+_SHARED_LM_FIELDS = tuple(dict.fromkeys(shared for fields in MODE_LM_SETTINGS.values() for shared in fields))
+
+
+def explicit_mode_settings(explicit: Mapping[str, float | None]) -> dict[str, float | None]:
+    """The modes' own fields that explicit shared values stand for: an explicitly asked `lm_weight`,
+    `length_penalty` or `ctc_weight` (a flag; None: not asked) is the one the decoding mode runs with, so it also
+    replaces that mode's own setting (`MODE_LM_SETTINGS`). Returns {own field: value} for `DecodeOptions.from_config`
+    overrides (None values are ignored there)."""
+    return {own: explicit.get(shared) for fields in MODE_LM_SETTINGS.values() for shared, own in fields.items()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,7 +120,7 @@ class DecodeOptions:
         mode "joint" with an LM, `ctc_weight` becomes `joint_lm_ctc_weight` where set; every other mode, or
         without an LM, as they are (`MODE_LM_SETTINGS`). The result has no per-mode fields left."""
         chosen: dict[str, float | None] = {name: None for name in _MODE_LM_FIELDS}
-        for shared in ("lm_weight", "length_penalty", "ctc_weight"):
+        for shared in _SHARED_LM_FIELDS:
             chosen[shared] = float(getattr(self, shared))
         for shared, own in (MODE_LM_SETTINGS.get(mode, {}) if with_lm else {}).items():
             if getattr(self, own) is not None:
