@@ -104,6 +104,9 @@ def _mode_info(mode: str, options: DecodeOptions) -> dict[str, Any]:
     }
     if options.lm_weight > 0.0:  # shallow fusion: only then, so that an LM-free record reads as before
         info["lm_weight"] = float(options.lm_weight)
+    if options.coverage_weight > 0.0:  # likewise the coverage term
+        info["coverage_weight"] = float(options.coverage_weight)
+        info["coverage_threshold"] = float(options.coverage_threshold)
     return info
 
 

@@ -188,3 +188,23 @@ def test_evaluation_length_limits_come_from_the_config_and_arguments(trained_wor
     summary = evaluate_workdir(str(configured), data, "attention", output=str(tmp_path / "configured.jsonl"), **common)
     assert summary["min_length_ratio"] == 0.9
     assert hypotheses(tmp_path / "configured.jsonl") == hypotheses(tmp_path / "floor.jsonl")
+
+
+def test_evaluation_coverage_term_comes_from_the_config_and_arguments(trained_workdir, trained_manifest, tmp_path):
+    """`coverage_weight` / `coverage_threshold` (jointctc-eval's flags) default to the config's (0: none) and are
+    recorded; a large weight rewards reading more frames, so hypotheses get no shorter and some change."""
+    workdir, _ = trained_workdir
+    data = str(trained_manifest)
+    common = dict(beam=3, batch_size=4, lm_workdir="")
+    off = evaluate_workdir(str(workdir), data, "attention", output=str(tmp_path / "off.jsonl"), **common)
+    assert (off["coverage_weight"], off["coverage_threshold"]) == (0.0, 0.5)
+    on = evaluate_workdir(str(workdir), data, "attention", output=str(tmp_path / "on.jsonl"), coverage_weight=5.0,
+                          coverage_threshold=0.3, **common)
+    assert (on["coverage_weight"], on["coverage_threshold"]) == (5.0, 0.3)
+    free, covered = hypotheses(tmp_path / "off.jsonl"), hypotheses(tmp_path / "on.jsonl")
+    assert free != covered
+    assert sum(len(text) for text, _ in covered.values()) > sum(len(text) for text, _ in free.values())
+    configured = copy_workdir(workdir, tmp_path / "configured", coverage_weight=5.0, coverage_threshold=0.3)
+    summary = evaluate_workdir(str(configured), data, "attention", output=str(tmp_path / "configured.jsonl"), **common)
+    assert summary["coverage_weight"] == 5.0
+    assert hypotheses(tmp_path / "configured.jsonl") == covered

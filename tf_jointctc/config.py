@@ -186,6 +186,10 @@ def base_config() -> ml_collections.ConfigDict:
     config.decode.ctc_weight = 0.3  # joint decoding weight (ESPnet's WSJ recipe)
     config.decode.max_length_ratio = 1.0  # max output tokens per encoder frame
     config.decode.min_length_ratio = 0.0  # output tokens per encoder frame before eos is allowed (ESPnet's minlenratio)
+    # The coverage term (not in the paper; Chorowski & Jaitly 2017), attention and joint modes: + coverage_weight per
+    # encoder frame whose attention summed over the hypothesis' tokens exceeds coverage_threshold. 0 = none.
+    config.decode.coverage_weight = 0.0
+    config.decode.coverage_threshold = 0.5
     # Shallow fusion with a character LM (issue 13; not in the paper): a jointctc-train-lm work dir and its
     # weight beta in `score += beta * log p_lm` for the attention and joint modes. "" / 0 = no LM. The weight is
     # the one used *when* an LM is fused: a config may hold it while its evaluations run with and without an LM.

@@ -10,7 +10,15 @@ import tensorflow as tf
 from hypothesis import given, settings
 
 from tf_jointctc.config import base_config
-from tf_jointctc.decoding import LengthBonus, Scorer, batch_beam_search, beam_search, beam_search_decode
+from tf_jointctc.decoding import (
+    AttentionScorer,
+    CoverageScorer,
+    LengthBonus,
+    Scorer,
+    batch_beam_search,
+    beam_search,
+    beam_search_decode,
+)
 from tf_jointctc.decoding.attention_greedy import attention_greedy_decode
 from tf_jointctc.model import build_model
 from tf_jointctc.text import Vocabulary
@@ -264,8 +272,9 @@ def encode(model, frames, seed=0):
     return model.encode(features, np.array(frames, np.int32))
 
 
-def attention_log_prob(model, h, lengths, sequences):
-    """log p_att(seq + eos | x) for every sequence, utterance 0 of h."""
+def attention_log_prob(model, h, lengths, sequences, coverage_threshold=None):
+    """log p_att(seq + eos | x) for every sequence, utterance 0 of h; with `coverage_threshold` also each
+    sequence's coverage: frames whose attention summed over its tokens' steps (not eos') exceeds the threshold."""
     m = len(sequences)
     width = max(len(s) for s in sequences) + 1
     rows = tf.zeros([m], tf.int32)
@@ -273,13 +282,17 @@ def attention_log_prob(model, h, lengths, sequences):
     h_proj, state = model.decoder_initial_state(h1, l1)
     prev = np.full(m, model.sos_id, np.int32)
     total = np.zeros(m)
+    summed = np.zeros([m, h.shape[1]])
     for u in range(width):
         log_probs, state = model.decoder_step(prev, state, h1, h_proj, l1)
         target = np.array([s[u] if u < len(s) else (model.eos_id if u == len(s) else 0) for s in sequences])
         picked = log_probs.numpy()[np.arange(m), target]
         total += np.where(np.array([u <= len(s) for s in sequences]), picked, 0.0)
+        summed += np.array([u < len(s) for s in sequences])[:, None] * state[-1].numpy()
         prev = target.astype(np.int32)
-    return total
+    if coverage_threshold is None:
+        return total
+    return total, (summed > coverage_threshold).sum(axis=1)
 
 
 def ctc_log_prob(log_probs, labels):
@@ -333,6 +346,83 @@ def test_model_big_beam_equals_exhaustive_search(small_vocab_model, ctc_weight, 
         scores += ctc_weight * np.array([ctc_log_prob(ctc, s) if 0 not in s else -np.inf for s in sequences])
     expected = sorted([(s, q) for s, q in zip(scores, sequences) if np.isfinite(s)], key=lambda r: -r[0])
     check_against(out, 0, expected, nbest)
+
+
+@pytest.mark.parametrize("ctc_weight,coverage_weight,threshold", [(0.0, 1.5, 0.3), (0.4, 0.6, 0.2)])
+def test_model_big_beam_with_coverage_equals_exhaustive_search(small_vocab_model, ctc_weight, coverage_weight,
+                                                               threshold):
+    model = small_vocab_model
+    h, lengths = encode(model, [12], seed=5)
+    max_steps, nbest = 3, 4
+    out = beam_search(model, h, lengths, beam=20, ctc_weight=ctc_weight, max_length_ratio=0.5, nbest=nbest,
+                      coverage_weight=coverage_weight, coverage_threshold=threshold)
+    out = {k: v.numpy() for k, v in out.items()}
+    tokens = [c for c in range(model.vocab_size) if c != model.eos_id]
+    sequences = [list(s) for n in range(max_steps) for s in itertools.product(tokens, repeat=n)]
+    attention, coverage = attention_log_prob(model, h, lengths, sequences, coverage_threshold=threshold)
+    assert len(set(coverage.tolist())) > 1  # the term separates the hypotheses
+    scores = (1 - ctc_weight) * attention + coverage_weight * coverage
+    if ctc_weight:
+        ctc = tf.nn.log_softmax(model.ctc_logits(h))[0, : int(lengths[0])].numpy()
+        scores += ctc_weight * np.array([ctc_log_prob(ctc, s) if 0 not in s else -np.inf for s in sequences])
+    expected = sorted([(s, q) for s, q in zip(scores, sequences) if np.isfinite(s)], key=lambda r: -r[0])
+    check_against(out, 0, expected, nbest)
+    # Without the term, another best list.
+    plain = beam_search(model, h, lengths, beam=20, ctc_weight=ctc_weight, max_length_ratio=0.5, nbest=nbest)
+    assert not np.allclose(plain["score"].numpy(), out["score"])
+
+
+class CountedCoverage(CoverageScorer):
+    """Counts its steps (the search runs eagerly here: one `score` call per step)."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.steps = 0
+
+    def score(self, last_tokens, state, candidates=None):
+        self.steps += 1
+        return super().score(last_tokens, state, candidates)
+
+
+class UnboundedCoverage(CountedCoverage):
+    total_bounded = False  # bounds (0, None): the search cannot stop early
+
+
+@pytest.mark.parametrize("weight,beam,length_weight", [(0.3, 3, -0.6), (0.5, 3, -0.8)])
+def test_coverage_early_stop_is_exact(paper_vocab_model, weight, beam, length_weight):
+    # A length penalty (< 0) makes the random model's hypotheses end, so the stop can fire.
+    model = paper_vocab_model
+    h, lengths = encode(model, [30, 22, 9], seed=6)
+    outs, steps = [], []
+    for coverage_class in (CountedCoverage, UnboundedCoverage):
+        attention = AttentionScorer(model, h, lengths)
+        coverage = coverage_class(attention, model.vocab_size, model.eos_id, 0.4)
+        scorers = [(attention, 1.0), (coverage, weight), (LengthBonus(model.vocab_size, model.eos_id), length_weight)]
+        out = batch_beam_search(
+            scorers, batch_size=3, vocab_size=model.vocab_size, sos_id=model.sos_id, eos_id=model.eos_id,
+            max_lengths=2 * lengths, min_lengths=tf.zeros([3], tf.int32), beam=beam, nbest=beam,
+        )
+        outs.append({k: v.numpy() for k, v in out.items()})
+        steps.append(coverage.steps)
+    assert steps[0] < steps[1] == 30  # the bounded search stopped early, the other ran to the longest maximum
+    assert len(set(outs[0]["num_tokens"].ravel().tolist())) > 2
+    for key in ("token_ids", "num_tokens"):
+        np.testing.assert_array_equal(outs[0][key], outs[1][key])
+    np.testing.assert_allclose(outs[0]["score"], outs[1]["score"], rtol=1e-5)
+
+
+def test_coverage_scorer_needs_its_attention_scorer_first(small_vocab_model):
+    model = small_vocab_model
+    h, lengths = encode(model, [12])
+    attention = AttentionScorer(model, h, lengths)
+    coverage = CoverageScorer(attention, model.vocab_size, model.eos_id)
+    with pytest.raises(ValueError, match="AttentionScorer first"):
+        batch_beam_search([(coverage, 1.0), (attention, 1.0)], batch_size=1, vocab_size=model.vocab_size,
+                          sos_id=model.sos_id, eos_id=model.eos_id, max_lengths=[4], min_lengths=[0], beam=2)
+    with pytest.raises(ValueError, match="threshold"):
+        CoverageScorer(attention, model.vocab_size, model.eos_id, threshold=0.0)
+    with pytest.raises(ValueError, match="coverage_weight"):
+        beam_search(model, h, lengths, coverage_weight=-1.0)
 
 
 @pytest.fixture(scope="module")

@@ -65,6 +65,26 @@ def test_a_joint_lm_ctc_weight_outside_0_1_is_refused(bad):
         DecodeOptions(joint_lm_ctc_weight=bad)
 
 
+def test_the_coverage_term_is_read_checked_and_recorded_only_when_on():
+    decode = base_config().decode
+    options = DecodeOptions.from_config(decode)
+    assert (options.coverage_weight, options.coverage_threshold) == (0.0, 0.5)
+    assert "coverage_weight" not in options.to_dict() and "coverage_threshold" not in options.to_dict()
+    decode.coverage_weight = 0.05
+    on = DecodeOptions.from_config(decode, coverage_threshold=0.3)
+    assert (on.coverage_weight, on.coverage_threshold) == (0.05, 0.3)
+    assert (on.to_dict()["coverage_weight"], on.to_dict()["coverage_threshold"]) == (0.05, 0.3)
+    assert on.for_mode(modes.ATTENTION, with_lm=True).coverage_weight == 0.05  # shared by every beam mode
+    old = ml_collections.ConfigDict({"beam": 10, "ctc_weight": 0.5})  # a work dir from before the keys existed
+    assert DecodeOptions.from_config(old).coverage_weight == 0.0
+    for bad in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="coverage_weight"):
+            DecodeOptions(coverage_weight=bad)
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="coverage_threshold"):
+            DecodeOptions(coverage_threshold=bad)
+
+
 @pytest.mark.parametrize("bad", [-0.1, float("nan"), float("inf")])
 def test_a_bad_attention_lm_weight_is_refused(bad):
     with pytest.raises(ValueError, match="attention_lm_weight"):

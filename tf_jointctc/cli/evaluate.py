@@ -1,9 +1,11 @@
 """`jointctc-eval --workdir W --data D --mode {ctc_greedy,attention,joint} [--beam 20] [--ctc_weight 0.3]
-[--length_penalty 0.1] [--min_length_ratio 0] [--max_length_ratio 1] [--lm_workdir LM --lm_weight 0.3]
-[--output H.jsonl] [--intra_op_threads N]` (docs/interfaces.md): decodes a data set with a trained model and prints
-one JSON line `{"cer", "wer", "utterances", "audio_seconds", "decode_seconds", "rtf", ..., "min_length_ratio",
-"max_length_ratio", "lm_workdir", "lm_weight", "cpu_threads"}`. `--min_length_ratio` / `--max_length_ratio` (tokens
-per encoder frame: eos forbidden before, output capped at) default to the config's `decode` section.
+[--length_penalty 0.1] [--min_length_ratio 0] [--max_length_ratio 1] [--coverage_weight 0 --coverage_threshold 0.5]
+[--lm_workdir LM --lm_weight 0.3] [--output H.jsonl] [--intra_op_threads N]` (docs/interfaces.md): decodes a data
+set with a trained model and prints one JSON line `{"cer", "wer", "utterances", "audio_seconds", "decode_seconds",
+"rtf", ..., "min_length_ratio", "max_length_ratio", "coverage_weight", "coverage_threshold", "lm_workdir",
+"lm_weight", "cpu_threads"}`. `--min_length_ratio` / `--max_length_ratio` (tokens per encoder frame: eos forbidden
+before, output capped at) and `--coverage_weight` / `--coverage_threshold` (the coverage term: + weight per encoder
+frame whose attention summed over the hypothesis exceeds the threshold) default to the config's `decode` section.
 
 `--lm_workdir` (a jointctc-train-lm work dir) adds its character LM to the attention and joint beam searches by
 shallow fusion with weight `--lm_weight`; both default to the recognizer config's `decode.lm_workdir` and
@@ -37,6 +39,13 @@ _MIN_LENGTH_RATIO = flags.DEFINE_float(
 _MAX_LENGTH_RATIO = flags.DEFINE_float(
     "max_length_ratio", None, "Max tokens per encoder frame, attention/joint modes (default: config)."
 )
+_COVERAGE_WEIGHT = flags.DEFINE_float(
+    "coverage_weight", None,
+    "Score per encoder frame the hypothesis' attention covers, attention/joint modes (default: config; 0: none).",
+)
+_COVERAGE_THRESHOLD = flags.DEFINE_float(
+    "coverage_threshold", None, "Summed attention at which a frame counts as covered (default: config).",
+)
 _LM_WORKDIR = flags.DEFINE_string(
     "lm_workdir", None, "A jointctc-train-lm work dir for shallow fusion (default: decode.lm_workdir; '' for none)."
 )
@@ -64,6 +73,7 @@ def main(argv: list[str]) -> None:
             length_penalty=_LENGTH_PENALTY.value, output=_OUTPUT.value, which=_WHICH.value,
             batch_size=_BATCH_SIZE.value, lm_workdir=_LM_WORKDIR.value, lm_weight=_LM_WEIGHT.value,
             min_length_ratio=_MIN_LENGTH_RATIO.value, max_length_ratio=_MAX_LENGTH_RATIO.value,
+            coverage_weight=_COVERAGE_WEIGHT.value, coverage_threshold=_COVERAGE_THRESHOLD.value,
         )
     except (ValueError, FileNotFoundError) as error:
         raise SystemExit(f"jointctc-eval: {error}") from None

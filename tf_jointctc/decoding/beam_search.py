@@ -19,11 +19,13 @@ One step (ESPnet's `BatchBeamSearch`, with fixed shapes):
 At the first step only one copy of the sos hypothesis is live (the others start at a dead score), so the beam
 never holds duplicates. An utterance is done when every live hypothesis is dead, at its maximum length, or
 when it has K finished hypotheses and the K-th is at least the best score any live hypothesis could still
-reach (live score + remaining steps * the scorers' per-step bound; exact: it never changes the result).
+reach (live score + remaining steps * the scorers' per-step bound + what a total-bounded scorer can still add
+to it; exact: it never changes the result).
 Utterances are independent: padding and other utterances in the batch do not change an utterance's result.
 
 `beam_search` builds the scorers of the attention and joint modes (attention, CTC prefix, length bonus) and,
-with `lm_weight > 0`, a character language model's `RNNLMScorer` (shallow fusion, issue 13).
+with `lm_weight > 0`, a character language model's `RNNLMScorer` (shallow fusion, issue 13), with
+`coverage_weight > 0` the `CoverageScorer`.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import tensorflow as tf
 from tf_jointctc.decoding.scorers import (
     IMPOSSIBLE,
     AttentionScorer,
+    CoverageScorer,
     CTCPrefixScorer,
     LengthBonus,
     RNNLMScorer,
@@ -48,11 +51,12 @@ _DEAD_THRESHOLD = DEAD / 2
 
 
 def _max_step_gain(weighted_scorers: Sequence[tuple[Scorer, float]]) -> float | None:
-    """Upper bound of one step's weighted score increment, or None if unbounded."""
+    """Upper bound of one step's weighted score increment over the scorers that are not `total_bounded` (those
+    bound their sum instead: `remaining_gain`), or None if unbounded."""
     total = 0.0
     for scorer, weight in weighted_scorers:
         low, high = scorer.bounds
-        if weight == 0:
+        if weight == 0 or scorer.total_bounded:
             continue
         ends = [weight * low, weight * high] if high is not None else [math.inf]
         gain = max(e for e in ends if not math.isnan(e))
@@ -113,6 +117,8 @@ def batch_beam_search(
     else:
         num_candidates = vocab_size
     gain = _max_step_gain(weighted_scorers)
+    # Total-bounded scorers that can raise a score (weight > 0; they never lower one: gains >= 0).
+    total_bounded = [i for i, (s, w) in enumerate(full + partial) if s.total_bounded and w > 0]
 
     batch = tf.convert_to_tensor(batch_size, tf.int32)
     n = batch * beam
@@ -226,8 +232,11 @@ def batch_beam_search(
         best_live = tf.reduce_max(tf.reshape(live_scores, tf.stack([batch, beam])), axis=1)
         finished_now = (best_live <= _DEAD_THRESHOLD) | (t + 1 >= max_lengths)
         if gain is not None:
-            remaining = tf.cast(tf.maximum(max_lengths - 1 - t, 0), tf.float32)
-            bound = best_live + gain * remaining
+            remaining = tf.cast(tf.maximum(max_n[:, 0] - 1 - t, 0), tf.float32)  # [N]
+            row_bound = live_scores + gain * remaining
+            for i in total_bounded:
+                row_bound += all_scorers[i][1] * all_scorers[i][0].remaining_gain(states[i])
+            bound = tf.reduce_max(tf.reshape(row_bound, tf.stack([batch, beam])), axis=1)
             worst_kept = tf.reduce_min(fin_scores, axis=1)
             finished_now = finished_now | ((worst_kept > _DEAD_THRESHOLD) & (worst_kept >= bound))
         done = done | finished_now
@@ -296,6 +305,8 @@ def beam_search(
     force_length: int | None = None,
     lm: Any = None,
     lm_weight: float = 0.0,
+    coverage_weight: float = 0.0,
+    coverage_threshold: float = 0.5,
     extra_scorers: Sequence[tuple[Scorer, float]] = (),
 ) -> dict[str, tf.Tensor]:
     """Attention (ctc_weight = 0) or joint CTC/attention (ctc_weight > 0) beam search, optionally fused with a
@@ -303,7 +314,9 @@ def beam_search(
 
     Score of a hypothesis y (eos included in the log-probabilities, not in |y|):
     `(1 - ctc_weight) * log p_att(y, eos | x) + ctc_weight * log p_ctc(y | x) + lm_weight * log p_lm(y, eos)
-    + length_penalty * |y|` (+ `weight * score` of each `extra_scorers` entry; see `scorers.py`). The CTC term
+    + length_penalty * |y| + coverage_weight * coverage(y)` (+ `weight * score` of each `extra_scorers` entry; see
+    `scorers.py`), where coverage(y) counts the encoder frames whose attention summed over y's tokens exceeds
+    `coverage_threshold` (`CoverageScorer`). The CTC term
     is the prefix score (`ctc_prefix_score.py`), evaluated only on the `int(pre_beam_ratio * beam)` best
     attention candidates of each hypothesis (and eos), as ESPnet does.
 
@@ -324,6 +337,8 @@ def beam_search(
         `step`, `vocab_size`, `sos_id`, `eos_id`), scored by `RNNLMScorer` (shallow fusion). Unused when
         `lm_weight` is 0: the search is then exactly the one without an LM.
       lm_weight: beta >= 0, the LM's weight; > 0 needs `lm`.
+      coverage_weight: >= 0, the coverage term's weight per covered frame (0: none).
+      coverage_threshold: > 0, the summed attention at which a frame counts as covered.
       extra_scorers: more (scorer, weight) pairs.
 
     Returns:
@@ -342,9 +357,15 @@ def beam_search(
         )
     lm_weight = float(lm_weight)
     check_lm(model, lm, lm_weight)
+    coverage_weight = float(coverage_weight)
+    if not (coverage_weight >= 0.0 and math.isfinite(coverage_weight)):
+        raise ValueError(f"coverage_weight must be a finite number >= 0, got {coverage_weight}")
     encoder_lengths = tf.cast(encoder_lengths, tf.int32)
     vocab_size = int(model.vocab_size)
-    scorers: list[tuple[Scorer, float]] = [(AttentionScorer(model, h, encoder_lengths), 1.0 - ctc_weight)]
+    attention = AttentionScorer(model, h, encoder_lengths)
+    scorers: list[tuple[Scorer, float]] = [(attention, 1.0 - ctc_weight)]
+    if coverage_weight > 0.0:
+        scorers.append((CoverageScorer(attention, vocab_size, model.eos_id, coverage_threshold), coverage_weight))
     if length_penalty != 0.0:
         scorers.append((LengthBonus(vocab_size, model.eos_id), float(length_penalty)))
     if ctc_weight > 0.0:

@@ -67,6 +67,10 @@ class DecodeOptions:
     mode's own CTC weight when an LM is fused (the weight tuned with the LM need not be the one tuned without it:
     docs/accuracy.md, "Joint decoding's CTC weight without the LM"); None keeps `ctc_weight`. `for_mode` applies
     them.
+
+    `coverage_weight` (>= 0; 0: none) adds the coverage term, `coverage_weight` per encoder frame whose attention
+    summed over the hypothesis exceeds `coverage_threshold` (`scorers.CoverageScorer`), in the attention and joint
+    modes.
     """
 
     beam: int = 20
@@ -78,6 +82,8 @@ class DecodeOptions:
     attention_lm_weight: float | None = None
     attention_lm_length_penalty: float | None = None
     joint_lm_ctc_weight: float | None = None
+    coverage_weight: float = 0.0
+    coverage_threshold: float = 0.5
 
     def __post_init__(self) -> None:
         if int(self.beam) < 1:
@@ -94,6 +100,10 @@ class DecodeOptions:
         joint_weight = self.joint_lm_ctc_weight
         if joint_weight is not None and not 0.0 <= float(joint_weight) <= 1.0:
             raise ValueError(f"joint_lm_ctc_weight must be in [0, 1] or None, got {joint_weight}")
+        if not (float(self.coverage_weight) >= 0.0 and math.isfinite(float(self.coverage_weight))):
+            raise ValueError(f"coverage_weight must be a finite number >= 0, got {self.coverage_weight}")
+        if not float(self.coverage_threshold) > 0.0:
+            raise ValueError(f"coverage_threshold must be > 0, got {self.coverage_threshold}")
 
     @classmethod
     def from_config(cls, decode_config: Any = None, **overrides: Any) -> DecodeOptions:
@@ -111,6 +121,8 @@ class DecodeOptions:
             max_length_ratio=float(values.get("max_length_ratio", cls.max_length_ratio)),
             min_length_ratio=float(values.get("min_length_ratio", cls.min_length_ratio)),
             lm_weight=float(values.get("lm_weight", cls.lm_weight)),
+            coverage_weight=float(values.get("coverage_weight", cls.coverage_weight)),
+            coverage_threshold=float(values.get("coverage_threshold", cls.coverage_threshold)),
             **{name: _optional_float(values.get(name)) for name in _MODE_LM_FIELDS},
         )
 
@@ -128,12 +140,14 @@ class DecodeOptions:
         return dataclasses.replace(self, **chosen)
 
     def to_dict(self) -> dict[str, Any]:
-        """The options as a dict; `lm_weight` only when > 0, and the attention and joint modes' own LM settings
-        only when set, so that a record of decoding without them (e.g. an export's `export_info`) reads as before
-        they existed."""
+        """The options as a dict; `lm_weight` only when > 0, the coverage term only with a weight > 0, and the
+        attention and joint modes' own LM settings only when set, so that a record of decoding without them (e.g.
+        an export's `export_info`) reads as before they existed."""
         values = dataclasses.asdict(self)
         if not self.lm_weight:
             del values["lm_weight"]
+        if not self.coverage_weight:
+            del values["coverage_weight"], values["coverage_threshold"]
         for name in _MODE_LM_FIELDS:
             if values[name] is None:
                 del values[name]

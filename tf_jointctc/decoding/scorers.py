@@ -26,14 +26,17 @@ hypotheses are those of exact scoring.
 A score `<= IMPOSSIBLE` marks an extension as impossible whatever the scorer's weight (the CTC prefix scorer
 uses it for label sequences that do not fit in the frames). `bounds = (low, high)` bounds one step's raw score;
 the search derives from it how much a live hypothesis can still gain, for its exact early stop (`None` high:
-no early stop).
+no early stop). A scorer whose steps are unbounded but whose sum is (`total_bounded = True`: the coverage
+scorer) gives instead `remaining_gain(state) -> [N]`, at most what it can still add to each hypothesis, >= 0.
 
 States are nested tuples of tensors (anything `tf.nest` handles) whose shapes do not change between steps:
 they are `tf.while_loop` variables.
 
 Combination: the beam search adds `sum_s weight_s * score_s`. Joint CTC/attention decoding is
 `AttentionScorer` with weight 1 - lambda, `CTCPrefixScorer` with weight lambda and `LengthBonus` with the
-length penalty.
+length penalty. `CoverageScorer` (not in the paper; Chorowski & Jaitly 2017) rewards each token by the encoder
+frames its attention newly covers; it reads the weights its `AttentionScorer` computed in the same step, so it
+follows that scorer in the list.
 
 Shallow fusion with a language model (issue 13) adds one more full scorer, `RNNLMScorer(lm, batch_size)` with
 weight beta: `score = (1 - lambda) log p_att + lambda log p_ctc + beta log p_lm + length bonus`. Its state is
@@ -69,6 +72,11 @@ class Scorer(abc.ABC):
     partial: bool = False
     bounded: bool = False
     bounds: tuple[float, float | None] = (-math.inf, 0.0)
+    total_bounded: bool = False
+
+    def remaining_gain(self, state: State) -> tf.Tensor:
+        """[N] float32 >= 0: at most what this scorer can still add to each hypothesis (`total_bounded` only)."""
+        raise NotImplementedError(f"{type(self).__name__} has no total bound")
 
     @abc.abstractmethod
     def init_state(self, beam: int) -> State:
@@ -91,6 +99,10 @@ class AttentionScorer(Scorer):
     Args:
       model: a `JointCTCAttention` (or anything with `decoder_initial_state` / `decoder_step`).
       h: [B, L, P] encoder output; encoder_lengths: [B] int32.
+
+    After `score`, `step_weights` holds the attention weights of that step, [N, L] float32 (the decoder state's
+    last element: the alignment that produced the scores), for `CoverageScorer`; None before the first `score`
+    of a search.
     """
 
     partial = False
@@ -100,8 +112,10 @@ class AttentionScorer(Scorer):
         self.model = model
         self.h = h
         self.encoder_lengths = tf.cast(encoder_lengths, tf.int32)
+        self.step_weights: tf.Tensor | None = None
 
     def init_state(self, beam: int) -> State:
+        self.step_weights = None
         # The encoder tensors stay [B, ...]: the attention reads them once for the beam hypotheses of each
         # utterance (rows n * beam .. n * beam + beam - 1), only the decoder state is per hypothesis.
         self._h_proj, state = self.model.decoder_initial_state(self.h, self.encoder_lengths)
@@ -117,6 +131,7 @@ class AttentionScorer(Scorer):
         else:
             log_probs, new_state = self.model.decoder_step(
                 last_tokens, state, self.h, self._h_proj, self.encoder_lengths, location_matrix=self._location)
+        self.step_weights = tf.cast(new_state[-1], tf.float32)
         return tf.cast(log_probs, tf.float32), new_state
 
     def select(
@@ -224,6 +239,63 @@ class CTCPrefixScorer(Scorer):
         return cps.select(
             self._log_probs, parents, log_psi, parent_indices, candidate_indices, token_ids, self.blank_id
         )
+
+
+class CoverageScorer(Scorer):
+    """Full scorer: the coverage term (Chorowski & Jaitly 2017; not in the paper). The coverage of a hypothesis is
+    the number of encoder frames whose attention summed over its tokens exceeds `threshold`; each token (not eos)
+    scores what its step's attention adds to it, so `weight * score` summed over a finished hypothesis is
+    `weight * coverage`. A per-token length bonus rewards a token the decoder repeats over frames it has already
+    read as much as one over new frames; this rewards only frames newly read.
+
+    Every token of a hypothesis' extensions scores the same (the step's attention does not depend on the token it
+    emits), eos scores 0. One step can add up to L, but a hypothesis no more than its uncovered frames in all:
+    `remaining_gain`, which keeps the early stop exact.
+
+    Args:
+      attention: the search's `AttentionScorer`, ahead of this scorer in the list: `score` reads its
+        `step_weights` of the same step.
+      vocab_size, eos_id: output vocabulary.
+      threshold: attention mass at which a frame counts as covered (Chorowski & Jaitly: 0.5).
+
+    State: (summed attention [N, L] float32, covered frames [N] float32), zeros for the sos hypothesis.
+    """
+
+    partial = False
+    bounds = (0.0, None)
+    total_bounded = True
+
+    def __init__(self, attention: AttentionScorer, vocab_size: int, eos_id: int, threshold: float = 0.5):
+        if not threshold > 0.0:
+            raise ValueError(f"coverage threshold must be > 0, got {threshold}")
+        self.attention = attention
+        self.vocab_size = int(vocab_size)
+        self.eos_id = int(eos_id)
+        self.threshold = float(threshold)
+
+    def init_state(self, beam: int) -> State:
+        rows = tf.shape(self.attention.h)[0] * beam
+        self._frames = tf.cast(tile_rows(self.attention.encoder_lengths, beam), tf.float32)  # [N]
+        return tf.zeros(tf.stack([rows, tf.shape(self.attention.h)[1]]), tf.float32), tf.zeros([rows], tf.float32)
+
+    def score(self, last_tokens: tf.Tensor, state: State, candidates: tf.Tensor | None = None) -> tuple[Any, State]:
+        weights = self.attention.step_weights
+        if weights is None:
+            raise ValueError("CoverageScorer reads the attention of the step: put its AttentionScorer first")
+        summed, covered = state
+        summed = summed + weights
+        new_covered = tf.reduce_sum(tf.cast(summed > self.threshold, tf.float32), axis=1)  # [N]
+        row = 1.0 - tf.one_hot(self.eos_id, self.vocab_size, dtype=tf.float32)  # [V]
+        scores = tf.expand_dims(new_covered - covered, 1) * tf.expand_dims(row, 0)
+        return scores, (summed, new_covered)
+
+    def select(
+        self, new_state: State, parent_indices: tf.Tensor, token_ids: tf.Tensor, candidate_indices: tf.Tensor
+    ) -> State:
+        return tf.nest.map_structure(lambda x: tf.gather(x, parent_indices), new_state)
+
+    def remaining_gain(self, state: State) -> tf.Tensor:
+        return tf.maximum(self._frames - state[1], 0.0)
 
 
 class LengthBonus(Scorer):
