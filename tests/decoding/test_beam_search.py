@@ -498,15 +498,18 @@ def test_refuses_unsupported_models():
 
 
 @pytest.mark.slow
-def test_converts_to_tflite_builtins_and_matches(paper_vocab_model, tmp_path):
-    """The whole joint decoder (encoder + beam search) exports to TFLite with built-in ops only. The batch must
-    be static: TFLite lowers the TensorLists of `tf.scan`/LSTM loops only with static element shapes."""
+@pytest.mark.parametrize("coverage_weight", [0.0, 0.3])
+def test_converts_to_tflite_builtins_and_matches(paper_vocab_model, tmp_path, coverage_weight):
+    """The whole joint decoder (encoder + beam search, with and without the coverage term) exports to TFLite with
+    built-in ops only. The batch must be static: TFLite lowers the TensorLists of `tf.scan`/LSTM loops only with
+    static element shapes."""
     interpreter_lib = pytest.importorskip("ai_edge_litert.interpreter")
     model = paper_vocab_model
 
     def serve(features, lengths):
         h, encoder_lengths = model.encode(features, lengths)
-        return beam_search(model, h, encoder_lengths, beam=3, ctc_weight=0.3, length_penalty=0.1, nbest=2)
+        return beam_search(model, h, encoder_lengths, beam=3, ctc_weight=0.3, length_penalty=0.1, nbest=2,
+                           coverage_weight=coverage_weight, coverage_threshold=0.4)
 
     archive = keras.export.ExportArchive()
     archive.track(model)
