@@ -232,11 +232,13 @@ def batch_beam_search(
         best_live = tf.reduce_max(tf.reshape(live_scores, tf.stack([batch, beam])), axis=1)
         finished_now = (best_live <= _DEAD_THRESHOLD) | (t + 1 >= max_lengths)
         if gain is not None:
-            remaining = tf.cast(tf.maximum(max_n[:, 0] - 1 - t, 0), tf.float32)  # [N]
-            row_bound = live_scores + gain * remaining
-            for i in total_bounded:
-                row_bound += all_scorers[i][1] * all_scorers[i][0].remaining_gain(states[i])
-            bound = tf.reduce_max(tf.reshape(row_bound, tf.stack([batch, beam])), axis=1)
+            remaining = tf.cast(tf.maximum(max_lengths - 1 - t, 0), tf.float32)
+            best_reach = best_live  # [B]; with total-bounded scorers, the best live score plus what they can add
+            if total_bounded:
+                reach = live_scores + tf.add_n(
+                    [all_scorers[i][1] * all_scorers[i][0].remaining_gain(states[i]) for i in total_bounded])
+                best_reach = tf.reduce_max(tf.reshape(reach, tf.stack([batch, beam])), axis=1)
+            bound = best_reach + gain * remaining
             worst_kept = tf.reduce_min(fin_scores, axis=1)
             finished_now = finished_now | ((worst_kept > _DEAD_THRESHOLD) & (worst_kept >= bound))
         done = done | finished_now

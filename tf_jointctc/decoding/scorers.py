@@ -274,9 +274,9 @@ class CoverageScorer(Scorer):
         self.threshold = float(threshold)
 
     def init_state(self, beam: int) -> State:
-        rows = tf.shape(self.attention.h)[0] * beam
         self._frames = tf.cast(tile_rows(self.attention.encoder_lengths, beam), tf.float32)  # [N]
-        return tf.zeros(tf.stack([rows, tf.shape(self.attention.h)[1]]), tf.float32), tf.zeros([rows], tf.float32)
+        summed = tf.zeros(tf.stack([tf.shape(self._frames)[0], tf.shape(self.attention.h)[1]]), tf.float32)
+        return summed, tf.zeros_like(self._frames)
 
     def score(self, last_tokens: tf.Tensor, state: State, candidates: tf.Tensor | None = None) -> tuple[Any, State]:
         weights = self.attention.step_weights
