@@ -42,8 +42,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    from tf_jointctc.training.strategy import set_cpu_threads
+
+    threads = set_cpu_threads(args.threads, args.threads)  # what holds (a process already running TF keeps its own)
     config = load_config(args.arch)
     set_subsample(config, args.subsample)
     encoder = config.model.encoder
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     matmuls = 2 * sum(steps)
     print(json.dumps({
         "benchmark": "recurrent_floor", "arch": args.arch, "subsample": ",".join(str(f) for f in encoder.subsample),
-        "frames": args.frames, "layer_frames": steps, "units": units, "threads": args.threads,
+        "frames": args.frames, "layer_frames": steps, "units": units, "threads": threads,
         "kernel_mb": round(units * 4 * units * 4 / 2**20, 2), "matmuls": matmuls, "seconds": round(median, 4),
         "us_per_matmul": round(median / matmuls * 1e6, 1), "seconds_all": [round(s, 4) for s in seconds],
     }))
