@@ -7,7 +7,8 @@ the inference BLSTM runs them), with nothing but a slice and a scale per step. N
 what remains of a batch-1 encoder when everything but the recurrent weights' traffic is free. Compare its
 `seconds` with `bench/decode.py`'s encoder and with ESPnet's (`../shared/peers`) in one window. Prints one JSON line.
 
-    python bench/recurrent_floor.py [--arch wsj] [--subsample 1,2,2,1] [--frames 800] [--threads 1] [--repeats 5]
+    python bench/recurrent_floor.py [--arch wsj] [--subsample 1,2,2,1] [--frames 800] [--threads 1] [--intra_threads N]
+        [--repeats 5]
 """
 
 from __future__ import annotations
@@ -21,17 +22,23 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from common import ARCHITECTURES, SUBSAMPLE_HELP, load_config, set_subsample  # noqa: E402
+from common import (  # noqa: E402
+    ARCHITECTURES,
+    SUBSAMPLE_HELP,
+    add_thread_flags,
+    load_config,
+    set_subsample,
+    set_threads,
+)
+
+from tf_jointctc.layers.encoder import PyramidalBLSTM  # noqa: E402
 
 
 def layer_frames(frames: int, input_stack: int, subsample) -> list[int]:
-    """Frames each BLSTM layer runs for `frames` feature frames: stacked by `input_stack`, then each layer's
-    factor applied before it (`PyramidalBLSTM`: a factor 2 keeps every second frame, rounding up)."""
-    steps, out = -(-frames // max(int(input_stack), 1)), []
-    for factor in subsample:
-        steps = -(-steps // int(factor))
-        out.append(steps)
-    return out
+    """Frames each BLSTM layer runs for `frames` feature frames: the encoder's own output lengths
+    (`PyramidalBLSTM.output_lengths`) up to and including that layer's subsampling."""
+    return [int(PyramidalBLSTM.output_lengths(frames, subsample[:layer + 1], input_stack))
+            for layer in range(len(subsample))]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -39,12 +46,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--arch", choices=sorted(ARCHITECTURES), default="wsj")
     parser.add_argument("--subsample", default=None, help=SUBSAMPLE_HELP)
     parser.add_argument("--frames", type=int, default=800)
-    parser.add_argument("--threads", type=int, default=1)
+    add_thread_flags(parser)
+    parser.set_defaults(threads=1)  # decoding's one thread
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
-    from tf_jointctc.training.strategy import set_cpu_threads
-
-    threads = set_cpu_threads(args.threads, args.threads)  # what holds (a process already running TF keeps its own)
+    intra_threads = set_threads(args)  # what holds (a process already running TensorFlow keeps its own)
     config = load_config(args.arch)
     set_subsample(config, args.subsample)
     encoder = config.model.encoder
@@ -77,7 +83,8 @@ def main(argv: list[str] | None = None) -> None:
     matmuls = 2 * sum(steps)
     print(json.dumps({
         "benchmark": "recurrent_floor", "arch": args.arch, "subsample": ",".join(str(f) for f in encoder.subsample),
-        "frames": args.frames, "layer_frames": steps, "units": units, "threads": threads,
+        "frames": args.frames, "layer_frames": steps, "units": units, "threads": args.threads,
+        "intra_threads": intra_threads,
         "kernel_mb": round(units * 4 * units * 4 / 2**20, 2), "matmuls": matmuls, "seconds": round(median, 4),
         "us_per_matmul": round(median / matmuls * 1e6, 1), "seconds_all": [round(s, 4) for s in seconds],
     }))
