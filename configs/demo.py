@@ -26,7 +26,9 @@ the demo's width until stop 42), and why (measurements in docs/accuracy.md):
   (6,400 frames); a joint update of 8 costs about half one of 16 (0.45 against 0.85-0.92 s on the AVX2-only CPU),
   so the budget holds twice the updates on about as many utterances, and at equal wall time batch 8 was ahead
   with both seeds, joint + LM: dev -0.78, dev_noisy -1.47, dev_unseen_voice 0.00 CER points on average (row b8 of
-  docs/accuracy.md; the schedule below kept per utterance, the same Adam peak).
+  docs/accuracy.md; the schedule below kept per utterance, the same Adam peak). Batch 4 went the other way: a
+  step of 4 costs more than half one of 8, the budget held ~20 % fewer utterances, and it was behind with both
+  seeds (dev +1.58, dev_noisy +2.87; row b4).
 - lambda 0.5 instead of 0.2, and the first 1,600 updates (12,800 utterances) train CTC alone (the decoder, most
   of a step's time, does not run): the encoder aligns first and the attention decoder learns on top of it. At
   batch 16, 800 rather than 400: where the budget fits ~1,500 updates (a slow phase of the machine; stops 30-31's
@@ -36,7 +38,7 @@ the demo's width until stop 42), and why (measurements in docs/accuracy.md):
   --heldout_minutes 6`; rows a16 and xv576 of docs/accuracy.md tried eight more train voices: better on voices
   never heard in training, worse on dev and dev_noisy), not passes over the data, and
   a wall-time budget: training ends when 18.5 minutes of it are spent (`train.max_minutes`; dev evaluations
-  included; start-up and the last checkpoint took another ~0.5 min in `make demo`, 19.0 min in all, so
+  included; start-up and the last checkpoint took another ~0.5-1 min in `make demo`, 19.0-19.5 min in all, so
   jointctc-train stays under issue 12's 20 minutes), or after 14 epochs (9,800 updates of 8: the utterances of
   4,900 of 16, where twice the old demo's updates stopped improving dev: row a13 of docs/accuracy.md), whichever
   comes first, and the cosine decay follows the budget. This machine's speed differs by 2x between phases: a fixed
