@@ -107,6 +107,8 @@ def _mode_info(mode: str, options: DecodeOptions) -> dict[str, Any]:
     if options.coverage_weight > 0.0:  # likewise the coverage term
         info["coverage_weight"] = float(options.coverage_weight)
         info["coverage_threshold"] = float(options.coverage_threshold)
+    if options.max_repeats > 0:  # likewise the repeat limit
+        info["max_repeats"] = int(options.max_repeats)
     return info
 
 

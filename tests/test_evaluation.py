@@ -208,3 +208,28 @@ def test_evaluation_coverage_term_comes_from_the_config_and_arguments(trained_wo
     summary = evaluate_workdir(str(configured), data, "attention", output=str(tmp_path / "configured.jsonl"), **common)
     assert summary["coverage_weight"] == 5.0
     assert hypotheses(tmp_path / "configured.jsonl") == covered
+
+
+def holds_two_copies(text, min_unit=2, max_unit=24):
+    """Brute force: two consecutive copies of a unit of min_unit to max_unit characters anywhere in `text`?"""
+    return any(text[i : i + u] == text[i + u : i + 2 * u]
+               for u in range(min_unit, max_unit + 1) for i in range(len(text) - 2 * u + 1))
+
+
+def test_evaluation_repeat_limit_comes_from_the_config_and_arguments(trained_workdir, trained_manifest, tmp_path):
+    """`max_repeats` (jointctc-eval's flag) defaults to the config's (0: none) and is recorded; at 1 no hypothesis
+    of the joint mode holds a unit of 2 to 24 characters twice in a row, from the argument or from the config."""
+    workdir, _ = trained_workdir
+    data = str(trained_manifest)
+    common = dict(beam=3, batch_size=4, lm_workdir="")
+    off = evaluate_workdir(str(workdir), data, "joint", output=str(tmp_path / "off.jsonl"), **common)
+    assert off["max_repeats"] == 0
+    on = evaluate_workdir(str(workdir), data, "joint", output=str(tmp_path / "on.jsonl"), max_repeats=1, **common)
+    assert on["max_repeats"] == 1
+    limited = hypotheses(tmp_path / "on.jsonl")
+    assert limited.keys() == hypotheses(tmp_path / "off.jsonl").keys()
+    assert not any(holds_two_copies(text) for text, _ in limited.values())
+    configured = copy_workdir(workdir, tmp_path / "configured", max_repeats=1)
+    summary = evaluate_workdir(str(configured), data, "joint", output=str(tmp_path / "configured.jsonl"), **common)
+    assert summary["max_repeats"] == 1
+    assert hypotheses(tmp_path / "configured.jsonl") == limited

@@ -190,6 +190,9 @@ def base_config() -> ml_collections.ConfigDict:
     # encoder frame whose attention summed over the hypothesis' tokens exceeds coverage_threshold. 0 = none.
     config.decode.coverage_weight = 0.0
     config.decode.coverage_threshold = 0.5
+    # Attention and joint modes (not in the paper): no hypothesis may hold more than max_repeats consecutive copies of
+    # a unit of 2 to 24 tokens ("the the the" at 2), against the attention beam's loops. 0 = no limit.
+    config.decode.max_repeats = 0
     # Shallow fusion with a character LM (issue 13; not in the paper): a jointctc-train-lm work dir and its
     # weight beta in `score += beta * log p_lm` for the attention and joint modes. "" / 0 = no LM. The weight is
     # the one used *when* an LM is fused: a config may hold it while its evaluations run with and without an LM.

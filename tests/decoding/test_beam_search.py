@@ -14,6 +14,7 @@ from tf_jointctc.decoding import (
     AttentionScorer,
     CoverageScorer,
     LengthBonus,
+    RepeatLimit,
     Scorer,
     batch_beam_search,
     beam_search,
@@ -117,6 +118,71 @@ def test_big_beam_equals_exhaustive_search(seed, vocab, max_lengths, min_length,
     for b in range(2):
         expected = exhaustive(table[b], eos, max_lengths[b], min_length, length_penalty)
         check_against(out, b, expected, nbest)
+
+
+def repeats_a_unit(seq, max_repeats, min_unit, max_unit):
+    """Brute force: does `seq` hold max_repeats + 1 consecutive copies of some unit of min_unit to max_unit tokens?"""
+    for unit in range(min_unit, max_unit + 1):
+        span = (max_repeats + 1) * unit
+        for start in range(len(seq) - span + 1):
+            if seq[start : start + span] == seq[start : start + unit] * (max_repeats + 1):
+                return True
+    return False
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    vocab=st.integers(3, 4),
+    max_length=st.integers(2, 6),
+    max_repeats=st.integers(1, 2),
+    min_unit=st.integers(1, 2),
+    extra_unit=st.integers(0, 2),
+    nbest=st.integers(1, 3),
+)
+def test_repeat_limit_equals_exhaustive_search_without_repeated_units(seed, vocab, max_length, max_repeats, min_unit,
+                                                                        extra_unit, nbest):
+    """A beam that never prunes, with `RepeatLimit`, returns the best hypotheses among those that hold no unit of
+    min_unit to max_unit tokens more than max_repeats times in a row, scored as without the limit."""
+    max_unit = min_unit + extra_unit
+    rng = np.random.default_rng(seed)
+    eos = vocab - 1
+    table = tf.nn.log_softmax(rng.normal(size=(2, HASH_SIZE, vocab)) * 2.0).numpy()
+    beam = max(nbest, vocab * (vocab - 1) ** max(max_length - 2, 0))
+    limit = RepeatLimit(2, vocab, eos, eos, max_repeats, min_unit=min_unit, max_unit=max_unit)
+    out = batch_beam_search([(HashScorer(table), 1.0), (limit, 1.0)], batch_size=2, vocab_size=vocab, sos_id=eos,
+                            eos_id=eos, max_lengths=[max_length, max_length], min_lengths=[0, 0], beam=beam,
+                            nbest=nbest)
+    out = {k: v.numpy() for k, v in out.items()}
+    for b in range(2):
+        expected = [(score, seq) for score, seq in exhaustive(table[b], eos, max_length, 0, 0.0)
+                    if not repeats_a_unit(seq, max_repeats, min_unit, max_unit)]
+        check_against(out, b, expected, nbest)
+
+
+def forbidden_after(limit, vocab, text):
+    """The tokens `limit` forbids after `text` (one hypothesis), checking that it forbade nothing on the way."""
+    state = limit.init_state(1)
+    scores, state = limit.score(tf.constant([vocab.sos_id]), state)
+    for token in vocab.encode(text):
+        assert float(tf.reduce_min(scores)) == 0.0, text
+        scores, state = limit.score(tf.constant([token]), state)
+    return np.flatnonzero(scores.numpy()[0] <= -1e9).tolist()
+
+
+def test_repeat_limit_forbids_the_copy_that_would_exceed_it():
+    """'the the' may go on as anything but a third 'the' (max_repeats 2): the scorer forbids exactly the token that
+    completes the third copy; a unit said twice ('had had') and a run of one token ('...') stay allowed."""
+    vocab = Vocabulary()
+    limit = RepeatLimit(1, vocab.size, vocab.sos_id, vocab.eos_id, max_repeats=2)
+    assert forbidden_after(limit, vocab, " the the th") == vocab.encode("e")
+    assert forbidden_after(limit, vocab, "so of the of the of th") == vocab.encode("e")
+    assert forbidden_after(limit, vocab, "he had had") == []
+    assert forbidden_after(limit, vocab, "a day...") == []
+    with pytest.raises(ValueError, match="max_repeats"):
+        RepeatLimit(1, vocab.size, vocab.sos_id, vocab.eos_id, max_repeats=0)
+    with pytest.raises(ValueError, match="min_unit"):
+        RepeatLimit(1, vocab.size, vocab.sos_id, vocab.eos_id, max_repeats=2, min_unit=3, max_unit=2)
 
 
 @settings(max_examples=10, deadline=None)
@@ -498,18 +564,18 @@ def test_refuses_unsupported_models():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("coverage_weight", [0.0, 0.3])
-def test_converts_to_tflite_builtins_and_matches(paper_vocab_model, tmp_path, coverage_weight):
-    """The whole joint decoder (encoder + beam search, with and without the coverage term) exports to TFLite with
-    built-in ops only. The batch must be static: TFLite lowers the TensorLists of `tf.scan`/LSTM loops only with
-    static element shapes."""
+@pytest.mark.parametrize("coverage_weight,max_repeats", [(0.0, 0), (0.3, 0), (0.0, 1)])
+def test_converts_to_tflite_builtins_and_matches(paper_vocab_model, tmp_path, coverage_weight, max_repeats):
+    """The whole joint decoder (encoder + beam search, with and without the coverage term and the repeat limit)
+    exports to TFLite with built-in ops only. The batch must be static: TFLite lowers the TensorLists of
+    `tf.scan`/LSTM loops only with static element shapes."""
     interpreter_lib = pytest.importorskip("ai_edge_litert.interpreter")
     model = paper_vocab_model
 
     def serve(features, lengths):
         h, encoder_lengths = model.encode(features, lengths)
         return beam_search(model, h, encoder_lengths, beam=3, ctc_weight=0.3, length_penalty=0.1, nbest=2,
-                           coverage_weight=coverage_weight, coverage_threshold=0.4)
+                           coverage_weight=coverage_weight, coverage_threshold=0.4, max_repeats=max_repeats)
 
     archive = keras.export.ExportArchive()
     archive.track(model)

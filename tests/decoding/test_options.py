@@ -85,6 +85,20 @@ def test_the_coverage_term_is_read_checked_and_recorded_only_when_on():
             DecodeOptions(coverage_threshold=bad)
 
 
+def test_the_repeat_limit_is_read_checked_and_recorded_only_when_on():
+    decode = base_config().decode
+    options = DecodeOptions.from_config(decode)
+    assert options.max_repeats == 0 and "max_repeats" not in options.to_dict()
+    decode.max_repeats = 2
+    on = DecodeOptions.from_config(decode)
+    assert on.max_repeats == 2 and on.to_dict()["max_repeats"] == 2
+    assert on.for_mode(modes.JOINT, with_lm=True).max_repeats == 2  # shared by every beam mode
+    assert DecodeOptions.from_config(decode, max_repeats=3).max_repeats == 3
+    for bad in (-1, 1.5):
+        with pytest.raises(ValueError, match="max_repeats"):
+            DecodeOptions(max_repeats=bad)
+
+
 @pytest.mark.parametrize("bad", [-0.1, float("nan"), float("inf")])
 def test_a_bad_attention_lm_weight_is_refused(bad):
     with pytest.raises(ValueError, match="attention_lm_weight"):

@@ -4,12 +4,20 @@ from tf_jointctc.decoding.attention_greedy import attention_greedy_decode
 from tf_jointctc.decoding.beam_search import batch_beam_search, beam_search, beam_search_decode, length_limits
 from tf_jointctc.decoding.ctc_prefix_score import CTCPrefixState
 from tf_jointctc.decoding.greedy import ctc_greedy_decode
-from tf_jointctc.decoding.scorers import AttentionScorer, CoverageScorer, CTCPrefixScorer, LengthBonus, Scorer
+from tf_jointctc.decoding.scorers import (
+    AttentionScorer,
+    CoverageScorer,
+    CTCPrefixScorer,
+    LengthBonus,
+    RepeatLimit,
+    Scorer,
+)
 
 __all__ = [
     "AttentionScorer",
     "CTCPrefixScorer",
     "CoverageScorer",
+    "RepeatLimit",
     "CTCPrefixState",
     "LengthBonus",
     "attention_greedy_decode",

@@ -25,7 +25,8 @@ Utterances are independent: padding and other utterances in the batch do not cha
 
 `beam_search` builds the scorers of the attention and joint modes (attention, CTC prefix, length bonus) and,
 with `lm_weight > 0`, a character language model's `RNNLMScorer` (shallow fusion, issue 13), with
-`coverage_weight > 0` the `CoverageScorer`.
+`coverage_weight > 0` the `CoverageScorer`, with `max_repeats > 0` the `RepeatLimit` (no unit repeated more than
+`max_repeats` times in a row).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from tf_jointctc.decoding.scorers import (
     CoverageScorer,
     CTCPrefixScorer,
     LengthBonus,
+    RepeatLimit,
     RNNLMScorer,
     Scorer,
 )
@@ -309,6 +311,7 @@ def beam_search(
     lm_weight: float = 0.0,
     coverage_weight: float = 0.0,
     coverage_threshold: float = 0.5,
+    max_repeats: int = 0,
     extra_scorers: Sequence[tuple[Scorer, float]] = (),
 ) -> dict[str, tf.Tensor]:
     """Attention (ctc_weight = 0) or joint CTC/attention (ctc_weight > 0) beam search, optionally fused with a
@@ -318,7 +321,8 @@ def beam_search(
     `(1 - ctc_weight) * log p_att(y, eos | x) + ctc_weight * log p_ctc(y | x) + lm_weight * log p_lm(y, eos)
     + length_penalty * |y| + coverage_weight * coverage(y)` (+ `weight * score` of each `extra_scorers` entry; see
     `scorers.py`), where coverage(y) counts the encoder frames whose attention summed over y's tokens exceeds
-    `coverage_threshold` (`CoverageScorer`). The CTC term
+    `coverage_threshold` (`CoverageScorer`). With `max_repeats > 0` no hypothesis holds more than `max_repeats`
+    consecutive copies of a unit of 2 to 24 tokens (`RepeatLimit`). The CTC term
     is the prefix score (`ctc_prefix_score.py`), evaluated only on the `int(pre_beam_ratio * beam)` best
     attention candidates of each hypothesis (and eos), as ESPnet does.
 
@@ -341,6 +345,7 @@ def beam_search(
       lm_weight: beta >= 0, the LM's weight; > 0 needs `lm`.
       coverage_weight: >= 0, the coverage term's weight per covered frame (0: none).
       coverage_threshold: > 0, the summed attention at which a frame counts as covered.
+      max_repeats: >= 0, how many consecutive copies of a unit a hypothesis may hold (0: no limit).
       extra_scorers: more (scorer, weight) pairs.
 
     Returns:
@@ -362,6 +367,8 @@ def beam_search(
     coverage_weight = float(coverage_weight)
     if not (coverage_weight >= 0.0 and math.isfinite(coverage_weight)):
         raise ValueError(f"coverage_weight must be a finite number >= 0, got {coverage_weight}")
+    if int(max_repeats) < 0:
+        raise ValueError(f"max_repeats must be >= 0, got {max_repeats}")
     encoder_lengths = tf.cast(encoder_lengths, tf.int32)
     vocab_size = int(model.vocab_size)
     attention = AttentionScorer(model, h, encoder_lengths)
@@ -374,6 +381,8 @@ def beam_search(
         scorers.append((CTCPrefixScorer.from_model(model, h, encoder_lengths), ctc_weight))
     if lm_weight > 0.0:
         scorers.append((RNNLMScorer(lm, tf.shape(h)[0]), lm_weight))
+    if int(max_repeats) > 0:
+        scorers.append((RepeatLimit(tf.shape(h)[0], vocab_size, model.sos_id, model.eos_id, int(max_repeats)), 1.0))
     scorers.extend(extra_scorers)
     if force_length is not None:
         batch = tf.shape(encoder_lengths)

@@ -70,7 +70,8 @@ class DecodeOptions:
 
     `coverage_weight` (>= 0; 0: none) adds the coverage term, `coverage_weight` per encoder frame whose attention
     summed over the hypothesis exceeds `coverage_threshold` (`scorers.CoverageScorer`), in the attention and joint
-    modes.
+    modes. `max_repeats` (>= 0; 0: no limit) forbids hypotheses that hold a unit of 2 to 24 tokens more than
+    `max_repeats` times in a row (`scorers.RepeatLimit`), in the same modes.
     """
 
     beam: int = 20
@@ -84,6 +85,7 @@ class DecodeOptions:
     joint_lm_ctc_weight: float | None = None
     coverage_weight: float = 0.0
     coverage_threshold: float = 0.5
+    max_repeats: int = 0
 
     def __post_init__(self) -> None:
         if int(self.beam) < 1:
@@ -104,6 +106,8 @@ class DecodeOptions:
             raise ValueError(f"coverage_weight must be a finite number >= 0, got {self.coverage_weight}")
         if not float(self.coverage_threshold) > 0.0:
             raise ValueError(f"coverage_threshold must be > 0, got {self.coverage_threshold}")
+        if int(self.max_repeats) < 0 or int(self.max_repeats) != self.max_repeats:
+            raise ValueError(f"max_repeats must be an integer >= 0, got {self.max_repeats}")
 
     @classmethod
     def from_config(cls, decode_config: Any = None, **overrides: Any) -> DecodeOptions:
@@ -123,6 +127,7 @@ class DecodeOptions:
             lm_weight=float(values.get("lm_weight", cls.lm_weight)),
             coverage_weight=float(values.get("coverage_weight", cls.coverage_weight)),
             coverage_threshold=float(values.get("coverage_threshold", cls.coverage_threshold)),
+            max_repeats=int(values.get("max_repeats", cls.max_repeats)),
             **{name: _optional_float(values.get(name)) for name in _MODE_LM_FIELDS},
         )
 
@@ -140,7 +145,8 @@ class DecodeOptions:
         return dataclasses.replace(self, **chosen)
 
     def to_dict(self) -> dict[str, Any]:
-        """The options as a dict; `lm_weight` only when > 0, the coverage term only with a weight > 0, and the
+        """The options as a dict; `lm_weight` only when > 0, the coverage term only with a weight > 0, `max_repeats`
+        only when > 0, and the
         attention and joint modes' own LM settings only when set, so that a record of decoding without them (e.g.
         an export's `export_info`) reads as before they existed."""
         values = dataclasses.asdict(self)
@@ -148,6 +154,8 @@ class DecodeOptions:
             del values["lm_weight"]
         if not self.coverage_weight:
             del values["coverage_weight"], values["coverage_threshold"]
+        if not self.max_repeats:
+            del values["max_repeats"]
         for name in _MODE_LM_FIELDS:
             if values[name] is None:
                 del values[name]
