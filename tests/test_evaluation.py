@@ -217,12 +217,12 @@ def holds_two_copies(text, min_unit=2, max_unit=24):
 
 
 def test_evaluation_repeat_limit_comes_from_the_config_and_arguments(trained_workdir, trained_manifest, tmp_path):
-    """`max_repeats` (jointctc-eval's flag) defaults to the config's (0: none) and is recorded; at 1 no hypothesis
-    of the joint mode holds a unit of 2 to 24 characters twice in a row, from the argument or from the config."""
+    """`max_repeats` (jointctc-eval's flag) defaults to the config's and is recorded; at 1 no hypothesis of the joint
+    mode holds a unit of 2 to 24 characters twice in a row, from the argument or from the config."""
     workdir, _ = trained_workdir
     data = str(trained_manifest)
     common = dict(beam=3, batch_size=4, lm_workdir="")
-    off = evaluate_workdir(str(workdir), data, "joint", output=str(tmp_path / "off.jsonl"), **common)
+    off = evaluate_workdir(str(workdir), data, "joint", output=str(tmp_path / "off.jsonl"), max_repeats=0, **common)
     assert off["max_repeats"] == 0
     on = evaluate_workdir(str(workdir), data, "joint", output=str(tmp_path / "on.jsonl"), max_repeats=1, **common)
     assert on["max_repeats"] == 1
