@@ -149,7 +149,7 @@ def test_repeat_limit_equals_exhaustive_search_without_repeated_units(seed, voca
     eos = vocab - 1
     table = tf.nn.log_softmax(rng.normal(size=(2, HASH_SIZE, vocab)) * 2.0).numpy()
     beam = max(nbest, vocab * (vocab - 1) ** max(max_length - 2, 0))
-    limit = RepeatLimit(2, vocab, eos, eos, max_repeats, min_unit=min_unit, max_unit=max_unit)
+    limit = RepeatLimit(2, vocab, eos, max_repeats, min_unit=min_unit, max_unit=max_unit)
     out = batch_beam_search([(HashScorer(table), 1.0), (limit, 1.0)], batch_size=2, vocab_size=vocab, sos_id=eos,
                             eos_id=eos, max_lengths=[max_length, max_length], min_lengths=[0, 0], beam=beam,
                             nbest=nbest)
@@ -174,15 +174,15 @@ def test_repeat_limit_forbids_the_copy_that_would_exceed_it():
     """'the the' may go on as anything but a third 'the' (max_repeats 2): the scorer forbids exactly the token that
     completes the third copy; a unit said twice ('had had') and a run of one token ('...') stay allowed."""
     vocab = Vocabulary()
-    limit = RepeatLimit(1, vocab.size, vocab.sos_id, vocab.eos_id, max_repeats=2)
+    limit = RepeatLimit(1, vocab.size, vocab.sos_id, max_repeats=2)
     assert forbidden_after(limit, vocab, " the the th") == vocab.encode("e")
     assert forbidden_after(limit, vocab, "so of the of the of th") == vocab.encode("e")
     assert forbidden_after(limit, vocab, "he had had") == []
     assert forbidden_after(limit, vocab, "a day...") == []
     with pytest.raises(ValueError, match="max_repeats"):
-        RepeatLimit(1, vocab.size, vocab.sos_id, vocab.eos_id, max_repeats=0)
+        RepeatLimit(1, vocab.size, vocab.sos_id, max_repeats=0)
     with pytest.raises(ValueError, match="min_unit"):
-        RepeatLimit(1, vocab.size, vocab.sos_id, vocab.eos_id, max_repeats=2, min_unit=3, max_unit=2)
+        RepeatLimit(1, vocab.size, vocab.sos_id, max_repeats=2, min_unit=3, max_unit=2)
 
 
 @settings(max_examples=10, deadline=None)

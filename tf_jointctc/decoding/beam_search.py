@@ -382,7 +382,7 @@ def beam_search(
     if lm_weight > 0.0:
         scorers.append((RNNLMScorer(lm, tf.shape(h)[0]), lm_weight))
     if int(max_repeats) > 0:
-        scorers.append((RepeatLimit(tf.shape(h)[0], vocab_size, model.sos_id, model.eos_id, int(max_repeats)), 1.0))
+        scorers.append((RepeatLimit(tf.shape(h)[0], vocab_size, model.sos_id, int(max_repeats)), 1.0))
     scorers.extend(extra_scorers)
     if force_length is not None:
         batch = tf.shape(encoder_lengths)

@@ -337,20 +337,21 @@ class RepeatLimit(Scorer):
 
     Args:
       batch_size: B, the number of utterances (int or scalar int32 tensor).
-      vocab_size, sos_id, eos_id: output vocabulary (sos, the first step's `last_tokens`, is not a token of the
-        hypothesis; eos is never forbidden).
+      vocab_size, sos_id: output vocabulary (sos, the first step's `last_tokens`, is not a token of the hypothesis;
+        eos, never in the state, is never forbidden).
       max_repeats: >= 1, how many consecutive copies of a unit a hypothesis may hold.
       min_unit, max_unit: 1 <= min_unit <= max_unit, the unit lengths (tokens) checked.
 
-    State: (the last `(max_repeats + 1) * max_unit - 1` tokens [N, M] int32, most recent first, -1 where the
-    hypothesis is shorter; the hypothesis' length [N] int32), empty for the sos hypothesis.
+    State: the last `(max_repeats + 1) * max_unit - 1` tokens [N, M] int32, most recent first, -1 where the
+    hypothesis is shorter (so a unit is checked only where position `needed - 1` holds a token), all -1 for the sos
+    hypothesis.
     """
 
     partial = False
     bounds = (-math.inf, 0.0)
 
-    def __init__(self, batch_size: Any, vocab_size: int, sos_id: int, eos_id: int, max_repeats: int,
-                 min_unit: int = 2, max_unit: int = 24):
+    def __init__(self, batch_size: Any, vocab_size: int, sos_id: int, max_repeats: int, min_unit: int = 2,
+                 max_unit: int = 24):
         if int(max_repeats) < 1:
             raise ValueError(f"max_repeats must be >= 1, got {max_repeats}")
         if not 1 <= int(min_unit) <= int(max_unit):
@@ -358,7 +359,6 @@ class RepeatLimit(Scorer):
         self.batch_size = batch_size
         self.vocab_size = int(vocab_size)
         self.sos_id = int(sos_id)
-        self.eos_id = int(eos_id)
         self.max_repeats = int(max_repeats)
         self.memory = (self.max_repeats + 1) * int(max_unit) - 1
         units = range(int(min_unit), int(max_unit) + 1)
@@ -367,31 +367,31 @@ class RepeatLimit(Scorer):
             [[j < self.max_repeats * u - 1 for j in range(self.memory)] for u in units], tf.bool)  # [U, M]
         self._partner = tf.constant(
             [[min(j + u, self.memory - 1) for j in range(self.memory)] for u in units], tf.int32)  # [U, M]
-        self._needed = tf.constant([(self.max_repeats + 1) * u - 1 for u in units], tf.int32)  # [U]
+        # [U]: the newest position a hypothesis must fill (hold a token, not -1) for max_repeats + 1 copies of u.
+        self._last_needed = tf.constant([(self.max_repeats + 1) * u - 2 for u in units], tf.int32)
         self._unit_start = tf.constant([u - 1 for u in units], tf.int32)  # [U]: the token u back
 
     def init_state(self, beam: int) -> State:
         rows = tf.convert_to_tensor(self.batch_size, tf.int32) * beam
-        return tf.fill(tf.stack([rows, self.memory]), -1), tf.zeros(tf.expand_dims(rows, 0), tf.int32)
+        return tf.fill(tf.stack([rows, self.memory]), -1)
 
     def score(self, last_tokens: tf.Tensor, state: State, candidates: tf.Tensor | None = None) -> tuple[Any, State]:
-        recent, length = state
+        recent = state
         last_tokens = tf.cast(last_tokens, tf.int32)
         is_token = tf.not_equal(last_tokens, self.sos_id)  # [N]: sos (the first step) is not a token
         pushed = tf.concat([tf.expand_dims(last_tokens, 1), recent[:, :-1]], axis=1)
         recent = tf.where(tf.expand_dims(is_token, 1), pushed, recent)
-        length = length + tf.cast(is_token, tf.int32)
         partners = tf.gather(recent, self._partner, axis=1)  # [N, U, M]
         mismatch = tf.not_equal(tf.expand_dims(recent, 1), partners) & self._checked
         periodic = tf.logical_not(tf.reduce_any(mismatch, axis=2))  # [N, U]
-        periodic = periodic & (tf.expand_dims(length, 1) >= self._needed)
+        periodic = periodic & (tf.gather(recent, self._last_needed, axis=1) >= 0)  # long enough
         next_copy = tf.gather(recent, self._unit_start, axis=1)  # [N, U]: the token that completes one more copy
         hits = tf.equal(tf.expand_dims(next_copy, 2), tf.range(self.vocab_size))  # [N, U, V]
         forbidden = tf.reduce_any(hits & tf.expand_dims(periodic, 2), axis=1)  # [N, V]
         scores = tf.where(forbidden, tf.constant(IMPOSSIBLE, tf.float32), tf.constant(0.0, tf.float32))
-        return scores, (recent, length)
+        return scores, recent
 
     def select(
         self, new_state: State, parent_indices: tf.Tensor, token_ids: tf.Tensor, candidate_indices: tf.Tensor
     ) -> State:
-        return tf.nest.map_structure(lambda x: tf.gather(x, parent_indices), new_state)
+        return tf.gather(new_state, parent_indices)
