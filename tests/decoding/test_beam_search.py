@@ -11,6 +11,7 @@ from hypothesis import given, settings
 
 from tf_jointctc.config import base_config
 from tf_jointctc.decoding import (
+    AttentionBacktrackLimit,
     AttentionScorer,
     CoverageScorer,
     LengthBonus,
@@ -21,6 +22,7 @@ from tf_jointctc.decoding import (
     beam_search_decode,
 )
 from tf_jointctc.decoding.attention_greedy import attention_greedy_decode
+from tf_jointctc.decoding.scorers import IMPOSSIBLE
 from tf_jointctc.model import build_model
 from tf_jointctc.text import Vocabulary
 
@@ -491,6 +493,78 @@ def test_coverage_scorer_needs_its_attention_scorer_first(small_vocab_model):
         beam_search(model, h, lengths, coverage_weight=-1.0)
 
 
+def attention_peaks(model, h, lengths, sequences):
+    """For every sequence (utterance 0 of h): the argmax frame of the attention at each of its token steps."""
+    m = len(sequences)
+    width = max(len(s) for s in sequences)
+    rows = tf.zeros([m], tf.int32)
+    h1, l1 = tf.gather(h, rows), tf.gather(lengths, rows)
+    h_proj, state = model.decoder_initial_state(h1, l1)
+    prev = np.full(m, model.sos_id, np.int32)
+    peaks = np.zeros([m, width], np.int64)
+    for u in range(width):
+        _, state = model.decoder_step(prev, state, h1, h_proj, l1)
+        peaks[:, u] = state[-1].numpy().argmax(axis=1)
+        prev = np.array([s[u] if u < len(s) else 0 for s in sequences], np.int32)
+    return [peaks[i, : len(s)] for i, s in enumerate(sequences)]
+
+
+@pytest.mark.parametrize("ctc_weight,max_backtrack", [(0.0, 1), (0.0, 2), (0.4, 1)])
+def test_backtrack_limit_equals_exhaustive_search_over_hypotheses_whose_attention_does_not_jump_back(
+        small_vocab_model, ctc_weight, max_backtrack):
+    """With the limit, a big beam finds the best hypotheses among those whose attention peak never moves back more
+    than `max_backtrack` frames from one token to the next (the eos after a jump is allowed: such a hypothesis may
+    end), scored as without the limit."""
+    model = small_vocab_model
+    h, lengths = encode(model, [20], seed=3)  # 10 encoder frames; ratio 0.4 -> 4 steps (3 tokens)
+    max_steps, nbest = 4, 4
+    out = beam_search(model, h, lengths, beam=40, ctc_weight=ctc_weight, max_length_ratio=0.4, nbest=nbest,
+                      max_attention_backtrack=max_backtrack)
+    out = {k: v.numpy() for k, v in out.items()}
+    tokens = [c for c in range(model.vocab_size) if c != model.eos_id]
+    sequences = [list(s) for n in range(max_steps) for s in itertools.product(tokens, repeat=n)]
+    scores = (1 - ctc_weight) * attention_log_prob(model, h, lengths, sequences)
+    if ctc_weight:
+        ctc = tf.nn.log_softmax(model.ctc_logits(h))[0, : int(lengths[0])].numpy()
+        scores += ctc_weight * np.array([ctc_log_prob(ctc, s) if 0 not in s else -np.inf for s in sequences])
+    jumps = [bool(np.any(p[:-1] - p[1:] > max_backtrack)) for p in attention_peaks(model, h, lengths, sequences)]
+    ranked = sorted([(s, q, j) for s, q, j in zip(scores, sequences, jumps) if np.isfinite(s)], key=lambda r: -r[0])
+    assert any(j for _, _, j in ranked[:nbest])  # without the limit, the best list holds a jump
+    check_against(out, 0, [(s, q) for s, q, j in ranked if not j], nbest)
+
+
+def test_backtrack_limit_forbids_every_token_but_eos_after_a_jump(small_vocab_model):
+    model = small_vocab_model
+    h, lengths = encode(model, [20], seed=3)
+    attention = AttentionScorer(model, h, lengths)
+    limit = AttentionBacktrackLimit(attention, model.vocab_size, model.eos_id, max_backtrack=1)
+    attention.init_state(2)
+    state = limit.init_state(2)
+    assert state.numpy().tolist() == [-1, -1]
+    attention.step_weights = tf.one_hot([3, 7], 10)  # peaks at frames 3 and 7
+    scores, peaks = limit.score(tf.constant([model.sos_id] * 2), tf.constant([5, 8]))  # previous peaks 5 and 8
+    assert peaks.numpy().tolist() == [3, 7]
+    eos = model.eos_id
+    assert (scores.numpy()[0, np.arange(model.vocab_size) != eos] <= IMPOSSIBLE).all()  # back 2 > 1
+    assert scores.numpy()[0, eos] == 0.0
+    assert (scores.numpy()[1] == 0.0).all()  # back 1: allowed
+    assert limit.select(peaks, tf.constant([1, 1]), None, None).numpy().tolist() == [7, 7]
+
+
+def test_backtrack_limit_needs_its_attention_scorer_first(small_vocab_model):
+    model = small_vocab_model
+    h, lengths = encode(model, [12])
+    attention = AttentionScorer(model, h, lengths)
+    limit = AttentionBacktrackLimit(attention, model.vocab_size, model.eos_id, max_backtrack=3)
+    with pytest.raises(ValueError, match="AttentionScorer first"):
+        batch_beam_search([(limit, 1.0), (attention, 1.0)], batch_size=1, vocab_size=model.vocab_size,
+                          sos_id=model.sos_id, eos_id=model.eos_id, max_lengths=[4], min_lengths=[0], beam=2)
+    with pytest.raises(ValueError, match="max_backtrack"):
+        AttentionBacktrackLimit(attention, model.vocab_size, model.eos_id, max_backtrack=-1)
+    with pytest.raises(ValueError, match="max_attention_backtrack"):
+        beam_search(model, h, lengths, max_attention_backtrack=-1)
+
+
 @pytest.fixture(scope="module")
 def paper_vocab_model():
     return tiny_model(Vocabulary().tokens[1:-1], ctc_weight=0.5, seed=2)
@@ -564,9 +638,11 @@ def test_refuses_unsupported_models():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("coverage_weight,max_repeats", [(0.0, 0), (0.3, 0), (0.0, 1)])
-def test_converts_to_tflite_builtins_and_matches(paper_vocab_model, tmp_path, coverage_weight, max_repeats):
-    """The whole joint decoder (encoder + beam search, with and without the coverage term and the repeat limit)
+@pytest.mark.parametrize("coverage_weight,max_repeats,max_backtrack", [(0.0, 0, 0), (0.3, 0, 0), (0.0, 1, 2)])
+def test_converts_to_tflite_builtins_and_matches(paper_vocab_model, tmp_path, coverage_weight, max_repeats,
+                                                 max_backtrack):
+    """The whole joint decoder (encoder + beam search, with and without the coverage term, the repeat limit and the
+    attention backtrack limit)
     exports to TFLite with built-in ops only. The batch must be static: TFLite lowers the TensorLists of
     `tf.scan`/LSTM loops only with static element shapes."""
     interpreter_lib = pytest.importorskip("ai_edge_litert.interpreter")
@@ -575,7 +651,8 @@ def test_converts_to_tflite_builtins_and_matches(paper_vocab_model, tmp_path, co
     def serve(features, lengths):
         h, encoder_lengths = model.encode(features, lengths)
         return beam_search(model, h, encoder_lengths, beam=3, ctc_weight=0.3, length_penalty=0.1, nbest=2,
-                           coverage_weight=coverage_weight, coverage_threshold=0.4, max_repeats=max_repeats)
+                           coverage_weight=coverage_weight, coverage_threshold=0.4, max_repeats=max_repeats,
+                           max_attention_backtrack=max_backtrack)
 
     archive = keras.export.ExportArchive()
     archive.track(model)

@@ -134,3 +134,17 @@ def test_explicit_shared_values_stand_for_every_modes_own_setting():
     assert (attention.lm_weight, attention.length_penalty) == (0.7, 0.3)
     assert options.for_mode(modes.JOINT, with_lm=True).ctc_weight == 0.2
 
+
+
+def test_the_attention_backtrack_limit_is_read_checked_and_recorded_only_when_on():
+    decode = base_config().decode
+    options = DecodeOptions.from_config(decode)
+    assert options.max_attention_backtrack == 0 and "max_attention_backtrack" not in options.to_dict()
+    decode.max_attention_backtrack = 12
+    on = DecodeOptions.from_config(decode)
+    assert on.max_attention_backtrack == 12 and on.to_dict()["max_attention_backtrack"] == 12
+    assert on.for_mode(modes.ATTENTION, with_lm=True).max_attention_backtrack == 12  # shared by every beam mode
+    assert DecodeOptions.from_config(decode, max_attention_backtrack=5).max_attention_backtrack == 5
+    for bad in (-1, 2.5):
+        with pytest.raises(ValueError, match="max_attention_backtrack"):
+            DecodeOptions(max_attention_backtrack=bad)

@@ -5,6 +5,7 @@ from tf_jointctc.decoding.beam_search import batch_beam_search, beam_search, bea
 from tf_jointctc.decoding.ctc_prefix_score import CTCPrefixState
 from tf_jointctc.decoding.greedy import ctc_greedy_decode
 from tf_jointctc.decoding.scorers import (
+    AttentionBacktrackLimit,
     AttentionScorer,
     CoverageScorer,
     CTCPrefixScorer,
@@ -14,6 +15,7 @@ from tf_jointctc.decoding.scorers import (
 )
 
 __all__ = [
+    "AttentionBacktrackLimit",
     "AttentionScorer",
     "CTCPrefixScorer",
     "CoverageScorer",

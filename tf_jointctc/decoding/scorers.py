@@ -395,3 +395,55 @@ class RepeatLimit(Scorer):
         self, new_state: State, parent_indices: tf.Tensor, token_ids: tf.Tensor, candidate_indices: tf.Tensor
     ) -> State:
         return tf.gather(new_state, parent_indices)
+
+
+class AttentionBacktrackLimit(Scorer):
+    """Full scorer: a hypothesis whose attention peak moves back more than `max_backtrack` encoder frames from the
+    previous token's peak may only end there: every token but eos is forbidden (`IMPOSSIBLE`) at that step, eos and
+    every step without such a jump score 0. Not in the paper: a decoding rule against the attention beam's loops in
+    noise, where an attention decoder that has lost its place jumps back over frames it has read and transcribes
+    them again with small changes ("you could of the could the could ..."), which `RepeatLimit` does not catch. In
+    the hypotheses of docs/accuracy.md's row ab, a looping hypothesis' peak jumped back by 100 frames and more,
+    every other one by at most a few frames.
+
+    The peak of a step is the argmax of the attention weights that produced its scores (`AttentionScorer`'s
+    `step_weights`); it does not depend on the token emitted, so the rule forbids whole rows.
+
+    Args:
+      attention: the search's `AttentionScorer`, ahead of this scorer in the list: `score` reads its
+        `step_weights` of the same step.
+      vocab_size, eos_id: output vocabulary.
+      max_backtrack: >= 0, how many encoder frames the peak may move back from one token to the next.
+
+    State: the peak of the hypothesis' last token [N] int32 (-1 for the sos hypothesis: the first step has no
+    previous peak).
+    """
+
+    partial = False
+    bounds = (-math.inf, 0.0)
+
+    def __init__(self, attention: AttentionScorer, vocab_size: int, eos_id: int, max_backtrack: int):
+        if int(max_backtrack) < 0:
+            raise ValueError(f"max_backtrack must be >= 0, got {max_backtrack}")
+        self.attention = attention
+        self.vocab_size = int(vocab_size)
+        self.eos_id = int(eos_id)
+        self.max_backtrack = int(max_backtrack)
+
+    def init_state(self, beam: int) -> State:
+        return tf.fill(tf.expand_dims(tf.shape(self.attention.encoder_lengths)[0] * beam, 0), -1)
+
+    def score(self, last_tokens: tf.Tensor, state: State, candidates: tf.Tensor | None = None) -> tuple[Any, State]:
+        weights = self.attention.step_weights
+        if weights is None:
+            raise ValueError("AttentionBacktrackLimit reads the attention of the step: put its AttentionScorer first")
+        peak = tf.math.argmax(weights, axis=1, output_type=tf.int32)  # [N]
+        jumped = tf.expand_dims(state - peak > self.max_backtrack, 1)  # [N, 1]
+        not_eos = tf.expand_dims(tf.not_equal(tf.range(self.vocab_size), self.eos_id), 0)  # [1, V]
+        scores = tf.where(jumped & not_eos, tf.constant(IMPOSSIBLE, tf.float32), tf.constant(0.0, tf.float32))
+        return scores, peak
+
+    def select(
+        self, new_state: State, parent_indices: tf.Tensor, token_ids: tf.Tensor, candidate_indices: tf.Tensor
+    ) -> State:
+        return tf.gather(new_state, parent_indices)
