@@ -109,8 +109,8 @@ def _mode_info(mode: str, options: DecodeOptions) -> dict[str, Any]:
         info["coverage_threshold"] = float(options.coverage_threshold)
     if options.max_repeats > 0:  # likewise the repeat limit
         info["max_repeats"] = int(options.max_repeats)
-    if options.max_attention_backtrack > 0:  # likewise the backtrack limit
-        info["max_attention_backtrack"] = int(options.max_attention_backtrack)
+    if options.max_attention_stall > 0:  # likewise the stall limit
+        info["max_attention_stall"] = int(options.max_attention_stall)
     return info
 
 

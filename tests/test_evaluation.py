@@ -235,20 +235,20 @@ def test_evaluation_repeat_limit_comes_from_the_config_and_arguments(trained_wor
     assert hypotheses(tmp_path / "configured.jsonl") == limited
 
 
-def test_evaluation_attention_backtrack_limit_comes_from_the_config_and_arguments(trained_workdir, trained_manifest,
+def test_evaluation_attention_stall_limit_comes_from_the_config_and_arguments(trained_workdir, trained_manifest,
                                                                                   tmp_path):
-    """`max_attention_backtrack` (jointctc-eval's flag) defaults to the config's and is recorded; the argument and
+    """`max_attention_stall` (jointctc-eval's flag) defaults to the config's and is recorded; the argument and
     the config give the same hypotheses."""
     workdir, _ = trained_workdir
     data = str(trained_manifest)
     common = dict(beam=3, batch_size=4, lm_workdir="")
-    off = evaluate_workdir(str(workdir), data, "attention", max_attention_backtrack=0, **common)
-    assert off["max_attention_backtrack"] == 0
+    off = evaluate_workdir(str(workdir), data, "attention", max_attention_stall=0, **common)
+    assert off["max_attention_stall"] == 0
     on = evaluate_workdir(str(workdir), data, "attention", output=str(tmp_path / "on.jsonl"),
-                          max_attention_backtrack=1, **common)
-    assert on["max_attention_backtrack"] == 1
-    configured = copy_workdir(workdir, tmp_path / "configured", max_attention_backtrack=1)
+                          max_attention_stall=1, **common)
+    assert on["max_attention_stall"] == 1
+    configured = copy_workdir(workdir, tmp_path / "configured", max_attention_stall=1)
     summary = evaluate_workdir(str(configured), data, "attention", output=str(tmp_path / "configured.jsonl"),
                                **common)
-    assert summary["max_attention_backtrack"] == 1
+    assert summary["max_attention_stall"] == 1
     assert hypotheses(tmp_path / "configured.jsonl") == hypotheses(tmp_path / "on.jsonl")

@@ -193,10 +193,10 @@ def base_config() -> ml_collections.ConfigDict:
     # Attention and joint modes (not in the paper): no hypothesis may hold more than max_repeats consecutive copies of
     # a unit of 2 to 24 tokens ("the the the" at 2), against the attention beam's loops. 0 = no limit.
     config.decode.max_repeats = 0
-    # Attention and joint modes (not in the paper): a hypothesis whose attention peak moves back more than
-    # max_attention_backtrack encoder frames from one token to the next may only end there, against the attention
+    # Attention and joint modes (not in the paper): a hypothesis may emit at most max_attention_stall tokens in a row
+    # whose attention peak does not pass the furthest frame it has reached; then it may only end, against the attention
     # beam's loops over frames it has read ("you could of the could the could"). 0 = no limit.
-    config.decode.max_attention_backtrack = 0
+    config.decode.max_attention_stall = 0
     # Shallow fusion with a character LM (issue 13; not in the paper): a jointctc-train-lm work dir and its
     # weight beta in `score += beta * log p_lm` for the attention and joint modes. "" / 0 = no LM. The weight is
     # the one used *when* an LM is fused: a config may hold it while its evaluations run with and without an LM.

@@ -120,13 +120,13 @@ def evaluate_workdir(workdir: str, data: str, mode: str, beam: int | None = None
              batch_size: int = 8, lm_workdir: str | None = None, lm_weight: float | None = None,
              min_length_ratio: float | None = None, max_length_ratio: float | None = None,
              coverage_weight: float | None = None, coverage_threshold: float | None = None,
-             max_repeats: int | None = None, max_attention_backtrack: int | None = None) -> dict:
+             max_repeats: int | None = None, max_attention_stall: int | None = None) -> dict:
     """Decodes `data` with the model of a jointctc-train work dir; returns the jointctc-eval summary.
 
     Decoding options default to the work dir's `config.decode` (`min_length_ratio` / `max_length_ratio`: tokens per
     encoder frame before eos is allowed / at most, in the attention and joint modes; `coverage_weight` /
     `coverage_threshold`: the coverage term of those modes; `max_repeats`: their limit on consecutive copies of a
-    unit; `max_attention_backtrack`: encoder frames their attention peak may move back between two tokens,
+    unit; `max_attention_stall`: how many tokens in a row their attention peak may stay behind its furthest frame,
     `DecodeOptions`). Evaluation keeps every
     readable utterance: no length limit and no CTC-feasibility filter (a 4x-subsampled CTC model simply cannot emit
     some of them).
@@ -162,7 +162,7 @@ def evaluate_workdir(workdir: str, data: str, mode: str, beam: int | None = None
                                         lm_weight=weight, min_length_ratio=min_length_ratio,
                                         max_length_ratio=max_length_ratio, coverage_weight=coverage_weight,
                                         coverage_threshold=coverage_threshold, max_repeats=max_repeats,
-                                        max_attention_backtrack=max_attention_backtrack, **own)
+                                        max_attention_stall=max_attention_stall, **own)
     options = options.for_mode(mode, with_lm=with_lm)
     lm = lm_checkpoint = None
     if lm_workdir and mode != modes.CTC_GREEDY:
@@ -178,7 +178,7 @@ def evaluate_workdir(workdir: str, data: str, mode: str, beam: int | None = None
                    length_penalty=options.length_penalty, min_length_ratio=options.min_length_ratio,
                    max_length_ratio=options.max_length_ratio, coverage_weight=options.coverage_weight,
                    coverage_threshold=options.coverage_threshold, max_repeats=options.max_repeats,
-                   max_attention_backtrack=options.max_attention_backtrack,
+                   max_attention_stall=options.max_attention_stall,
                    skipped=prepared["num_skipped"],
                    checkpoint=checkpoint,
                    data=os.path.abspath(data), lm_workdir=os.path.abspath(lm_workdir) if lm is not None else None,

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 
 from tf_jointctc.config import base_config
 from tf_jointctc.decoding import (
-    AttentionBacktrackLimit,
     AttentionScorer,
+    AttentionStallLimit,
     CoverageScorer,
     LengthBonus,
     RepeatLimit,
@@ -509,17 +509,26 @@ def attention_peaks(model, h, lengths, sequences):
     return [peaks[i, : len(s)] for i, s in enumerate(sequences)]
 
 
-@pytest.mark.parametrize("ctc_weight,max_backtrack", [(0.0, 1), (0.0, 2), (0.4, 1)])
-def test_backtrack_limit_equals_exhaustive_search_over_hypotheses_whose_attention_does_not_jump_back(
-        small_vocab_model, ctc_weight, max_backtrack):
-    """With the limit, a big beam finds the best hypotheses among those whose attention peak never moves back more
-    than `max_backtrack` frames from one token to the next (the eos after a jump is allowed: such a hypothesis may
-    end), scored as without the limit."""
+def longest_stall(peaks):
+    """Brute force: the most tokens in a row whose peak does not pass the furthest peak before them."""
+    furthest, run, longest = -1, 0, 0
+    for peak in peaks:
+        run = 0 if peak > furthest else run + 1
+        furthest, longest = max(furthest, peak), max(longest, run)
+    return longest
+
+
+@pytest.mark.parametrize("ctc_weight,max_stall", [(0.0, 1), (0.4, 1)])
+def test_stall_limit_equals_exhaustive_search_over_hypotheses_whose_attention_keeps_moving(
+        small_vocab_model, ctc_weight, max_stall):
+    """With the limit, a big beam finds the best hypotheses among those with at most `max_stall` tokens in a row whose
+    attention peak does not pass the furthest frame before them (eos after a longer stall is allowed: such a
+    hypothesis may end there), scored as without the limit."""
     model = small_vocab_model
-    h, lengths = encode(model, [20], seed=3)  # 10 encoder frames; ratio 0.4 -> 4 steps (3 tokens)
-    max_steps, nbest = 4, 4
-    out = beam_search(model, h, lengths, beam=40, ctc_weight=ctc_weight, max_length_ratio=0.4, nbest=nbest,
-                      max_attention_backtrack=max_backtrack)
+    h, lengths = encode(model, [20], seed=0)  # 10 encoder frames; ratio 0.5 -> 5 steps (4 tokens)
+    max_steps, nbest = 5, 4
+    out = beam_search(model, h, lengths, beam=128, ctc_weight=ctc_weight, max_length_ratio=0.5, nbest=nbest,
+                      max_attention_stall=max_stall)
     out = {k: v.numpy() for k, v in out.items()}
     tokens = [c for c in range(model.vocab_size) if c != model.eos_id]
     sequences = [list(s) for n in range(max_steps) for s in itertools.product(tokens, repeat=n)]
@@ -527,42 +536,44 @@ def test_backtrack_limit_equals_exhaustive_search_over_hypotheses_whose_attentio
     if ctc_weight:
         ctc = tf.nn.log_softmax(model.ctc_logits(h))[0, : int(lengths[0])].numpy()
         scores += ctc_weight * np.array([ctc_log_prob(ctc, s) if 0 not in s else -np.inf for s in sequences])
-    jumps = [bool(np.any(p[:-1] - p[1:] > max_backtrack)) for p in attention_peaks(model, h, lengths, sequences)]
-    ranked = sorted([(s, q, j) for s, q, j in zip(scores, sequences, jumps) if np.isfinite(s)], key=lambda r: -r[0])
-    assert any(j for _, _, j in ranked[:nbest])  # without the limit, the best list holds a jump
+    stalls = [longest_stall(p) > max_stall for p in attention_peaks(model, h, lengths, sequences)]
+    ranked = sorted([(s, q, j) for s, q, j in zip(scores, sequences, stalls) if np.isfinite(s)], key=lambda r: -r[0])
+    assert any(j for _, _, j in ranked[:nbest])  # without the limit, the best list holds a longer stall
     check_against(out, 0, [(s, q) for s, q, j in ranked if not j], nbest)
 
 
-def test_backtrack_limit_forbids_every_token_but_eos_after_a_jump(small_vocab_model):
+def test_stall_limit_forbids_every_token_but_eos_after_too_many_tokens_without_progress(small_vocab_model):
     model = small_vocab_model
     h, lengths = encode(model, [20], seed=3)
     attention = AttentionScorer(model, h, lengths)
-    limit = AttentionBacktrackLimit(attention, model.vocab_size, model.eos_id, max_backtrack=1)
+    limit = AttentionStallLimit(attention, model.vocab_size, model.eos_id, max_stall=1)
     attention.init_state(2)
-    state = limit.init_state(2)
-    assert state.numpy().tolist() == [-1, -1]
+    furthest, stalled = limit.init_state(2)
+    assert furthest.numpy().tolist() == [-1, -1] and stalled.numpy().tolist() == [0, 0]
     attention.step_weights = tf.one_hot([3, 7], 10)  # peaks at frames 3 and 7
-    scores, peaks = limit.score(tf.constant([model.sos_id] * 2), tf.constant([5, 8]))  # previous peaks 5 and 8
-    assert peaks.numpy().tolist() == [3, 7]
+    state = (tf.constant([5, 5]), tf.constant([1, 1]))  # both reached frame 5; one token each without progress
+    scores, (furthest, stalled) = limit.score(tf.constant([model.sos_id] * 2), state)
+    assert furthest.numpy().tolist() == [5, 7] and stalled.numpy().tolist() == [2, 0]
     eos = model.eos_id
-    assert (scores.numpy()[0, np.arange(model.vocab_size) != eos] <= IMPOSSIBLE).all()  # back 2 > 1
+    assert (scores.numpy()[0, np.arange(model.vocab_size) != eos] <= IMPOSSIBLE).all()  # a second token behind 5
     assert scores.numpy()[0, eos] == 0.0
-    assert (scores.numpy()[1] == 0.0).all()  # back 1: allowed
-    assert limit.select(peaks, tf.constant([1, 1]), None, None).numpy().tolist() == [7, 7]
+    assert (scores.numpy()[1] == 0.0).all()  # frame 7 passes 5: progress
+    kept = limit.select((furthest, stalled), tf.constant([1, 1]), None, None)
+    assert [x.numpy().tolist() for x in kept] == [[7, 7], [0, 0]]
 
 
-def test_backtrack_limit_needs_its_attention_scorer_first(small_vocab_model):
+def test_stall_limit_needs_its_attention_scorer_first(small_vocab_model):
     model = small_vocab_model
     h, lengths = encode(model, [12])
     attention = AttentionScorer(model, h, lengths)
-    limit = AttentionBacktrackLimit(attention, model.vocab_size, model.eos_id, max_backtrack=3)
+    limit = AttentionStallLimit(attention, model.vocab_size, model.eos_id, max_stall=3)
     with pytest.raises(ValueError, match="AttentionScorer first"):
         batch_beam_search([(limit, 1.0), (attention, 1.0)], batch_size=1, vocab_size=model.vocab_size,
                           sos_id=model.sos_id, eos_id=model.eos_id, max_lengths=[4], min_lengths=[0], beam=2)
-    with pytest.raises(ValueError, match="max_backtrack"):
-        AttentionBacktrackLimit(attention, model.vocab_size, model.eos_id, max_backtrack=-1)
-    with pytest.raises(ValueError, match="max_attention_backtrack"):
-        beam_search(model, h, lengths, max_attention_backtrack=-1)
+    with pytest.raises(ValueError, match="max_stall"):
+        AttentionStallLimit(attention, model.vocab_size, model.eos_id, max_stall=-1)
+    with pytest.raises(ValueError, match="max_attention_stall"):
+        beam_search(model, h, lengths, max_attention_stall=-1)
 
 
 @pytest.fixture(scope="module")
@@ -638,11 +649,11 @@ def test_refuses_unsupported_models():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("coverage_weight,max_repeats,max_backtrack", [(0.0, 0, 0), (0.3, 0, 0), (0.0, 1, 2)])
+@pytest.mark.parametrize("coverage_weight,max_repeats,max_stall", [(0.0, 0, 0), (0.3, 0, 0), (0.0, 1, 2)])
 def test_converts_to_tflite_builtins_and_matches(paper_vocab_model, tmp_path, coverage_weight, max_repeats,
-                                                 max_backtrack):
+                                                 max_stall):
     """The whole joint decoder (encoder + beam search, with and without the coverage term, the repeat limit and the
-    attention backtrack limit)
+    attention stall limit)
     exports to TFLite with built-in ops only. The batch must be static: TFLite lowers the TensorLists of
     `tf.scan`/LSTM loops only with static element shapes."""
     interpreter_lib = pytest.importorskip("ai_edge_litert.interpreter")
@@ -652,7 +663,7 @@ def test_converts_to_tflite_builtins_and_matches(paper_vocab_model, tmp_path, co
         h, encoder_lengths = model.encode(features, lengths)
         return beam_search(model, h, encoder_lengths, beam=3, ctc_weight=0.3, length_penalty=0.1, nbest=2,
                            coverage_weight=coverage_weight, coverage_threshold=0.4, max_repeats=max_repeats,
-                           max_attention_backtrack=max_backtrack)
+                           max_attention_stall=max_stall)
 
     archive = keras.export.ExportArchive()
     archive.track(model)

@@ -136,15 +136,15 @@ def test_explicit_shared_values_stand_for_every_modes_own_setting():
 
 
 
-def test_the_attention_backtrack_limit_is_read_checked_and_recorded_only_when_on():
+def test_the_attention_stall_limit_is_read_checked_and_recorded_only_when_on():
     decode = base_config().decode
     options = DecodeOptions.from_config(decode)
-    assert options.max_attention_backtrack == 0 and "max_attention_backtrack" not in options.to_dict()
-    decode.max_attention_backtrack = 12
+    assert options.max_attention_stall == 0 and "max_attention_stall" not in options.to_dict()
+    decode.max_attention_stall = 12
     on = DecodeOptions.from_config(decode)
-    assert on.max_attention_backtrack == 12 and on.to_dict()["max_attention_backtrack"] == 12
-    assert on.for_mode(modes.ATTENTION, with_lm=True).max_attention_backtrack == 12  # shared by every beam mode
-    assert DecodeOptions.from_config(decode, max_attention_backtrack=5).max_attention_backtrack == 5
+    assert on.max_attention_stall == 12 and on.to_dict()["max_attention_stall"] == 12
+    assert on.for_mode(modes.ATTENTION, with_lm=True).max_attention_stall == 12  # shared by every beam mode
+    assert DecodeOptions.from_config(decode, max_attention_stall=5).max_attention_stall == 5
     for bad in (-1, 2.5):
-        with pytest.raises(ValueError, match="max_attention_backtrack"):
-            DecodeOptions(max_attention_backtrack=bad)
+        with pytest.raises(ValueError, match="max_attention_stall"):
+            DecodeOptions(max_attention_stall=bad)

@@ -1,15 +1,15 @@
 """`jointctc-eval --workdir W --data D --mode {ctc_greedy,attention,joint} [--beam 20] [--ctc_weight 0.3]
 [--length_penalty 0.1] [--min_length_ratio 0] [--max_length_ratio 1] [--coverage_weight 0 --coverage_threshold 0.5]
-[--max_repeats 0] [--max_attention_backtrack 0] [--lm_workdir LM --lm_weight 0.3] [--output H.jsonl]
+[--max_repeats 0] [--max_attention_stall 0] [--lm_workdir LM --lm_weight 0.3] [--output H.jsonl]
 [--intra_op_threads N]` (docs/interfaces.md): decodes a data set with a trained model and prints one JSON line
 `{"cer", "wer", "utterances", "audio_seconds", "decode_seconds", "rtf", ..., "min_length_ratio", "max_length_ratio",
-"coverage_weight", "coverage_threshold", "max_repeats", "max_attention_backtrack", "lm_workdir", "lm_weight",
+"coverage_weight", "coverage_threshold", "max_repeats", "max_attention_stall", "lm_workdir", "lm_weight",
 "cpu_threads"}`. `--min_length_ratio` / `--max_length_ratio` (tokens per encoder frame: eos forbidden before,
 output capped at), `--coverage_weight` / `--coverage_threshold` (the coverage
 term: + weight per encoder frame whose attention summed over the hypothesis exceeds the threshold) and
 `--max_repeats` (at most that many consecutive copies of a unit of 2 to 24 tokens in a hypothesis; 0: no limit)
-and `--max_attention_backtrack` (a hypothesis whose attention peak moves back more than that many encoder frames
-between two tokens may only end; 0: no limit) default to the config's `decode` section.
+and `--max_attention_stall` (a hypothesis whose attention peak has stayed behind its furthest frame for more than
+that many tokens in a row may only end; 0: no limit) default to the config's `decode` section.
 
 `--lm_workdir` (a jointctc-train-lm work dir) adds its character LM to the attention and joint beam searches by
 shallow fusion with weight `--lm_weight`; both default to the recognizer config's `decode.lm_workdir` and
@@ -56,9 +56,9 @@ _MAX_REPEATS = flags.DEFINE_integer(
     "(default: config; 0: no limit).", lower_bound=0,
 )
 _MAX_ATTENTION_BACKTRACK = flags.DEFINE_integer(
-    "max_attention_backtrack", None,
-    "A hypothesis whose attention peak moves back more than this many encoder frames between two tokens may only "
-    "end, attention/joint modes (default: config; 0: no limit).", lower_bound=0,
+    "max_attention_stall", None,
+    "A hypothesis whose attention peak has stayed behind its furthest frame for more than this many tokens in a row "
+    "may only end, attention/joint modes (default: config; 0: no limit).", lower_bound=0,
 )
 _LM_WORKDIR = flags.DEFINE_string(
     "lm_workdir", None, "A jointctc-train-lm work dir for shallow fusion (default: decode.lm_workdir; '' for none)."
@@ -88,7 +88,7 @@ def main(argv: list[str]) -> None:
             batch_size=_BATCH_SIZE.value, lm_workdir=_LM_WORKDIR.value, lm_weight=_LM_WEIGHT.value,
             min_length_ratio=_MIN_LENGTH_RATIO.value, max_length_ratio=_MAX_LENGTH_RATIO.value,
             coverage_weight=_COVERAGE_WEIGHT.value, coverage_threshold=_COVERAGE_THRESHOLD.value,
-            max_repeats=_MAX_REPEATS.value, max_attention_backtrack=_MAX_ATTENTION_BACKTRACK.value,
+            max_repeats=_MAX_REPEATS.value, max_attention_stall=_MAX_ATTENTION_BACKTRACK.value,
         )
     except (ValueError, FileNotFoundError) as error:
         raise SystemExit(f"jointctc-eval: {error}") from None

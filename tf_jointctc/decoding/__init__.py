@@ -5,8 +5,8 @@ from tf_jointctc.decoding.beam_search import batch_beam_search, beam_search, bea
 from tf_jointctc.decoding.ctc_prefix_score import CTCPrefixState
 from tf_jointctc.decoding.greedy import ctc_greedy_decode
 from tf_jointctc.decoding.scorers import (
-    AttentionBacktrackLimit,
     AttentionScorer,
+    AttentionStallLimit,
     CoverageScorer,
     CTCPrefixScorer,
     LengthBonus,
@@ -15,8 +15,8 @@ from tf_jointctc.decoding.scorers import (
 )
 
 __all__ = [
-    "AttentionBacktrackLimit",
     "AttentionScorer",
+    "AttentionStallLimit",
     "CTCPrefixScorer",
     "CoverageScorer",
     "RepeatLimit",

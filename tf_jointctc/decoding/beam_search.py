@@ -26,8 +26,8 @@ Utterances are independent: padding and other utterances in the batch do not cha
 `beam_search` builds the scorers of the attention and joint modes (attention, CTC prefix, length bonus) and,
 with `lm_weight > 0`, a character language model's `RNNLMScorer` (shallow fusion, issue 13), with
 `coverage_weight > 0` the `CoverageScorer`, with `max_repeats > 0` the `RepeatLimit` (no unit repeated more than
-`max_repeats` times in a row), with `max_attention_backtrack > 0` the `AttentionBacktrackLimit` (a hypothesis whose
-attention peak jumps back more than that many encoder frames may only end).
+`max_repeats` times in a row), with `max_attention_stall > 0` the `AttentionStallLimit` (a hypothesis whose
+attention peak has stayed behind its furthest frame for more than that many tokens in a row may only end).
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ import tensorflow as tf
 
 from tf_jointctc.decoding.scorers import (
     IMPOSSIBLE,
-    AttentionBacktrackLimit,
     AttentionScorer,
+    AttentionStallLimit,
     CoverageScorer,
     CTCPrefixScorer,
     LengthBonus,
@@ -314,7 +314,7 @@ def beam_search(
     coverage_weight: float = 0.0,
     coverage_threshold: float = 0.5,
     max_repeats: int = 0,
-    max_attention_backtrack: int = 0,
+    max_attention_stall: int = 0,
     extra_scorers: Sequence[tuple[Scorer, float]] = (),
 ) -> dict[str, tf.Tensor]:
     """Attention (ctc_weight = 0) or joint CTC/attention (ctc_weight > 0) beam search, optionally fused with a
@@ -325,9 +325,9 @@ def beam_search(
     + length_penalty * |y| + coverage_weight * coverage(y)` (+ `weight * score` of each `extra_scorers` entry; see
     `scorers.py`), where coverage(y) counts the encoder frames whose attention summed over y's tokens exceeds
     `coverage_threshold` (`CoverageScorer`). With `max_repeats > 0` no hypothesis holds more than `max_repeats`
-    consecutive copies of a unit of 2 to 24 tokens (`RepeatLimit`), and with `max_attention_backtrack > 0` a hypothesis
-    whose attention peak moves back more than that many encoder frames from one token to the next may only end
-    there (`AttentionBacktrackLimit`). The CTC term
+    consecutive copies of a unit of 2 to 24 tokens (`RepeatLimit`), and with `max_attention_stall > 0` a hypothesis
+    whose attention peak has not passed the furthest frame it reached for more than that many tokens in a row may
+    only end there (`AttentionStallLimit`). The CTC term
     is the prefix score (`ctc_prefix_score.py`), evaluated only on the `int(pre_beam_ratio * beam)` best
     attention candidates of each hypothesis (and eos), as ESPnet does.
 
@@ -351,8 +351,8 @@ def beam_search(
       coverage_weight: >= 0, the coverage term's weight per covered frame (0: none).
       coverage_threshold: > 0, the summed attention at which a frame counts as covered.
       max_repeats: >= 0, how many consecutive copies of a unit a hypothesis may hold (0: no limit).
-      max_attention_backtrack: >= 0, how many encoder frames the attention peak may move back between two tokens
-        (0: no limit).
+      max_attention_stall: >= 0, how many tokens in a row may leave the attention peak's furthest frame where it
+        is (0: no limit).
       extra_scorers: more (scorer, weight) pairs.
 
     Returns:
@@ -376,14 +376,14 @@ def beam_search(
         raise ValueError(f"coverage_weight must be a finite number >= 0, got {coverage_weight}")
     if int(max_repeats) < 0:
         raise ValueError(f"max_repeats must be >= 0, got {max_repeats}")
-    if int(max_attention_backtrack) < 0:
-        raise ValueError(f"max_attention_backtrack must be >= 0, got {max_attention_backtrack}")
+    if int(max_attention_stall) < 0:
+        raise ValueError(f"max_attention_stall must be >= 0, got {max_attention_stall}")
     encoder_lengths = tf.cast(encoder_lengths, tf.int32)
     vocab_size = int(model.vocab_size)
     attention = AttentionScorer(model, h, encoder_lengths)
     scorers: list[tuple[Scorer, float]] = [(attention, 1.0 - ctc_weight)]
-    if int(max_attention_backtrack) > 0:
-        limit = AttentionBacktrackLimit(attention, vocab_size, model.eos_id, int(max_attention_backtrack))
+    if int(max_attention_stall) > 0:
+        limit = AttentionStallLimit(attention, vocab_size, model.eos_id, int(max_attention_stall))
         scorers.append((limit, 1.0))
     if coverage_weight > 0.0:
         scorers.append((CoverageScorer(attention, vocab_size, model.eos_id, coverage_threshold), coverage_weight))

@@ -84,7 +84,7 @@ def decode(
       lengths: valid encoder frames, int32 [B] (at least 1 each).
       mode: one of `MODES`.
       options: beam, ctc_weight (joint only), length_penalty, length ratios, lm_weight, the coverage term,
-        the repeat limit and the attention backtrack limit (unused by ctc_greedy).
+        the repeat limit and the attention stall limit (unused by ctc_greedy).
       lm: the character language model fused with weight `options.lm_weight` (attention and joint; unused when
         the weight is 0, and by ctc_greedy).
 
@@ -107,5 +107,5 @@ def decode(
         coverage_weight=float(options.coverage_weight),
         coverage_threshold=float(options.coverage_threshold),
         max_repeats=int(options.max_repeats),
-        max_attention_backtrack=int(options.max_attention_backtrack),
+        max_attention_stall=int(options.max_attention_stall),
     )

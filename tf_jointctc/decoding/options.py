@@ -71,9 +71,9 @@ class DecodeOptions:
     `coverage_weight` (>= 0; 0: none) adds the coverage term, `coverage_weight` per encoder frame whose attention
     summed over the hypothesis exceeds `coverage_threshold` (`scorers.CoverageScorer`), in the attention and joint
     modes. `max_repeats` (>= 0; 0: no limit) forbids hypotheses that hold a unit of 2 to 24 tokens more than
-    `max_repeats` times in a row (`scorers.RepeatLimit`), in the same modes. `max_attention_backtrack` (>= 0 encoder
-    frames; 0: no limit) lets a hypothesis whose attention peak moves back more than that between two tokens only
-    end there (`scorers.AttentionBacktrackLimit`), in the same modes.
+    `max_repeats` times in a row (`scorers.RepeatLimit`), in the same modes. `max_attention_stall` (>= 0 tokens;
+    0: no limit) lets a hypothesis whose attention peak has stayed behind its furthest frame for more than that many
+    tokens in a row only end there (`scorers.AttentionStallLimit`), in the same modes.
     """
 
     beam: int = 20
@@ -88,7 +88,7 @@ class DecodeOptions:
     coverage_weight: float = 0.0
     coverage_threshold: float = 0.5
     max_repeats: int = 0
-    max_attention_backtrack: int = 0
+    max_attention_stall: int = 0
 
     def __post_init__(self) -> None:
         if int(self.beam) < 1:
@@ -111,9 +111,9 @@ class DecodeOptions:
             raise ValueError(f"coverage_threshold must be > 0, got {self.coverage_threshold}")
         if int(self.max_repeats) < 0 or int(self.max_repeats) != self.max_repeats:
             raise ValueError(f"max_repeats must be an integer >= 0, got {self.max_repeats}")
-        backtrack = self.max_attention_backtrack
-        if int(backtrack) < 0 or int(backtrack) != backtrack:
-            raise ValueError(f"max_attention_backtrack must be an integer >= 0, got {backtrack}")
+        stall = self.max_attention_stall
+        if int(stall) < 0 or int(stall) != stall:
+            raise ValueError(f"max_attention_stall must be an integer >= 0, got {stall}")
 
     @classmethod
     def from_config(cls, decode_config: Any = None, **overrides: Any) -> DecodeOptions:
@@ -134,7 +134,7 @@ class DecodeOptions:
             coverage_weight=float(values.get("coverage_weight", cls.coverage_weight)),
             coverage_threshold=float(values.get("coverage_threshold", cls.coverage_threshold)),
             max_repeats=int(values.get("max_repeats", cls.max_repeats)),
-            max_attention_backtrack=int(values.get("max_attention_backtrack", cls.max_attention_backtrack)),
+            max_attention_stall=int(values.get("max_attention_stall", cls.max_attention_stall)),
             **{name: _optional_float(values.get(name)) for name in _MODE_LM_FIELDS},
         )
 
@@ -153,7 +153,7 @@ class DecodeOptions:
 
     def to_dict(self) -> dict[str, Any]:
         """The options as a dict; `lm_weight` only when > 0, the coverage term only with a weight > 0, `max_repeats`
-        and `max_attention_backtrack` only when > 0, and the attention and joint modes' own LM settings only when set,
+        and `max_attention_stall` only when > 0, and the attention and joint modes' own LM settings only when set,
         so that a record of decoding without them (e.g. an export's `export_info`) reads as before they existed."""
         values = dataclasses.asdict(self)
         if not self.lm_weight:
@@ -162,8 +162,8 @@ class DecodeOptions:
             del values["coverage_weight"], values["coverage_threshold"]
         if not self.max_repeats:
             del values["max_repeats"]
-        if not self.max_attention_backtrack:
-            del values["max_attention_backtrack"]
+        if not self.max_attention_stall:
+            del values["max_attention_stall"]
         for name in _MODE_LM_FIELDS:
             if values[name] is None:
                 del values[name]

@@ -397,14 +397,14 @@ class RepeatLimit(Scorer):
         return tf.gather(new_state, parent_indices)
 
 
-class AttentionBacktrackLimit(Scorer):
-    """Full scorer: a hypothesis whose attention peak moves back more than `max_backtrack` encoder frames from the
-    previous token's peak may only end there: every token but eos is forbidden (`IMPOSSIBLE`) at that step, eos and
-    every step without such a jump score 0. Not in the paper: a decoding rule against the attention beam's loops in
-    noise, where an attention decoder that has lost its place jumps back over frames it has read and transcribes
-    them again with small changes ("you could of the could the could ..."), which `RepeatLimit` does not catch. In
-    the hypotheses of docs/accuracy.md's row ab, a looping hypothesis' peak jumped back by 100 frames and more,
-    every other one by at most a few frames.
+class AttentionStallLimit(Scorer):
+    """Full scorer: a hypothesis may emit at most `max_stall` tokens in a row whose attention peak does not pass the
+    furthest encoder frame its peaks have reached; at the next such step every token but eos is forbidden
+    (`IMPOSSIBLE`): it may only end there. Every other extension scores 0. Not in the paper: a decoding rule against
+    the attention beam's loops in noise, where an attention decoder that has lost its place reads frames it has
+    read again, jumping back ("you could of the could the could ...") or circling near the end ("the the plied the the
+    pried ..."), with the small changes that `RepeatLimit` does not catch. Teacher-forced through the recognizers of
+    docs/accuracy.md's row as, every looping hypothesis stalled for 28 tokens and more, every other one for at most 6.
 
     The peak of a step is the argmax of the attention weights that produced its scores (`AttentionScorer`'s
     `step_weights`); it does not depend on the token emitted, so the rule forbids whole rows.
@@ -413,37 +413,41 @@ class AttentionBacktrackLimit(Scorer):
       attention: the search's `AttentionScorer`, ahead of this scorer in the list: `score` reads its
         `step_weights` of the same step.
       vocab_size, eos_id: output vocabulary.
-      max_backtrack: >= 0, how many encoder frames the peak may move back from one token to the next.
+      max_stall: >= 0, how many tokens in a row may leave the furthest peak where it is.
 
-    State: the peak of the hypothesis' last token [N] int32 (-1 for the sos hypothesis: the first step has no
-    previous peak).
+    State: (the furthest peak of the hypothesis' tokens [N] int32, -1 for the sos hypothesis; how many of its last
+    tokens in a row did not pass it [N] int32).
     """
 
     partial = False
     bounds = (-math.inf, 0.0)
 
-    def __init__(self, attention: AttentionScorer, vocab_size: int, eos_id: int, max_backtrack: int):
-        if int(max_backtrack) < 0:
-            raise ValueError(f"max_backtrack must be >= 0, got {max_backtrack}")
+    def __init__(self, attention: AttentionScorer, vocab_size: int, eos_id: int, max_stall: int):
+        if int(max_stall) < 0:
+            raise ValueError(f"max_stall must be >= 0, got {max_stall}")
         self.attention = attention
         self.vocab_size = int(vocab_size)
         self.eos_id = int(eos_id)
-        self.max_backtrack = int(max_backtrack)
+        self.max_stall = int(max_stall)
 
     def init_state(self, beam: int) -> State:
-        return tf.fill(tf.expand_dims(tf.shape(self.attention.encoder_lengths)[0] * beam, 0), -1)
+        rows = tf.expand_dims(tf.shape(self.attention.encoder_lengths)[0] * beam, 0)
+        return tf.fill(rows, -1), tf.zeros(rows, tf.int32)
 
     def score(self, last_tokens: tf.Tensor, state: State, candidates: tf.Tensor | None = None) -> tuple[Any, State]:
         weights = self.attention.step_weights
         if weights is None:
-            raise ValueError("AttentionBacktrackLimit reads the attention of the step: put its AttentionScorer first")
+            raise ValueError("AttentionStallLimit reads the attention of the step: put its AttentionScorer first")
+        furthest, stalled = state
         peak = tf.math.argmax(weights, axis=1, output_type=tf.int32)  # [N]
-        jumped = tf.expand_dims(state - peak > self.max_backtrack, 1)  # [N, 1]
+        advances = peak > furthest
+        stalled = tf.where(advances, tf.zeros_like(stalled), stalled + 1)
+        too_long = tf.expand_dims(stalled > self.max_stall, 1)  # [N, 1]
         not_eos = tf.expand_dims(tf.not_equal(tf.range(self.vocab_size), self.eos_id), 0)  # [1, V]
-        scores = tf.where(jumped & not_eos, tf.constant(IMPOSSIBLE, tf.float32), tf.constant(0.0, tf.float32))
-        return scores, peak
+        scores = tf.where(too_long & not_eos, tf.constant(IMPOSSIBLE, tf.float32), tf.constant(0.0, tf.float32))
+        return scores, (tf.maximum(furthest, peak), stalled)
 
     def select(
         self, new_state: State, parent_indices: tf.Tensor, token_ids: tf.Tensor, candidate_indices: tf.Tensor
     ) -> State:
-        return tf.gather(new_state, parent_indices)
+        return tf.nest.map_structure(lambda x: tf.gather(x, parent_indices), new_state)
