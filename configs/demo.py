@@ -78,13 +78,16 @@ the demo's width until stop 42), and why (measurements in docs/accuracy.md):
   its 593 inserted characters. With the limit attention beam 20 went from 31.66 to 29.98 on dev_noisy (CTC greedy:
   30.25), dev, dev_unseen_voice and joint + LM unchanged to the last digit; 3 copies gained less (31.25) (row rl of
   docs/accuracy.md).
-- A hypothesis of the beam modes whose attention peak moves back more than 32 encoder frames (~1 s) from one token to
-  the next may only end there (`decode.max_attention_backtrack`): the loops the repeat limit misses are near-copies
-  ("you could of the could the could ..."), and teacher-forced through four recognizers every looping dev_noisy
-  hypothesis' peak jumped back by 86-188 frames, every other one by at most 18. On six recognizers' dev_noisy the
-  attention beam went 35.24 -> 32.00 on the one with such loops, -0.25, +0.07 and level on the others; dev unchanged
-  on all six, 16 frames the same as 32; joint + LM within 0.12 on all three dev sets (5 of 2,154 hypotheses
-  changed) (row ab of docs/accuracy.md).
+- A hypothesis of the beam modes may emit at most 8 tokens in a row whose attention peak (the argmax of the step's
+  attention) does not pass the furthest encoder frame it has reached; then it may only end
+  (`decode.max_attention_stall`): the loops the repeat limit misses are near-copies ("you could of the could the
+  could ...", "the the plied the the pried ..."), and teacher-forced through four recognizers every looping dev_noisy
+  hypothesis stalled for 28-145 tokens, every other hypothesis of the attention and joint + LM modes for at most 6.
+  On six recognizers' dev_noisy the attention beam went 31.96 -> 30.41 and 35.24 -> 32.20 on the two with such loops,
+  29.98 -> 29.42, +0.05 and level on the others (mean -0.85; 16 tokens: -0.69); dev unchanged on all six; joint + LM
+  changed 5 of their 2,154 dev hypotheses (-0.26 to +0.02); attention + LM, where the LM makes loops likelier, gained
+  most (`make demo`'s two recognizers: dev_noisy -1.70 and -1.41, dev 0.00 and -2.53) (row as of docs/accuracy.md; a
+  limit on how far the peak jumps back, row ab, missed the loops near the end).
 - With the character LM fused (`make demo` passes `--lm_workdir`; the config names none, and without an LM the
   weights below are not used), joint decoding takes beta 0.9 (`decode.lm_weight`; jointctc-eval --mode joint and
   the exports' `serving_default`), tuned on dev with the 256-cell LM at beam 20 (row lm256, two LM seeds: 0.9
@@ -140,7 +143,7 @@ def get_config():
     config.decode.length_penalty = 0.1
     config.decode.min_length_ratio = 0.1
     config.decode.max_repeats = 2
-    config.decode.max_attention_backtrack = 32
+    config.decode.max_attention_stall = 8
     config.decode.lm_weight = 0.9  # used only with an LM (`--lm_workdir`)
     config.decode.attention_lm_weight = 0.1
     config.decode.attention_lm_length_penalty = 0.3
