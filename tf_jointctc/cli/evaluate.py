@@ -55,7 +55,7 @@ _MAX_REPEATS = flags.DEFINE_integer(
     "At most this many consecutive copies of a unit of 2 to 24 tokens in a hypothesis, attention/joint modes "
     "(default: config; 0: no limit).", lower_bound=0,
 )
-_MAX_ATTENTION_BACKTRACK = flags.DEFINE_integer(
+_MAX_ATTENTION_STALL = flags.DEFINE_integer(
     "max_attention_stall", None,
     "A hypothesis whose attention peak has stayed behind its furthest frame for more than this many tokens in a row "
     "may only end, attention/joint modes (default: config; 0: no limit).", lower_bound=0,
@@ -88,7 +88,7 @@ def main(argv: list[str]) -> None:
             batch_size=_BATCH_SIZE.value, lm_workdir=_LM_WORKDIR.value, lm_weight=_LM_WEIGHT.value,
             min_length_ratio=_MIN_LENGTH_RATIO.value, max_length_ratio=_MAX_LENGTH_RATIO.value,
             coverage_weight=_COVERAGE_WEIGHT.value, coverage_threshold=_COVERAGE_THRESHOLD.value,
-            max_repeats=_MAX_REPEATS.value, max_attention_stall=_MAX_ATTENTION_BACKTRACK.value,
+            max_repeats=_MAX_REPEATS.value, max_attention_stall=_MAX_ATTENTION_STALL.value,
         )
     except (ValueError, FileNotFoundError) as error:
         raise SystemExit(f"jointctc-eval: {error}") from None

@@ -36,7 +36,8 @@ Combination: the beam search adds `sum_s weight_s * score_s`. Joint CTC/attentio
 `AttentionScorer` with weight 1 - lambda, `CTCPrefixScorer` with weight lambda and `LengthBonus` with the
 length penalty. `CoverageScorer` (not in the paper; Chorowski & Jaitly 2017) rewards each token by the encoder
 frames its attention newly covers; it reads the weights its `AttentionScorer` computed in the same step, so it
-follows that scorer in the list.
+follows that scorer in the list (as does `AttentionStallLimit`, which lets a hypothesis whose attention has stopped
+advancing only end).
 
 Shallow fusion with a language model (issue 13) adds one more full scorer, `RNNLMScorer(lm, batch_size)` with
 weight beta: `score = (1 - lambda) log p_att + lambda log p_ctc + beta log p_lm + length bonus`. Its state is
@@ -404,7 +405,8 @@ class AttentionStallLimit(Scorer):
     the attention beam's loops in noise, where an attention decoder that has lost its place reads frames it has
     read again, jumping back ("you could of the could the could ...") or circling near the end ("the the plied the the
     pried ..."), with the small changes that `RepeatLimit` does not catch. Teacher-forced through the recognizers of
-    docs/accuracy.md's row as, every looping hypothesis stalled for 28 tokens and more, every other one for at most 6.
+    docs/accuracy.md's rows ab and as, every looping hypothesis stalled for 28 tokens and more, every other one for
+    at most 6.
 
     The peak of a step is the argmax of the attention weights that produced its scores (`AttentionScorer`'s
     `step_weights`); it does not depend on the token emitted, so the rule forbids whole rows.
