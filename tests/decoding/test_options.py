@@ -85,18 +85,22 @@ def test_the_coverage_term_is_read_checked_and_recorded_only_when_on():
             DecodeOptions(coverage_threshold=bad)
 
 
-def test_the_repeat_limit_is_read_checked_and_recorded_only_when_on():
+@pytest.mark.parametrize("limit", ["max_repeats", "max_attention_stall"])
+def test_the_decoding_limits_are_read_checked_and_recorded_only_when_on(limit):
+    """The repeat limit and the attention stall limit: integers >= 0, 0 (off) by default and then left out of the
+    record, shared by every beam mode."""
     decode = base_config().decode
     options = DecodeOptions.from_config(decode)
-    assert options.max_repeats == 0 and "max_repeats" not in options.to_dict()
-    decode.max_repeats = 2
+    assert getattr(options, limit) == 0 and limit not in options.to_dict()
+    decode[limit] = 2
     on = DecodeOptions.from_config(decode)
-    assert on.max_repeats == 2 and on.to_dict()["max_repeats"] == 2
-    assert on.for_mode(modes.JOINT, with_lm=True).max_repeats == 2  # shared by every beam mode
-    assert DecodeOptions.from_config(decode, max_repeats=3).max_repeats == 3
+    assert getattr(on, limit) == 2 and on.to_dict()[limit] == 2
+    for mode in (modes.ATTENTION, modes.JOINT):
+        assert getattr(on.for_mode(mode, with_lm=True), limit) == 2
+    assert getattr(DecodeOptions.from_config(decode, **{limit: 3}), limit) == 3
     for bad in (-1, 1.5):
-        with pytest.raises(ValueError, match="max_repeats"):
-            DecodeOptions(max_repeats=bad)
+        with pytest.raises(ValueError, match=limit):
+            DecodeOptions(**{limit: bad})
 
 
 @pytest.mark.parametrize("bad", [-0.1, float("nan"), float("inf")])
@@ -133,18 +137,3 @@ def test_explicit_shared_values_stand_for_every_modes_own_setting():
     attention = options.for_mode(modes.ATTENTION, with_lm=True)
     assert (attention.lm_weight, attention.length_penalty) == (0.7, 0.3)
     assert options.for_mode(modes.JOINT, with_lm=True).ctc_weight == 0.2
-
-
-
-def test_the_attention_stall_limit_is_read_checked_and_recorded_only_when_on():
-    decode = base_config().decode
-    options = DecodeOptions.from_config(decode)
-    assert options.max_attention_stall == 0 and "max_attention_stall" not in options.to_dict()
-    decode.max_attention_stall = 12
-    on = DecodeOptions.from_config(decode)
-    assert on.max_attention_stall == 12 and on.to_dict()["max_attention_stall"] == 12
-    assert on.for_mode(modes.ATTENTION, with_lm=True).max_attention_stall == 12  # shared by every beam mode
-    assert DecodeOptions.from_config(decode, max_attention_stall=5).max_attention_stall == 5
-    for bad in (-1, 2.5):
-        with pytest.raises(ValueError, match="max_attention_stall"):
-            DecodeOptions(max_attention_stall=bad)
