@@ -87,7 +87,9 @@ the demo's width until stop 42), and why (measurements in docs/accuracy.md):
   29.98 -> 29.42, +0.05 and level on the others (mean -0.85; 16 tokens: -0.69); dev unchanged on all six; joint + LM
   changed 5 of their 2,154 dev hypotheses (-0.26 to +0.02); attention + LM, where the LM makes loops likelier, gained
   most (`make demo`'s two recognizers: dev_noisy -1.70 and -1.41, dev 0.00 and -2.53) (row as of docs/accuracy.md; a
-  limit on how far the peak jumps back, row ab, missed the loops near the end).
+  limit on how far the peak jumps back, row ab, missed the loops near the end). It presumes an attention that
+  aligns: the test suite's tiny model (a few dozen updates) keeps its peak on one frame for many tokens and loses
+  words to it, so its tests decode without it.
 - With the character LM fused (`make demo` passes `--lm_workdir`; the config names none, and without an LM the
   weights below are not used), joint decoding takes beta 0.9 (`decode.lm_weight`; jointctc-eval --mode joint and
   the exports' `serving_default`), tuned on dev with the 256-cell LM at beam 20 (row lm256, two LM seeds: 0.9

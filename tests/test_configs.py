@@ -106,9 +106,13 @@ def test_the_demo_config_holds_its_tuned_lm_weights_and_paper_configs_none():
     # eos not before 0.1 tokens per encoder frame in every mode (row ml), the paper's configs without a floor
     assert all(demo.for_mode(mode, with_lm).min_length_ratio == 0.1 for mode in ("attention", "joint")
                for with_lm in (False, True))
+    # the loop limits of every beam mode (rows rl and as), the paper's configs without them
+    assert all((demo.for_mode(mode, with_lm).max_repeats, demo.for_mode(mode, with_lm).max_attention_stall) == (2, 8)
+               for mode in ("attention", "joint") for with_lm in (False, True))
     for name in ("wsj_si84.py", "wsj_si284.py", "chime4.py"):
         paper = load(root / name).decode
         assert paper.lm_weight == 0.0 and paper.min_length_ratio == 0.0
+        assert paper.max_repeats == 0 and paper.max_attention_stall == 0
 
 
 @pytest.mark.parametrize("native_bfloat16, units", [(True, 256), (False, 128)])

@@ -35,13 +35,11 @@ def test_export_prints_paths_sizes_and_options(cli_export):
     assert summary["decode"] == {
         "beam": 3, "length_penalty": 0.5, "ctc_weight": 0.3, "max_length_ratio": 1.0, "min_length_ratio": 0.0,
         "attention_lm_weight": 0.1, "attention_lm_length_penalty": 0.3, "max_repeats": 2,
-        "max_attention_stall": 8,
     }
     info = json.loads((out / "sm" / "assets.extra" / "export_info.json").read_text())
     assert info["decode"] == summary["decode"] and info["which"] == "best"
     assert info["signatures"]["attention_beam"]["length_penalty"] == 0.5
     assert info["signatures"]["attention_beam"]["max_repeats"] == 2  # configs/demo.py's repeat limit, baked in
-    assert info["signatures"]["serving_default"]["max_attention_stall"] == 8  # and its stall limit
     assert "lm_weight" not in info["signatures"]["attention_beam"]
 
 
