@@ -102,8 +102,8 @@ class AttentionScorer(Scorer):
       h: [B, L, P] encoder output; encoder_lengths: [B] int32.
 
     After `score`, `step_weights` holds the attention weights of that step, [N, L] float32 (the decoder state's
-    last element: the alignment that produced the scores), for `CoverageScorer`; None before the first `score`
-    of a search.
+    last element: the alignment that produced the scores), for `CoverageScorer` and `AttentionStallLimit`
+    (`weights_for`); None before the first `score` of a search.
     """
 
     partial = False
@@ -139,6 +139,14 @@ class AttentionScorer(Scorer):
         self, new_state: State, parent_indices: tf.Tensor, token_ids: tf.Tensor, candidate_indices: tf.Tensor
     ) -> State:
         return tf.nest.map_structure(lambda x: tf.gather(x, parent_indices), new_state)
+
+    def weights_for(self, reader: Scorer) -> tf.Tensor:
+        """`step_weights` [N, L] for a scorer that reads them in the same step; ValueError (naming `reader`) if this
+        scorer has not scored yet, i.e. it does not come before `reader` in the search's list."""
+        if self.step_weights is None:
+            raise ValueError(
+                f"{type(reader).__name__} reads the attention of the step: put its AttentionScorer first")
+        return self.step_weights
 
 
 class RNNLMScorer(Scorer):
@@ -280,11 +288,8 @@ class CoverageScorer(Scorer):
         return summed, tf.zeros_like(self._frames)
 
     def score(self, last_tokens: tf.Tensor, state: State, candidates: tf.Tensor | None = None) -> tuple[Any, State]:
-        weights = self.attention.step_weights
-        if weights is None:
-            raise ValueError("CoverageScorer reads the attention of the step: put its AttentionScorer first")
         summed, covered = state
-        summed = summed + weights
+        summed = summed + self.attention.weights_for(self)
         new_covered = tf.reduce_sum(tf.cast(summed > self.threshold, tf.float32), axis=1)  # [N]
         row = 1.0 - tf.one_hot(self.eos_id, self.vocab_size, dtype=tf.float32)  # [V]
         scores = tf.expand_dims(new_covered - covered, 1) * tf.expand_dims(row, 0)
@@ -437,11 +442,8 @@ class AttentionStallLimit(Scorer):
         return tf.fill(rows, -1), tf.zeros(rows, tf.int32)
 
     def score(self, last_tokens: tf.Tensor, state: State, candidates: tf.Tensor | None = None) -> tuple[Any, State]:
-        weights = self.attention.step_weights
-        if weights is None:
-            raise ValueError("AttentionStallLimit reads the attention of the step: put its AttentionScorer first")
         furthest, stalled = state
-        peak = tf.math.argmax(weights, axis=1, output_type=tf.int32)  # [N]
+        peak = tf.math.argmax(self.attention.weights_for(self), axis=1, output_type=tf.int32)  # [N]
         advances = peak > furthest
         stalled = tf.where(advances, tf.zeros_like(stalled), stalled + 1)
         too_long = tf.expand_dims(stalled > self.max_stall, 1)  # [N, 1]
