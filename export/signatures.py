@@ -94,24 +94,9 @@ def _mode_info(mode: str, options: DecodeOptions) -> dict[str, Any]:
     if mode == modes.CTC_GREEDY:
         return {"mode": mode}
     options = options.for_mode(mode, with_lm=options.lm_weight > 0.0)  # the attention and joint modes' own LM settings
-    info = {
-        "mode": mode,
-        "beam": int(options.beam),
-        "ctc_weight": modes.beam_ctc_weight(mode, options),
-        "length_penalty": float(options.length_penalty),
-        "max_length_ratio": float(options.max_length_ratio),
-        "min_length_ratio": float(options.min_length_ratio),
-    }
-    if options.lm_weight > 0.0:  # shallow fusion: only then, so that an LM-free record reads as before
-        info["lm_weight"] = float(options.lm_weight)
-    if options.coverage_weight > 0.0:  # likewise the coverage term
-        info["coverage_weight"] = float(options.coverage_weight)
-        info["coverage_threshold"] = float(options.coverage_threshold)
-    if options.max_repeats > 0:  # likewise the repeat limit
-        info["max_repeats"] = int(options.max_repeats)
-    if options.max_attention_stall > 0:  # likewise the stall limit
-        info["max_attention_stall"] = int(options.max_attention_stall)
-    return info
+    # to_dict leaves out the LM weight, the coverage term and the limits when off, so an LM-free record reads as
+    # before they existed; the CTC weight is the search's (0 in mode attention).
+    return {"mode": mode, **options.to_dict(), "ctc_weight": modes.beam_ctc_weight(mode, options)}
 
 
 def available_modes(model: Any, options: DecodeOptions) -> dict[str, dict[str, Any]]:

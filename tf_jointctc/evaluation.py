@@ -115,19 +115,14 @@ def load_fusion_lm(lm_workdir: str, vocab: Vocabulary, workdir: str = "the recog
     return lm, lm_checkpoint
 
 
-def evaluate_workdir(workdir: str, data: str, mode: str, beam: int | None = None, ctc_weight: float | None = None,
-             length_penalty: float | None = None, output: str | None = None, which: str = "best",
-             batch_size: int = 8, lm_workdir: str | None = None, lm_weight: float | None = None,
-             min_length_ratio: float | None = None, max_length_ratio: float | None = None,
-             coverage_weight: float | None = None, coverage_threshold: float | None = None,
-             max_repeats: int | None = None, max_attention_stall: int | None = None) -> dict:
+def evaluate_workdir(workdir: str, data: str, mode: str, output: str | None = None, which: str = "best",
+                     batch_size: int = 8, lm_workdir: str | None = None, lm_weight: float | None = None,
+                     **overrides: float | int | None) -> dict:
     """Decodes `data` with the model of a jointctc-train work dir; returns the jointctc-eval summary.
 
-    Decoding options default to the work dir's `config.decode` (`min_length_ratio` / `max_length_ratio`: tokens per
-    encoder frame before eos is allowed / at most, in the attention and joint modes; `coverage_weight` /
-    `coverage_threshold`: the coverage term of those modes; `max_repeats`: their limit on consecutive copies of a
-    unit; `max_attention_stall`: how many tokens in a row their attention peak may stay behind its furthest frame,
-    `DecodeOptions`). Evaluation keeps every
+    Decoding options default to the work dir's `config.decode`; `overrides` are `DecodeOptions` fields (beam,
+    ctc_weight, length_penalty, the length ratios, the coverage term, the repeat and stall limits; None: the
+    config's), a name that is no field is refused (ValueError). Evaluation keeps every
     readable utterance: no length limit and no CTC-feasibility filter (a 4x-subsampled CTC model simply cannot emit
     some of them).
     With `output`, writes one JSON object per utterance (reference, hypothesis, score, edit counts).
@@ -157,12 +152,12 @@ def evaluate_workdir(workdir: str, data: str, mode: str, beam: int | None = None
         weight = fused_lm_weight(config.decode.get("lm_weight", 0.0), lm_weight, with_lm)
     # An explicit lm_weight / length_penalty / ctc_weight is this mode's, so it also beats the attention and joint
     # modes' own settings.
-    own = explicit_mode_settings({"lm_weight": lm_weight, "length_penalty": length_penalty, "ctc_weight": ctc_weight})
-    options = DecodeOptions.from_config(config.decode, beam=beam, ctc_weight=ctc_weight, length_penalty=length_penalty,
-                                        lm_weight=weight, min_length_ratio=min_length_ratio,
-                                        max_length_ratio=max_length_ratio, coverage_weight=coverage_weight,
-                                        coverage_threshold=coverage_threshold, max_repeats=max_repeats,
-                                        max_attention_stall=max_attention_stall, **own)
+    values = {**overrides, "lm_weight": weight}
+    values.update(
+        (name, value) for name, value in explicit_mode_settings({**overrides, "lm_weight": lm_weight}).items()
+        if value is not None
+    )
+    options = DecodeOptions.from_config(config.decode, **values)
     options = options.for_mode(mode, with_lm=with_lm)
     lm = lm_checkpoint = None
     if lm_workdir and mode != modes.CTC_GREEDY:
@@ -174,15 +169,10 @@ def evaluate_workdir(workdir: str, data: str, mode: str, beam: int | None = None
     dataset = make_dataset(prepared["shards"], batch_size=batch_size, training=False, include_text=True)
     results, seconds = decode_dataset(model, vocab, dataset, mode, options, lm)
     summary = summarize(results, prepared["total_seconds"], seconds)
-    summary.update(mode=mode, beam=options.beam, ctc_weight=options.ctc_weight if mode == modes.JOINT else None,
-                   length_penalty=options.length_penalty, min_length_ratio=options.min_length_ratio,
-                   max_length_ratio=options.max_length_ratio, coverage_weight=options.coverage_weight,
-                   coverage_threshold=options.coverage_threshold, max_repeats=options.max_repeats,
-                   max_attention_stall=options.max_attention_stall,
-                   skipped=prepared["num_skipped"],
-                   checkpoint=checkpoint,
-                   data=os.path.abspath(data), lm_workdir=os.path.abspath(lm_workdir) if lm is not None else None,
-                   lm_weight=options.lm_weight, lm_checkpoint=lm_checkpoint)
+    summary.update(mode=mode, **options.search_settings())
+    summary.update(ctc_weight=options.ctc_weight if mode == modes.JOINT else None, skipped=prepared["num_skipped"],
+                   checkpoint=checkpoint, data=os.path.abspath(data),
+                   lm_workdir=os.path.abspath(lm_workdir) if lm is not None else None, lm_checkpoint=lm_checkpoint)
     if output:
         atomic.write_text(output, "".join(json.dumps(r.as_dict()) + "\n" for r in results))
         logging.info("wrote %d hypotheses to %s", len(results), output)

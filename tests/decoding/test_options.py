@@ -1,11 +1,15 @@
 """`DecodeOptions`: reading a config's `decode` section and the attention and joint modes' own LM settings
 (`for_mode`); the LM weight a search runs with (`fused_lm_weight`)."""
 
+import inspect
+import json
+
 import ml_collections
 import pytest
 
 from tf_jointctc.config import base_config
 from tf_jointctc.decoding import modes
+from tf_jointctc.decoding.beam_search import beam_search
 from tf_jointctc.decoding.options import DecodeOptions, explicit_mode_settings, fused_lm_weight
 
 
@@ -21,6 +25,28 @@ def test_from_config_reads_the_decode_section_and_overrides_that_are_set():
     # A work dir saved before the keys existed reads as "not set".
     old = ml_collections.ConfigDict({"beam": 10, "ctc_weight": 0.5, "lm_weight": 0.7})
     assert DecodeOptions.from_config(old).attention_lm_weight is None
+
+
+def test_from_config_refuses_an_override_that_names_no_option():
+    with pytest.raises(ValueError, match=r"unknown decoding options \['max_repeat'\]"):
+        DecodeOptions.from_config(base_config().decode, max_repeat=2)  # a typo of max_repeats
+
+
+def test_every_field_holds_its_own_type_however_it_was_given():
+    options = DecodeOptions(beam=3.0, length_penalty=0, max_repeats=2.0, attention_lm_weight=1)
+    assert (type(options.beam), type(options.length_penalty), type(options.max_repeats)) == (int, float, int)
+    assert type(options.attention_lm_weight) is float
+    assert json.dumps(options.to_dict()).count('"length_penalty": 0.0') == 1  # recorded as a float
+    with pytest.raises(ValueError, match="beam: must be an integer"):
+        DecodeOptions(beam=2.5)
+
+
+def test_search_settings_are_the_shared_fields_named_as_beam_search_keywords():
+    options = DecodeOptions(beam=4, ctc_weight=0.2, lm_weight=0.5, attention_lm_weight=0.1, max_attention_stall=8)
+    settings = options.search_settings()
+    assert settings["beam"] == 4 and settings["max_attention_stall"] == 8 and settings["lm_weight"] == 0.5
+    assert "attention_lm_weight" not in settings and "joint_lm_ctc_weight" not in settings
+    assert set(settings) <= set(inspect.signature(beam_search).parameters)
 
 
 def test_for_mode_gives_the_attention_mode_its_own_lm_settings_only_with_an_lm():

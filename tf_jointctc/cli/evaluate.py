@@ -60,6 +60,11 @@ _MAX_ATTENTION_STALL = flags.DEFINE_integer(
     "A hypothesis whose attention peak has stayed behind its furthest frame for more than this many tokens in a row "
     "may only end, attention/joint modes (default: config; 0: no limit).", lower_bound=0,
 )
+# Flags named after `DecodeOptions` fields: evaluate_workdir's overrides of the config's `decode` (None: the config's).
+_DECODE_OPTION_FLAGS = (
+    _BEAM, _CTC_WEIGHT, _LENGTH_PENALTY, _MIN_LENGTH_RATIO, _MAX_LENGTH_RATIO, _COVERAGE_WEIGHT, _COVERAGE_THRESHOLD,
+    _MAX_REPEATS, _MAX_ATTENTION_STALL,
+)
 _LM_WORKDIR = flags.DEFINE_string(
     "lm_workdir", None, "A jointctc-train-lm work dir for shallow fusion (default: decode.lm_workdir; '' for none)."
 )
@@ -83,12 +88,9 @@ def main(argv: list[str]) -> None:
     threads = set_cpu_threads(_INTRA_OP_THREADS.value, 0)  # before any TensorFlow op runs
     try:
         summary = evaluate_workdir(
-            _WORKDIR.value, _DATA.value, _MODE.value, beam=_BEAM.value, ctc_weight=_CTC_WEIGHT.value,
-            length_penalty=_LENGTH_PENALTY.value, output=_OUTPUT.value, which=_WHICH.value,
+            _WORKDIR.value, _DATA.value, _MODE.value, output=_OUTPUT.value, which=_WHICH.value,
             batch_size=_BATCH_SIZE.value, lm_workdir=_LM_WORKDIR.value, lm_weight=_LM_WEIGHT.value,
-            min_length_ratio=_MIN_LENGTH_RATIO.value, max_length_ratio=_MAX_LENGTH_RATIO.value,
-            coverage_weight=_COVERAGE_WEIGHT.value, coverage_threshold=_COVERAGE_THRESHOLD.value,
-            max_repeats=_MAX_REPEATS.value, max_attention_stall=_MAX_ATTENTION_STALL.value,
+            **{flag.name: flag.value for flag in _DECODE_OPTION_FLAGS},
         )
     except (ValueError, FileNotFoundError) as error:
         raise SystemExit(f"jointctc-eval: {error}") from None

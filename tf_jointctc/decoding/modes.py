@@ -83,8 +83,9 @@ def decode(
       h: encoder outputs, float32 [B, L, P].
       lengths: valid encoder frames, int32 [B] (at least 1 each).
       mode: one of `MODES`.
-      options: beam, ctc_weight (joint only), length_penalty, length ratios, lm_weight, the coverage term,
-        the repeat limit and the attention stall limit (unused by ctc_greedy).
+      options: the search's settings, after `DecodeOptions.for_mode` (`search_settings`: beam, ctc_weight in mode
+        joint only, length_penalty, length ratios, lm_weight, the coverage term, the repeat and stall limits; unused
+        by ctc_greedy).
       lm: the character language model fused with weight `options.lm_weight` (attention and joint; unused when
         the weight is 0, and by ctc_greedy).
 
@@ -93,19 +94,6 @@ def decode(
     """
     if mode == CTC_GREEDY:
         return ctc_greedy_decode(model.ctc_logits(h), lengths)
-    return beam_search_decode(
-        model,
-        h,
-        lengths,
-        beam=int(options.beam),
-        ctc_weight=beam_ctc_weight(mode, options),
-        length_penalty=float(options.length_penalty),
-        max_length_ratio=float(options.max_length_ratio),
-        min_length_ratio=float(options.min_length_ratio),
-        lm=lm,
-        lm_weight=float(options.lm_weight),
-        coverage_weight=float(options.coverage_weight),
-        coverage_threshold=float(options.coverage_threshold),
-        max_repeats=int(options.max_repeats),
-        max_attention_stall=int(options.max_attention_stall),
-    )
+    settings = options.search_settings()  # beam_search's keywords: `DecodeOptions`' shared fields
+    settings["ctc_weight"] = beam_ctc_weight(mode, options)
+    return beam_search_decode(model, h, lengths, lm=lm, **settings)

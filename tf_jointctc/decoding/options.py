@@ -15,6 +15,14 @@ def _optional_float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+def _integer(value: Any) -> int:
+    """`value` as an int; ValueError for a number with a fraction (2.5), which int() would cut."""
+    number = int(value)
+    if number != value:
+        raise ValueError(f"must be an integer, got {value!r}")
+    return number
+
+
 def fused_lm_weight(configured: float, explicit: float | None, with_lm: bool) -> float:
     """The LM weight beta a search runs with: `explicit` (a flag or argument) when given, else `configured` (a
     config's `decode.lm_weight`, the weight *when* an LM is fused) with an LM and 0.0 without one (`with_lm`
@@ -91,52 +99,49 @@ class DecodeOptions:
     max_attention_stall: int = 0
 
     def __post_init__(self) -> None:
-        if int(self.beam) < 1:
+        for name, cast in _FIELD_CASTS.items():  # one type per field, however it was given (e.g. 0 for 0.0)
+            try:
+                object.__setattr__(self, name, cast(getattr(self, name)))
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"{name}: {error}") from None
+        if self.beam < 1:
             raise ValueError(f"beam must be >= 1, got {self.beam}")
-        if not 0.0 <= float(self.ctc_weight) <= 1.0:
+        if not 0.0 <= self.ctc_weight <= 1.0:
             raise ValueError(f"ctc_weight must be in [0, 1], got {self.ctc_weight}")
-        if float(self.max_length_ratio) <= 0.0:
+        if self.max_length_ratio <= 0.0:
             raise ValueError(f"max_length_ratio must be > 0, got {self.max_length_ratio}")
-        if not (float(self.lm_weight) >= 0.0 and math.isfinite(float(self.lm_weight))):
+        if not (self.lm_weight >= 0.0 and math.isfinite(self.lm_weight)):
             raise ValueError(f"lm_weight must be a finite number >= 0, got {self.lm_weight}")
         weight = self.attention_lm_weight
-        if weight is not None and not (float(weight) >= 0.0 and math.isfinite(float(weight))):
+        if weight is not None and not (weight >= 0.0 and math.isfinite(weight)):
             raise ValueError(f"attention_lm_weight must be a finite number >= 0 or None, got {weight}")
         joint_weight = self.joint_lm_ctc_weight
-        if joint_weight is not None and not 0.0 <= float(joint_weight) <= 1.0:
+        if joint_weight is not None and not 0.0 <= joint_weight <= 1.0:
             raise ValueError(f"joint_lm_ctc_weight must be in [0, 1] or None, got {joint_weight}")
-        if not (float(self.coverage_weight) >= 0.0 and math.isfinite(float(self.coverage_weight))):
+        if not (self.coverage_weight >= 0.0 and math.isfinite(self.coverage_weight)):
             raise ValueError(f"coverage_weight must be a finite number >= 0, got {self.coverage_weight}")
-        if not float(self.coverage_threshold) > 0.0:
+        if not self.coverage_threshold > 0.0:
             raise ValueError(f"coverage_threshold must be > 0, got {self.coverage_threshold}")
-        if int(self.max_repeats) < 0 or int(self.max_repeats) != self.max_repeats:
+        if self.max_repeats < 0:
             raise ValueError(f"max_repeats must be an integer >= 0, got {self.max_repeats}")
-        stall = self.max_attention_stall
-        if int(stall) < 0 or int(stall) != stall:
-            raise ValueError(f"max_attention_stall must be an integer >= 0, got {stall}")
+        if self.max_attention_stall < 0:
+            raise ValueError(f"max_attention_stall must be an integer >= 0, got {self.max_attention_stall}")
 
     @classmethod
     def from_config(cls, decode_config: Any = None, **overrides: Any) -> DecodeOptions:
-        """From a config's `decode` section (ConfigDict or mapping); `None` overrides are ignored."""
+        """From a config's `decode` section (ConfigDict or mapping; its other keys, e.g. `lm_workdir`, are not
+        options) and keyword overrides named after the fields; `None` overrides are ignored. Raises ValueError for
+        an override that names no field."""
+        unknown = sorted(set(overrides) - set(_FIELD_CASTS))
+        if unknown:
+            raise ValueError(f"unknown decoding options {unknown}; known: {sorted(_FIELD_CASTS)}")
         values: dict[str, Any] = {}
-        for field in dataclasses.fields(cls):
-            if decode_config is not None and field.name in decode_config:
-                values[field.name] = decode_config[field.name]
-            if overrides.get(field.name) is not None:
-                values[field.name] = overrides[field.name]
-        return cls(
-            beam=int(values.get("beam", cls.beam)),
-            ctc_weight=float(values.get("ctc_weight", cls.ctc_weight)),
-            length_penalty=float(values.get("length_penalty", cls.length_penalty)),
-            max_length_ratio=float(values.get("max_length_ratio", cls.max_length_ratio)),
-            min_length_ratio=float(values.get("min_length_ratio", cls.min_length_ratio)),
-            lm_weight=float(values.get("lm_weight", cls.lm_weight)),
-            coverage_weight=float(values.get("coverage_weight", cls.coverage_weight)),
-            coverage_threshold=float(values.get("coverage_threshold", cls.coverage_threshold)),
-            max_repeats=int(values.get("max_repeats", cls.max_repeats)),
-            max_attention_stall=int(values.get("max_attention_stall", cls.max_attention_stall)),
-            **{name: _optional_float(values.get(name)) for name in _MODE_LM_FIELDS},
-        )
+        for name in _FIELD_CASTS:
+            if decode_config is not None and name in decode_config:
+                values[name] = decode_config[name]
+            if overrides.get(name) is not None:
+                values[name] = overrides[name]
+        return cls(**values)
 
     def for_mode(self, mode: str, with_lm: bool) -> DecodeOptions:
         """The options one decoding mode runs with: in mode "attention" with an LM fused (`with_lm`), `lm_weight`
@@ -150,6 +155,11 @@ class DecodeOptions:
             if getattr(self, own) is not None:
                 chosen[shared] = float(getattr(self, own))
         return dataclasses.replace(self, **chosen)
+
+    def search_settings(self) -> dict[str, Any]:
+        """{field: value} of every shared setting, without the attention and joint modes' own LM fields (what
+        `for_mode` leaves a search; their names are `beam_search`'s keywords), for a search and a record of it."""
+        return {name: getattr(self, name) for name in _FIELD_CASTS if name not in _MODE_LM_FIELDS}
 
     def to_dict(self) -> dict[str, Any]:
         """The options as a dict; `lm_weight` only when > 0, the coverage term only with a weight > 0, `max_repeats`
@@ -168,3 +178,10 @@ class DecodeOptions:
             if values[name] is None:
                 del values[name]
         return values
+
+
+# Each field's type, applied to every value however given (the fields' annotations are strings here).
+_FIELD_CASTS: dict[str, Any] = {
+    field.name: {"int": _integer, "float": float, "float | None": _optional_float}[field.type]
+    for field in dataclasses.fields(DecodeOptions)
+}
