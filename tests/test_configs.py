@@ -66,6 +66,7 @@ def test_paper_configs_carry_section_3_2(name):
     assert config.data.train_noise.probability == 0.0 and config.train.shuffle_buffer == 2000
     assert config.loss.intermediate_ctc_weight == 0.0 and config.data.speed_perturbation == (1.0,)
     assert not config.model.ctc_self_conditioning and tuple(config.model.vtlp_warp) == (1.0, 1.0)
+    assert config.model.spectral_tilt == 0.0
     assert config.decode.length_penalty == (0.3 if name == "chime4" else 0.1)
 
 

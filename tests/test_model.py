@@ -442,7 +442,7 @@ def test_encoder_conv_front_end_from_config():
     assert JointCTCAttention.from_config(model.get_config()).encoder.conv_channels == 4
 
 
-@pytest.mark.parametrize("option", [{"encoder_conv_channels": 4}, {"vtlp_warp": (0.9, 1.1)},
+@pytest.mark.parametrize("option", [{"encoder_conv_channels": 4}, {"vtlp_warp": (0.9, 1.1)}, {"spectral_tilt": 1.0},
                                     {"spec_augment": {"freq_masks": 1, "freq_width": 4}}])
 def test_mel_bin_options_refuse_features_not_in_groups_of_40_when_built(option):
     """The front end, VTLP and SpecAugment read features as groups of 40 mel bins: another feature size is refused
@@ -595,6 +595,22 @@ def test_vtlp_warps_training_only_round_trips_and_defaults_off():
     unset = config.to_dict()
     del unset["vtlp_warp"]
     assert not build_model(unset, {"ctc_weight": 0.5}, Vocabulary()).vtlp.enabled
+
+
+def test_spectral_tilt_acts_in_training_only_round_trips_and_defaults_off():
+    model, plain, config = _augmented_and_plain("spectral_tilt", 2.0, 0.0)
+    batch = _batch()
+    h, _ = model.encode(batch["features"], batch["feature_lengths"], training=False)
+    h_plain, _ = plain.encode(batch["features"], batch["feature_lengths"], training=False)
+    np.testing.assert_array_equal(h.numpy(), h_plain.numpy())  # inference never tilts
+    h_train, _ = model.encode(batch["features"], batch["feature_lengths"], training=True)
+    h_plain_train, _ = plain.encode(batch["features"], batch["feature_lengths"], training=True)
+    np.testing.assert_array_equal(h_plain_train.numpy(), h_plain.numpy())  # nothing else random in training
+    assert np.abs(h_train.numpy() - h_plain_train.numpy()).max() > 1e-4  # so this is the tilt
+    assert JointCTCAttention.from_config(model.get_config()).tilt.max_slope == 2.0
+    unset = config.to_dict()
+    del unset["spectral_tilt"]
+    assert not build_model(unset, {"ctc_weight": 0.5}, Vocabulary()).tilt.enabled
 
 
 def test_intermediate_ctc_mixes_a_middle_layers_ctc_loss_through_the_same_head():

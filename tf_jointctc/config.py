@@ -95,6 +95,10 @@ def base_config() -> ml_collections.ConfigDict:
     # warped by a factor uniform in (low, high), drawn per update, before CMVN, as a shorter or longer vocal tract
     # would move its formants; tempo unchanged. (1.0, 1.0): off.
     config.model.vtlp_warp = (1.0, 1.0)
+    # Spectral tilt in training (not in the paper; layers/spectral_tilt.py): every utterance's static log-mels get
+    # a straight line across the mel axis, slope uniform in +-spectral_tilt nats (top bin against bottom), drawn
+    # per update, before CMVN, as a brighter or darker microphone or voice would. 0.0: off.
+    config.model.spectral_tilt = 0.0
     # SpecAugment in training (not in the paper; layers/spec_augment.py): per utterance `freq_masks` bands of up
     # to `freq_width` of the 40 mel bins (the same bins of the static, delta and delta-delta features) and
     # `time_masks` spans of up to min(`time_width`, `max_time_fraction` x length) feature frames, set to 0 after

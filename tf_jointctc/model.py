@@ -19,6 +19,7 @@ from tf_jointctc.layers.ctc import CTCHead
 from tf_jointctc.layers.decoder import AttentionDecoder, DecoderState
 from tf_jointctc.layers.encoder import PyramidalBLSTM, time_reduction, uniform_initializer
 from tf_jointctc.layers.spec_augment import MASK_SETTINGS, SpecAugment
+from tf_jointctc.layers.spectral_tilt import SpectralTilt
 from tf_jointctc.layers.vtlp import VocalTractLengthPerturbation
 
 DEFAULT_FEATURE_DIM = 120
@@ -38,7 +39,9 @@ class JointCTCAttention(keras.Model):
     `h_k + W softmax(CTC logits of h_k) + b` (`ctc_conditioning`, a [V] -> [P] Dense) instead of h_k, in
     training and inference alike, so the upper layers are told what the lower ones recognized. In training only,
     `vtlp_warp` = (low, high) other than (1, 1) warps each utterance's mel axis by a factor uniform in that range
-    before CMVN (VTLP, `layers.vtlp`; not in the paper), and `spec_augment` masks bins and frames after it.
+    before CMVN (VTLP, `layers.vtlp`; not in the paper), `spectral_tilt` > 0 then adds a straight line of slope
+    uniform in +-spectral_tilt nats across its static log-mels (`layers.spectral_tilt`; not in the paper), and
+    `spec_augment` masks bins and frames after CMVN.
 
     Attention targets are `labels + eos`, decoder inputs `sos + labels`; padded positions are masked out.
     `ctc_weight` is a constructor constant: with 1 the attention branch is never built into the loss graph, with
@@ -85,6 +88,7 @@ class JointCTCAttention(keras.Model):
         guided_attention_width: float = 0.2,
         spec_augment: Mapping[str, Any] | None = None,
         vtlp_warp: Sequence[float] = (1.0, 1.0),
+        spectral_tilt: float = 0.0,
         intermediate_ctc_weight: float = 0.0,
         intermediate_ctc_layer: int = 0,
         ctc_self_conditioning: bool = False,
@@ -146,6 +150,11 @@ class JointCTCAttention(keras.Model):
         self.vtlp = VocalTractLengthPerturbation(vtlp_warp, bins=NUM_MEL_BINS, name="vtlp")
         if self.vtlp.enabled and self.feature_dim % NUM_MEL_BINS:
             raise ValueError(f"VTLP needs features in groups of {NUM_MEL_BINS} mel bins, got {self.feature_dim}")
+        self.tilt = SpectralTilt(spectral_tilt, bins=NUM_MEL_BINS, name="spectral_tilt")
+        if self.tilt.enabled and self.feature_dim % NUM_MEL_BINS:
+            raise ValueError(
+                f"spectral_tilt needs features in groups of {NUM_MEL_BINS} mel bins, got {self.feature_dim}"
+            )
         self.encoder = PyramidalBLSTM(
             num_layers=self.encoder_layers,
             units=self.encoder_units,
@@ -258,9 +267,9 @@ class JointCTCAttention(keras.Model):
     def encode(
         self, features: tf.Tensor, feature_lengths: tf.Tensor, training: bool | None = None
     ) -> tuple[tf.Tensor, tf.Tensor]:
-        """In training VTLP's warp (`vtlp_warp`), global CMVN, per-utterance CMVN (`utterance_cmvn`), in training
-        SpecAugment's masks (`spec_augment`), then the encoder: (features [B, T, D], lengths [B]) -> (h [B, L, P],
-        encoder_lengths [B])."""
+        """In training VTLP's warp (`vtlp_warp`) and a spectral tilt (`spectral_tilt`), global CMVN, per-utterance
+        CMVN (`utterance_cmvn`), in training SpecAugment's masks (`spec_augment`), then the encoder: (features
+        [B, T, D], lengths [B]) -> (h [B, L, P], encoder_lengths [B])."""
         return self.encode_layers(features, feature_lengths, training=training)[-1]
 
     def encode_layers(
@@ -289,6 +298,8 @@ class JointCTCAttention(keras.Model):
         mask = tf.sequence_mask(feature_lengths, maxlen=tf.shape(features)[1])
         if training and self.vtlp.enabled:
             features = self.vtlp(features, self._augment_seed())
+        if training and self.tilt.enabled:
+            features = self.tilt(features, feature_lengths, self._augment_seed())
         x = self.cmvn(features, mask=mask)
         if self.utterance_cmvn.mode != "none":
             x = self.utterance_cmvn(x, mask=mask)
@@ -564,6 +575,7 @@ class JointCTCAttention(keras.Model):
             guided_attention_width=self.guided_attention_width,
             spec_augment=self.spec_augment.mask_settings(),
             vtlp_warp=list(self.vtlp.warp_range),
+            spectral_tilt=self.tilt.max_slope,
             intermediate_ctc_weight=self.intermediate_ctc_weight,
             intermediate_ctc_layer=self.intermediate_ctc_layer,
             ctc_self_conditioning=self.ctc_self_conditioning,
@@ -653,8 +665,8 @@ def build_model(model_config: Any, loss_config: Any, vocab: Any, cmvn: Any = Non
       model_config: ConfigDict with (or being) `model`: encoder.{num_layers, units, projection_units,
         subsample, implementation, input_stack, training_projection_dtype, input_dims, conv_channels}, attention
         ("location"|"content"), attention_dim, attention_filters, attention_width, sharpening, decoder_units,
-        init_scale, forget_bias, utterance_cmvn, ctc_self_conditioning, vtlp_warp, spec_augment.{freq_masks, freq_width,
-        time_masks, time_width, max_time_fraction}.
+        init_scale, forget_bias, utterance_cmvn, ctc_self_conditioning, vtlp_warp, spectral_tilt,
+        spec_augment.{freq_masks, freq_width, time_masks, time_width, max_time_fraction}.
       loss_config: ConfigDict with (or being) `loss`: ctc_weight (lambda of eq. 14), label_smoothing,
         ctc_warmup_steps, guided_attention_weight, guided_attention_width, intermediate_ctc_weight,
         intermediate_ctc_layer.
@@ -697,6 +709,7 @@ def build_model(model_config: Any, loss_config: Any, vocab: Any, cmvn: Any = Non
         guided_attention_width=float(loss.get("guided_attention_width", 0.2)),
         spec_augment=_spec_augment_settings(model),
         vtlp_warp=tuple(model.get("vtlp_warp", (1.0, 1.0))),
+        spectral_tilt=float(model.get("spectral_tilt", 0.0)),
         intermediate_ctc_weight=float(loss.get("intermediate_ctc_weight", 0.0)),
         intermediate_ctc_layer=int(loss.get("intermediate_ctc_layer", 0)),
         ctc_self_conditioning=bool(model.get("ctc_self_conditioning", False)),
