@@ -578,16 +578,24 @@ def test_spec_augment_masks_training_only_and_round_trips():
                            ).spec_augment.enabled
 
 
-def test_vtlp_warps_training_only_round_trips_and_defaults_off():
-    model, plain, config = _augmented_and_plain("vtlp_warp", (0.8, 1.2), (1.0, 1.0))
+def _assert_acts_in_training_only(model, plain):
+    """`model` (a feature augmentation on) encodes `_batch()` as `plain` (off, same weights) at inference, and
+    differently in training, where `plain` has nothing random; returns model's training output."""
     batch = _batch()
     h, _ = model.encode(batch["features"], batch["feature_lengths"], training=False)
     h_plain, _ = plain.encode(batch["features"], batch["feature_lengths"], training=False)
-    np.testing.assert_array_equal(h.numpy(), h_plain.numpy())  # inference never warps
+    np.testing.assert_array_equal(h.numpy(), h_plain.numpy())  # inference never augments
     h_train, _ = model.encode(batch["features"], batch["feature_lengths"], training=True)
     h_plain_train, _ = plain.encode(batch["features"], batch["feature_lengths"], training=True)
     np.testing.assert_array_equal(h_plain_train.numpy(), h_plain.numpy())  # nothing else random in training
-    assert np.abs(h_train.numpy() - h_plain_train.numpy()).max() > 1e-4  # so this is the warp
+    assert np.abs(h_train.numpy() - h_plain_train.numpy()).max() > 1e-4  # so this is the augmentation
+    return h_train
+
+
+def test_vtlp_warps_training_only_round_trips_and_defaults_off():
+    model, plain, config = _augmented_and_plain("vtlp_warp", (0.8, 1.2), (1.0, 1.0))
+    h_train = _assert_acts_in_training_only(model, plain)
+    batch = _batch()
     in_graph = tf.function(lambda f, n: model.encode(f, n, training=True)[0])
     np.testing.assert_allclose(in_graph(batch["features"], batch["feature_lengths"]).numpy(), h_train.numpy(),
                                atol=1e-6)  # the same warp in a traced training graph (same update, same seed)
@@ -599,14 +607,7 @@ def test_vtlp_warps_training_only_round_trips_and_defaults_off():
 
 def test_spectral_tilt_acts_in_training_only_round_trips_and_defaults_off():
     model, plain, config = _augmented_and_plain("spectral_tilt", 2.0, 0.0)
-    batch = _batch()
-    h, _ = model.encode(batch["features"], batch["feature_lengths"], training=False)
-    h_plain, _ = plain.encode(batch["features"], batch["feature_lengths"], training=False)
-    np.testing.assert_array_equal(h.numpy(), h_plain.numpy())  # inference never tilts
-    h_train, _ = model.encode(batch["features"], batch["feature_lengths"], training=True)
-    h_plain_train, _ = plain.encode(batch["features"], batch["feature_lengths"], training=True)
-    np.testing.assert_array_equal(h_plain_train.numpy(), h_plain.numpy())  # nothing else random in training
-    assert np.abs(h_train.numpy() - h_plain_train.numpy()).max() > 1e-4  # so this is the tilt
+    _assert_acts_in_training_only(model, plain)
     assert JointCTCAttention.from_config(model.get_config()).tilt.max_slope == 2.0
     unset = config.to_dict()
     del unset["spectral_tilt"]
