@@ -12,6 +12,8 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from tf_jointctc.layers.feature_augmentation import FeatureAugmentation
+
 
 def _draw(seed: tf.Tensor, shape: tf.Tensor, upper: tf.Tensor) -> tf.Tensor:
     """Integers uniform in [0, upper] (inclusive; `upper` broadcasts against `shape`) -> int32 of `shape`."""
@@ -33,7 +35,7 @@ MASK_SETTINGS = ("freq_masks", "freq_width", "time_masks", "time_width", "max_ti
 
 
 @keras.saving.register_keras_serializable(package="tf_jointctc")
-class SpecAugment(keras.layers.Layer):
+class SpecAugment(FeatureAugmentation):
     """Masks bands of mel bins and spans of frames with zeros (the mean, after CMVN).
 
     call(features [B, T, D], lengths [B], seed [2] int32) -> [B, T, D]:
@@ -48,7 +50,6 @@ class SpecAugment(keras.layers.Layer):
     def __init__(self, freq_masks: int = 0, freq_width: int = 8, time_masks: int = 0, time_width: int = 20,
                  max_time_fraction: float = 0.2, bins: int = 40, **kwargs: Any):
         super().__init__(**kwargs)
-        self.supports_masking = True
         if min(freq_masks, freq_width, time_masks, time_width) < 0:
             raise ValueError("SpecAugment mask counts and widths must be >= 0")
         if not 0.0 <= max_time_fraction <= 1.0:
@@ -87,13 +88,6 @@ class SpecAugment(keras.layers.Layer):
             spans = _bands(tf.range(frames), start, width)  # [B, T]
             masked = masked | spans[:, :, tf.newaxis]
         return tf.where(masked, tf.zeros_like(features), features)
-
-    def compute_mask(self, features: tf.Tensor, *_: Any, mask: tf.Tensor | None = None) -> tf.Tensor | None:
-        """The `[B, T]` mask passes through: masking zeroes values, never frames' validity."""
-        return mask
-
-    def compute_output_shape(self, features_shape: tuple, *_: Any) -> tuple:
-        return tuple(features_shape)
 
     def mask_settings(self) -> dict[str, Any]:
         """The mask counts and widths (`MASK_SETTINGS`): `model.spec_augment`'s keys and this layer's keyword

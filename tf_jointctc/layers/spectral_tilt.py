@@ -21,12 +21,14 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from tf_jointctc.layers.feature_augmentation import FeatureAugmentation
+
 # Folded into the caller's seed, so that the slopes do not repeat VTLP's or SpecAugment's draws from the same seed.
 SEED_SALT = 11
 
 
 @keras.saving.register_keras_serializable(package="tf_jointctc")
-class SpectralTilt(keras.layers.Layer):
+class SpectralTilt(FeatureAugmentation):
     """Adds each utterance's own straight line across the mel axis to its static log-mels (the module docstring).
 
     call(features [B, T, D], lengths [B], seed [2] int) -> [B, T, D], D >= `bins`: channels 0 .. bins - 1 of
@@ -36,7 +38,6 @@ class SpectralTilt(keras.layers.Layer):
 
     def __init__(self, max_slope: float = 0.0, bins: int = 40, **kwargs: Any):
         super().__init__(**kwargs)
-        self.supports_masking = True
         if not float(max_slope) >= 0.0:
             raise ValueError(f"max_slope must be >= 0 (nats), got {max_slope}")
         if int(bins) < 2:
@@ -65,13 +66,6 @@ class SpectralTilt(keras.layers.Layer):
         offset = tf.pad(static, tf.stack([[0, 0], [0, shape[2] - self.bins]]))  # [B, D]: deltas get 0
         valid = tf.sequence_mask(lengths, shape[1], dtype=tf.float32)  # [B, T]
         return features + valid[:, :, tf.newaxis] * offset[:, tf.newaxis, :]
-
-    def compute_mask(self, features: tf.Tensor, *_: Any, mask: tf.Tensor | None = None) -> tf.Tensor | None:
-        """The `[B, T]` mask passes through: the tilt changes channels within a frame, never frames."""
-        return mask
-
-    def compute_output_shape(self, features_shape: tuple, *_: Any) -> tuple:
-        return tuple(features_shape)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

@@ -31,6 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_jointctc.features import LOWER_HZ, NUM_MEL_BINS, SAMPLE_RATE, UPPER_HZ, mel_band_edges
+from tf_jointctc.layers.feature_augmentation import FeatureAugmentation
 
 # Jaitly & Hinton's boundary: frequencies up to about this scale by alpha, the rest maps onto Nyquist.
 BOUNDARY_HZ = 4800.0
@@ -93,7 +94,7 @@ def checked_warp_range(warp_range: Sequence[float]) -> tuple[float, float]:
 
 
 @keras.saving.register_keras_serializable(package="tf_jointctc")
-class VocalTractLengthPerturbation(keras.layers.Layer):
+class VocalTractLengthPerturbation(FeatureAugmentation):
     """Warps every utterance's mel axis by its own factor uniform in `warp_range` (the module docstring).
 
     call(features [B, T, D], seed [2] int) -> [B, T, D], D a multiple of `bins` (groups of mel channels: static,
@@ -104,7 +105,6 @@ class VocalTractLengthPerturbation(keras.layers.Layer):
     def __init__(self, warp_range: Sequence[float] = (1.0, 1.0), boundary_hz: float = BOUNDARY_HZ,
                  bins: int = NUM_MEL_BINS, **kwargs: Any):
         super().__init__(**kwargs)
-        self.supports_masking = True
         self.warp_range = checked_warp_range(warp_range)
         if not 0.0 < float(boundary_hz) < SAMPLE_RATE / 2:
             raise ValueError(f"boundary_hz must lie inside (0, {SAMPLE_RATE / 2}), got {boundary_hz}")
@@ -133,13 +133,6 @@ class VocalTractLengthPerturbation(keras.layers.Layer):
         matrices = warp_matrices(self.factors(shape[0], seed), self.bins, boundary_hz=self.boundary_hz)
         warped = tf.einsum("btgm,bmn->btgn", groups, matrices)
         return tf.reshape(warped, shape)
-
-    def compute_mask(self, features: tf.Tensor, *_: Any, mask: tf.Tensor | None = None) -> tf.Tensor | None:
-        """The `[B, T]` mask passes through: the warp mixes channels within a frame, never frames."""
-        return mask
-
-    def compute_output_shape(self, features_shape: tuple, *_: Any) -> tuple:
-        return tuple(features_shape)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
