@@ -24,7 +24,10 @@ from tf_jointctc.text import Vocabulary, normalize
 from tf_jointctc.tflite_metadata import read_export_info
 
 # A small beam keeps the tests fast; the parity argument does not depend on it.
-TEST_DECODE = {"beam": 4}
+# The stall limit on, so that its scorer is in every exported beam search (built-ins only, recorded, the same
+# tokens as Keras); 64 tokens, far above the demo's 8, because the test model's barely trained attention stays on
+# one frame for many tokens and a tight limit would cut its hypotheses (tests/helpers.py `tiny_config`).
+TEST_DECODE = {"beam": 4, "max_attention_stall": 64}
 NO_LM = {"lm_weight": 0.0}  # the trained config's beta (configs/demo.py's) is for when an LM is fused; none here
 _EXPORT_RECORD = "export.json"  # the paths and export info of the shared export
 
@@ -149,6 +152,8 @@ def test_saved_model_signatures_and_recorded_info(exported, saved_model):
     assert Vocabulary.from_json((extra / "vocab.json").read_text()) == vocab
     assert info["decode"]["beam"] == TEST_DECODE["beam"]
     assert info["signatures"]["serving_default"]["ctc_weight"] == info["decode"]["ctc_weight"]
+    for name in ("serving_default", "attention_beam"):  # the stall limit, baked into both beam searches
+        assert info["signatures"][name]["max_attention_stall"] == TEST_DECODE["max_attention_stall"]
     assert info["max_samples"] == sig.MAX_SAMPLES == 960000
 
 
