@@ -22,7 +22,7 @@ from tf_jointctc.decoding import (
     beam_search_decode,
 )
 from tf_jointctc.decoding.attention_greedy import attention_greedy_decode
-from tf_jointctc.decoding.scorers import IMPOSSIBLE
+from tf_jointctc.decoding.scorers import IMPOSSIBLE, kept_rows
 from tf_jointctc.model import build_model
 from tf_jointctc.text import Vocabulary
 
@@ -716,3 +716,12 @@ def test_location_matrix_in_search_keeps_the_convolutions_hypotheses(small_vocab
     np.testing.assert_array_equal(outs[0]["token_ids"], outs[1]["token_ids"])
     np.testing.assert_allclose(outs[0]["score"], outs[1]["score"], rtol=1e-5)
     assert outs[0]["num_tokens"].max() > 0
+
+
+def test_kept_rows_gathers_every_tensor_of_a_nested_state_at_the_parents():
+    state = (tf.constant([10, 11, 12]), tf.constant([[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]]))
+    furthest, weights = kept_rows(state, tf.constant([2, 2, 0]))
+    assert furthest.numpy().tolist() == [12, 12, 10]
+    assert weights.numpy().tolist() == [[4.0, 5.0], [4.0, 5.0], [0.0, 1.0]]
+    assert kept_rows(tf.constant([7, 8]), tf.constant([1])).numpy().tolist() == [8]  # a bare tensor as well
+

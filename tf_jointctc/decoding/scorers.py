@@ -61,6 +61,12 @@ IMPOSSIBLE = -1e9
 State = Any
 
 
+def kept_rows(state: State, parent_indices: tf.Tensor) -> State:
+    """A full scorer's `select`: every tensor of `state` ([N, ...] rows of the new hypotheses' parents) gathered at
+    `parent_indices`, the rows of the kept hypotheses."""
+    return tf.nest.map_structure(lambda x: tf.gather(x, parent_indices), state)
+
+
 def tile_rows(x: tf.Tensor, beam: int) -> tf.Tensor:
     """[B, ...] -> [B * beam, ...], each row repeated `beam` times consecutively (a GATHER)."""
     batch = tf.shape(x)[0]
@@ -138,7 +144,7 @@ class AttentionScorer(Scorer):
     def select(
         self, new_state: State, parent_indices: tf.Tensor, token_ids: tf.Tensor, candidate_indices: tf.Tensor
     ) -> State:
-        return tf.nest.map_structure(lambda x: tf.gather(x, parent_indices), new_state)
+        return kept_rows(new_state, parent_indices)
 
     def weights_for(self, reader: Scorer) -> tf.Tensor:
         """`step_weights` [N, L] for a scorer that reads them in the same step; ValueError (naming `reader`) if this
@@ -179,7 +185,7 @@ class RNNLMScorer(Scorer):
     def select(
         self, new_state: State, parent_indices: tf.Tensor, token_ids: tf.Tensor, candidate_indices: tf.Tensor
     ) -> State:
-        return tf.nest.map_structure(lambda x: tf.gather(x, parent_indices), new_state)
+        return kept_rows(new_state, parent_indices)
 
 
 class CTCPrefixScorer(Scorer):
@@ -298,7 +304,7 @@ class CoverageScorer(Scorer):
     def select(
         self, new_state: State, parent_indices: tf.Tensor, token_ids: tf.Tensor, candidate_indices: tf.Tensor
     ) -> State:
-        return tf.nest.map_structure(lambda x: tf.gather(x, parent_indices), new_state)
+        return kept_rows(new_state, parent_indices)
 
     def remaining_gain(self, state: State) -> tf.Tensor:
         return tf.maximum(self._frames - state[1], 0.0)
@@ -400,7 +406,7 @@ class RepeatLimit(Scorer):
     def select(
         self, new_state: State, parent_indices: tf.Tensor, token_ids: tf.Tensor, candidate_indices: tf.Tensor
     ) -> State:
-        return tf.gather(new_state, parent_indices)
+        return kept_rows(new_state, parent_indices)
 
 
 class AttentionStallLimit(Scorer):
@@ -454,4 +460,4 @@ class AttentionStallLimit(Scorer):
     def select(
         self, new_state: State, parent_indices: tf.Tensor, token_ids: tf.Tensor, candidate_indices: tf.Tensor
     ) -> State:
-        return tf.nest.map_structure(lambda x: tf.gather(x, parent_indices), new_state)
+        return kept_rows(new_state, parent_indices)
