@@ -27,21 +27,47 @@ from tf_jointctc.text import normalize  # noqa: E402
 SENTENCE = "The quick brown fox jumps over the lazy dog."
 
 
+def _every_voice(engine: str) -> list[str]:
+    """The engine's base voices over every speaker set (piper has none in train)."""
+    return list(dict.fromkeys(v for split in engines.SPEAKER_SETS for v in engines.voices(engine, split)))
+
+
 @pytest.mark.parametrize("engine", engines.ENGINES)
 def test_engine_speaks_16k_non_silent(engine):
     if engine not in engines.available_engines():
         pytest.skip(f"{engine} is not installed")
-    for voice in engines.voices(engine)[:2]:
+    assert _every_voice(engine)
+    for voice in _every_voice(engine)[:2]:
         audio = engines.synthesize(engines.Speaker(engine, voice, 1.1, 0.9), SENTENCE)
         assert audio.dtype == np.float32 and audio.ndim == 1
         assert 1.0 < len(audio) / engines.SAMPLE_RATE < 8.0
         assert np.sqrt(np.mean(audio**2)) > 0.01 and np.max(np.abs(audio)) <= 1.0
 
 
-def test_rate_changes_duration():
-    fast = engines.synthesize(engines.Speaker("pico", "en-US", 1.3, 1.0), SENTENCE)
-    slow = engines.synthesize(engines.Speaker("pico", "en-US", 0.8, 1.0), SENTENCE)
+@pytest.mark.parametrize("engine,voice", [("pico", "en-US"), ("piper", "joe")])
+def test_rate_changes_duration(engine, voice):
+    if engine not in engines.available_engines():
+        pytest.skip(f"{engine} is not installed")
+    fast = engines.synthesize(engines.Speaker(engine, voice, 1.3, 1.0), SENTENCE)
+    slow = engines.synthesize(engines.Speaker(engine, voice, 0.8, 1.0), SENTENCE)
     assert len(slow) > 1.2 * len(fast)
+
+
+def test_piper_speaks_only_dev_unseen_voice_and_the_same_audio_every_time():
+    assert engines.voices("piper", "dev_unseen_voice") == ["joe"]
+    for split in set(engines.SPEAKER_SETS) - {"dev_unseen_voice"}:
+        assert engines.voices("piper", split, extra_train_voices=True) == []
+    assert {s.pitch for s in engines.speakers_for("dev_unseen_voice", ["piper"])} == {1.0}  # no pitch knob
+    if "piper" not in engines.available_engines():
+        pytest.skip("piper is not installed")
+    speaker = engines.Speaker("piper", "joe", 0.93, 1.0)
+    first, again = engines.synthesize(speaker, SENTENCE), engines.synthesize(speaker, SENTENCE)
+    assert first.shape == again.shape and np.array_equal(first, again)
+
+
+def test_engines_without_a_train_voice_are_refused():
+    with pytest.raises(ValueError, match="has a voice for train"):
+        builder.resolve_engines(SynthConfig(engines=("piper",), allow_missing_engines=True))
 
 
 @pytest.mark.parametrize("snr_db", [0.0, 7.5, 20.0])
@@ -213,7 +239,7 @@ def test_rerun_skips_complete_splits(corpus):
     assert again["splits"] == summary["splits"]
 
 
-@pytest.mark.skipif(ENGINES_HERE != engines.ENGINES, reason="flite or espeak-ng is not installed")
+@pytest.mark.skipif(ENGINES_HERE != engines.ENGINES, reason="flite, espeak-ng or piper is not installed")
 def test_unseen_voice_split_has_only_held_out_base_voices_and_sentences(corpus):
     out_dir, summary = corpus
     data = {split: _read(os.path.join(out_dir, split)) for split in SPLITS}
@@ -235,15 +261,16 @@ def test_unseen_voice_split_has_only_held_out_base_voices_and_sentences(corpus):
     assert not texts & {e["text"] for e in data["train"] + data["dev"]}
     with open(os.path.join(out_dir, "corpus.json"), encoding="utf-8") as handle:
         record = json.load(handle)
-    assert record["config"]["engines"] == ["pico", "flite", "espeak"]
-    assert record["voices"]["unseen_voice"] == {"pico": [], "flite": ["rms"], "espeak": ["en-gb-scotland"]}
+    assert record["config"]["engines"] == ["pico", "flite", "espeak", "piper"]
+    assert record["voices"]["unseen_voice"] == {"pico": [], "flite": ["rms"], "espeak": ["en-gb-scotland"],
+                                                "piper": []}
     assert "rms" not in record["voices"]["train"]["flite"]
     assert set(record["complete"]) == set(SPLITS) == set(record["splits"])
 
 
 def test_missing_engine_is_an_error_unless_allowed(tmp_path, monkeypatch):
     monkeypatch.setattr(engines, "available_engines", lambda: ["pico"])
-    with pytest.raises(MissingEngineError, match=r"flite, espeak .*apt-get install flite"):
+    with pytest.raises(MissingEngineError, match=r"flite, espeak, piper .*apt-get install flite.*pip install piper"):
         build_corpus(str(tmp_path / "a"), SynthConfig(minutes=0.2, seed=1), workers=1)
     assert not os.path.exists(tmp_path / "a" / "train")
     with pytest.raises(ValueError, match="unknown TTS engines"):
@@ -291,13 +318,14 @@ def test_voice_sets_are_disjoint_where_they_must_be():
         engines.voices("espeak"))
 
 
-@pytest.mark.skipif(ENGINES_HERE != engines.ENGINES, reason="flite or espeak-ng is not installed")
+@pytest.mark.skipif(ENGINES_HERE != engines.ENGINES, reason="flite, espeak-ng or piper is not installed")
 def test_dev_unseen_voice_split_has_only_its_own_voices_and_dev_sentences(corpus):
     out_dir, summary = corpus
     data = {split: _read(os.path.join(out_dir, split)) for split in SPLITS}
     assert summary["splits"]["dev_unseen_voice"]["utterances"] > 0
     voices_of = {split: {tuple(e["speaker"].split("-")[:2]) for e in entries} for split, entries in data.items()}
-    expected = {("espeak", "".join(c for c in v if c.isalnum()).lower()) for v in engines.DEV_UNSEEN_VOICES["espeak"]}
+    expected = {(engine, "".join(c for c in v if c.isalnum()).lower())
+                for engine, held_out in engines.DEV_UNSEEN_VOICES.items() for v in held_out}
     assert voices_of["dev_unseen_voice"] and voices_of["dev_unseen_voice"] <= expected
     for split in SPLITS:
         if split != "dev_unseen_voice":
@@ -306,11 +334,12 @@ def test_dev_unseen_voice_split_has_only_its_own_voices_and_dev_sentences(corpus
     assert all(e["sentence"] in dev_pool for e in data["dev_unseen_voice"])
     with open(os.path.join(out_dir, "corpus.json"), encoding="utf-8") as handle:
         record = json.load(handle)
-    assert record["voices"]["dev_unseen_voice"]["espeak"] == list(engines.DEV_UNSEEN_VOICES["espeak"])
+    assert record["voices"]["dev_unseen_voice"] == {e: list(v) for e, v in engines.DEV_UNSEEN_VOICES.items()}
+    assert {s.split("-")[0] for s in record["speakers"]["dev_unseen_voice"]} == {"espeak", "piper"}
     assert "extra_train_voices" not in record["config"]  # a corpus built before the option stays complete
 
 
-@pytest.mark.skipif(ENGINES_HERE != engines.ENGINES, reason="flite or espeak-ng is not installed")
+@pytest.mark.skipif(ENGINES_HERE != engines.ENGINES, reason="flite, espeak-ng or piper is not installed")
 def test_extra_train_voices_speak_train_only_and_leave_every_other_split_identical(corpus, tmp_path):
     out_dir, _ = corpus
     wide = str(tmp_path / "wide")

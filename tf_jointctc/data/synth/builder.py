@@ -22,9 +22,10 @@ other splits, and the babble of test_noisy, are then byte-identical to those of 
 Sizes: `minutes` is train + dev + test_clean. By default dev and test_clean get 10 % of it each; with
 `heldout_minutes` > 0 they get that many minutes each and train gets the rest.
 
-Engines: the corpus expects every engine of `SynthConfig.engines` (default: pico, flite and espeak-ng). A
-missing one is an error that says how to install it, unless `allow_missing_engines` is set; then the build
-goes on without it with a warning, and `corpus.json` records the engines and voices it used.
+Engines: the corpus expects every engine of `SynthConfig.engines` (default: pico, flite, espeak-ng and piper,
+which speaks only dev_unseen_voice). A missing one is an error that says how to install it, unless
+`allow_missing_engines` is set; then the build goes on without it with a warning, and `corpus.json` records the
+engines and voices it used.
 
 Train augmentation (drawn per utterance): reverberation with probability `reverb_fraction`, then noise with
 probability `noise_fraction`: babble of 3-6 talkers (train sentences by the base voices' train speakers, never
@@ -327,6 +328,8 @@ def resolve_engines(config: SynthConfig) -> tuple[str, ...]:
 
     Raises:
       MissingEngineError: one of them is not installed and `allow_missing_engines` is off, or none is.
+      ValueError: an engine is unknown, or none of them has a voice for train (piper speaks only
+        dev_unseen_voice).
     """
     unknown = sorted(set(config.engines) - set(engines.ENGINES))
     if unknown:
@@ -345,6 +348,8 @@ def resolve_engines(config: SynthConfig) -> tuple[str, ...]:
                         ", ".join(missing), hints)
     if not names:
         raise MissingEngineError(f"no text-to-speech engine available among {list(config.engines)}")
+    if not engines.speakers_for("train", list(names)):
+        raise ValueError(f"none of the TTS engines {list(names)} has a voice for train; add pico, flite or espeak")
     return names
 
 

