@@ -54,8 +54,8 @@ UNSEEN_VOICES = {"pico": (), "flite": ("rms",), "espeak": ("en-gb-scotland",), "
 # voices never heard in training, so that choices about voices are not made on test_unseen_voice. Like
 # UNSEEN_VOICES, a new accent (Caribbean) and new voices of a trained accent: a male timbre variant of espeak-ng's
 # US English, and piper's joe, a US male voice of an engine no train voice comes from, as flite rms is a US male
-# voice unlike any train voice (joint + LM CER of stop 58's recognizer: rms 49.5 %, joe 46.5 %, the espeak-ng
-# voices 5-23 %; docs/accuracy.md).
+# voice unlike any train voice (joint + LM CER of stop 58's recognizer: rms 49.5 % in test_unseen_voice, joe 44.5 %
+# and the espeak-ng voices 5-24 % in dev_unseen_voice; docs/accuracy.md).
 DEV_UNSEEN_VOICES = {"pico": (), "flite": (), "espeak": ("en-029", "en-us+m7"), "piper": ("joe",)}
 # Voices that speak train only, and only in a corpus built with `extra_train_voices`: four espeak-ng accents
 # (Received Pronunciation, Lancaster, West Midlands, New York City) and four timbres (espeak-ng variants, one of
