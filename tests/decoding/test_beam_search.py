@@ -724,4 +724,3 @@ def test_kept_rows_gathers_every_tensor_of_a_nested_state_at_the_parents():
     assert furthest.numpy().tolist() == [12, 12, 10]
     assert weights.numpy().tolist() == [[4.0, 5.0], [4.0, 5.0], [0.0, 1.0]]
     assert kept_rows(tf.constant([7, 8]), tf.constant([1])).numpy().tolist() == [8]  # a bare tensor as well
-
