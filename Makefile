@@ -44,11 +44,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# flite and espeak-ng come from Debian's packages (apt-get, as root): the one thing set-up fetches besides PyPI.
+# flite, espeak-ng and festival with its voice ked (`jointctc-synth --engines ...,festival`; not in the default
+# corpus) come from Debian's packages (apt-get, as root): the one thing set-up fetches besides PyPI.
 # Without root or apt they must be installed by hand; the corpus builder then says which one is missing.
 engines:
 	@missing=""; command -v flite >/dev/null || missing="$$missing flite"; \
 	  command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
+	  festival -b '(voice_ked_diphone)' >/dev/null 2>&1 || missing="$$missing festival festvox-kdlpc16k"; \
 	  if [ -n "$$missing" ]; then \
 	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	      echo "installing TTS engines from Debian:$$missing"; \

