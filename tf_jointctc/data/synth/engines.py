@@ -107,8 +107,10 @@ def _which(engine: str) -> str | None:
             "festival": shutil.which("text2wave")}.get(engine)
 
 
+@functools.cache
 def _festival_installed() -> bool:
-    """Festival's `text2wave` is here and loads every voice of `_FESTIVAL_VOICES`."""
+    """Festival's `text2wave` is here and loads every voice of `_FESTIVAL_VOICES` (asked once per process: it
+    starts Festival)."""
     festival = shutil.which("festival")
     if not (festival and _which("festival")):
         return False
