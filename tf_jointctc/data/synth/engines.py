@@ -68,8 +68,9 @@ UNSEEN_VOICES = {"pico": (), "flite": ("rms",), "espeak": ("en-gb-scotland",), "
 DEV_UNSEEN_VOICES = {"pico": (), "flite": (), "espeak": ("en-029", "en-us+m7"), "piper": ("joe",), "festival": ()}
 # Base voices that speak train and nothing else (no held-out split, no babble of the noisy splits, so that a
 # corpus built with their engine has the same dev and test splits as one built without it): festival's ked, a
-# voice made of a real speaker's recordings, as no other train voice is but flite's kal16 (row fk,
-# docs/accuracy.md: joint + LM CER of stop 58's recognizer on dev_unseen_voice's sentences by ked: 43.2 %).
+# voice made of a real speaker's recordings, as no other train voice is but flite's kal16 (joint + LM CER of stop
+# 58's recognizer on dev_unseen_voice's sentences by ked: 43.2 %). In train it left Piper's joe level (row fk,
+# docs/accuracy.md), so the default corpus does not use it.
 TRAIN_ONLY_VOICES = {"pico": (), "flite": (), "espeak": (), "piper": (), "festival": ("ked",)}
 # Voices that speak train only, and only in a corpus built with `extra_train_voices`: four espeak-ng accents
 # (Received Pronunciation, Lancaster, West Midlands, New York City) and four timbres (espeak-ng variants, one of
