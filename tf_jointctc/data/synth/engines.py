@@ -116,8 +116,13 @@ def _festival_installed() -> bool:
     festival = shutil.which("festival")
     if not (festival and _which("festival")):
         return False
-    selects = [f"(voice_{voice}_diphone)" for voice in _FESTIVAL_VOICES]
+    selects = [_festival_select(voice) for voice in _FESTIVAL_VOICES]
     return subprocess.run([festival, "-b", *selects], capture_output=True).returncode == 0
+
+
+def _festival_select(voice: str) -> str:
+    """The Scheme call that makes Festival speak with its diphone voice `voice`."""
+    return f"(voice_{voice}_diphone)"
 
 
 def _piper_installed() -> bool:
@@ -145,7 +150,8 @@ def voices(engine: str, split: str = "train", extra_train_voices: bool = False) 
     """Base voices of `engine` that speak the speaker set `split`: the held-out `UNSEEN_VOICES` for
     `unseen_voice`, `DEV_UNSEEN_VOICES` for `dev_unseen_voice`, the others for `train`, `dev` and `test`, and for
     `train` also `TRAIN_ONLY_VOICES` and, if `extra_train_voices`, `EXTRA_TRAIN_VOICES`."""
-    every = {"pico": _PICO_VOICES, "flite": tuple(_FLITE_F0), "espeak": _ESPEAK_VOICES}.get(engine, ())
+    every = {"pico": _PICO_VOICES, "flite": tuple(_FLITE_F0), "espeak": _ESPEAK_VOICES, "piper": (),
+             "festival": ()}[engine]
     unseen = UNSEEN_VOICES[engine]
     if split == "unseen_voice":
         return list(unseen)
@@ -237,7 +243,7 @@ def _festival(speaker: Speaker, text: str) -> tuple[np.ndarray, int]:
         handle.write(text)
     pitch = (f"(set! int_lr_params '((target_f0_mean {f0_mean * speaker.pitch:.1f}) "
              f"(target_f0_std {f0_std * speaker.pitch:.1f}) (model_f0_mean 170) (model_f0_std 34)))")
-    command = [_which("festival") or "text2wave", "-eval", f"(voice_{speaker.voice}_diphone)", "-eval",
+    command = [_which("festival") or "text2wave", "-eval", _festival_select(speaker.voice), "-eval",
                f"(Parameter.set 'Duration_Stretch {stretch / speaker.rate:.4f})", "-eval", pitch]
     return _run_to_wav(command + [text_path, "-o", "{out}"])
 
