@@ -104,9 +104,14 @@ class Speaker:
         return dataclasses.asdict(self) | {"id": self.id}
 
 
+# The program each command-line engine is run as (Festival speaks through its text2wave script).
+_PROGRAMS = {"flite": "flite", "espeak": "espeak-ng", "festival": "text2wave"}
+
+
 def _which(engine: str) -> str | None:
-    return {"flite": shutil.which("flite"), "espeak": shutil.which("espeak-ng"),
-            "festival": shutil.which("text2wave")}.get(engine)
+    """The path of `engine`'s program, or None when it is not installed (or `engine` runs in-process)."""
+    program = _PROGRAMS.get(engine)
+    return shutil.which(program) if program else None
 
 
 @functools.cache
@@ -228,7 +233,7 @@ def _run_to_wav(command: list[str]) -> tuple[np.ndarray, int]:
 
 
 def _flite(speaker: Speaker, text: str) -> tuple[np.ndarray, int]:
-    command = [_which("flite") or "flite", "-voice", speaker.voice]
+    command = [_which("flite") or _PROGRAMS["flite"], "-voice", speaker.voice]
     command += ["--setf", f"duration_stretch={1.0 / speaker.rate:.4f}"]
     f0 = _FLITE_F0.get(speaker.voice)
     if f0 is not None:
@@ -243,7 +248,7 @@ def _festival(speaker: Speaker, text: str) -> tuple[np.ndarray, int]:
         handle.write(text)
     pitch = (f"(set! int_lr_params '((target_f0_mean {f0_mean * speaker.pitch:.1f}) "
              f"(target_f0_std {f0_std * speaker.pitch:.1f}) (model_f0_mean 170) (model_f0_std 34)))")
-    command = [_which("festival") or "text2wave", "-eval", _festival_select(speaker.voice), "-eval",
+    command = [_which("festival") or _PROGRAMS["festival"], "-eval", _festival_select(speaker.voice), "-eval",
                f"(Parameter.set 'Duration_Stretch {stretch / speaker.rate:.4f})", "-eval", pitch]
     return _run_to_wav(command + [text_path, "-o", "{out}"])
 
@@ -251,7 +256,7 @@ def _festival(speaker: Speaker, text: str) -> tuple[np.ndarray, int]:
 def _espeak(speaker: Speaker, text: str) -> tuple[np.ndarray, int]:
     words_per_minute = int(round(165 * speaker.rate))
     pitch = int(np.clip(round(50 * speaker.pitch), 0, 99))
-    command = [_which("espeak") or "espeak-ng", "-v", speaker.voice, "-s", str(words_per_minute)]
+    command = [_which("espeak") or _PROGRAMS["espeak"], "-v", speaker.voice, "-s", str(words_per_minute)]
     return _run_to_wav(command + ["-p", str(pitch), "-w", "{out}", "--", text])
 
 
