@@ -603,6 +603,10 @@ def test_vtlp_warps_training_only_round_trips_and_defaults_off():
     unset = config.to_dict()
     del unset["vtlp_warp"]
     assert not build_model(unset, {"ctc_weight": 0.5}, Vocabulary()).vtlp.enabled
+    assert build_model(unset, {"ctc_weight": 0.5}, Vocabulary()).vtlp.probability == 1.0
+    config.vtlp_probability = 0.25
+    rebuilt = build_model(config, {"ctc_weight": 0.5}, Vocabulary())
+    assert JointCTCAttention.from_config(rebuilt.get_config()).vtlp.probability == 0.25
 
 
 def test_spectral_tilt_acts_in_training_only_round_trips_and_defaults_off():

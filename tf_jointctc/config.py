@@ -95,6 +95,9 @@ def base_config() -> ml_collections.ConfigDict:
     # warped by a factor uniform in (low, high), drawn per update, before CMVN, as a shorter or longer vocal tract
     # would move its formants; tempo unchanged. (1.0, 1.0): off.
     config.model.vtlp_warp = (1.0, 1.0)
+    # The chance that VTLP warps a given utterance (each drawn per update; the rest keep their voice): 1.0 warps
+    # every one.
+    config.model.vtlp_probability = 1.0
     # Spectral tilt in training (not in the paper; layers/spectral_tilt.py): every utterance's static log-mels get
     # a straight line across the mel axis, slope uniform in +-spectral_tilt nats (top bin against bottom), drawn
     # per update, before CMVN, as a brighter or darker microphone or voice would. 0.0: off.

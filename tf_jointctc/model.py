@@ -39,8 +39,9 @@ class JointCTCAttention(keras.Model):
     `h_k + W softmax(CTC logits of h_k) + b` (`ctc_conditioning`, a [V] -> [P] Dense) instead of h_k, in
     training and inference alike, so the upper layers are told what the lower ones recognized. In training only,
     `vtlp_warp` = (low, high) other than (1, 1) warps each utterance's mel axis by a factor uniform in that range
-    before CMVN (VTLP, `layers.vtlp`; not in the paper), `spectral_tilt` > 0 then adds a straight line of slope
-    uniform in +-spectral_tilt nats across its static log-mels (`layers.spectral_tilt`; not in the paper), and
+    before CMVN (VTLP, `layers.vtlp`; not in the paper; each utterance with chance `vtlp_probability`),
+    `spectral_tilt` > 0 then adds a straight line of slope uniform in +-spectral_tilt nats across its static
+    log-mels (`layers.spectral_tilt`; not in the paper), and
     `spec_augment` masks bins and frames after CMVN.
 
     Attention targets are `labels + eos`, decoder inputs `sos + labels`; padded positions are masked out.
@@ -88,6 +89,7 @@ class JointCTCAttention(keras.Model):
         guided_attention_width: float = 0.2,
         spec_augment: Mapping[str, Any] | None = None,
         vtlp_warp: Sequence[float] = (1.0, 1.0),
+        vtlp_probability: float = 1.0,
         spectral_tilt: float = 0.0,
         intermediate_ctc_weight: float = 0.0,
         intermediate_ctc_layer: int = 0,
@@ -147,7 +149,8 @@ class JointCTCAttention(keras.Model):
         self.spec_augment = SpecAugment(**dict(spec_augment or {}), bins=NUM_MEL_BINS, name="spec_augment")
         if self.spec_augment.enabled and self.feature_dim % NUM_MEL_BINS:
             raise ValueError(f"SpecAugment needs features in groups of {NUM_MEL_BINS} mel bins, got {self.feature_dim}")
-        self.vtlp = VocalTractLengthPerturbation(vtlp_warp, bins=NUM_MEL_BINS, name="vtlp")
+        self.vtlp = VocalTractLengthPerturbation(vtlp_warp, bins=NUM_MEL_BINS, probability=vtlp_probability,
+                                                 name="vtlp")
         if self.vtlp.enabled and self.feature_dim % NUM_MEL_BINS:
             raise ValueError(f"VTLP needs features in groups of {NUM_MEL_BINS} mel bins, got {self.feature_dim}")
         self.tilt = SpectralTilt(spectral_tilt, bins=NUM_MEL_BINS, name="spectral_tilt")
@@ -575,6 +578,7 @@ class JointCTCAttention(keras.Model):
             guided_attention_width=self.guided_attention_width,
             spec_augment=self.spec_augment.mask_settings(),
             vtlp_warp=list(self.vtlp.warp_range),
+            vtlp_probability=self.vtlp.probability,
             spectral_tilt=self.tilt.max_slope,
             intermediate_ctc_weight=self.intermediate_ctc_weight,
             intermediate_ctc_layer=self.intermediate_ctc_layer,
@@ -665,8 +669,8 @@ def build_model(model_config: Any, loss_config: Any, vocab: Any, cmvn: Any = Non
       model_config: ConfigDict with (or being) `model`: encoder.{num_layers, units, projection_units,
         subsample, implementation, input_stack, training_projection_dtype, input_dims, conv_channels}, attention
         ("location"|"content"), attention_dim, attention_filters, attention_width, sharpening, decoder_units,
-        init_scale, forget_bias, utterance_cmvn, ctc_self_conditioning, vtlp_warp, spectral_tilt,
-        spec_augment.{freq_masks, freq_width, time_masks, time_width, max_time_fraction}.
+        init_scale, forget_bias, utterance_cmvn, ctc_self_conditioning, vtlp_warp, vtlp_probability,
+        spectral_tilt, spec_augment.{freq_masks, freq_width, time_masks, time_width, max_time_fraction}.
       loss_config: ConfigDict with (or being) `loss`: ctc_weight (lambda of eq. 14), label_smoothing,
         ctc_warmup_steps, guided_attention_weight, guided_attention_width, intermediate_ctc_weight,
         intermediate_ctc_layer.
@@ -709,6 +713,7 @@ def build_model(model_config: Any, loss_config: Any, vocab: Any, cmvn: Any = Non
         guided_attention_width=float(loss.get("guided_attention_width", 0.2)),
         spec_augment=_spec_augment_settings(model),
         vtlp_warp=tuple(model.get("vtlp_warp", (1.0, 1.0))),
+        vtlp_probability=float(model.get("vtlp_probability", 1.0)),
         spectral_tilt=float(model.get("spectral_tilt", 0.0)),
         intermediate_ctc_weight=float(loss.get("intermediate_ctc_weight", 0.0)),
         intermediate_ctc_layer=int(loss.get("intermediate_ctc_layer", 0)),

@@ -119,3 +119,23 @@ def test_serializes_and_rejects_bad_settings():
 def test_passes_the_frame_mask_through():
     mask = tf.constant([[True, False]])
     assert VocalTractLengthPerturbation((0.9, 1.1)).compute_mask(tf.zeros([1, 2, 120]), mask=mask) is mask
+
+
+def test_a_probability_below_one_warps_only_part_of_the_batch_from_the_same_draws():
+    seed = tf.constant([11, 0])
+    every = VocalTractLengthPerturbation((0.8, 1.2)).factors(tf.constant(400), seed).numpy()
+    half = VocalTractLengthPerturbation((0.8, 1.2), probability=0.5)
+    some = half.factors(tf.constant(400), seed).numpy()
+    warped = some != 1.0
+    np.testing.assert_array_equal(some[warped], every[warped])  # a warped utterance keeps today's factor
+    assert 150 < warped.sum() < 250  # about half of 400 (binomial sd 10)
+    np.testing.assert_array_equal(half.factors(tf.constant(400), seed).numpy(), some)  # the seed decides
+    x = _features(batch=400, frames=2)
+    out = half(x, seed).numpy()
+    np.testing.assert_allclose(out[~warped], x[~warped], atol=1e-4)  # alpha 1: the identity up to rounding
+    assert np.abs(out[warped] - x[warped]).max() > 1e-2
+    again = keras.layers.deserialize(keras.layers.serialize(half))
+    assert again.probability == 0.5
+    for bad in (0.0, -0.1, 1.5):
+        with pytest.raises(ValueError, match="vtlp_probability"):
+            VocalTractLengthPerturbation((0.9, 1.1), probability=bad)

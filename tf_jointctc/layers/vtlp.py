@@ -17,8 +17,10 @@ time, so one `[M, M]` matrix per utterance warps the static, delta and delta-del
 the deltas of the warped static features. It approximates warping the filterbank (the filters keep their widths)
 at the cost of one small matmul per utterance.
 
-The factors come from a stateless generator seeded by the caller (the model passes the update's number), so a
-resumed run draws the same ones; zero (padded) frames stay zero, so padding never changes a valid frame.
+With `probability` < 1 each utterance is warped only with that chance (the others keep alpha = 1), so part of
+every batch trains on the voices as they are. The factors come from a stateless generator seeded by the caller
+(the model passes the update's number), so a resumed run draws the same ones; zero (padded) frames stay zero, so
+padding never changes a valid frame.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ from tf_jointctc.layers.feature_augmentation import FeatureAugmentation
 BOUNDARY_HZ = 4800.0
 # Folded into the caller's seed, so that the factors do not repeat SpecAugment's draws from the same seed.
 SEED_SALT = 7
+# Folded into the factors' seed for the draw of which utterances are warped (`probability` < 1).
+CHOICE_SALT = 1
 # Warp factors outside this range are refused (a formant moved by more than half is not a voice any more).
 FACTOR_LIMITS = (0.5, 2.0)
 
@@ -95,7 +99,8 @@ def checked_warp_range(warp_range: Sequence[float]) -> tuple[float, float]:
 
 @keras.saving.register_keras_serializable(package="tf_jointctc")
 class VocalTractLengthPerturbation(FeatureAugmentation):
-    """Warps every utterance's mel axis by its own factor uniform in `warp_range` (the module docstring).
+    """Warps each utterance's mel axis by its own factor uniform in `warp_range` (the module docstring), every
+    utterance with `probability` 1, otherwise each with that chance.
 
     call(features [B, T, D], seed [2] int) -> [B, T, D], D a multiple of `bins` (groups of mel channels: static,
     delta, delta-delta), every group warped by the utterance's matrix. With the range (1, 1) it returns the
@@ -103,9 +108,12 @@ class VocalTractLengthPerturbation(FeatureAugmentation):
     """
 
     def __init__(self, warp_range: Sequence[float] = (1.0, 1.0), boundary_hz: float = BOUNDARY_HZ,
-                 bins: int = NUM_MEL_BINS, **kwargs: Any):
+                 bins: int = NUM_MEL_BINS, probability: float = 1.0, **kwargs: Any):
         super().__init__(**kwargs)
         self.warp_range = checked_warp_range(warp_range)
+        if not 0.0 < float(probability) <= 1.0:
+            raise ValueError(f"vtlp_probability must lie in (0, 1], got {probability}")
+        self.probability = float(probability)
         if not 0.0 < float(boundary_hz) < SAMPLE_RATE / 2:
             raise ValueError(f"boundary_hz must lie inside (0, {SAMPLE_RATE / 2}), got {boundary_hz}")
         if int(bins) < 2:
@@ -119,10 +127,17 @@ class VocalTractLengthPerturbation(FeatureAugmentation):
 
     def factors(self, batch: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
         """[B] float32 warp factors uniform in `warp_range`, drawn from `seed` ([2] int) folded with
-        `SEED_SALT`."""
+        `SEED_SALT`; with `probability` < 1 each is 1.0 unless a second draw (that seed folded with
+        `CHOICE_SALT`) falls below the probability."""
         seed = tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), SEED_SALT)
         low, high = self.warp_range
-        return low + (high - low) * tf.random.stateless_uniform(tf.reshape(batch, [1]), seed=seed)
+        shape = tf.reshape(batch, [1])
+        factors = low + (high - low) * tf.random.stateless_uniform(shape, seed=seed)
+        if self.probability == 1.0:
+            return factors
+        choice_seed = tf.random.experimental.stateless_fold_in(seed, CHOICE_SALT)
+        warped = tf.random.stateless_uniform(shape, seed=choice_seed) < self.probability
+        return tf.where(warped, factors, tf.ones_like(factors))
 
     def call(self, features: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
         features = tf.convert_to_tensor(features, tf.float32)
@@ -136,5 +151,6 @@ class VocalTractLengthPerturbation(FeatureAugmentation):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(warp_range=list(self.warp_range), boundary_hz=self.boundary_hz, bins=self.bins)
+        config.update(warp_range=list(self.warp_range), boundary_hz=self.boundary_hz, bins=self.bins,
+                      probability=self.probability)
         return config
