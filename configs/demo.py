@@ -59,6 +59,12 @@ the demo's width until stop 42), and why (measurements in docs/accuracy.md):
   At a fixed 4,200 updates it led by ~20 dev CER points after the first epoch and by 2.7-2.8 at the end (CTC
   greedy); joint + LM with both seeds: dev -1.6, dev_noisy -2.9, dev_unseen_voice -0.2 (row ic of
   docs/accuracy.md), at no measurable cost per update.
+- VTLP on half the train utterances (`model.vtlp_warp` (0.9, 1.1), `model.vtlp_probability` 0.5; Jaitly & Hinton
+  2013, not in the paper): each one's mel axis warped per update by a factor uniform in 0.9-1.1 with chance 0.5, the
+  others as synthesized. At equal wall time with two seeds (four runs side by side, 74 minutes each, ~3,850 updates,
+  joint + LM; row vtp of docs/accuracy.md): dev_unseen_voice -2.38 CER points on average (ahead with both seeds; of
+  it Piper's natural voice joe -4.38), dev +0.48, dev_noisy -0.16. Warping every utterance (row vtj) cost dev +1.48
+  and dev_noisy +2.47 for dev_unseen_voice -1.46.
 - Decoding: beam 10 (20 in the paper) and joint CTC weight 0.3 without the LM (the paper's; `decode.ctc_weight`) and
   0.5 with it (`decode.joint_lm_ctc_weight`: jointctc-eval --mode joint with `--lm_workdir` and the exports'
   `serving_default`), each tuned on dev: with the LM 0.5 (stop 36's grid of CTC weight and beta); without it 0.3
@@ -123,6 +129,8 @@ def get_config():
     config.model.attention_dim = width
     config.model.decoder_units = width
     config.model.forget_bias = 1.0
+    config.model.vtlp_warp = (0.9, 1.1)
+    config.model.vtlp_probability = 0.5
     config.loss.ctc_weight = 0.5
     config.loss.ctc_warmup_steps = 1600
     config.loss.intermediate_ctc_weight = 0.3

@@ -129,6 +129,9 @@ def tiny_config(corpus: pathlib.Path, **overrides):
     # (tests/layers/test_conv_frontend.py, a train step in tests/test_model.py, SavedModel and TFLite parity in
     # tests/export/test_export.py).
     config.model.encoder.conv_channels = 0
+    # And the demo's VTLP: the thresholds were set without it, and it is tested on its own (tests/layers/test_vtlp.py,
+    # tests/test_model.py).
+    config.model.vtlp_warp = (1.0, 1.0)
     config.train.ema_decay = 0.0  # a weight average would lag a run of a few dozen updates (tested on its own)
     config.train.intra_op_threads = 0  # TensorFlow's default, as in the test process that compares against them
     # Two epochs of a tiny model: with the demo's lambda 0.5 its decoder loops on near-ties that the exact
