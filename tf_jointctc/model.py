@@ -41,8 +41,7 @@ class JointCTCAttention(keras.Model):
     `vtlp_warp` = (low, high) other than (1, 1) warps each utterance's mel axis by a factor uniform in that range
     before CMVN (VTLP, `layers.vtlp`; not in the paper; each utterance with chance `vtlp_probability`),
     `spectral_tilt` > 0 then adds a straight line of slope uniform in +-spectral_tilt nats across its static
-    log-mels (`layers.spectral_tilt`; not in the paper), and
-    `spec_augment` masks bins and frames after CMVN.
+    log-mels (`layers.spectral_tilt`; not in the paper), and `spec_augment` masks bins and frames after CMVN.
 
     Attention targets are `labels + eos`, decoder inputs `sos + labels`; padded positions are masked out.
     `ctc_weight` is a constructor constant: with 1 the attention branch is never built into the loss graph, with
