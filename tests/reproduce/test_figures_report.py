@@ -92,6 +92,9 @@ def test_figures_and_report_from_fake_workdirs(tmp_path):
     assert "| CTC | 1.0 | – | 4321 | 9 | 2,345 | 123 |" in text  # updates read from the checkpoint
     assert "| Attention(content-based) | 0.0 | content | 4321 | 9 | – | 123 |" in text  # no checkpoint: none
     assert f"or {config.train.max_minutes:g} minutes of training" in text and "pyramidal" not in text
+    low, high = config.model.vtlp_warp
+    assert (f"VTLP: each train utterance's mel axis warped by a factor uniform in {low:g}-{high:g} with chance "
+            f"{config.model.vtlp_probability:g};") in text  # configs/demo.py's VTLP
     for system in SYSTEMS.values():
         assert f"| {system.label}" in text
         if system.is_mtl:

@@ -113,7 +113,7 @@ def _corpus_lines(out: str, results: dict) -> list[str]:
 
 def _model_text(out: str) -> str:
     """The systems' shared recipe as the first work dir's config.json records it (convolutional front end,
-    encoder, decoder, optimizer, batches, CTC warm-up, epochs and time budget)."""
+    encoder, decoder, VTLP, optimizer, batches, CTC warm-up, epochs and time budget)."""
     for name in SYSTEMS:
         config = _read(os.path.join(out, name, "config.json"))
         if config:
@@ -133,6 +133,13 @@ def _model_text(out: str) -> str:
                 f"{front}{encoder['num_layers']}-layer BLSTM with {encoder['units']} cells per direction "
                 f"({frames}layer subsampling {subsample})",
                 f"{model['decoder_units']}-cell LSTM decoder",
+            ]
+            low, high = model.get("vtlp_warp", (1.0, 1.0))
+            if (low, high) != (1.0, 1.0):
+                chance = float(model.get("vtlp_probability", 1.0))
+                parts.append(f"VTLP: each train utterance's mel axis warped by a factor uniform in {low:g}-{high:g}"
+                             f" with chance {chance:g}")
+            parts += [
                 f"{optimizer['name']} lr {optimizer['learning_rate']} ({schedule} schedule)",
                 f"batch {train['batch_size']}",
             ]
