@@ -5,7 +5,7 @@ import pytest
 
 from tf_jointctc import metrics
 from tf_jointctc.decoding.options import DecodeOptions
-from tf_jointctc.evaluation import UtteranceResult, evaluate_workdir, summarize
+from tf_jointctc.evaluation import UtteranceResult, evaluate_workdir, evaluation_options, summarize
 
 
 def test_decode_options_come_from_the_config_with_overrides():
@@ -75,6 +75,26 @@ def hypotheses(path):
     return {(e := json.loads(line))["id"]: (e["hypothesis"], e["score"]) for line in path.read_text().splitlines()}
 
 
+def decode_config(workdir, **decode):
+    """The trained work dir's `config.decode`, with `decode` set."""
+    from tf_jointctc.trained_model import load_config
+
+    config = load_config(str(workdir))
+    config.decode.update(decode)
+    return config.decode
+
+
+def configured_options(workdir, mode, **decode):
+    """What `evaluate_workdir` decodes `mode` with (no LM) when the work dir's config sets `decode`."""
+    return evaluation_options(decode_config(workdir, **decode), mode, lm_workdir="")[0]
+
+
+def options_asked(workdir, mode, **overrides):
+    """What `evaluate_workdir` decodes `mode` with (no LM) when asked for `overrides` as arguments. A search is a
+    function of its options: where these equal `configured_options`, so do the hypotheses."""
+    return evaluation_options(decode_config(workdir), mode, lm_workdir="", **overrides)[0]
+
+
 def test_evaluation_fuses_an_lm_and_reports_it(trained_workdir, trained_manifest, tmp_path):
     from tf_jointctc.trained_model import load_vocab
 
@@ -113,42 +133,63 @@ def test_evaluation_fuses_an_lm_and_reports_it(trained_workdir, trained_manifest
     assert (asked["lm_weight"], asked["length_penalty"]) == (0.2, 0.4)
     assert hypotheses(tmp_path / "own.jsonl") == hypotheses(tmp_path / "asked.jsonl")
     assert hypotheses(tmp_path / "own.jsonl") != hypotheses(tmp_path / "attention.jsonl")  # not the shared 0.5
-    shared_decode = json.loads((workdir / "config.json").read_text())["decode"]
-    shared_bonus, shared_ctc = shared_decode["length_penalty"], shared_decode["ctc_weight"]
-    joint = evaluate_workdir(str(tuned), data, "joint", **common)
-    assert (joint["lm_weight"], joint["length_penalty"]) == (0.5, shared_bonus)
-    explicit = evaluate_workdir(str(tuned), data, "attention", lm_weight=0.7, length_penalty=0.0, **common)
-    assert (explicit["lm_weight"], explicit["length_penalty"]) == (0.7, 0.0)
-    # The joint mode's own CTC weight: joint with the LM takes it, without the LM the shared one, and an explicit
-    # weight beats it; the search runs with it.
+    # The joint mode's own CTC weight: joint with the LM takes it; the search runs with it.
     joint_own = copy_workdir(workdir, tmp_path / "joint_own", lm_workdir=lm_workdir, lm_weight=0.5,
                              joint_lm_ctc_weight=0.8)
     own_joint = evaluate_workdir(str(joint_own), data, "joint", output=str(tmp_path / "own_joint.jsonl"), **common)
-    assert (own_joint["ctc_weight"], own_joint["lm_weight"]) == (0.8, 0.5) and shared_ctc != 0.8
+    assert (own_joint["ctc_weight"], own_joint["lm_weight"]) == (0.8, 0.5)
     asked_joint = evaluate_workdir(str(configured), data, "joint", output=str(tmp_path / "asked_joint.jsonl"),
                                    ctc_weight=0.8, **common)
     assert asked_joint["ctc_weight"] == 0.8
     assert hypotheses(tmp_path / "own_joint.jsonl") == hypotheses(tmp_path / "asked_joint.jsonl")
     assert hypotheses(tmp_path / "own_joint.jsonl") != hypotheses(tmp_path / "joint.jsonl")  # not the shared weight
-    assert evaluate_workdir(str(joint_own), data, "joint", ctc_weight=0.1, **common)["ctc_weight"] == 0.1
-    assert evaluate_workdir(str(joint_own), data, "joint", lm_workdir="", **common)["ctc_weight"] == shared_ctc
-    off = evaluate_workdir(str(configured), data, "joint", lm_workdir="", lm_weight=0.0, **common)
-    assert off["lm_workdir"] is None and off["cer"] == plain["cer"]
     # The config's weight is the weight when an LM is fused: without one the search runs without it.
     unfused = evaluate_workdir(str(configured), data, "joint", lm_workdir="", output=str(tmp_path / "unfused.jsonl"),
                                **common)
     assert unfused["lm_workdir"] is None and unfused["lm_weight"] == 0.0
     assert hypotheses(tmp_path / "unfused.jsonl") == hypotheses(tmp_path / "plain.jsonl")
-    # ctc_greedy never loads an LM: it ignores the config's weight and refuses an explicit one.
-    for asked in (None, 0.0):
-        greedy = evaluate_workdir(str(configured), data, "ctc_greedy", lm_weight=asked, **common)
-        assert greedy["lm_workdir"] is None and greedy["lm_weight"] == 0.0
+    # ctc_greedy never loads an LM, and refuses an explicit weight (`modes.check_mode`, after the model is loaded).
     with pytest.raises(ValueError, match="'ctc_greedy' cannot use a language model"):
         evaluate_workdir(str(configured), data, "ctc_greedy", lm_weight=0.5, **common)
+
+
+def test_evaluation_options_resolve_the_configs_lm_settings_and_the_explicit_ones(trained_workdir, tmp_path):
+    """`evaluation_options`, what `evaluate_workdir` decodes with (the test above runs the searches of some of these
+    settings end to end and compares their hypotheses): the config's LM settings are the defaults, each mode's own
+    settings apply with an LM, explicit arguments beat both, and a weight without an LM is refused."""
+    workdir, _ = trained_workdir
+    lm_workdir = str(tmp_path / "lm")  # only named here: evaluate_workdir loads the LM, evaluation_options does not
+    plain = decode_config(workdir)
+    shared_bonus, shared_ctc = float(plain.length_penalty), float(plain.ctc_weight)
+    options, fused = evaluation_options(plain, "joint")
+    assert (fused, options.lm_weight, options.ctc_weight) == ("", 0.0, shared_ctc)
+    tuned = decode_config(workdir, lm_workdir=lm_workdir, lm_weight=0.5, attention_lm_weight=0.2,
+                          attention_lm_length_penalty=0.4, joint_lm_ctc_weight=0.8)
+    options, fused = evaluation_options(tuned, "attention")
+    assert (fused, options.lm_weight, options.length_penalty) == (lm_workdir, 0.2, 0.4)  # the mode's own
+    options, _ = evaluation_options(tuned, "joint")
+    assert (options.lm_weight, options.length_penalty, options.ctc_weight) == (0.5, shared_bonus, 0.8)
+    options, _ = evaluation_options(tuned, "attention", lm_weight=0.7, length_penalty=0.0)  # explicit beats own
+    assert (options.lm_weight, options.length_penalty) == (0.7, 0.0)
+    assert evaluation_options(tuned, "joint", ctc_weight=0.1)[0].ctc_weight == 0.1
+    # Without the LM, neither its weight nor the modes' own settings: the shared ones.
+    for asked in (None, 0.0):
+        options, fused = evaluation_options(tuned, "joint", lm_workdir="", lm_weight=asked)
+        assert (fused, options.lm_weight, options.ctc_weight) == ("", 0.0, shared_ctc), asked
+        options, fused = evaluation_options(tuned, "attention", lm_workdir="", lm_weight=asked)
+        assert (fused, options.lm_weight, options.length_penalty) == ("", 0.0, shared_bonus), asked
+        # ctc_greedy never fuses one: it ignores the config's weight (an explicit one is refused by check_mode).
+        options, fused = evaluation_options(tuned, "ctc_greedy", lm_weight=asked)
+        assert (fused, options.lm_weight) == ("", 0.0), asked
+    assert evaluation_options(tuned, "ctc_greedy", lm_weight=0.5)[0].lm_weight == 0.5
     with pytest.raises(ValueError, match="needs a language model: pass --lm_workdir"):
-        evaluate_workdir(str(workdir), data, "joint", lm_weight=0.5, **common)
+        evaluation_options(plain, "joint", lm_weight=0.5)
     with pytest.raises(ValueError, match="needs a language model: pass --lm_workdir"):
-        evaluate_workdir(str(configured), data, "attention", lm_workdir="", lm_weight=0.5, **common)
+        evaluation_options(tuned, "attention", lm_workdir="", lm_weight=0.5)
+    with pytest.raises(ValueError, match="finite number >= 0"):
+        evaluation_options(tuned, "joint", lm_weight=float("nan"))
+    with pytest.raises(ValueError, match="beem"):
+        evaluation_options(plain, "joint", beem=3)
 
 
 def test_evaluation_refuses_an_lm_over_another_vocabulary(trained_workdir, trained_manifest, tmp_path):
@@ -184,10 +225,8 @@ def test_evaluation_length_limits_come_from_the_config_and_arguments(trained_wor
     assert all(lengths["floor"][key] >= length for key, length in lengths["free"].items())
     assert all(lengths["cap"][key] <= length for key, length in lengths["free"].items())
     assert lengths["floor"] != lengths["free"] and lengths["cap"] != lengths["free"]
-    configured = copy_workdir(workdir, tmp_path / "configured", min_length_ratio=0.9)
-    summary = evaluate_workdir(str(configured), data, "attention", output=str(tmp_path / "configured.jsonl"), **common)
-    assert summary["min_length_ratio"] == 0.9
-    assert hypotheses(tmp_path / "configured.jsonl") == hypotheses(tmp_path / "floor.jsonl")
+    assert configured_options(workdir, "attention", min_length_ratio=0.9) == options_asked(
+        workdir, "attention", min_length_ratio=0.9)
 
 
 def test_evaluation_coverage_term_comes_from_the_config_and_arguments(trained_workdir, trained_manifest, tmp_path):
@@ -204,10 +243,8 @@ def test_evaluation_coverage_term_comes_from_the_config_and_arguments(trained_wo
     free, covered = hypotheses(tmp_path / "off.jsonl"), hypotheses(tmp_path / "on.jsonl")
     assert free != covered
     assert sum(len(text) for text, _ in covered.values()) > sum(len(text) for text, _ in free.values())
-    configured = copy_workdir(workdir, tmp_path / "configured", coverage_weight=5.0, coverage_threshold=0.3)
-    summary = evaluate_workdir(str(configured), data, "attention", output=str(tmp_path / "configured.jsonl"), **common)
-    assert summary["coverage_weight"] == 5.0
-    assert hypotheses(tmp_path / "configured.jsonl") == covered
+    assert configured_options(workdir, "attention", coverage_weight=5.0, coverage_threshold=0.3) == options_asked(
+        workdir, "attention", coverage_weight=5.0, coverage_threshold=0.3)
 
 
 def holds_two_copies(text, min_unit=2, max_unit=24):
@@ -229,10 +266,7 @@ def test_evaluation_repeat_limit_comes_from_the_config_and_arguments(trained_wor
     limited = hypotheses(tmp_path / "on.jsonl")
     assert limited.keys() == hypotheses(tmp_path / "off.jsonl").keys()
     assert not any(holds_two_copies(text) for text, _ in limited.values())
-    configured = copy_workdir(workdir, tmp_path / "configured", max_repeats=1)
-    summary = evaluate_workdir(str(configured), data, "joint", output=str(tmp_path / "configured.jsonl"), **common)
-    assert summary["max_repeats"] == 1
-    assert hypotheses(tmp_path / "configured.jsonl") == limited
+    assert configured_options(workdir, "joint", max_repeats=1) == options_asked(workdir, "joint", max_repeats=1)
 
 
 def test_evaluation_attention_stall_limit_comes_from_the_config_and_arguments(trained_workdir, trained_manifest,
@@ -247,8 +281,5 @@ def test_evaluation_attention_stall_limit_comes_from_the_config_and_arguments(tr
     on = evaluate_workdir(str(workdir), data, "attention", output=str(tmp_path / "on.jsonl"),
                           max_attention_stall=1, **common)
     assert on["max_attention_stall"] == 1
-    configured = copy_workdir(workdir, tmp_path / "configured", max_attention_stall=1)
-    summary = evaluate_workdir(str(configured), data, "attention", output=str(tmp_path / "configured.jsonl"),
-                               **common)
-    assert summary["max_attention_stall"] == 1
-    assert hypotheses(tmp_path / "configured.jsonl") == hypotheses(tmp_path / "on.jsonl")
+    assert configured_options(workdir, "attention", max_attention_stall=1) == options_asked(
+        workdir, "attention", max_attention_stall=1)

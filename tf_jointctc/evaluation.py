@@ -115,6 +115,33 @@ def load_fusion_lm(lm_workdir: str, vocab: Vocabulary, workdir: str = "the recog
     return lm, lm_checkpoint
 
 
+def evaluation_options(decode_config: Any, mode: str, lm_workdir: str | None = None, lm_weight: float | None = None,
+                       **overrides: float | int | None) -> tuple[DecodeOptions, str]:
+    """What `evaluate_workdir` decodes `mode` with, from a work dir's `config.decode` and the caller's arguments
+    (their meaning: `evaluate_workdir`): (the options for this mode, the LM work dir to fuse, "" for none).
+
+    Mode ctc_greedy never fuses an LM; its options keep an explicit `lm_weight` so that `modes.check_mode` refuses
+    it, saying why. Raises ValueError for an override that is no `DecodeOptions` field, for a weight that is not a
+    finite number >= 0, and for an explicit `lm_weight > 0` without an LM (`fused_lm_weight`).
+    """
+    if lm_workdir is None:
+        lm_workdir = decode_config.get("lm_workdir", "") or ""
+    if mode == modes.CTC_GREEDY:
+        lm_workdir = ""
+        weight = float(lm_weight or 0.0)
+    else:
+        weight = fused_lm_weight(decode_config.get("lm_weight", 0.0), lm_weight, bool(lm_workdir))
+    # An explicit lm_weight / length_penalty / ctc_weight is this mode's, so it also beats the attention and joint
+    # modes' own settings.
+    values = {**overrides, "lm_weight": weight}
+    values.update(
+        (name, value) for name, value in explicit_mode_settings({**overrides, "lm_weight": lm_weight}).items()
+        if value is not None
+    )
+    options = DecodeOptions.from_config(decode_config, **values)
+    return options.for_mode(mode, with_lm=bool(lm_workdir)), lm_workdir
+
+
 def evaluate_workdir(workdir: str, data: str, mode: str, output: str | None = None, which: str = "best",
                      batch_size: int = 8, lm_workdir: str | None = None, lm_weight: float | None = None,
                      **overrides: float | int | None) -> dict:
@@ -143,24 +170,9 @@ def evaluate_workdir(workdir: str, data: str, mode: str, output: str | None = No
     from tf_jointctc.training import atomic
 
     model, config, vocab, checkpoint = load_trained_model(workdir, which)
-    if lm_workdir is None:
-        lm_workdir = config.decode.get("lm_workdir", "") or ""
-    with_lm = bool(lm_workdir) and mode != modes.CTC_GREEDY
-    if mode == modes.CTC_GREEDY:  # never loads an LM: check_mode refuses an explicit weight > 0, saying why
-        weight = float(lm_weight or 0.0)
-    else:
-        weight = fused_lm_weight(config.decode.get("lm_weight", 0.0), lm_weight, with_lm)
-    # An explicit lm_weight / length_penalty / ctc_weight is this mode's, so it also beats the attention and joint
-    # modes' own settings.
-    values = {**overrides, "lm_weight": weight}
-    values.update(
-        (name, value) for name, value in explicit_mode_settings({**overrides, "lm_weight": lm_weight}).items()
-        if value is not None
-    )
-    options = DecodeOptions.from_config(config.decode, **values)
-    options = options.for_mode(mode, with_lm=with_lm)
+    options, lm_workdir = evaluation_options(config.decode, mode, lm_workdir, lm_weight, **overrides)
     lm = lm_checkpoint = None
-    if lm_workdir and mode != modes.CTC_GREEDY:
+    if lm_workdir:
         lm, lm_checkpoint = load_fusion_lm(lm_workdir, vocab, workdir)
     modes.check_mode(model, mode, options, lm)
     key = hashlib.sha1(os.path.abspath(data).encode()).hexdigest()[:12]
