@@ -649,7 +649,7 @@ def test_refuses_unsupported_models():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("coverage_weight,max_repeats,max_stall", [(0.0, 0, 0), (0.3, 0, 0), (0.0, 1, 2)])
+@pytest.mark.parametrize("coverage_weight,max_repeats,max_stall", [(0.0, 0, 0), (0.3, 1, 2)])
 def test_converts_to_tflite_builtins_and_matches(paper_vocab_model, tmp_path, coverage_weight, max_repeats,
                                                  max_stall):
     """The whole joint decoder (encoder + beam search, with and without the coverage term, the repeat limit and the
