@@ -30,7 +30,8 @@ from tests.helpers import (
 # one-test SIGKILL files last). The first file builds the shared corpus, trained model and export
 # (`helpers.build_once`); the next ones need none of them, so the other worker is busy meanwhile instead of
 # waiting on the build; then the slow files that need only the corpus, then the slow ones that need the trained
-# model; the short files fill in at the end.
+# model, then the middling ones (40-60 s each in a run of the suite on the 2-core AVX2 CPU); the short files fill in
+# at the end, so that the two workers finish within seconds of each other.
 SLOWEST_FIRST = (
     "tests/export/test_export.py",
     "tests/training/test_overfit.py",
@@ -45,6 +46,11 @@ SLOWEST_FIRST = (
     "tests/cli/test_export_cli.py",
     "tests/faults/test_data_faults.py",
     "tests/test_evaluation.py",
+    "tests/decoding/test_beam_search.py",
+    "tests/training/test_training_units.py",
+    "tests/decoding/test_lm_fusion.py",
+    "tests/data/test_data_pipeline.py",
+    "tests/cli/test_evaluate.py",
 )
 
 
