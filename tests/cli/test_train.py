@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-from tests.helpers import REPO, last_json_line, tiny_config, write_config_file
+from tests.helpers import REPO, SHALLOW_ENCODER, last_json_line, tiny_config, write_config_file
 
 
 def test_train_fills_the_workdir_and_prints_json(trained_workdir):
@@ -66,7 +66,7 @@ def _free_port() -> int:
 
 
 def test_two_multi_worker_processes_train_on_loopback(tiny_corpus, tmp_path):
-    config = tiny_config(tiny_corpus, **{"train.epochs": 1})
+    config = tiny_config(tiny_corpus, **{**SHALLOW_ENCODER, "train.epochs": 1})
     workers = [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]
     processes = []
     for index in range(2):

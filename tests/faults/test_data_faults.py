@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from tests.helpers import last_json_line, run_cli, tiny_config, write_config_file
+from tests.helpers import SHALLOW_ENCODER, last_json_line, run_cli, tiny_config, write_config_file
 from tf_jointctc.data import audio as audio_lib
 from tf_jointctc.data import make_dataset, prepare_dataset, read_dataset, skips
 from tf_jointctc.data.skips import SkipReport
@@ -89,7 +89,7 @@ def test_read_dataset_of_the_kaldi_dir_counts_ids_missing_on_one_side(faulty_set
 
 
 def test_train_on_the_faulty_manifest_uses_every_usable_entry(faulty_set, tiny_corpus, tmp_path):
-    config = tiny_config(tiny_corpus, **{"data.train": str(faulty_set.manifest), "train.epochs": 1,
+    config = tiny_config(tiny_corpus, **{**SHALLOW_ENCODER, "data.train": str(faulty_set.manifest), "train.epochs": 1,
                                          "data.cache_dir": str(tmp_path / "cache")})
     workdir = tmp_path / "work"
     result = run_cli("tf_jointctc.cli.train", f"--config={write_config_file(config, tmp_path)}",

@@ -31,7 +31,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import REPO, tiny_config, write_config_file
+from tests.helpers import REPO, SHALLOW_ENCODER, tiny_config, write_config_file
 from tf_jointctc.training.loop import train
 
 pytestmark = pytest.mark.slow
@@ -77,7 +77,7 @@ def test_a_run_sigkilled_mid_epoch_resumes_there_and_equals_an_uninterrupted_run
     here, ~60 s of the suite; the live stream's resumed batches are checked exactly at the data level, and its
     skip is the same `start_batch` as the cached stream's.)"""
     killed_at = (1, 2)  # (finished epochs, updates into the next one)
-    config = tiny_config(tiny_corpus, **{"train.steps_per_epoch": 5, "train.epochs": 3,
+    config = tiny_config(tiny_corpus, **{**SHALLOW_ENCODER, "train.steps_per_epoch": 5, "train.epochs": 3,
                                          "train.checkpoint_every_steps": 1, "data.cache_dir": str(tmp_path / "cache"),
                                          "data.cache_features": True, "train.ema_decay": 0.9})
     straight_dir, workdir = tmp_path / "straight", tmp_path / "killed"

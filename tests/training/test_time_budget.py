@@ -8,15 +8,16 @@ import json
 
 import pytest
 
-from tests.helpers import tiny_config
+from tests.helpers import SHALLOW_ENCODER, tiny_config
 from tf_jointctc.training.errors import ConfigError
 from tf_jointctc.training.loop import train
 
 
 def test_a_spent_budget_ends_the_epoch_and_a_rerun_trains_no_more(tiny_corpus, tmp_path):
     # A budget of 0.06 s: spent by the first batch (its tracing alone takes seconds) of 50 epochs of 4 batches.
-    config = tiny_config(tiny_corpus, **{"train.max_minutes": 0.001, "train.epochs": 50, "train.steps_per_epoch": 4,
-                                         "optimizer.schedule": "cosine", "optimizer.warmup_steps": 1})
+    config = tiny_config(tiny_corpus, **{**SHALLOW_ENCODER, "train.max_minutes": 0.001, "train.epochs": 50,
+                                         "train.steps_per_epoch": 4, "optimizer.schedule": "cosine",
+                                         "optimizer.warmup_steps": 1})
     workdir = str(tmp_path / "work")
     summary = train(config, workdir, verbose=0)
     assert summary["time_budget_reached"] and summary["epochs"] == 1 and summary["dev_cer"] is not None

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import REPO, tiny_config
+from tests.helpers import REPO, SHALLOW_ENCODER, tiny_config
 from tf_jointctc.trained_model import restore_weights
 from tf_jointctc.training import atomic
 from tf_jointctc.training.callbacks import NonFiniteGuard, TimeBudget, alignment_image, validation_dataset
@@ -193,8 +193,8 @@ def test_training_with_noise_drawn_each_pass_learns_and_its_stream_is_noisy(tiny
     """One pass of the tiny config with noise on every utterance (`data.train_noise`): the run finishes with a
     finite loss, and the stream it trains on (the same augmentation over its train shards) has other features
     than the clean one."""
-    config = tiny_config(tiny_corpus, **{"data.cache_features": False, "data.train_noise.probability": 1.0,
-                                         "train.epochs": 1})
+    config = tiny_config(tiny_corpus, **{**SHALLOW_ENCODER, "data.cache_features": False,
+                                         "data.train_noise.probability": 1.0, "train.epochs": 1})
     summary = train(config, str(tmp_path / "work"))
     assert summary["epochs"] == 1 and np.isfinite(summary["loss"]) and summary["non_finite_steps"] == 0
     from tf_jointctc.data import make_training_stream, resolve_shards
