@@ -161,6 +161,7 @@ def test_evaluation_options_resolve_the_configs_lm_settings_and_the_explicit_one
     lm_workdir = str(tmp_path / "lm")  # only named here: evaluate_workdir loads the LM, evaluation_options does not
     plain = decode_config(workdir)
     shared_bonus, shared_ctc = float(plain.length_penalty), float(plain.ctc_weight)
+    assert shared_bonus != 0.4 and shared_ctc != 0.8  # so that the checks below tell the settings apart
     options, fused = evaluation_options(plain, "joint")
     assert (fused, options.lm_weight, options.ctc_weight) == ("", 0.0, shared_ctc)
     tuned = decode_config(workdir, lm_workdir=lm_workdir, lm_weight=0.5, attention_lm_weight=0.2,
