@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 
 import ml_collections
 
+import tf_jointctc  # noqa: F401  its TensorFlow settings, before a benchmark loads TensorFlow (tf_jointctc/runtime.py)
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 ARCHITECTURES = {"wsj": "configs/wsj_si284.py", "demo": "configs/demo.py"}

@@ -15,7 +15,10 @@ import os
 import sys
 import time
 
+from tf_jointctc.runtime import prefer_onednn
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+prefer_onednn()  # before TensorFlow loads (tf_jointctc/runtime.py)
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402

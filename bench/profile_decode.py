@@ -25,7 +25,10 @@ import os
 import tempfile
 import time
 
+from tf_jointctc.runtime import prefer_onednn
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+prefer_onednn()  # before TensorFlow loads (tf_jointctc/runtime.py)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

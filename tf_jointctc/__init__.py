@@ -1,6 +1,11 @@
 """tf-jointctc: joint CTC-attention end-to-end speech recognition (Kim, Hori & Watanabe, ICASSP 2017)."""
 
-from tf_jointctc.text import Vocabulary, normalize
+# First: TensorFlow reads its oneDNN setting when it loads (tf_jointctc/runtime.py).
+from tf_jointctc.runtime import prefer_onednn
+
+prefer_onednn()
+
+from tf_jointctc.text import Vocabulary, normalize  # noqa: E402
 
 __all__ = ["Recognizer", "Vocabulary", "normalize"]
 __version__ = "0.1.0"
