@@ -44,7 +44,8 @@ the demo's width until stop 42), and why (measurements in docs/accuracy.md):
   comes first, and the cosine decay follows the budget. This machine's speed differs by 2x between phases: a fixed
   1,400 updates took 15.6 minutes in one and 7.9 in another, and the budget uses what the machine gives.
 - One thread per TensorFlow op, two ops at a time (`train.intra_op_threads = 1`): this model's ops are small,
-  and a joint step ran 1.04-1.87x faster (median ~1.35x) than with two threads per op (docs/performance.md).
+  and a joint step ran 1.04-1.87x faster (median ~1.35x) than with two threads per op (docs/performance.md); with
+  the oneDNN kernels the package turns on (stop 66) still 1.32-1.47x on an AVX2-only CPU.
 - Noise drawn anew in every pass (`data.train_noise`, probability 0.5, the corpus builder's kinds and 0-20 dB
   SNRs) over a train split synthesized clean (`make demo` builds the corpus with `--noise_fraction 0`), instead
   of the same noise baked into half the train utterances: ahead on dev, dev_noisy and dev_unseen_voice with both
