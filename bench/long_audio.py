@@ -34,10 +34,9 @@ import multiprocessing
 import os
 import time
 
-from tf_jointctc.runtime import prefer_onednn
+import tf_jointctc  # noqa: F401  its TensorFlow settings, before TensorFlow loads (tf_jointctc/runtime.py)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-prefer_onednn()  # before TensorFlow loads (tf_jointctc/runtime.py)
 
 import numpy as np  # noqa: E402
 
