@@ -19,8 +19,12 @@ AVX512-BF16) the width costs more and the LM trains in float32, so there the con
 same 5 minutes 128 cells beat 256 on two AVX2 machines (2.05 against 2.18 bits/char, row lm_u128; 2.060 / 2.070
 against 2.095 / 2.094 with seeds 1 / 2, row lm128a), and fused into stop 51's recognizer they gained on every dev
 set with both LM seeds (dev -0.32, dev_noisy -1.07, dev_unseen_voice -0.57 CER points on average, row lm128a);
-both measured with TensorFlow's oneDNN kernels off, its default on those CPUs until the package turned them on
-(stop 66: the 128-cell LM's 5 minutes then held 3,193 updates, dev 1.958 bits/char; 256 cells not re-measured).
+both measured with TensorFlow's oneDNN kernels off, its default on those CPUs until the package turned them on.
+With them on (stop 67, row lm256b, two seeds of each width, each LM alone for the 5 minutes) the widths are level:
+128 cells 2,401-2,406 updates and 1.973-1.976 bits/char, 256 cells 824-842 updates and 1.960-1.963, and fused
+into stop 66's two `make demo` recognizers (three pairs) 256 cells gave dev +0.05, dev_noisy +0.42,
+dev_unseen_voice -0.31 CER points on average, so 128 cells stay there (they also decode faster: joint + LM on dev
+at beam 20 took 51-53 s against 55-56 s).
 `--config.model.units` overrides the choice. The LSTM's training matmuls take bfloat16 operands where the CPU
 multiplies bfloat16 natively (`model.training_dtype = "auto"`; float32 weights, states and results, and the LM
 decodes in float32): on an AMX-BF16 CPU the same dev bits per character after the same updates and 1.30x faster
