@@ -35,7 +35,7 @@ from tf_jointctc.config import lm_base_config
 from tf_jointctc.data.lm_text import DEMO_LM_TEXT
 from tf_jointctc.layers.fused_lstm import cpu_has_native_bfloat16
 
-# The LM's width by what the CPU multiplies natively (row lm128a of docs/accuracy.md).
+# The LM's width by what the CPU multiplies natively (rows lm128a and lm256b of docs/accuracy.md).
 UNITS_WITH_NATIVE_BFLOAT16 = 256
 UNITS_WITHOUT_NATIVE_BFLOAT16 = 128
 
