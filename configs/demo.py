@@ -33,7 +33,9 @@ the demo's width until stop 42), and why (measurements in docs/accuracy.md):
   of a step's time, does not run): the encoder aligns first and the attention decoder learns on top of it. At
   batch 16, 800 rather than 400: where the budget fits ~1,500 updates (a slow phase of the machine; stops 30-31's
   `make demo` fit ~1,640) 800 beat 400 by 4-9 dev CER points in every decoding mode, and where it fits ~2,700
-  they were within a point (rows a12 and a12' of docs/accuracy.md); batch 8 keeps those utterances.
+  they were within a point (rows a12 and a12' of docs/accuracy.md); batch 8 keeps those utterances. At equal wall
+  time lambda 0.3 and 0.7 each lost joint + LM on every dev set with both seeds (rows lam3 and lam7: dev +0.34 and
+  +0.41, dev_noisy +0.80 and +1.24 CER points on average).
 - Epochs of 700 updates (5,600 utterances) over a 288-minute train split (`make demo` builds it with `--minutes 300
   --heldout_minutes 6`; rows a16 and xv576 of docs/accuracy.md tried eight more train voices: better on voices
   never heard in training, worse on dev and dev_noisy), not passes over the data, and
