@@ -271,7 +271,7 @@ def make_decode_fn(
       lm: the character LM (a `CharacterLanguageModel`, not a `FusionLM`) fused with weight
         `mode_info["lm_weight"]`; unused when the entry has none (ctc_greedy, or no LM).
     """
-    extractor = FeatureExtractor(name="features")
+    extractor = FeatureExtractor(num_mel_bins=model.num_mel_bins, name="features")
     mode = mode_info["mode"]
     options = DecodeOptions.from_config(mode_info)  # ctc_greedy: the defaults, unused
     if options.lm_weight > 0.0:

@@ -444,14 +444,29 @@ def test_encoder_conv_front_end_from_config():
 
 @pytest.mark.parametrize("option", [{"encoder_conv_channels": 4}, {"vtlp_warp": (0.9, 1.1)}, {"spectral_tilt": 1.0},
                                     {"spec_augment": {"freq_masks": 1, "freq_width": 4}}])
-def test_mel_bin_options_refuse_features_not_in_groups_of_40_when_built(option):
-    """The front end, VTLP and SpecAugment read features as groups of 40 mel bins: another feature size is refused
-    when the model is made, not at its first call."""
+def test_mel_bin_options_refuse_features_not_in_three_groups_when_built(option):
+    """The front end, VTLP, the tilt and SpecAugment read the features as 3 groups (static, delta, delta-delta) of
+    `feature_dim / 3` mel bins: another feature size is refused when the model is made, not at its first call."""
     tiny = dict(vocab_size=10, encoder_layers=1, encoder_units=4, encoder_projection_units=4, encoder_subsample=(1,),
                 attention_dim=4, decoder_units=4, embedding_dim=4, **option)
-    with pytest.raises(ValueError, match="groups of 40 mel bins, got 100"):
+    with pytest.raises(ValueError, match="3 groups of mel bins .* got 100"):
         JointCTCAttention(cmvn_mean=np.zeros(100, np.float32), **tiny)
-    JointCTCAttention(cmvn_mean=np.zeros(120, np.float32), **tiny)
+    for feature_dim in (120, 240):
+        assert JointCTCAttention(cmvn_mean=np.zeros(feature_dim, np.float32), **tiny).num_mel_bins == feature_dim // 3
+
+
+def test_mel_bin_options_follow_the_features_mel_bins():
+    """With 80 mel bins (240 features per frame) VTLP warps 80 bins, SpecAugment masks within 80, the tilt spans 80
+    and the front end halves 80 twice: 20 bins x 4 channels reach the stacking."""
+    model = JointCTCAttention(
+        vocab_size=10, encoder_layers=1, encoder_units=4, encoder_projection_units=4, encoder_subsample=(1,),
+        encoder_input_stack=3, encoder_conv_channels=4, vtlp_warp=(0.9, 1.1), spectral_tilt=1.0,
+        spec_augment={"freq_masks": 1, "freq_width": 4}, attention_dim=4, decoder_units=4, embedding_dim=4,
+        cmvn_mean=np.zeros(240, np.float32))
+    assert (model.vtlp.bins, model.spec_augment.bins, model.tilt.bins) == (80, 80, 80)
+    assert model.encoder.frontend.output_dim() == 80
+    assert model.encoder.blstms[0].forward_layer.cell.kernel.shape[0] == 3 * 80
+    assert JointCTCAttention.from_config(model.get_config()).num_mel_bins == 80
 
 
 def test_bfloat16_training_projections_from_config():

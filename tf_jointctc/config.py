@@ -19,6 +19,9 @@ def base_config() -> ml_collections.ConfigDict:
     config.data.cache_dir = ""  # TFRecord shards; "" -> <workdir>/cache
     config.data.num_shards = 8
     config.data.max_seconds = 30.0  # longer utterances are skipped with a logged count
+    # Mel bins of the log-mel features (the paper's 40; ESPnet and WeNet recipes use 80): the model reads static,
+    # delta and delta-delta log-mels, 3 x num_mel_bins per frame, and its exports compute the same from audio.
+    config.data.num_mel_bins = 40
     # Training computes each utterance's features once, in the first pass, and keeps them in memory for the
     # later passes (not in the paper; ~170 MB per hour of audio). The batches differ from those of a run
     # without it, and are as reproducible. False: features computed for every batch.

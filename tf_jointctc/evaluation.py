@@ -166,6 +166,7 @@ def evaluate_workdir(workdir: str, data: str, mode: str, output: str | None = No
     The summary records `lm_workdir`, `lm_weight` and `lm_checkpoint` (None, 0.0, None without an LM).
     """
     from tf_jointctc.data import make_dataset, prepare_dataset
+    from tf_jointctc.features import FeatureExtractor
     from tf_jointctc.trained_model import load_trained_model
     from tf_jointctc.training import atomic
 
@@ -178,7 +179,8 @@ def evaluate_workdir(workdir: str, data: str, mode: str, output: str | None = No
     key = hashlib.sha1(os.path.abspath(data).encode()).hexdigest()[:12]
     prepared = prepare_dataset(data, os.path.join(workdir, "cache", f"eval-{key}"), vocab, num_shards=1,
                                max_seconds=None, subsampling=None)
-    dataset = make_dataset(prepared["shards"], batch_size=batch_size, training=False, include_text=True)
+    dataset = make_dataset(prepared["shards"], batch_size=batch_size, training=False, include_text=True,
+                           feature_extractor=FeatureExtractor(num_mel_bins=model.num_mel_bins))
     results, seconds = decode_dataset(model, vocab, dataset, mode, options, lm)
     summary = summarize(results, prepared["total_seconds"], seconds)
     summary.update(mode=mode, **options.search_settings())

@@ -145,18 +145,20 @@ class JointCTCAttention(keras.Model):
 
         self.cmvn = GlobalCMVN(cmvn_mean, cmvn_std, name="cmvn")
         self.utterance_cmvn = UtteranceCMVN(utterance_cmvn, name="utterance_cmvn")
-        self.spec_augment = SpecAugment(**dict(spec_augment or {}), bins=NUM_MEL_BINS, name="spec_augment")
-        if self.spec_augment.enabled and self.feature_dim % NUM_MEL_BINS:
-            raise ValueError(f"SpecAugment needs features in groups of {NUM_MEL_BINS} mel bins, got {self.feature_dim}")
-        self.vtlp = VocalTractLengthPerturbation(vtlp_warp, bins=NUM_MEL_BINS, probability=vtlp_probability,
-                                                 name="vtlp")
-        if self.vtlp.enabled and self.feature_dim % NUM_MEL_BINS:
-            raise ValueError(f"VTLP needs features in groups of {NUM_MEL_BINS} mel bins, got {self.feature_dim}")
-        self.tilt = SpectralTilt(spectral_tilt, bins=NUM_MEL_BINS, name="spectral_tilt")
-        if self.tilt.enabled and self.feature_dim % NUM_MEL_BINS:
-            raise ValueError(
-                f"spectral_tilt needs features in groups of {NUM_MEL_BINS} mel bins, got {self.feature_dim}"
-            )
+        # The features are static, delta and delta-delta log-mels (features.FeatureExtractor, `data.num_mel_bins`
+        # each): the mel-axis options read them as 3 groups of `num_mel_bins`.
+        self.num_mel_bins = self.feature_dim // 3
+        bins = self.num_mel_bins or NUM_MEL_BINS  # only read when the features come in 3 groups (checked below)
+        self.spec_augment = SpecAugment(**dict(spec_augment or {}), bins=bins, name="spec_augment")
+        self.vtlp = VocalTractLengthPerturbation(vtlp_warp, bins=bins, probability=vtlp_probability, name="vtlp")
+        self.tilt = SpectralTilt(spectral_tilt, bins=bins, name="spectral_tilt")
+        mel_options = {"SpecAugment": self.spec_augment.enabled, "VTLP": self.vtlp.enabled,
+                       "spectral_tilt": self.tilt.enabled,
+                       "the convolutional front end": self.encoder_conv_channels > 0}
+        for option, enabled in mel_options.items():
+            if enabled and (self.feature_dim % 3 or not self.num_mel_bins):
+                raise ValueError(f"{option} needs features in 3 groups of mel bins (static, delta, delta-delta), "
+                                 f"got {self.feature_dim}")
         self.encoder = PyramidalBLSTM(
             num_layers=self.encoder_layers,
             units=self.encoder_units,
@@ -168,7 +170,7 @@ class JointCTCAttention(keras.Model):
             training_projection_dtype=self.encoder_training_projection_dtype,
             input_dims=self.encoder_input_dims,
             conv_channels=self.encoder_conv_channels,
-            conv_bins=NUM_MEL_BINS,
+            conv_bins=bins,
             name="encoder",
         )
         if self.encoder.frontend is not None:  # refused now, as SpecAugment and VTLP, rather than when first called

@@ -405,6 +405,39 @@ def test_self_conditioned_ctc_and_the_conv_front_end_are_in_the_saved_model_and_
     assert float(keras_out()["score"]) == pytest.approx(float(expected["score"]), abs=1e-5)  # restored
 
 
+def test_a_model_of_80_mel_bins_exports_a_saved_model_and_tflite_that_compute_them(tmp_path):
+    """The exports compute the features of the model's own mel bins from audio (`data.num_mel_bins`, read back as
+    its CMVN's width / 3): an 80-bin CTC-only model with the front end exports, and the SavedModel's and the
+    TFLite model's `ctc_greedy` give the Keras model's tokens and score (a 40-bin feature extractor would not fit
+    its 240-wide CMVN)."""
+    import keras
+
+    from tf_jointctc.config import base_config
+    from tf_jointctc.model import build_model
+
+    config = base_config()
+    config.model.encoder.update(num_layers=1, units=16, projection_units=16, subsample=(1,), input_stack=3,
+                                conv_channels=2)
+    config.model.update(init_scale=0.6)
+    config.loss.update(ctc_weight=1.0)
+    keras.utils.set_random_seed(6)
+    cmvn = {"mean": np.zeros(240, np.float32), "std": np.full(240, 4.0, np.float32)}
+    model = build_model(config.model, config.loss, Vocabulary(), cmvn)
+    assert model.num_mel_bins == 80
+    vocab, options = Vocabulary(), sig.DecodeOptions(beam=3)
+    export_saved_model(model, vocab, str(tmp_path / "sm"), options)
+    export_tflite(model, vocab, str(tmp_path / "model.tflite"), options)
+    waveform = (0.1 * np.random.default_rng(1).standard_normal(12000)).astype(np.float32)
+    keras_fn = tf.function(sig.make_decode_fn(model, sig.available_modes(model, options)["ctc_greedy"]),
+                           input_signature=sig.input_signature(1))
+    expected = {k: v.numpy()[0] for k, v in keras_fn(waveform[None], np.array([len(waveform)], np.int32)).items()}
+    assert tokens(expected)
+    for out in (run_saved_model(tf.saved_model.load(str(tmp_path / "sm")), "ctc_greedy", waveform),
+                run_tflite(_interpreter(str(tmp_path / "model.tflite")), "ctc_greedy", waveform)):
+        assert tokens(out) == tokens(expected)
+        np.testing.assert_allclose(out["score"], expected["score"], rtol=1e-3, atol=1e-3)
+
+
 # ---------------------------------------------------------------------------------------------- saved_model_cli
 
 

@@ -182,6 +182,7 @@ def test_train_refuses_negative_threads_before_any_work(tiny_corpus, tmp_path):
     ({"data.cache_features": False, "data.train_noise.snr_db": (9.0, 3.0)}, "snr_db"),
     ({"data.speed_perturbation": (0.9, 1.0, 1.1)}, "cannot be cached"),
     ({"data.cache_features": False, "data.speed_perturbation": (0.3, 1.0)}, r"\[0.5, 2\]"),
+    ({"data.num_mel_bins": 0}, "num_mel_bins must be >= 1"),
 ])
 def test_train_refuses_bad_train_noise_before_any_work(tiny_corpus, tmp_path, overrides, message):
     with pytest.raises(ConfigError, match=message):
@@ -207,6 +208,30 @@ def test_training_with_noise_drawn_each_pass_learns_and_its_stream_is_noisy(tiny
                     for a in (augmentation, None))
     assert noisy["ids"].numpy().tolist() == clean["ids"].numpy().tolist()
     assert np.abs(noisy["features"].numpy() - clean["features"].numpy()).mean() > 0.1
+
+
+def test_a_training_on_80_mel_bins_evaluates_on_them_and_refuses_a_resume_with_other_bins(tiny_corpus, tmp_path):
+    """`data.num_mel_bins` 80: the CMVN statistics, the cached train features, the dev pass and the model (its
+    front end and VTLP) all read 240 features per frame; jointctc-eval's decoding computes the same from the work
+    dir's model; and the work dir refuses a rerun at 40 bins, whose features its model cannot read."""
+    from tf_jointctc.evaluation import evaluate_workdir
+    from tf_jointctc.features import CMVNStats
+    from tf_jointctc.trained_model import load_trained_model
+
+    config = tiny_config(tiny_corpus, **{**SHALLOW_ENCODER, "data.num_mel_bins": 80, "train.max_minutes": 0.001,
+                                         "train.epochs": 3, "train.steps_per_epoch": 2,
+                                         "model.encoder.conv_channels": 2, "model.vtlp_warp": (0.9, 1.1)})
+    workdir = str(tmp_path / "work")
+    summary = train(config, workdir, verbose=0)
+    assert summary["updates"] == 1 and summary["dev_cer"] is not None
+    assert CMVNStats.load(os.path.join(workdir, "cmvn.json")).dim == 240
+    model = load_trained_model(workdir)[0]
+    assert (model.num_mel_bins, model.vtlp.bins, model.encoder.frontend.output_dim()) == (80, 80, 40)
+    result = evaluate_workdir(workdir, config.data.dev, "ctc_greedy", which="latest")
+    assert result["utterances"] == summary["dev_utterances"]  # a 120-feature pipeline would fail the CMVN
+    config.data.num_mel_bins = 40
+    with pytest.raises(ConfigError, match="CMVN statistics are of 240 features per frame, and data.num_mel_bins 40"):
+        train(config, workdir, verbose=0)
 
 
 def test_time_budget_ends_training_after_the_batch_that_reaches_it():

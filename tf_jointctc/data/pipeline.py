@@ -10,7 +10,7 @@ features once, in the first pass, and every later pass shuffles and batches them
 parse -> features per utterance -> in-memory cache -> shuffle -> batch (optionally bucketed) -> prefetch.
 
 A batch is the dict of docs/interfaces.md:
-  features        float32 [B, T, 120]  zero past feature_lengths (not CMVN-normalized)
+  features        float32 [B, T, 120]  zero past feature_lengths (not CMVN-normalized); 3 x the extractor's mel bins
   feature_lengths int32   [B]
   labels          int32   [B, U]       ids 1..K, padded with 0
   label_lengths   int32   [B]
@@ -214,12 +214,13 @@ def cached_utterance_features(
 ) -> tf.data.Dataset:
     """Every utterance of the shards once, in data set order, with its features, cached in memory.
 
-    Elements: `features` [T, 120] float32, `feature_lengths` int32 (= T), `labels` [U] int32, `label_lengths`
-    int32, `ids` string. The first full iteration computes the features (per utterance, with the same layer as
-    `make_dataset`; padding never changes a valid frame, so they equal the batched ones) and fills the cache;
-    every later iteration of this dataset object, or of any dataset built on it, reads the cache. An iteration
-    that stops early leaves the cache unfilled (tf.data discards a partial cache), which costs time, not results.
-    Memory: 4 x 120 bytes per 10 ms frame, ~170 MB per hour of audio.
+    Elements: `features` [T, 120] float32 (3 x the extractor's mel bins), `feature_lengths` int32 (= T),
+    `labels` [U] int32, `label_lengths` int32, `ids` string. The first full iteration computes the features (per
+    utterance, with the same layer as `make_dataset`; padding never changes a valid frame, so they equal the
+    batched ones) and fills the cache; every later iteration of this dataset object, or of any dataset built on
+    it, reads the cache. An iteration that stops early leaves the cache unfilled (tf.data discards a partial
+    cache), which costs time, not results.
+    Memory: 4 x 120 bytes per 10 ms frame at 40 mel bins, ~170 MB per hour of audio.
     """
     extractor = feature_extractor if feature_extractor is not None else features.FeatureExtractor()
     feature_dim = _build_extractor(extractor)

@@ -114,7 +114,8 @@ def train(
       TrainingError: `NoUsableDataError` or `SharedCacheTimeoutError` (data preparation), `NonFiniteLossError`
         (`train.max_non_finite_steps` non-finite losses in a row), `ConfigError` (a setting training cannot
         honour: a time budget under several workers, a weight-average decay outside [0, 1), negative threads,
-        bad `data.train_noise` or `data.speed_perturbation` settings, or either with cached features).
+        bad `data.train_noise` or `data.speed_perturbation` settings, or either with cached features, fewer than one
+        mel bin, or a work dir whose CMVN statistics are of other mel bins than `data.num_mel_bins`).
     """
 
     started = time.time()
@@ -130,6 +131,7 @@ def train(
         raise ConfigError(f"train.ema_decay must be in [0, 1) (0: no weight average), got {ema_decay}")
     noise_settings = train_noise_settings(config)
     speed_factors = speed_perturbation_factors(config)
+    extractor = feature_extractor(config.data)
     if cpu_devices > 1:
         split_cpu(cpu_devices)
     strategy = make_strategy(strategy_name, tpu)
@@ -144,12 +146,18 @@ def train(
     wd.save_vocab(workdir, vocab)
     prepared = prepare_data(config, workdir, vocab, is_chief=is_chief)
     train_shards, dev_shards = prepared["train"]["shards"], prepared["dev"]["shards"]
-    cmvn = wd.load_or_compute_cmvn(workdir, make_dataset(train_shards, batch_size=32, training=False))
+    cmvn = wd.load_or_compute_cmvn(workdir, make_dataset(train_shards, batch_size=32, training=False,
+                                                         feature_extractor=extractor))
+    if cmvn.dim != extractor.feature_dim:
+        raise ConfigError(f"{workdir}'s CMVN statistics are of {cmvn.dim} features per frame, and data.num_mel_bins "
+                          f"{extractor.filterbank.num_mel_bins} gives {extractor.feature_dim}: resume a work dir with "
+                          "the mel bins it was trained with, or start a new one")
 
     steps_per_epoch = int(config.train.get("steps_per_epoch", 0))
     max_frames = int(config.train.get("max_frames_per_batch", 0)) or None
     dev_ds = cb.validation_dataset(
-        make_dataset(dev_shards, batch_size=config.train.batch_size, training=False, include_text=True)
+        make_dataset(dev_shards, batch_size=config.train.batch_size, training=False, include_text=True,
+                     feature_extractor=extractor)
     )
 
     with strategy.scope():
@@ -181,9 +189,10 @@ def train(
     boundaries = length_bucket_boundaries(prepared["train"], config.train.get("length_buckets", 0))
     cached_utterances = None
     if config.data.get("cache_features", False):
-        cached_utterances = cached_utterance_features(train_shards)
+        cached_utterances = cached_utterance_features(train_shards, extractor)
         logging.info("caching the features of %d train utterances in memory (~%.0f MB) during the first pass",
-                     prepared["train"]["num_utterances"], _feature_cache_megabytes(prepared["train"]))
+                     prepared["train"]["num_utterances"],
+                     _feature_cache_megabytes(prepared["train"], extractor.feature_dim))
 
     augmentation = train_augmentation(
         train_noise_augmentation(noise_settings, train_shards, prepared["train"]["num_utterances"]),
@@ -198,21 +207,21 @@ def train(
                 train_shards, batch_size=config.train.batch_size, seed=config.seed,
                 start_batch=epoch * steps_per_epoch + start_batch, shuffle_buffer=shuffle_buffer,
                 bucket_boundaries=boundaries, max_frames_per_batch=max_frames, cached_utterances=cached_utterances,
-                augmentation=augmentation,
+                augmentation=augmentation, feature_extractor=extractor,
             )
         else:
             dataset = make_epoch_dataset(
                 train_shards, epoch=epoch, batch_size=config.train.batch_size, seed=config.seed,
                 start_batch=start_batch, repeat=distributed, shuffle_buffer=shuffle_buffer,
                 bucket_boundaries=boundaries, max_frames_per_batch=max_frames, cached_utterances=cached_utterances,
-                augmentation=augmentation,
+                augmentation=augmentation, feature_extractor=extractor,
             )
         return dataset.with_options(options) if options is not None else dataset
 
     alignment_ds = None
     if "alignment" in prepared:  # the fixed utterances whose attention alignments are saved
         alignment_ds = make_dataset(prepared["alignment"]["shards"], batch_size=max(1, config.train.alignment_images),
-                                    training=False, include_text=True)
+                                    training=False, include_text=True, feature_extractor=extractor)
 
     guard = cb.NonFiniteGuard(config.train.max_non_finite_steps)
     epoch_checkpoint = cb.EpochCheckpoint(checkpoints, every_steps=int(config.train.get("checkpoint_every_steps", 0)),
@@ -293,9 +302,18 @@ def _estimated_steps_per_pass(config: ml_collections.ConfigDict, summary: dict) 
     return max(1, -(-summary["num_utterances"] // config.train.batch_size))
 
 
-def _feature_cache_megabytes(summary: dict) -> float:
-    """Memory that `data.cache_features` takes for a prepared data set: 120 float32 per 10 ms frame."""
-    return summary.get("total_seconds", 0.0) * 100 * features.FEATURE_DIM * 4 / 2**20
+def feature_extractor(data_config: ml_collections.ConfigDict) -> features.FeatureExtractor:
+    """The features a recognizer trains on: `data.num_mel_bins` log-mels with deltas and delta-deltas, `[batch,
+    frames, 3 * num_mel_bins]`. Raises ConfigError for fewer than one mel bin."""
+    bins = int(data_config.get("num_mel_bins", features.NUM_MEL_BINS))
+    if bins < 1:
+        raise ConfigError(f"data.num_mel_bins must be >= 1, got {bins}")
+    return features.FeatureExtractor(num_mel_bins=bins)
+
+
+def _feature_cache_megabytes(summary: dict, feature_dim: int) -> float:
+    """Memory that `data.cache_features` takes for a prepared data set: `feature_dim` float32 per 10 ms frame."""
+    return summary.get("total_seconds", 0.0) * 100 * feature_dim * 4 / 2**20
 
 
 def train_noise_settings(config: ml_collections.ConfigDict) -> TrainNoise:
