@@ -469,6 +469,18 @@ def test_mel_bin_options_follow_the_features_mel_bins():
     assert JointCTCAttention.from_config(model.get_config()).num_mel_bins == 80
 
 
+def test_few_mel_bins_build_with_the_mel_options_off_and_are_refused_by_those_that_need_more():
+    """A model of 4 mel bins (12 features) builds with every mel-axis option off, SpecAugment's default band width
+    of 8 bins included; VTLP on 1 bin, and a band wider than the bins, are refused."""
+    tiny = dict(vocab_size=10, encoder_layers=1, encoder_units=4, encoder_projection_units=4, encoder_subsample=(1,),
+                attention_dim=4, decoder_units=4, embedding_dim=4)
+    assert JointCTCAttention(cmvn_mean=np.zeros(12, np.float32), **tiny).num_mel_bins == 4
+    with pytest.raises(ValueError, match="VTLP needs bins >= 2, got 1"):
+        JointCTCAttention(cmvn_mean=np.zeros(3, np.float32), vtlp_warp=(0.9, 1.1), **tiny)
+    with pytest.raises(ValueError, match="freq_width 8 must be at most bins 4"):
+        JointCTCAttention(cmvn_mean=np.zeros(12, np.float32), spec_augment={"freq_masks": 1}, **tiny)
+
+
 def test_bfloat16_training_projections_from_config():
     config = ml_collections.ConfigDict(
         {"encoder": {"num_layers": 2, "units": 8, "projection_units": 6, "subsample": (1, 1),

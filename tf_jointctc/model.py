@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_jointctc.features import NUM_MEL_BINS, GlobalCMVN, UtteranceCMVN
+from tf_jointctc.features import GlobalCMVN, UtteranceCMVN
 from tf_jointctc.layers import ctc as ctc_lib
 from tf_jointctc.layers.ctc import CTCHead
 from tf_jointctc.layers.decoder import AttentionDecoder, DecoderState
@@ -148,7 +148,7 @@ class JointCTCAttention(keras.Model):
         # The features are static, delta and delta-delta log-mels (features.FeatureExtractor, `data.num_mel_bins`
         # each): the mel-axis options read them as 3 groups of `num_mel_bins`.
         self.num_mel_bins = self.feature_dim // 3
-        bins = self.num_mel_bins or NUM_MEL_BINS  # only read when the features come in 3 groups (checked below)
+        bins = max(1, self.num_mel_bins)  # the options refuse it when on and the features are not 3 groups (below)
         self.spec_augment = SpecAugment(**dict(spec_augment or {}), bins=bins, name="spec_augment")
         self.vtlp = VocalTractLengthPerturbation(vtlp_warp, bins=bins, probability=vtlp_probability, name="vtlp")
         self.tilt = SpectralTilt(spectral_tilt, bins=bins, name="spectral_tilt")

@@ -49,7 +49,12 @@ def test_off_by_default_is_the_identity_and_the_layer_round_trips():
     assert isinstance(again, SpectralTilt) and (again.max_slope, again.bins, again.name) == (1.5, 40, "tilt")
 
 
-@pytest.mark.parametrize("kwargs", [{"max_slope": -0.5}, {"max_slope": float("nan")}, {"bins": 1}])
+@pytest.mark.parametrize("kwargs", [{"max_slope": -0.5}, {"max_slope": float("nan")},
+                                    {"max_slope": 1.0, "bins": 1}])
 def test_bad_settings_are_refused(kwargs):
     with pytest.raises(ValueError, match="max_slope|bins"):
         SpectralTilt(**kwargs)
+
+
+def test_off_it_needs_no_bins():
+    assert not SpectralTilt(0.0, bins=1).enabled

@@ -112,8 +112,9 @@ def test_serializes_and_rejects_bad_settings():
             VocalTractLengthPerturbation(bad)
     with pytest.raises(ValueError, match="boundary_hz"):
         VocalTractLengthPerturbation((0.9, 1.1), boundary_hz=9000.0)
-    with pytest.raises(ValueError, match="bins"):
+    with pytest.raises(ValueError, match="bins >= 2"):
         VocalTractLengthPerturbation((0.9, 1.1), bins=1)
+    assert not VocalTractLengthPerturbation(bins=1).enabled  # off, it needs no bins
 
 
 def test_passes_the_frame_mask_through():

@@ -54,7 +54,7 @@ class SpecAugment(FeatureAugmentation):
             raise ValueError("SpecAugment mask counts and widths must be >= 0")
         if not 0.0 <= max_time_fraction <= 1.0:
             raise ValueError(f"max_time_fraction must be in [0, 1], got {max_time_fraction}")
-        if bins < 1 or freq_width > bins:
+        if bins < 1 or (freq_masks and freq_width > bins):
             raise ValueError(f"freq_width {freq_width} must be at most bins {bins} (>= 1)")
         self.freq_masks, self.freq_width = int(freq_masks), int(freq_width)
         self.time_masks, self.time_width = int(time_masks), int(time_width)

@@ -40,10 +40,10 @@ class SpectralTilt(FeatureAugmentation):
         super().__init__(**kwargs)
         if not float(max_slope) >= 0.0:
             raise ValueError(f"max_slope must be >= 0 (nats), got {max_slope}")
-        if int(bins) < 2:
-            raise ValueError(f"bins must be >= 2, got {bins}")
         self.max_slope = float(max_slope)
         self.bins = int(bins)
+        if self.enabled and self.bins < 2:
+            raise ValueError(f"a spectral tilt needs bins >= 2, got {bins}")
 
     @property
     def enabled(self) -> bool:

@@ -116,10 +116,10 @@ class VocalTractLengthPerturbation(FeatureAugmentation):
         self.probability = float(probability)
         if not 0.0 < float(boundary_hz) < SAMPLE_RATE / 2:
             raise ValueError(f"boundary_hz must lie inside (0, {SAMPLE_RATE / 2}), got {boundary_hz}")
-        if int(bins) < 2:
-            raise ValueError(f"bins must be >= 2, got {bins}")
         self.boundary_hz = float(boundary_hz)
         self.bins = int(bins)
+        if self.enabled and self.bins < 2:
+            raise ValueError(f"VTLP needs bins >= 2, got {bins}")
 
     @property
     def enabled(self) -> bool:
