@@ -213,7 +213,7 @@ def test_training_with_noise_drawn_each_pass_learns_and_its_stream_is_noisy(tiny
 def test_a_training_on_80_mel_bins_evaluates_on_them_and_refuses_a_resume_with_other_bins(tiny_corpus, tmp_path):
     """`data.num_mel_bins` 80: the CMVN statistics, the cached train features, the dev pass and the model (its
     front end and VTLP) all read 240 features per frame; jointctc-eval's decoding computes the same from the work
-    dir's model; and the work dir refuses a rerun at 40 bins, whose features its model cannot read."""
+    dir's model; and the work dir refuses a rerun at 40 bins, whose features its model cannot read, before writing."""
     from tf_jointctc.evaluation import evaluate_workdir
     from tf_jointctc.features import CMVNStats
     from tf_jointctc.trained_model import load_trained_model
@@ -232,6 +232,8 @@ def test_a_training_on_80_mel_bins_evaluates_on_them_and_refuses_a_resume_with_o
     config.data.num_mel_bins = 40
     with pytest.raises(ConfigError, match="CMVN statistics are of 240 features per frame, and data.num_mel_bins 40"):
         train(config, workdir, verbose=0)
+    with open(os.path.join(workdir, "config.json")) as f:
+        assert json.load(f)["data"]["num_mel_bins"] == 80  # the refused rerun wrote nothing
 
 
 def test_time_budget_ends_training_after_the_batch_that_reaches_it():

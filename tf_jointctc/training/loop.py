@@ -140,6 +140,7 @@ def train(
         workdir = os.path.join(workdir, "workers", str(strategy.cluster_resolver.task_id))
     os.makedirs(workdir, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
+    _check_resumable_features(workdir, config.data, extractor)
 
     vocab = Vocabulary()
     wd.save_config(workdir, config)
@@ -148,10 +149,6 @@ def train(
     train_shards, dev_shards = prepared["train"]["shards"], prepared["dev"]["shards"]
     cmvn = wd.load_or_compute_cmvn(workdir, make_dataset(train_shards, batch_size=32, training=False,
                                                          feature_extractor=extractor))
-    if cmvn.dim != extractor.feature_dim:
-        raise ConfigError(f"{workdir}'s CMVN statistics are of {cmvn.dim} features per frame, and data.num_mel_bins "
-                          f"{extractor.filterbank.num_mel_bins} gives {extractor.feature_dim}: resume a work dir with "
-                          "the mel bins it was trained with, or start a new one")
 
     steps_per_epoch = int(config.train.get("steps_per_epoch", 0))
     max_frames = int(config.train.get("max_frames_per_batch", 0)) or None
@@ -300,6 +297,20 @@ def _record_runtime(workdir: str, config: ml_collections.ConfigDict, model: kera
 def _estimated_steps_per_pass(config: ml_collections.ConfigDict, summary: dict) -> int:
     """Updates in one pass over the train data (exact without frame-capped batches, which only add some)."""
     return max(1, -(-summary["num_utterances"] // config.train.batch_size))
+
+
+def _check_resumable_features(workdir: str, data_config: ml_collections.ConfigDict,
+                              extractor: features.FeatureExtractor) -> None:
+    """Raises ConfigError, before the rerun writes anything, when the work dir's CMVN statistics are of another
+    feature size than `data.num_mel_bins` gives: its model could not read these features."""
+    path = os.path.join(workdir, wd.CMVN_FILE)
+    if not os.path.exists(path):
+        return
+    dim = features.CMVNStats.load(path).dim
+    if dim != extractor.feature_dim:
+        raise ConfigError(f"{workdir}'s CMVN statistics are of {dim} features per frame, and data.num_mel_bins "
+                          f"{data_config.get('num_mel_bins', features.NUM_MEL_BINS)} gives {extractor.feature_dim}: "
+                          "resume a work dir with the mel bins it was trained with, or start a new one")
 
 
 def feature_extractor(data_config: ml_collections.ConfigDict) -> features.FeatureExtractor:
