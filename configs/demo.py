@@ -19,7 +19,8 @@ the demo's width until stop 42), and why (measurements in docs/accuracy.md):
   updates) ahead with both seeds on all three dev sets, joint + LM: dev -0.73, dev_noisy -2.72, dev_unseen_voice
   -1.49 CER points on average (row cv of docs/accuracy.md). 8 channels (the first BLSTM reads 3 x 80) fit 4.4 %
   more updates at equal wall time and were level with joint + LM (dev 0.00, dev_noisy -0.55 with the seeds split,
-  dev_unseen_voice -0.57; row cc8): not taken.
+  dev_unseen_voice -0.57; row cc8): not taken. 80 mel bins (`data.num_mel_bins`) with 8 channels, the same 3 x 160
+  BLSTM inputs, lost joint + LM dev with both seeds (+0.52) and were split on dev_noisy (+0.71; row mel80): not taken.
 - Adam (peak 2e-3, 200 warm-up updates, cosine decay to 30 % of the peak at the last update) instead of
   AdaDelta (a decay to 5 % stalled dev CER for the last quarter of the budget: 22.8 against 20.9 after the same
   2,800 updates, rows a6 and a14 of docs/accuracy.md; with seed 2 on this recipe 24.5 against 22.1, row a14s2);
