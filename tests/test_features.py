@@ -236,6 +236,8 @@ def test_feature_extractor_config_round_trip(extractor: F.FeatureExtractor) -> N
     hamming = F.FeatureExtractor(window_type="hamming", num_mel_bins=23)
     assert F.FeatureExtractor.from_config(hamming.get_config()).filterbank.window_type == "hamming"
     assert hamming(wave, lengths)[0].shape[-1] == 69
+    assert (hamming.num_mel_bins, hamming.feature_dim) == (23, 69)
+    assert F.FeatureExtractor.from_config(hamming.get_config()).num_mel_bins == 23
 
 
 # ---------------------------------------------------------------- CMVN

@@ -301,7 +301,12 @@ class FeatureExtractor(keras.layers.Layer):
 
     @property
     def feature_dim(self) -> int:
-        return 3 * self.filterbank.num_mel_bins
+        return 3 * self.num_mel_bins
+
+    @property
+    def num_mel_bins(self) -> int:
+        """Mel bins per feature group (static, delta, delta-delta): `feature_dim / 3`."""
+        return self.filterbank.num_mel_bins
 
     def num_frames(self, num_samples: Any) -> Any:
         return self.filterbank.num_frames(num_samples)

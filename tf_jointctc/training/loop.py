@@ -140,7 +140,7 @@ def train(
         workdir = os.path.join(workdir, "workers", str(strategy.cluster_resolver.task_id))
     os.makedirs(workdir, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
-    _check_resumable_features(workdir, config.data, extractor)
+    _check_resumable_features(workdir, extractor)
 
     vocab = Vocabulary()
     wd.save_config(workdir, config)
@@ -299,8 +299,7 @@ def _estimated_steps_per_pass(config: ml_collections.ConfigDict, summary: dict) 
     return max(1, -(-summary["num_utterances"] // config.train.batch_size))
 
 
-def _check_resumable_features(workdir: str, data_config: ml_collections.ConfigDict,
-                              extractor: features.FeatureExtractor) -> None:
+def _check_resumable_features(workdir: str, extractor: features.FeatureExtractor) -> None:
     """Raises ConfigError, before the rerun writes anything, when the work dir's CMVN statistics are of another
     feature size than `data.num_mel_bins` gives: its model could not read these features."""
     path = os.path.join(workdir, wd.CMVN_FILE)
@@ -309,7 +308,7 @@ def _check_resumable_features(workdir: str, data_config: ml_collections.ConfigDi
     dim = features.CMVNStats.load(path).dim
     if dim != extractor.feature_dim:
         raise ConfigError(f"{workdir}'s CMVN statistics are of {dim} features per frame, and data.num_mel_bins "
-                          f"{data_config.get('num_mel_bins', features.NUM_MEL_BINS)} gives {extractor.feature_dim}: "
+                          f"{extractor.num_mel_bins} gives {extractor.feature_dim}: "
                           "resume a work dir with the mel bins it was trained with, or start a new one")
 
 
